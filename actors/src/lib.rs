@@ -1,0 +1,1 @@
+//! The conversation actor tree (session → STT, turn, TTS, avatar). Filled by the actor-tree issue.

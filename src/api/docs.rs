@@ -1,0 +1,110 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations, and a
+//! server-rendered docs page (no scripts, no CDN).
+
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::extract::Json;
+use super::ops::PAGE_CSP;
+use super::{audit, auth, dealerships, error, ops, sessions, users};
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Adam API", description = "Realtime voice and avatar session server: management API."),
+    paths(
+        auth::login, auth::refresh, auth::logout, auth::me, auth::patch_me,
+        users::list, users::create, users::get, users::update, users::delete,
+        dealerships::list, dealerships::create, dealerships::get, dealerships::update,
+        dealerships::delete, dealerships::rotate_embed_key,
+        audit::list, sessions::list, sessions::get, sessions::delete,
+        ops::healthz, ops::readyz, ops::metrics,
+    ),
+    components(schemas(error::ErrorBody, error::ErrorDetail, crate::auth::Role)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Login, token rotation, own profile"),
+        (name = "users", description = "Users of a dealership"),
+        (name = "dealerships", description = "Tenants and their settings"),
+        (name = "sessions", description = "Conversations and transcripts"),
+        (name = "audit", description = "Admin action log"),
+        (name = "operations", description = "Health and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// `GET /v1/openapi.json`
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `GET /docs`: every operation with its summary, grouped by path.
+pub async fn docs_page() -> Response {
+    let doc = ApiDoc::openapi();
+    let mut rows = String::new();
+    for (path, item) in &doc.paths.paths {
+        let ops = [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PATCH", &item.patch),
+            ("PUT", &item.put),
+            ("DELETE", &item.delete),
+        ];
+        for (method, op) in ops {
+            let Some(op) = op else { continue };
+            let summary = op
+                .summary
+                .clone()
+                .or_else(|| op.description.clone())
+                .unwrap_or_default();
+            let statuses: Vec<&str> = op.responses.responses.keys().map(String::as_str).collect();
+            rows.push_str(&format!(
+                "<tr><td class=\"m\">{method}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>\n",
+                escape(path),
+                escape(&summary),
+                escape(&statuses.join(", "))
+            ));
+        }
+    }
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Adam API</title></head>\
+         <body><h1>Adam API {}</h1><p>Machine-readable: <a href=\"/v1/openapi.json\">/v1/openapi.json</a> \
+         (OpenAPI {}). Authenticate with <code>Authorization: Bearer &lt;access_token&gt;</code> from \
+         <code>POST /v1/auth/login</code>. Errors are <code>{{\"error\":{{\"code\",\"message\"}}}}</code>.</p>\
+         <table><thead><tr><th>Method</th><th>Path</th><th>Summary</th><th>Statuses</th></tr></thead>\
+         <tbody>{rows}</tbody></table></body></html>",
+        escape(&doc.info.version),
+        "3.1",
+    );
+    let mut response = Html(html).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP));
+    response
+}

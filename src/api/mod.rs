@@ -1,0 +1,46 @@
+//! The HTTP surface: versioned JSON API under `/v1`, health, metrics, the OpenAPI
+//! document and its docs page, and the web client's placeholder page.
+
+pub mod audit;
+pub mod auth;
+pub mod dealerships;
+pub mod docs;
+pub mod error;
+pub mod extract;
+pub mod ops;
+pub mod sessions;
+pub mod users;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::startup::AppState;
+
+/// Every route, without middleware (see [`crate::middleware::apply`]).
+pub fn router() -> Router<AppState> {
+    let v1 = Router::new()
+        .route("/auth/login", post(auth::login))
+        .route("/auth/refresh", post(auth::refresh))
+        .route("/auth/logout", post(auth::logout))
+        .route("/me", get(auth::me).patch(auth::patch_me))
+        .route("/users", get(users::list).post(users::create))
+        .route("/users/{id}", get(users::get).patch(users::update).delete(users::delete))
+        .route("/dealerships", get(dealerships::list).post(dealerships::create))
+        .route(
+            "/dealerships/{id}",
+            get(dealerships::get).patch(dealerships::update).delete(dealerships::delete),
+        )
+        .route("/dealerships/{id}/embed-key", post(dealerships::rotate_embed_key))
+        .route("/audit-log", get(audit::list))
+        .route("/sessions", get(sessions::list))
+        .route("/sessions/{id}", get(sessions::get).delete(sessions::delete))
+        .route("/openapi.json", get(docs::openapi_json));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/", get(ops::index))
+        .route("/docs", get(docs::docs_page))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(ops::not_found)
+}

@@ -1,0 +1,170 @@
+//! `/v1/sessions`: past and live conversations with their transcripts. Admins see
+//! their dealership's; a `user` sees only their own.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::Json;
+use crate::auth::{Principal, Role};
+use crate::clock::rfc3339;
+use crate::db::audit::{self, NewAuditEntry};
+use crate::db::sessions::{self, Session, Turn};
+use crate::startup::AppState;
+
+/// Paging.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SessionQuery {
+    /// Sessions to return (1–500, default 100).
+    pub limit: Option<i64>,
+}
+
+/// A session summary.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionOut {
+    /// Id.
+    pub id: String,
+    /// Dealership.
+    pub dealership_id: String,
+    /// Signed-in user, if any.
+    pub user_id: Option<String>,
+    /// `websocket` or `webrtc`.
+    pub transport: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339, when ended.
+    pub ended_at: Option<String>,
+    /// Why it ended.
+    pub end_reason: Option<String>,
+}
+
+impl From<Session> for SessionOut {
+    fn from(s: Session) -> Self {
+        Self {
+            id: s.id,
+            dealership_id: s.dealership_id,
+            user_id: s.user_id,
+            transport: s.transport,
+            started_at: rfc3339(s.started_at),
+            ended_at: s.ended_at.map(rfc3339),
+            end_reason: s.end_reason,
+        }
+    }
+}
+
+/// One turn of a transcript.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TurnOut {
+    /// Position from 0.
+    pub seq: i32,
+    /// What the customer said.
+    pub user_text: String,
+    /// What the assistant said (up to the interruption).
+    pub assistant_text: String,
+    /// Cut short by barge-in.
+    pub interrupted: bool,
+    /// Sources quoted.
+    #[schema(value_type = Vec<Object>)]
+    pub citations: serde_json::Value,
+    /// Voice-to-voice latency.
+    pub latency_ms: Option<i64>,
+    /// RFC 3339.
+    pub started_at: String,
+}
+
+impl From<Turn> for TurnOut {
+    fn from(t: Turn) -> Self {
+        Self {
+            seq: t.seq,
+            user_text: t.user_text,
+            assistant_text: t.assistant_text,
+            interrupted: t.interrupted,
+            citations: serde_json::from_str(&t.citations).unwrap_or_else(|_| serde_json::json!([])),
+            latency_ms: t.latency_ms,
+            started_at: rfc3339(t.started_at),
+        }
+    }
+}
+
+/// A session with its transcript.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionDetail {
+    /// The session.
+    #[serde(flatten)]
+    pub session: SessionOut,
+    /// Its turns in order.
+    pub turns: Vec<TurnOut>,
+}
+
+fn owner_filter(principal: &Principal) -> Option<&str> {
+    (principal.role == Role::User).then_some(principal.user_id.as_str())
+}
+
+/// Sessions visible to the caller, newest first.
+#[utoipa::path(get, path = "/v1/sessions", tag = "sessions", security(("bearer" = [])), params(SessionQuery),
+    responses((status = 200, body = [SessionOut]), (status = 422, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<SessionQuery>,
+) -> Result<Json<Vec<SessionOut>>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::validation("limit", "must be between 1 and 500"));
+    }
+    let rows = sessions::list(&state.db, principal.tenant(), owner_filter(&principal), limit).await?;
+    Ok(Json(rows.into_iter().map(SessionOut::from).collect()))
+}
+
+/// One session with its transcript.
+#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = SessionDetail), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<SessionDetail>, ApiError> {
+    let tenant = principal.tenant();
+    let session = sessions::get(&state.db, tenant, owner_filter(&principal), &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let turns = sessions::turns(&state.db, tenant, &id).await?;
+    Ok(Json(SessionDetail {
+        session: SessionOut::from(session),
+        turns: turns.into_iter().map(TurnOut::from).collect(),
+    }))
+}
+
+/// Deletes a session and its transcript (admins).
+#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let tenant = principal.tenant();
+    let session = sessions::get(&state.db, tenant, owner_filter(&principal), &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    principal.require(&[Role::SuperAdmin, Role::DealershipAdmin])?;
+    if !sessions::delete(&state.db, tenant, &id).await? {
+        return Err(ApiError::NotFound);
+    }
+    audit::record(
+        &state.db,
+        NewAuditEntry {
+            dealership_id: Some(&session.dealership_id),
+            actor_user_id: Some(&principal.user_id),
+            action: "session.delete",
+            target_type: "session",
+            target_id: &id,
+            details: serde_json::json!({}),
+        },
+        state.clock.now(),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

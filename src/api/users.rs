@@ -1,0 +1,308 @@
+//! `/v1/users`: user management within the caller's tenant.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::normalize_email;
+use super::error::{ApiError, ErrorBody};
+use super::extract::Json;
+use crate::auth::{Principal, Role, password};
+use crate::clock::rfc3339;
+use crate::db::audit::{self, NewAuditEntry};
+use crate::db::users::{self, NewUser, User, UserPatch};
+use crate::db::{Tenant, dealerships, is_unique_violation, tokens};
+use crate::startup::AppState;
+
+const ADMINS: &[Role] = &[Role::SuperAdmin, Role::DealershipAdmin];
+
+/// A user as the API shows it (never the hash).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserOut {
+    /// Id.
+    pub id: String,
+    /// Email.
+    pub email: String,
+    /// Role.
+    pub role: Role,
+    /// Dealership (null for super_admin).
+    pub dealership_id: Option<String>,
+    /// Display name.
+    pub display_name: String,
+    /// Disabled users cannot sign in.
+    pub disabled: bool,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+impl From<User> for UserOut {
+    fn from(u: User) -> Self {
+        Self {
+            role: Role::parse(&u.role).unwrap_or(Role::User),
+            id: u.id,
+            email: u.email,
+            dealership_id: u.dealership_id,
+            display_name: u.display_name,
+            disabled: u.disabled,
+            created_at: rfc3339(u.created_at),
+            updated_at: rfc3339(u.updated_at),
+        }
+    }
+}
+
+/// New user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// Email, unique.
+    pub email: String,
+    /// Initial password (8 characters to 72 bytes).
+    pub password: String,
+    /// Role; a dealership_admin may only create `user` or `dealership_admin`.
+    pub role: Role,
+    /// Dealership; only a super_admin may choose it (others get their own).
+    pub dealership_id: Option<String>,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: String,
+}
+
+/// Changes to a user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    /// New display name.
+    pub display_name: Option<String>,
+    /// New role (not your own; super_admin only grantable by a super_admin).
+    pub role: Option<Role>,
+    /// Disable (revokes their refresh tokens) or enable.
+    pub disabled: Option<bool>,
+    /// Set a new password (revokes their refresh tokens).
+    pub password: Option<String>,
+}
+
+fn validate_email(email: &str) -> Result<(), ApiError> {
+    let valid = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'))
+        && !email.chars().any(char::is_whitespace);
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::validation("email", "must be a valid email address"))
+    }
+}
+
+fn validate_display_name(name: &str) -> Result<(), ApiError> {
+    if name.chars().count() > 200 {
+        return Err(ApiError::validation("display_name", "must be at most 200 characters"));
+    }
+    Ok(())
+}
+
+/// Users of the caller's dealership (all users for super_admin).
+#[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = [UserOut]), (status = 403, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, principal: Principal) -> Result<Json<Vec<UserOut>>, ApiError> {
+    principal.require(ADMINS)?;
+    let users = users::list(&state.db, principal.tenant()).await?;
+    Ok(Json(users.into_iter().map(UserOut::from).collect()))
+}
+
+/// Creates a user.
+#[utoipa::path(post, path = "/v1/users", tag = "users", security(("bearer" = [])), request_body = CreateUser,
+    responses((status = 201, body = UserOut), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(actor = %principal.user_id))]
+pub async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(req): Json<CreateUser>,
+) -> Result<(StatusCode, Json<UserOut>), ApiError> {
+    principal.require(ADMINS)?;
+    let email = normalize_email(&req.email);
+    validate_email(&email)?;
+    validate_display_name(&req.display_name)?;
+    password::check_rules(&req.password).map_err(|e| ApiError::validation("password", e.to_string()))?;
+    if req.role == Role::SuperAdmin && !principal.is_super() {
+        return Err(ApiError::Forbidden);
+    }
+    // The tenant comes from the token; only a super_admin may pick a dealership.
+    let dealership_id = if principal.is_super() {
+        match (req.role, req.dealership_id) {
+            (Role::SuperAdmin, None) => None,
+            (Role::SuperAdmin, Some(_)) => {
+                return Err(ApiError::validation("dealership_id", "must be empty for super_admin"));
+            }
+            (_, None) => return Err(ApiError::validation("dealership_id", "is required for this role")),
+            (_, Some(id)) => {
+                dealerships::get(&state.db, Tenant::All, &id)
+                    .await?
+                    .ok_or_else(|| ApiError::validation("dealership_id", "no such dealership"))?;
+                Some(id)
+            }
+        }
+    } else {
+        principal.dealership_id.clone()
+    };
+    let hash = password::hash(req.password).await?;
+    let now = state.clock.now();
+    let new = NewUser {
+        email,
+        password_hash: hash,
+        role: req.role.as_str().to_owned(),
+        dealership_id,
+        display_name: req.display_name.trim().to_owned(),
+    };
+    let user = match users::insert(&state.db, new, now).await {
+        Ok(user) => user,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(ApiError::Conflict("a user with this email already exists".into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    audit::record(
+        &state.db,
+        NewAuditEntry {
+            dealership_id: user.dealership_id.as_deref(),
+            actor_user_id: Some(&principal.user_id),
+            action: "user.create",
+            target_type: "user",
+            target_id: &user.id,
+            details: serde_json::json!({"email": user.email, "role": user.role}),
+        },
+        now,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(UserOut::from(user))))
+}
+
+/// One user of the caller's tenant.
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = UserOut), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<UserOut>, ApiError> {
+    principal.require(ADMINS)?;
+    let user = users::get(&state.db, principal.tenant(), &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(UserOut::from(user)))
+}
+
+/// Changes a user's name, role, password or disabled flag.
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = UpdateUser,
+    responses((status = 200, body = UserOut), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(actor = %principal.user_id, target = %id))]
+pub async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(req): Json<UpdateUser>,
+) -> Result<Json<UserOut>, ApiError> {
+    principal.require(ADMINS)?;
+    let tenant = principal.tenant();
+    let existing = users::get(&state.db, tenant, &id).await?.ok_or(ApiError::NotFound)?;
+    if let Some(role) = req.role {
+        if id == principal.user_id && role != principal.role {
+            return Err(ApiError::Forbidden);
+        }
+        if role == Role::SuperAdmin && !principal.is_super() {
+            return Err(ApiError::Forbidden);
+        }
+        // Super admins have no dealership and dealership roles need one (DB CHECK).
+        let was_super = existing.role == Role::SuperAdmin.as_str();
+        if (role == Role::SuperAdmin) != was_super {
+            return Err(ApiError::validation(
+                "role",
+                "cannot move a user between super_admin and dealership roles; create a new user",
+            ));
+        }
+    }
+    if req.disabled == Some(true) && id == principal.user_id {
+        return Err(ApiError::Forbidden);
+    }
+    if let Some(name) = &req.display_name {
+        validate_display_name(name)?;
+    }
+    let password_hash = match req.password {
+        Some(p) => {
+            password::check_rules(&p).map_err(|e| ApiError::validation("password", e.to_string()))?;
+            Some(password::hash(p).await?)
+        }
+        None => None,
+    };
+    let revoke = password_hash.is_some() || req.disabled == Some(true);
+    let patch = UserPatch {
+        display_name: req.display_name.map(|n| n.trim().to_owned()),
+        role: req.role.map(|r| r.as_str().to_owned()),
+        disabled: req.disabled,
+        password_hash,
+    };
+    let now = state.clock.now();
+    let user = users::update(&state.db, tenant, &id, &patch, now)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if revoke {
+        tokens::revoke_user(&state.db, &user.id, now).await?;
+    }
+    audit::record(
+        &state.db,
+        NewAuditEntry {
+            dealership_id: user.dealership_id.as_deref(),
+            actor_user_id: Some(&principal.user_id),
+            action: "user.update",
+            target_type: "user",
+            target_id: &user.id,
+            details: serde_json::json!({
+                "role": patch.role, "disabled": patch.disabled,
+                "display_name": patch.display_name, "password_changed": patch.password_hash.is_some(),
+            }),
+        },
+        now,
+    )
+    .await?;
+    Ok(Json(UserOut::from(user)))
+}
+
+/// Deletes a user (not yourself).
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(actor = %principal.user_id, target = %id))]
+pub async fn delete(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    principal.require(ADMINS)?;
+    let tenant = principal.tenant();
+    let user = users::get(&state.db, tenant, &id).await?.ok_or(ApiError::NotFound)?;
+    if id == principal.user_id {
+        return Err(ApiError::Forbidden);
+    }
+    if !users::delete(&state.db, tenant, &id).await? {
+        return Err(ApiError::NotFound);
+    }
+    audit::record(
+        &state.db,
+        NewAuditEntry {
+            dealership_id: user.dealership_id.as_deref(),
+            actor_user_id: Some(&principal.user_id),
+            action: "user.delete",
+            target_type: "user",
+            target_id: &id,
+            details: serde_json::json!({"email": user.email}),
+        },
+        state.clock.now(),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

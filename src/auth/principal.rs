@@ -1,0 +1,91 @@
+//! The signed-in caller, extracted from `Authorization: Bearer …` on every protected
+//! route. The tenant comes from here and nowhere else.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use super::Role;
+use super::tokens::TokenUse;
+use crate::api::error::ApiError;
+use crate::db::{Tenant, users};
+use crate::startup::AppState;
+
+/// An authenticated user, re-checked against the database on each request so that a
+/// disabled user or a changed password takes effect at once.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// User id.
+    pub user_id: String,
+    /// Email.
+    pub email: String,
+    /// Current role.
+    pub role: Role,
+    /// Dealership (none for super_admin).
+    pub dealership_id: Option<String>,
+}
+
+impl Principal {
+    /// The rows this caller may see: all for super_admin, else their dealership's.
+    pub fn tenant(&self) -> Tenant<'_> {
+        match (&self.role, &self.dealership_id) {
+            (Role::SuperAdmin, _) => Tenant::All,
+            (_, Some(d)) => Tenant::Only(d),
+            // A non-super user always has a dealership (database CHECK); see nothing otherwise.
+            (_, None) => Tenant::Only(""),
+        }
+    }
+
+    /// 403 unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+
+    /// True for super_admin.
+    pub fn is_super(&self) -> bool {
+        self.role == Role::SuperAdmin
+    }
+}
+
+/// The raw bearer token of a request, if any.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        let now = state.clock.now();
+        let claims = state
+            .tokens
+            .verify(token, TokenUse::Access, now)
+            .map_err(|e| {
+                tracing::debug!(error = %e, "access token refused");
+                ApiError::Unauthorized
+            })?;
+        let user = users::get(&state.db, Tenant::All, &claims.sub)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        let role = Role::parse(&user.role).ok_or(ApiError::Unauthorized)?;
+        let stale = user.disabled
+            || claims.iat < user.password_changed_at
+            || claims.role != Some(role)
+            || claims.dealership_id != user.dealership_id;
+        if stale {
+            return Err(ApiError::Unauthorized);
+        }
+        Ok(Principal {
+            user_id: user.id,
+            email: user.email,
+            role,
+            dealership_id: user.dealership_id,
+        })
+    }
+}

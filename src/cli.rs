@@ -1,0 +1,234 @@
+//! The `adam` command line: serve, migrate, and create dealerships and users.
+
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::auth::{Role, password};
+use crate::db::dealerships::{self, NewDealership};
+use crate::db::users::{self, NewUser};
+use crate::db::{Db, Tenant, is_unique_violation};
+use crate::settings::{CliOverrides, LogFormat, Settings};
+use crate::startup::Application;
+
+/// Adam: realtime voice and avatar session server.
+///
+/// Settings come from the config file, then ADAM__SECTION__KEY environment variables
+/// (e.g. ADAM__DATABASE__URL), then these flags. Secrets (ADAM__AUTH__JWT_SECRET,
+/// provider keys) come only from the environment.
+#[derive(Debug, Parser)]
+#[command(name = "adam", version, about, long_about)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, short, global = true, default_value = "config.toml", env = "ADAM_CONFIG")]
+    pub config: PathBuf,
+    /// Database URL (sqlite://PATH or postgres://…); overrides the file and environment.
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// Log format.
+    #[arg(long, global = true, value_parser = ["human", "json"])]
+    pub log_format: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (migrates the database first).
+    Serve {
+        /// Address to listen on, e.g. 0.0.0.0:8080.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage dealerships.
+    #[command(subcommand)]
+    Dealership(DealershipCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// `adam dealership …`
+#[derive(Debug, Subcommand)]
+pub enum DealershipCommand {
+    /// Create a dealership and print its id and public embed key.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// `adam user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. The password is read from standard input (first line) when it is
+    /// not a terminal, otherwise prompted for twice; it is never a command-line argument.
+    Create {
+        /// Email (unique).
+        #[arg(long)]
+        email: String,
+        /// super_admin, dealership_admin or user.
+        #[arg(long, value_parser = ["super_admin", "dealership_admin", "user"])]
+        role: String,
+        /// Dealership id or exact name (required unless super_admin).
+        #[arg(long)]
+        dealership: Option<String>,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+}
+
+impl Cli {
+    /// Settings for this invocation.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let listen = match &self.command {
+            Command::Serve { listen } => *listen,
+            _ => None,
+        };
+        let overrides = CliOverrides {
+            listen,
+            database_url: self.database_url.clone(),
+            log_format: self.log_format.as_deref().map(|f| match f {
+                "json" => LogFormat::Json,
+                _ => LogFormat::Human,
+            }),
+        };
+        Ok(Settings::load(&self.config, &overrides)?)
+    }
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { .. } => serve(settings).await,
+        Command::Migrate => {
+            let db = Db::connect(&settings.database).await.context("connecting to the database")?;
+            db.migrate().await.context("running migrations")?;
+            db.close().await;
+            say("migrations applied");
+            Ok(())
+        }
+        Command::Dealership(DealershipCommand::Create { name }) => {
+            let db = open(&settings).await?;
+            let name = name.trim().to_owned();
+            anyhow::ensure!(!name.is_empty(), "--name must not be empty");
+            let d = dealerships::insert(
+                &db,
+                NewDealership {
+                    name,
+                    allowed_origins: "[]".into(),
+                    persona: dealerships::DEFAULT_PERSONA.into(),
+                    voice: "default".into(),
+                    avatar: "{}".into(),
+                },
+                crate::clock::Clock::system().now(),
+            )
+            .await?;
+            let key = dealerships::active_embed_key(&db, Tenant::All, &d.id).await?;
+            say(&format!("dealership {} created: id {} embed key {}", d.name, d.id, key.unwrap_or_default()));
+            Ok(())
+        }
+        Command::User(UserCommand::Create {
+            email,
+            role,
+            dealership,
+            name,
+        }) => create_user(&settings, email, &role, dealership, name).await,
+    }
+}
+
+async fn open(settings: &Settings) -> anyhow::Result<Db> {
+    let db = Db::connect(&settings.database).await.context("connecting to the database")?;
+    db.migrate().await.context("running migrations")?;
+    Ok(db)
+}
+
+async fn create_user(
+    settings: &Settings,
+    email: String,
+    role: &str,
+    dealership: Option<String>,
+    name: String,
+) -> anyhow::Result<()> {
+    let role = Role::parse(role).context("unknown role")?;
+    let email = email.trim().to_lowercase();
+    anyhow::ensure!(email.contains('@'), "--email must be an email address");
+    let db = open(settings).await?;
+    let dealership_id = match (role, dealership) {
+        (Role::SuperAdmin, None) => None,
+        (Role::SuperAdmin, Some(_)) => anyhow::bail!("a super_admin belongs to no dealership: drop --dealership"),
+        (_, None) => anyhow::bail!("--dealership is required for role {}", role.as_str()),
+        (_, Some(key)) => {
+            let found = match dealerships::get(&db, Tenant::All, &key).await? {
+                Some(d) => Some(d),
+                None => dealerships::find_by_name(&db, &key).await?,
+            };
+            Some(found.with_context(|| format!("no dealership with id or name `{key}`"))?.id)
+        }
+    };
+    let plain = read_password()?;
+    password::check_rules(&plain).map_err(|e| anyhow::anyhow!("password {e}"))?;
+    let hash = password::hash(plain).await?;
+    let new = NewUser {
+        email,
+        password_hash: hash,
+        role: role.as_str().into(),
+        dealership_id,
+        display_name: name,
+    };
+    match users::insert(&db, new, crate::clock::Clock::system().now()).await {
+        Ok(user) => {
+            say(&format!("user {} created: id {} role {}", user.email, user.id, user.role));
+            Ok(())
+        }
+        Err(e) if is_unique_violation(&e) => anyhow::bail!("a user with this email already exists"),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let second = rpassword::prompt_password("Repeat password: ")?;
+        anyhow::ensure!(first == second, "the passwords do not match");
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let line = line.trim_end_matches(['\r', '\n']).to_owned();
+        anyhow::ensure!(!line.is_empty(), "no password on standard input");
+        Ok(line)
+    }
+}
+
+/// Prints a line for the operator (the CLI's output, not a log).
+#[allow(clippy::print_stdout)]
+fn say(line: &str) {
+    println!("{line}");
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let public_url = settings.http.public_url.clone();
+    let app = Application::build(settings).await?;
+    if let Some(first) = app.bootstrapped() {
+        match &first.generated_password {
+            Some(password) => say(&format!(
+                "\nFirst run: created super_admin {} with password {password}\n\
+                 (shown once: change it with PATCH /v1/me, or set ADAM__BOOTSTRAP__ADMIN_PASSWORD before the first run)\n",
+                first.admin_email
+            )),
+            None => say(&format!("First run: created super_admin {}", first.admin_email)),
+        }
+    }
+    say(&format!("Adam is listening on http://{} — open {public_url}", app.local_addr()));
+    app.run_until_stopped().await
+}

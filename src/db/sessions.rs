@@ -1,0 +1,156 @@
+//! Conversation sessions and their turns (transcripts).
+
+use super::{Db, Tenant, on_pool};
+
+/// A session row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Session {
+    /// Id.
+    pub id: String,
+    /// Dealership.
+    pub dealership_id: String,
+    /// Signed-in user, or none for anonymous visitors.
+    pub user_id: Option<String>,
+    /// `websocket` or `webrtc`.
+    pub transport: String,
+    /// Unix seconds.
+    pub started_at: i64,
+    /// Unix seconds, when ended.
+    pub ended_at: Option<i64>,
+    /// Why it ended.
+    pub end_reason: Option<String>,
+}
+
+/// A turn row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Turn {
+    /// Id.
+    pub id: String,
+    /// Session.
+    pub session_id: String,
+    /// Position in the session, from 0.
+    pub seq: i32,
+    /// What the customer said.
+    pub user_text: String,
+    /// What the assistant said (up to the interruption, if any).
+    pub assistant_text: String,
+    /// True when barge-in cut the answer.
+    pub interrupted: bool,
+    /// JSON array of citations.
+    pub citations: String,
+    /// Voice-to-voice latency.
+    pub latency_ms: Option<i64>,
+    /// Unix seconds.
+    pub started_at: i64,
+}
+
+/// Records a new session.
+pub async fn insert(db: &Db, session: &Session) -> Result<(), sqlx::Error> {
+    on_pool!(db, |pool| {
+        sqlx::query(
+            "INSERT INTO sessions (id, dealership_id, user_id, transport, started_at, ended_at, end_reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&session.id)
+        .bind(&session.dealership_id)
+        .bind(session.user_id.as_deref())
+        .bind(&session.transport)
+        .bind(session.started_at)
+        .bind(session.ended_at)
+        .bind(session.end_reason.as_deref())
+        .execute(pool)
+        .await?;
+    });
+    Ok(())
+}
+
+/// Appends a turn; the dealership is copied from the session.
+pub async fn insert_turn(db: &Db, turn: &Turn) -> Result<(), sqlx::Error> {
+    on_pool!(db, |pool| {
+        sqlx::query(
+            "INSERT INTO turns (id, session_id, dealership_id, seq, user_text, assistant_text, interrupted, \
+             citations, latency_ms, started_at) \
+             SELECT $1, id, dealership_id, $2, $3, $4, $5, $6, $7, $8 FROM sessions WHERE id = $9",
+        )
+        .bind(&turn.id)
+        .bind(turn.seq)
+        .bind(&turn.user_text)
+        .bind(&turn.assistant_text)
+        .bind(turn.interrupted)
+        .bind(&turn.citations)
+        .bind(turn.latency_ms)
+        .bind(turn.started_at)
+        .bind(&turn.session_id)
+        .execute(pool)
+        .await?;
+    });
+    Ok(())
+}
+
+/// Sessions the tenant may see, newest first; `owner` narrows to one user's.
+pub async fn list(
+    db: &Db,
+    tenant: Tenant<'_>,
+    owner: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Session>, sqlx::Error> {
+    on_pool!(db, |pool| {
+        sqlx::query_as::<_, Session>(
+            "SELECT id, dealership_id, user_id, transport, started_at, ended_at, end_reason FROM sessions \
+             WHERE ($1 IS NULL OR dealership_id = $1) AND ($2 IS NULL OR user_id = $2) \
+             ORDER BY started_at DESC, id LIMIT $3",
+        )
+        .bind(tenant.filter())
+        .bind(owner)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// One session, if visible to the tenant (and owner, when given).
+pub async fn get(
+    db: &Db,
+    tenant: Tenant<'_>,
+    owner: Option<&str>,
+    id: &str,
+) -> Result<Option<Session>, sqlx::Error> {
+    on_pool!(db, |pool| {
+        sqlx::query_as::<_, Session>(
+            "SELECT id, dealership_id, user_id, transport, started_at, ended_at, end_reason FROM sessions \
+             WHERE id = $1 AND ($2 IS NULL OR dealership_id = $2) AND ($3 IS NULL OR user_id = $3)",
+        )
+        .bind(id)
+        .bind(tenant.filter())
+        .bind(owner)
+        .fetch_optional(pool)
+        .await
+    })
+}
+
+/// The turns of a session, in order.
+pub async fn turns(db: &Db, tenant: Tenant<'_>, session_id: &str) -> Result<Vec<Turn>, sqlx::Error> {
+    on_pool!(db, |pool| {
+        sqlx::query_as::<_, Turn>(
+            "SELECT id, session_id, seq, user_text, assistant_text, interrupted, citations, latency_ms, started_at \
+             FROM turns WHERE session_id = $1 AND ($2 IS NULL OR dealership_id = $2) ORDER BY seq",
+        )
+        .bind(session_id)
+        .bind(tenant.filter())
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// Deletes a session and its transcript.
+pub async fn delete(db: &Db, tenant: Tenant<'_>, id: &str) -> Result<bool, sqlx::Error> {
+    let n = on_pool!(db, |pool| {
+        sqlx::query("DELETE FROM sessions WHERE id = $1 AND ($2 IS NULL OR dealership_id = $2)")
+            .bind(id)
+            .bind(tenant.filter())
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(n > 0)
+}

@@ -1,0 +1,28 @@
+//! Adam: realtime voice and avatar session server.
+//!
+//! Module map:
+//! - [`settings`]: typed configuration (file < environment < CLI) and validation.
+//! - [`startup`]: [`startup::Application`] (build, bind, serve, drain) and [`startup::AppState`].
+//! - [`cli`]: the `adam` command (serve, migrate, dealership/user creation).
+//! - [`api`]: HTTP routes under `/v1`, health, metrics, OpenAPI; [`api::error::ApiError`].
+//! - [`middleware`]: security headers, CORS, rate limits, request ids, metrics, JSON errors.
+//! - [`auth`]: roles, JWT tokens, passwords, login throttling, the `Principal` extractor.
+//! - [`db`]: SQLite/PostgreSQL pool, migrations and tenant-scoped repositories.
+//! - [`bootstrap`]: first-run demo dealership and super_admin.
+//! - [`metrics`]: the Prometheus registry.
+//! - [`clock`]: injectable time; [`telemetry`]: tracing setup.
+//!
+//! The conversation actor tree lives in the `adam-actors` crate, which knows nothing of
+//! HTTP or SQL.
+
+pub mod api;
+pub mod auth;
+pub mod bootstrap;
+pub mod cli;
+pub mod clock;
+pub mod db;
+pub mod metrics;
+pub mod middleware;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,77 @@
+//! Prometheus metrics. [`Metrics`] owns its registry (no globals), so parallel tests
+//! and several apps in one process never collide; later subsystems add their own series.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+/// Every series Adam exports.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP requests by method, matched route and status.
+    pub http_requests: IntCounterVec,
+    /// HTTP latency by method and matched route.
+    pub http_duration: HistogramVec,
+    /// Requests refused by a rate limit, by scope (`ip`, `user`, `login`).
+    pub rate_limited: IntCounterVec,
+    /// Failed logins.
+    pub login_failures: IntCounter,
+    /// Refresh-token reuse detections (a family was revoked).
+    pub refresh_reuse: IntCounter,
+}
+
+impl Metrics {
+    /// Creates and registers every series.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("adam".into()), None)?;
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by method, route and status"),
+            &["method", "route", "status"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency")
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]),
+            &["method", "route"],
+        )?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new("rate_limited_total", "Requests refused with 429, by limit"),
+            &["scope"],
+        )?;
+        let login_failures = IntCounter::new("login_failures_total", "Failed login attempts")?;
+        let refresh_reuse = IntCounter::new(
+            "refresh_token_reuse_total",
+            "Replays of a rotated refresh token (family revoked)",
+        )?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(login_failures.clone()))?;
+        registry.register(Box::new(refresh_reuse.clone()))?;
+        Ok(Self {
+            registry,
+            http_requests,
+            http_duration,
+            rate_limited,
+            login_failures,
+            refresh_reuse,
+        })
+    }
+
+    /// The registry, for subsystems that add series.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(err) = encoder.encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %err, "encoding metrics failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

@@ -1,0 +1,236 @@
+//! The middleware stack every response goes through: security headers (on every
+//! status, 500 included), JSON error bodies, panic recovery, request ids and tracing,
+//! CORS allowlist, metrics, per-IP and per-user rate limits, and body limits.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::api::error::{ApiError, status_body};
+use crate::api::extract::client_ip;
+use crate::auth::principal::bearer;
+use crate::auth::tokens::TokenUse;
+use crate::settings::{HttpSettings, RateLimitSettings};
+use crate::startup::AppState;
+
+/// CSP for API responses: nothing may load, nothing may frame it.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Token buckets per client IP and per user.
+pub struct RateLimits {
+    ip: DefaultKeyedRateLimiter<IpAddr>,
+    user: DefaultKeyedRateLimiter<String>,
+}
+
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits").finish_non_exhaustive()
+    }
+}
+
+fn quota(per_minute: u32, burst: u32) -> Quota {
+    let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    Quota::per_minute(per_minute).allow_burst(burst)
+}
+
+impl RateLimits {
+    /// Limiters with the configured quotas.
+    pub fn new(settings: &RateLimitSettings) -> Self {
+        Self {
+            ip: RateLimiter::keyed(quota(settings.per_ip_per_minute, settings.per_ip_burst)),
+            user: RateLimiter::keyed(quota(settings.per_user_per_minute, settings.per_user_burst)),
+        }
+    }
+
+    /// Drops buckets that are full again, bounding memory (called periodically).
+    pub fn sweep(&self) {
+        self.ip.retain_recent();
+        self.user.retain_recent();
+        self.ip.shrink_to_fit();
+        self.user.shrink_to_fit();
+    }
+}
+
+fn retry_after(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+/// Refuses requests over the per-IP or per-user rate with 429 + `Retry-After`.
+async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if matches!(path, "/healthz" | "/readyz" | "/metrics") {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let ip = client_ip(&parts, state.settings.http.trust_forwarded_for);
+    if let Err(not_until) = state.rate_limits.ip.check_key(&ip) {
+        state.metrics.rate_limited.with_label_values(&["ip"]).inc();
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        return ApiError::TooManyRequests {
+            retry_after: retry_after(wait),
+        }
+        .into_response();
+    }
+    if let Some(token) = bearer(&parts)
+        && let Ok(claims) = state.tokens.verify(token, TokenUse::Access, state.clock.now())
+        && let Err(not_until) = state.rate_limits.user.check_key(&claims.sub)
+    {
+        state.metrics.rate_limited.with_label_values(&["user"]).inc();
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        return ApiError::TooManyRequests {
+            retry_after: retry_after(wait),
+        }
+        .into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Counts requests and observes latency by matched route.
+async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    state
+        .metrics
+        .http_requests
+        .with_label_values(&[&method, &route, &status])
+        .inc();
+    state
+        .metrics
+        .http_duration
+        .with_label_values(&[&method, &route])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Gives every error response without a JSON body (405, 413 from the body limit,
+/// panics turned into 500 …) the API's JSON error shape, keeping its headers.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let body = serde_json::to_vec(&status_body(status)).unwrap_or_default();
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+fn cors(http: &HttpSettings) -> CorsLayer {
+    let origins: Vec<HeaderValue> = http
+        .cors_allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
+        .expose_headers([REQUEST_ID, header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600))
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+}
+
+/// Wraps the router in the full middleware stack.
+pub fn apply(router: Router<AppState>, state: AppState) -> Router {
+    let http = &state.settings.http;
+    let security_headers = ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static("microphone=(self), camera=(), geolocation=(), payment=()"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ))
+        // Pages set their own (still strict) policy; everything else gets the API one.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(API_CSP),
+        ));
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
+        let request_id = request
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        tracing::info_span!("http", method = %request.method(), uri = %request.uri().path(), request_id = %request_id)
+    });
+    router
+        .layer(DefaultBodyLimit::max(http.body_limit_bytes))
+        .layer(RequestBodyLimitLayer::new(http.body_limit_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(cors(http))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(json_errors))
+        .layer(security_headers)
+        .with_state(state)
+}
+
+/// Keeps the limiter maps small; runs until the app stops.
+pub fn spawn_sweeper(limits: Arc<RateLimits>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limits.sweep();
+        }
+    })
+}

@@ -1,0 +1,422 @@
+//! Typed settings: `config.toml` < `ADAM__SECTION__KEY` environment < CLI flags,
+//! validated at startup with messages that name the key at fault.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Everything Adam can be configured with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `development` or `production`.
+    pub environment: Environment,
+    /// Folder for the SQLite file, generated keys and uploads.
+    pub data_dir: PathBuf,
+    /// HTTP listener and browser-facing policy.
+    pub http: HttpSettings,
+    /// Database connection.
+    pub database: DatabaseSettings,
+    /// Tokens and login throttling.
+    pub auth: AuthSettings,
+    /// Request rate limits.
+    pub rate_limit: RateLimitSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// First-run bootstrap.
+    pub bootstrap: BootstrapSettings,
+}
+
+/// Deployment mode; production refuses to invent secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Local use: a JWT key is generated and kept under `data_dir` if none is set.
+    Development,
+    /// Deployed: every secret must come from the environment.
+    Production,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// The URL people open.
+    pub public_url: String,
+    /// Largest request body, bytes.
+    pub body_limit_bytes: usize,
+    /// CORS allowlist (credentials allowed only for these).
+    pub cors_allowed_origins: Vec<String>,
+    /// Trust the first address of `X-Forwarded-For`.
+    pub trust_forwarded_for: bool,
+    /// Seconds in-flight requests get after a shutdown signal.
+    pub shutdown_grace_secs: u64,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://…`.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HS256 signing key; from `ADAM__AUTH__JWT_SECRET` only.
+    #[serde(skip_serializing)]
+    pub jwt_secret: Option<SecretString>,
+    /// `iss` claim.
+    pub issuer: String,
+    /// `aud` claim.
+    pub audience: String,
+    /// Access token lifetime, seconds.
+    pub access_ttl_secs: i64,
+    /// Refresh token lifetime from login (absolute), seconds.
+    pub refresh_ttl_secs: i64,
+    /// Clock skew tolerated, seconds.
+    pub leeway_secs: i64,
+    /// Failures per (account, IP) before throttling.
+    pub login_max_failures: u32,
+    /// Failures per IP before throttling.
+    pub login_max_failures_per_ip: u32,
+    /// Window over which failures are counted, seconds.
+    pub login_window_secs: i64,
+    /// Longest throttle, seconds.
+    pub login_max_lockout_secs: i64,
+}
+
+/// `[rate_limit]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Sustained requests per minute per client IP.
+    pub per_ip_per_minute: u32,
+    /// Burst per client IP.
+    pub per_ip_burst: u32,
+    /// Sustained requests per minute per authenticated user.
+    pub per_user_per_minute: u32,
+    /// Burst per authenticated user.
+    pub per_user_burst: u32,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// Output format.
+    pub format: LogFormat,
+    /// EnvFilter directives.
+    pub filter: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    Human,
+    /// One JSON object per line for log shippers.
+    Json,
+}
+
+/// `[bootstrap]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BootstrapSettings {
+    /// Name of the demo dealership created on an empty database.
+    pub dealership_name: String,
+    /// Email of the first super_admin.
+    pub admin_email: String,
+    /// Password of the first super_admin; from the environment only.
+    #[serde(skip_serializing)]
+    pub admin_password: Option<SecretString>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            environment: Environment::Development,
+            data_dir: PathBuf::from("data"),
+            http: HttpSettings::default(),
+            database: DatabaseSettings::default(),
+            auth: AuthSettings::default(),
+            rate_limit: RateLimitSettings::default(),
+            log: LogSettings::default(),
+            bootstrap: BootstrapSettings::default(),
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".into(),
+            body_limit_bytes: 1 << 20,
+            cors_allowed_origins: vec![
+                "http://127.0.0.1:8080".into(),
+                "http://localhost:8080".into(),
+            ],
+            trust_forwarded_for: false,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/adam.db".into(),
+            max_connections: 8,
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            issuer: "adam".into(),
+            audience: "adam-api".into(),
+            access_ttl_secs: 30 * 60,
+            refresh_ttl_secs: 7 * 24 * 3600,
+            leeway_secs: 5,
+            login_max_failures: 5,
+            login_max_failures_per_ip: 50,
+            login_window_secs: 900,
+            login_max_lockout_secs: 900,
+        }
+    }
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            per_ip_per_minute: 600,
+            per_ip_burst: 120,
+            per_user_per_minute: 300,
+            per_user_burst: 60,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            filter: "info,sqlx=warn".into(),
+        }
+    }
+}
+
+impl Default for BootstrapSettings {
+    fn default() -> Self {
+        Self {
+            dealership_name: "Demo Motors".into(),
+            admin_email: "admin@adam.local".into(),
+            admin_password: None,
+        }
+    }
+}
+
+/// A setting that failed to load or validate; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file or an environment variable could not be parsed.
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A value parsed but makes no sense.
+    #[error("configuration key `{key}`: {problem}")]
+    Invalid {
+        /// Dotted key, e.g. `auth.access_ttl_secs`.
+        key: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// Flags given on the command line; they win over file and environment.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct CliOverrides {
+    /// `--listen`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// `--database-url`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// `--log-format`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+impl Settings {
+    /// Loads `config_path` (if it exists), then `ADAM__…` variables, then CLI flags.
+    pub fn load(config_path: &Path, cli: &CliOverrides) -> Result<Self, SettingsError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(config_path))
+            .merge(Env::prefixed("ADAM__").split("__").lowercase(true));
+        if let Some(listen) = cli.listen {
+            figment = figment.merge(Serialized::default("http.listen", listen));
+        }
+        if let Some(url) = &cli.database_url {
+            figment = figment.merge(Serialized::default("database.url", url));
+        }
+        if let Some(format) = cli.log_format {
+            figment = figment.merge(Serialized::default("log.format", format));
+        }
+        let settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        fn invalid(key: &'static str, problem: impl Into<String>) -> SettingsError {
+            SettingsError::Invalid {
+                key,
+                problem: problem.into(),
+            }
+        }
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database.url",
+                format!("`{url}` must start with sqlite:, postgres:// or postgresql://"),
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if self.auth.access_ttl_secs < 60 {
+            return Err(invalid("auth.access_ttl_secs", "must be at least 60"));
+        }
+        if self.auth.refresh_ttl_secs <= self.auth.access_ttl_secs {
+            return Err(invalid(
+                "auth.refresh_ttl_secs",
+                "must be longer than auth.access_ttl_secs",
+            ));
+        }
+        if !(0..=60).contains(&self.auth.leeway_secs) {
+            return Err(invalid("auth.leeway_secs", "must be between 0 and 60"));
+        }
+        if self.auth.login_max_failures == 0 || self.auth.login_max_failures_per_ip == 0 {
+            return Err(invalid("auth.login_max_failures", "must be at least 1"));
+        }
+        if self.auth.login_max_lockout_secs < 1 || self.auth.login_window_secs < 1 {
+            return Err(invalid("auth.login_max_lockout_secs", "must be positive"));
+        }
+        if let Some(secret) = &self.auth.jwt_secret
+            && secret.expose_secret().len() < 32
+        {
+            return Err(invalid(
+                "auth.jwt_secret",
+                "must be at least 32 bytes (use e.g. `openssl rand -hex 32`)",
+            ));
+        }
+        if self.environment == Environment::Production && self.auth.jwt_secret.is_none() {
+            return Err(invalid(
+                "auth.jwt_secret",
+                "is required in production: set ADAM__AUTH__JWT_SECRET",
+            ));
+        }
+        let rl = &self.rate_limit;
+        if rl.per_ip_per_minute == 0
+            || rl.per_ip_burst == 0
+            || rl.per_user_per_minute == 0
+            || rl.per_user_burst == 0
+        {
+            return Err(invalid("rate_limit", "every rate and burst must be at least 1"));
+        }
+        if self.http.body_limit_bytes < 1024 {
+            return Err(invalid("http.body_limit_bytes", "must be at least 1024"));
+        }
+        for origin in &self.http.cors_allowed_origins {
+            if origin == "*" || !(origin.starts_with("http://") || origin.starts_with("https://"))
+            {
+                return Err(invalid(
+                    "http.cors_allowed_origins",
+                    format!("`{origin}` must be an http(s) origin; wildcards are not allowed"),
+                ));
+            }
+        }
+        if self.bootstrap.admin_email.trim().is_empty() || !self.bootstrap.admin_email.contains('@')
+        {
+            return Err(invalid("bootstrap.admin_email", "must be an email address"));
+        }
+        Ok(())
+    }
+
+    /// Path of the SQLite file when the database is SQLite.
+    pub fn is_sqlite(&self) -> bool {
+        self.database.url.starts_with("sqlite:")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_committed_config_file() {
+        let from_file: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"),
+            ))
+            .extract()
+            .expect("config.toml parses");
+        assert_eq!(from_file.http.listen, Settings::default().http.listen);
+        assert_eq!(from_file.database.url, "sqlite://data/adam.db");
+        assert_eq!(from_file.auth.access_ttl_secs, 1800);
+        assert_eq!(from_file.auth.refresh_ttl_secs, 7 * 24 * 3600);
+        from_file.validate().expect("committed config is valid");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut settings = Settings::default();
+        settings.database.url = "mysql://x".into();
+        let err = settings.validate().expect_err("mysql is refused");
+        assert!(err.to_string().contains("`database.url`"), "{err}");
+
+        let mut settings = Settings::default();
+        settings.environment = Environment::Production;
+        let err = settings.validate().expect_err("production needs a key");
+        assert!(err.to_string().contains("auth.jwt_secret"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_file_and_cli_overrides_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("adam.toml", "[http]\nlisten = \"127.0.0.1:1111\"\n")?;
+            jail.set_env("ADAM__HTTP__LISTEN", "127.0.0.1:2222");
+            jail.set_env("ADAM__DATABASE__URL", "sqlite://env.db");
+            let cli = CliOverrides {
+                database_url: Some("sqlite://cli.db".into()),
+                ..Default::default()
+            };
+            let settings = Settings::load(Path::new("adam.toml"), &cli).expect("loads");
+            assert_eq!(settings.http.listen.port(), 2222);
+            assert_eq!(settings.database.url, "sqlite://cli.db");
+
+            jail.set_env("ADAM__AUTH__ACCESS_TTL_SECS", "not-a-number");
+            let err = Settings::load(Path::new("adam.toml"), &CliOverrides::default())
+                .expect_err("bad number");
+            assert!(err.to_string().contains("access_ttl_secs"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,185 @@
+//! Building and running the application: connect and migrate the database, bootstrap
+//! the first admin, assemble [`AppState`], bind the listener, serve until a shutdown
+//! signal, then drain.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::auth::throttle::LoginThrottle;
+use crate::auth::tokens::TokenService;
+use crate::bootstrap::{self, Bootstrapped};
+use crate::clock::Clock;
+use crate::db::Db;
+use crate::metrics::Metrics;
+use crate::middleware::{self, RateLimits};
+use crate::settings::Settings;
+
+/// Shared handles every request can reach. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Database pool.
+    pub db: Db,
+    /// Validated settings.
+    pub settings: Arc<Settings>,
+    /// Token issuing and verification.
+    pub tokens: Arc<TokenService>,
+    /// Failed-login throttle.
+    pub login_throttle: Arc<LoginThrottle>,
+    /// Request rate limits.
+    pub rate_limits: Arc<RateLimits>,
+    /// Prometheus series.
+    pub metrics: Metrics,
+    /// Time source.
+    pub clock: Clock,
+}
+
+/// A built application, bound to its port and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    bootstrapped: Option<Bootstrapped>,
+    shutdown: Arc<Notify>,
+}
+
+impl Application {
+    /// Builds with the real clock.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// Builds with an injected clock (tests move it forward).
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        let db = Db::connect(&settings.database)
+            .await
+            .with_context(|| format!("connecting to the database at {}", redact(&settings.database.url)))?;
+        db.migrate().await.context("running database migrations")?;
+        let secret = crate::auth::keyfile::resolve(&settings)?;
+        let tokens = TokenService::new(&secret, &settings.auth);
+        let bootstrapped = bootstrap::run(&db, &settings, clock.now())
+            .await
+            .context("first-run bootstrap")?;
+        crate::auth::password::warm_up().await;
+        let listener = TcpListener::bind(settings.http.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.http.listen))?;
+        let state = AppState {
+            login_throttle: Arc::new(LoginThrottle::new(&settings.auth, clock.clone())),
+            rate_limits: Arc::new(RateLimits::new(&settings.rate_limit)),
+            metrics: Metrics::new().context("registering metrics")?,
+            tokens: Arc::new(tokens),
+            settings: Arc::new(settings),
+            clock,
+            db,
+        };
+        Ok(Self {
+            listener,
+            state,
+            bootstrapped,
+            shutdown: Arc::new(Notify::new()),
+        })
+    }
+
+    /// The address actually bound (port 0 resolves here).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.state.settings.http.listen)
+    }
+
+    /// A clone of the shared state (tests reach the database through it).
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// What the first run created, if this start created it.
+    pub fn bootstrapped(&self) -> Option<&Bootstrapped> {
+        self.bootstrapped.as_ref()
+    }
+
+    /// A handle that stops the server as a signal would.
+    pub fn shutdown_handle(&self) -> Arc<Notify> {
+        self.shutdown.clone()
+    }
+
+    /// Serves until SIGTERM, Ctrl-C or the shutdown handle fires, then lets in-flight
+    /// requests finish within `http.shutdown_grace_secs`.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            state,
+            shutdown,
+            ..
+        } = self;
+        let grace = Duration::from_secs(state.settings.http.shutdown_grace_secs);
+        let sweeper = middleware::spawn_sweeper(state.rate_limits.clone());
+        let db = state.db.clone();
+        let app = middleware::apply(crate::api::router(), state);
+        let stopping = Arc::new(Notify::new());
+        let signal = {
+            let stopping = stopping.clone();
+            async move {
+                tokio::select! {
+                    _ = shutdown_signal() => {}
+                    _ = shutdown.notified() => {}
+                }
+                tracing::info!("shutting down: finishing in-flight requests");
+                stopping.notify_waiters();
+            }
+        };
+        let server = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal);
+        let outcome = tokio::select! {
+            result = server => result.context("serving HTTP"),
+            _ = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_secs = grace.as_secs(), "drain timed out; closing remaining connections");
+                Ok(())
+            }
+        };
+        sweeper.abort();
+        db.close().await;
+        tracing::info!("stopped");
+        outcome
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
+
+/// A database URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
