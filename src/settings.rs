@@ -415,7 +415,7 @@ mod tests {
             jail.set_env("ADAM__AUTH__ACCESS_TTL_SECS", "not-a-number");
             let err = Settings::load(Path::new("adam.toml"), &CliOverrides::default())
                 .expect_err("bad number");
-            assert!(err.to_string().contains("access_ttl_secs"), "{err}");
+            assert!(err.to_string().to_lowercase().contains("auth.access_ttl_secs"), "{err}");
             Ok(())
         });
     }

@@ -112,6 +112,11 @@ impl Db {
         }
     }
 
+    /// Runs one fixed statement (maintenance and fault-injection tests).
+    pub async fn execute_static(&self, sql: &'static str) -> Result<u64, sqlx::Error> {
+        on_pool!(self, |pool| Ok(sqlx::query(sql).execute(pool).await?.rows_affected()))
+    }
+
     /// Closes the pool, waiting for connections to return.
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await)

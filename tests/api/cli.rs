@@ -1,0 +1,86 @@
+//! The `adam` command line, run as a process.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::helpers::spawn_app_with;
+
+fn adam(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_adam"))
+        .current_dir(dir)
+        .args(["--config", "none.toml"])
+        .args(args)
+        .env_remove("ADAM__DATABASE__URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("adam runs");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("exit");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn help_reads_well() {
+    let dir = std::env::temp_dir();
+    let (ok, out, _) = adam(&dir, &["--help"], None);
+    assert!(ok);
+    for word in ["serve", "migrate", "dealership", "user", "ADAM__"] {
+        assert!(out.contains(word), "--help mentions {word}: {out}");
+    }
+    let (ok, out, _) = adam(&dir, &["user", "create", "--help"], None);
+    assert!(ok);
+    assert!(out.contains("--email") && out.contains("--role") && !out.contains("--password"));
+}
+
+#[tokio::test]
+async fn cli_creates_a_dealership_and_a_user_who_can_log_in() {
+    let dir = std::env::temp_dir().join(format!("adam-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = format!("sqlite://{}", dir.join("cli.db").display());
+
+    let (ok, out, err) = adam(&dir, &["--database-url", &db, "migrate"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("migrations applied"));
+
+    let (ok, out, err) = adam(&dir, &["--database-url", &db, "dealership", "create", "--name", "Echo Autos"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("Echo Autos") && out.contains("pk_"), "{out}");
+
+    let args = ["--database-url", &db, "user", "create", "--email", "Cli@Echo.test", "--role", "dealership_admin", "--dealership", "Echo Autos"];
+    let (ok, out, err) = adam(&dir, &args, Some("cli-password-1\n"));
+    assert!(ok, "{err}");
+    assert!(out.contains("cli@echo.test"), "{out}");
+    assert!(!out.contains("cli-password-1") && !err.contains("cli-password-1"));
+
+    let (ok, _, err) = adam(&dir, &args, Some("cli-password-1\n"));
+    assert!(!ok, "duplicate refused");
+    assert!(err.contains("already exists"), "{err}");
+
+    let (ok, _, err) = adam(&dir, &["--database-url", &db, "user", "create", "--email", "x@y.test", "--role", "user"], Some("pw-long-enough\n"));
+    assert!(!ok);
+    assert!(err.contains("--dealership"), "{err}");
+
+    let (ok, _, err) = adam(&dir, &["--database-url", "mysql://nope", "migrate"], None);
+    assert!(!ok);
+    assert!(err.contains("database.url"), "names the key: {err}");
+
+    // The created user logs in through a server on the same database.
+    let url = db.clone();
+    let app = spawn_app_with(move |s| {
+        s.database.url = url;
+    })
+    .await;
+    let tokens = app.login("cli@echo.test", "cli-password-1").await;
+    let me = crate::helpers::json_body(app.get("/v1/me", Some(&tokens.access)).await).await;
+    assert_eq!(me["role"], "dealership_admin");
+    let _ = std::fs::remove_dir_all(&dir);
+}

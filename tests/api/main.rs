@@ -1,0 +1,12 @@
+//! Integration tests: one binary, each test against a real server on a random port with
+//! its own database. Run against PostgreSQL by setting `ADAM_TEST_DATABASE_URL`.
+
+mod auth_tokens;
+mod cli;
+mod headers;
+mod helpers;
+mod ops;
+mod refresh;
+mod roles;
+mod tenancy;
+mod throttling;
