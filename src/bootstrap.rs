@@ -45,8 +45,7 @@ pub async fn run(db: &Db, settings: &Settings, now: i64) -> anyhow::Result<Optio
         Some(p) => (p.expose_secret().to_owned(), false),
         None => (password::generate(), true),
     };
-    password::check_rules(&plain)
-        .map_err(|e| anyhow::anyhow!("bootstrap.admin_password {e}"))?;
+    password::check_rules(&plain).map_err(|e| anyhow::anyhow!("bootstrap.admin_password {e}"))?;
     let email = settings.bootstrap.admin_email.trim().to_lowercase();
     users::insert(
         db,

@@ -23,7 +23,13 @@ use crate::startup::Application;
 #[command(name = "adam", version, about, long_about)]
 pub struct Cli {
     /// Configuration file.
-    #[arg(long, short, global = true, default_value = "config.toml", env = "ADAM_CONFIG")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "config.toml",
+        env = "ADAM_CONFIG"
+    )]
     pub config: PathBuf,
     /// Database URL (sqlite://PATH or postgres://…); overrides the file and environment.
     #[arg(long, global = true)]
@@ -111,7 +117,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { .. } => serve(settings).await,
         Command::Migrate => {
-            let db = Db::connect(&settings.database).await.context("connecting to the database")?;
+            let db = Db::connect(&settings.database)
+                .await
+                .context("connecting to the database")?;
             db.migrate().await.context("running migrations")?;
             db.close().await;
             say("migrations applied");
@@ -134,7 +142,12 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             )
             .await?;
             let key = dealerships::active_embed_key(&db, Tenant::All, &d.id).await?;
-            say(&format!("dealership {} created: id {} embed key {}", d.name, d.id, key.unwrap_or_default()));
+            say(&format!(
+                "dealership {} created: id {} embed key {}",
+                d.name,
+                d.id,
+                key.unwrap_or_default()
+            ));
             Ok(())
         }
         Command::User(UserCommand::Create {
@@ -147,7 +160,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn open(settings: &Settings) -> anyhow::Result<Db> {
-    let db = Db::connect(&settings.database).await.context("connecting to the database")?;
+    let db = Db::connect(&settings.database)
+        .await
+        .context("connecting to the database")?;
     db.migrate().await.context("running migrations")?;
     Ok(db)
 }
@@ -165,14 +180,20 @@ async fn create_user(
     let db = open(settings).await?;
     let dealership_id = match (role, dealership) {
         (Role::SuperAdmin, None) => None,
-        (Role::SuperAdmin, Some(_)) => anyhow::bail!("a super_admin belongs to no dealership: drop --dealership"),
+        (Role::SuperAdmin, Some(_)) => {
+            anyhow::bail!("a super_admin belongs to no dealership: drop --dealership")
+        }
         (_, None) => anyhow::bail!("--dealership is required for role {}", role.as_str()),
         (_, Some(key)) => {
             let found = match dealerships::get(&db, Tenant::All, &key).await? {
                 Some(d) => Some(d),
                 None => dealerships::find_by_name(&db, &key).await?,
             };
-            Some(found.with_context(|| format!("no dealership with id or name `{key}`"))?.id)
+            Some(
+                found
+                    .with_context(|| format!("no dealership with id or name `{key}`"))?
+                    .id,
+            )
         }
     };
     let plain = read_password()?;
@@ -187,7 +208,10 @@ async fn create_user(
     };
     match users::insert(&db, new, crate::clock::Clock::system().now()).await {
         Ok(user) => {
-            say(&format!("user {} created: id {} role {}", user.email, user.id, user.role));
+            say(&format!(
+                "user {} created: id {} role {}",
+                user.email, user.id, user.role
+            ));
             Ok(())
         }
         Err(e) if is_unique_violation(&e) => anyhow::bail!("a user with this email already exists"),
@@ -226,9 +250,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
                  (shown once: change it with PATCH /v1/me, or set ADAM__BOOTSTRAP__ADMIN_PASSWORD before the first run)\n",
                 first.admin_email
             )),
-            None => say(&format!("First run: created super_admin {}", first.admin_email)),
+            None => say(&format!(
+                "First run: created super_admin {}",
+                first.admin_email
+            )),
         }
     }
-    say(&format!("Adam is listening on http://{} — open {public_url}", app.local_addr()));
+    say(&format!(
+        "Adam is listening on http://{} — open {public_url}",
+        app.local_addr()
+    ));
     app.run_until_stopped().await
 }

@@ -91,10 +91,16 @@ async fn rate_limit(State(state): State<AppState>, request: Request, next: Next)
         .into_response();
     }
     if let Some(token) = bearer(&parts)
-        && let Ok(claims) = state.tokens.verify(token, TokenUse::Access, state.clock.now())
+        && let Ok(claims) = state
+            .tokens
+            .verify(token, TokenUse::Access, state.clock.now())
         && let Err(not_until) = state.rate_limits.user.check_key(&claims.sub)
     {
-        state.metrics.rate_limited.with_label_values(&["user"]).inc();
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&["user"])
+            .inc();
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         return ApiError::TooManyRequests {
             retry_after: retry_after(wait),
@@ -143,7 +149,10 @@ async fn json_errors(request: Request, next: Next) -> Response {
     }
     let (mut parts, _) = response.into_parts();
     let body = serde_json::to_vec(&status_body(status)).unwrap_or_default();
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
 }
@@ -157,7 +166,13 @@ fn cors(http: &HttpSettings) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_credentials(true)
-        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::PUT,
+            Method::DELETE,
+        ])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
         .expose_headers([REQUEST_ID, header::RETRY_AFTER])
         .max_age(Duration::from_secs(600))
@@ -213,7 +228,10 @@ pub fn apply(router: Router<AppState>, state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(http.body_limit_bytes))
         .layer(RequestBodyLimitLayer::new(http.body_limit_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
         .layer(cors(http))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(trace)

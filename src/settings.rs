@@ -339,14 +339,16 @@ impl Settings {
             || rl.per_user_per_minute == 0
             || rl.per_user_burst == 0
         {
-            return Err(invalid("rate_limit", "every rate and burst must be at least 1"));
+            return Err(invalid(
+                "rate_limit",
+                "every rate and burst must be at least 1",
+            ));
         }
         if self.http.body_limit_bytes < 1024 {
             return Err(invalid("http.body_limit_bytes", "must be at least 1024"));
         }
         for origin in &self.http.cors_allowed_origins {
-            if origin == "*" || !(origin.starts_with("http://") || origin.starts_with("https://"))
-            {
+            if origin == "*" || !(origin.starts_with("http://") || origin.starts_with("https://")) {
                 return Err(invalid(
                     "http.cors_allowed_origins",
                     format!("`{origin}` must be an http(s) origin; wildcards are not allowed"),
@@ -392,13 +394,16 @@ mod tests {
         let err = settings.validate().expect_err("mysql is refused");
         assert!(err.to_string().contains("`database.url`"), "{err}");
 
-        let mut settings = Settings::default();
-        settings.environment = Environment::Production;
+        let settings = Settings {
+            environment: Environment::Production,
+            ..Settings::default()
+        };
         let err = settings.validate().expect_err("production needs a key");
         assert!(err.to_string().contains("auth.jwt_secret"), "{err}");
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
     fn environment_overrides_file_and_cli_overrides_environment() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("adam.toml", "[http]\nlisten = \"127.0.0.1:1111\"\n")?;
@@ -415,7 +420,12 @@ mod tests {
             jail.set_env("ADAM__AUTH__ACCESS_TTL_SECS", "not-a-number");
             let err = Settings::load(Path::new("adam.toml"), &CliOverrides::default())
                 .expect_err("bad number");
-            assert!(err.to_string().to_lowercase().contains("auth.access_ttl_secs"), "{err}");
+            assert!(
+                err.to_string()
+                    .to_lowercase()
+                    .contains("auth.access_ttl_secs"),
+                "{err}"
+            );
             Ok(())
         });
     }

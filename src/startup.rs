@@ -54,9 +54,12 @@ impl Application {
 
     /// Builds with an injected clock (tests move it forward).
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
-        let db = Db::connect(&settings.database)
-            .await
-            .with_context(|| format!("connecting to the database at {}", redact(&settings.database.url)))?;
+        let db = Db::connect(&settings.database).await.with_context(|| {
+            format!(
+                "connecting to the database at {}",
+                redact(&settings.database.url)
+            )
+        })?;
         db.migrate().await.context("running database migrations")?;
         let secret = crate::auth::keyfile::resolve(&settings)?;
         let tokens = TokenService::new(&secret, &settings.auth);

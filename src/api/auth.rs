@@ -63,9 +63,15 @@ pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-async fn issue_pair(state: &AppState, user: &User, family_id: &str, login_at: i64) -> Result<TokenResponse, ApiError> {
+async fn issue_pair(
+    state: &AppState,
+    user: &User,
+    family_id: &str,
+    login_at: i64,
+) -> Result<TokenResponse, ApiError> {
     let now = state.clock.now();
-    let role = Role::parse(&user.role).ok_or_else(|| anyhow::anyhow!("stored role {} unknown", user.role))?;
+    let role = Role::parse(&user.role)
+        .ok_or_else(|| anyhow::anyhow!("stored role {} unknown", user.role))?;
     let row = RefreshToken {
         id: new_id(),
         family_id: family_id.to_owned(),
@@ -78,9 +84,13 @@ async fn issue_pair(state: &AppState, user: &User, family_id: &str, login_at: i6
     };
     tokens::insert(&state.db, &row).await?;
     Ok(TokenResponse {
-        access_token: state
-            .tokens
-            .issue_access(&user.id, role, user.dealership_id.as_deref(), login_at, now),
+        access_token: state.tokens.issue_access(
+            &user.id,
+            role,
+            user.dealership_id.as_deref(),
+            login_at,
+            now,
+        ),
         refresh_token: state
             .tokens
             .issue_refresh(&user.id, &row.id, family_id, login_at, now),
@@ -107,7 +117,11 @@ pub async fn login(
         return Err(ApiError::validation("password", "must be at most 72 bytes"));
     }
     if let Some(wait) = state.login_throttle.retry_after(&email, ip) {
-        state.metrics.rate_limited.with_label_values(&["login"]).inc();
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&["login"])
+            .inc();
         return Err(ApiError::TooManyRequests {
             retry_after: wait as u64,
         });
@@ -162,16 +176,23 @@ pub async fn refresh(
         .await?
         .filter(|u| !u.disabled)
         .ok_or(ApiError::Unauthorized)?;
-    Ok(Json(issue_pair(&state, &user, &row.family_id, row.login_at).await?))
+    Ok(Json(
+        issue_pair(&state, &user, &row.family_id, row.login_at).await?,
+    ))
 }
 
 /// Revokes the refresh token's whole family. Always 204, so it is safe to repeat.
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
     responses((status = 204)))]
 #[tracing::instrument(skip_all)]
-pub async fn logout(State(state): State<AppState>, Json(req): Json<RefreshRequest>) -> Result<StatusCode, ApiError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    Json(req): Json<RefreshRequest>,
+) -> Result<StatusCode, ApiError> {
     let now = state.clock.now();
-    if let Ok(claims) = state.tokens.verify(&req.refresh_token, TokenUse::Refresh, now)
+    if let Ok(claims) = state
+        .tokens
+        .verify(&req.refresh_token, TokenUse::Refresh, now)
         && let Some(family) = claims.family_id
     {
         tokens::revoke_family(&state.db, &family, now).await?;
@@ -182,7 +203,10 @@ pub async fn logout(State(state): State<AppState>, Json(req): Json<RefreshReques
 /// The caller's profile.
 #[utoipa::path(get, path = "/v1/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = UserOut), (status = 401, body = ErrorBody)))]
-pub async fn me(State(state): State<AppState>, principal: Principal) -> Result<Json<UserOut>, ApiError> {
+pub async fn me(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<UserOut>, ApiError> {
     let user = users::get(&state.db, Tenant::All, &principal.user_id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
@@ -205,13 +229,17 @@ pub async fn patch_me(
     if let Some(name) = &patch.display_name
         && name.chars().count() > 200
     {
-        return Err(ApiError::validation("display_name", "must be at most 200 characters"));
+        return Err(ApiError::validation(
+            "display_name",
+            "must be at most 200 characters",
+        ));
     }
     if let Some(new_password) = req.new_password {
-        password::check_rules(&new_password).map_err(|e| ApiError::validation("new_password", e.to_string()))?;
-        let current = req
-            .current_password
-            .ok_or_else(|| ApiError::validation("current_password", "is required to change the password"))?;
+        password::check_rules(&new_password)
+            .map_err(|e| ApiError::validation("new_password", e.to_string()))?;
+        let current = req.current_password.ok_or_else(|| {
+            ApiError::validation("current_password", "is required to change the password")
+        })?;
         let user = users::get(&state.db, Tenant::All, &principal.user_id)
             .await?
             .ok_or(ApiError::Unauthorized)?;

@@ -109,7 +109,10 @@ fn validate_name(name: &str) -> Result<String, ApiError> {
 
 fn validate_persona(persona: &str) -> Result<(), ApiError> {
     if persona.chars().count() > 20_000 {
-        return Err(ApiError::validation("persona", "must be at most 20000 characters"));
+        return Err(ApiError::validation(
+            "persona",
+            "must be at most 20000 characters",
+        ));
     }
     Ok(())
 }
@@ -117,17 +120,25 @@ fn validate_persona(persona: &str) -> Result<(), ApiError> {
 fn validate_voice(voice: &str) -> Result<(), ApiError> {
     let ok = !voice.is_empty()
         && voice.len() <= 100
-        && voice.chars().all(|c| c.is_ascii_alphanumeric() || "-_+.".contains(c));
+        && voice
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_+.".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(ApiError::validation("voice", "must be 1 to 100 of A-Z a-z 0-9 - _ + ."))
+        Err(ApiError::validation(
+            "voice",
+            "must be 1 to 100 of A-Z a-z 0-9 - _ + .",
+        ))
     }
 }
 
 fn validate_origins(origins: &[String]) -> Result<String, ApiError> {
     if origins.len() > 50 {
-        return Err(ApiError::validation("allowed_origins", "at most 50 origins"));
+        return Err(ApiError::validation(
+            "allowed_origins",
+            "at most 50 origins",
+        ));
     }
     for origin in origins {
         let scheme_ok = origin.starts_with("https://") || origin.starts_with("http://");
@@ -156,7 +167,10 @@ fn validate_avatar(avatar: &serde_json::Value) -> Result<String, ApiError> {
 /// Dealerships visible to the caller.
 #[utoipa::path(get, path = "/v1/dealerships", tag = "dealerships", security(("bearer" = [])),
     responses((status = 200, body = [DealershipOut]), (status = 403, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, principal: Principal) -> Result<Json<Vec<DealershipOut>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Vec<DealershipOut>>, ApiError> {
     principal.require(ADMINS)?;
     let tenant = principal.tenant();
     let mut out = Vec::new();
@@ -179,7 +193,9 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<DealershipOut>), ApiError> {
     principal.require(&[Role::SuperAdmin])?;
     let name = validate_name(&req.name)?;
-    let persona = req.persona.unwrap_or_else(|| dealerships::DEFAULT_PERSONA.into());
+    let persona = req
+        .persona
+        .unwrap_or_else(|| dealerships::DEFAULT_PERSONA.into());
     validate_persona(&persona)?;
     let voice = req.voice.unwrap_or_else(|| "default".into());
     validate_voice(&voice)?;
@@ -225,7 +241,9 @@ pub async fn get(
 ) -> Result<Json<DealershipOut>, ApiError> {
     principal.require(ADMINS)?;
     let tenant = principal.tenant();
-    let d = dealerships::get(&state.db, tenant, &id).await?.ok_or(ApiError::NotFound)?;
+    let d = dealerships::get(&state.db, tenant, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let key = dealerships::active_embed_key(&state.db, tenant, &id).await?;
     Ok(Json(DealershipOut::new(d, key)))
 }
@@ -259,7 +277,11 @@ pub async fn update(
             }
             None => None,
         },
-        allowed_origins: req.allowed_origins.as_deref().map(validate_origins).transpose()?,
+        allowed_origins: req
+            .allowed_origins
+            .as_deref()
+            .map(validate_origins)
+            .transpose()?,
         avatar: req.avatar.as_ref().map(validate_avatar).transpose()?,
     };
     let now = state.clock.now();

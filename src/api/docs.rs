@@ -103,8 +103,9 @@ pub async fn docs_page() -> Response {
         "3.1",
     );
     let mut response = Html(html).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP));
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_CSP),
+    );
     response
 }

@@ -59,7 +59,13 @@ pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> IpAddr {
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(client_ip(parts, state.settings.http.trust_forwarded_for)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(
+            parts,
+            state.settings.http.trust_forwarded_for,
+        )))
     }
 }

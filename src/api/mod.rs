@@ -24,16 +24,30 @@ pub fn router() -> Router<AppState> {
         .route("/auth/logout", post(auth::logout))
         .route("/me", get(auth::me).patch(auth::patch_me))
         .route("/users", get(users::list).post(users::create))
-        .route("/users/{id}", get(users::get).patch(users::update).delete(users::delete))
-        .route("/dealerships", get(dealerships::list).post(dealerships::create))
+        .route(
+            "/users/{id}",
+            get(users::get).patch(users::update).delete(users::delete),
+        )
+        .route(
+            "/dealerships",
+            get(dealerships::list).post(dealerships::create),
+        )
         .route(
             "/dealerships/{id}",
-            get(dealerships::get).patch(dealerships::update).delete(dealerships::delete),
+            get(dealerships::get)
+                .patch(dealerships::update)
+                .delete(dealerships::delete),
         )
-        .route("/dealerships/{id}/embed-key", post(dealerships::rotate_embed_key))
+        .route(
+            "/dealerships/{id}/embed-key",
+            post(dealerships::rotate_embed_key),
+        )
         .route("/audit-log", get(audit::list))
         .route("/sessions", get(sessions::list))
-        .route("/sessions/{id}", get(sessions::get).delete(sessions::delete))
+        .route(
+            "/sessions/{id}",
+            get(sessions::get).delete(sessions::delete),
+        )
         .route("/openapi.json", get(docs::openapi_json));
     Router::new()
         .nest("/v1", v1)

@@ -42,7 +42,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let ok = tokio::time::timeout(std::time::Duration::from_secs(2), state.db.ping())
         .await
         .unwrap_or(false);
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = Health {
         status: if ok { "ok" } else { "unavailable" },
         database: Some(state.db.kind()),
@@ -64,9 +68,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 /// The web client (a placeholder until the browser client lands).
 pub async fn index() -> Response {
     let mut response = Html(include_str!("../../web/index.html")).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP));
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_CSP),
+    );
     response
 }
 

@@ -114,7 +114,13 @@ pub async fn list(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::validation("limit", "must be between 1 and 500"));
     }
-    let rows = sessions::list(&state.db, principal.tenant(), owner_filter(&principal), limit).await?;
+    let rows = sessions::list(
+        &state.db,
+        principal.tenant(),
+        owner_filter(&principal),
+        limit,
+    )
+    .await?;
     Ok(Json(rows.into_iter().map(SessionOut::from).collect()))
 }
 

@@ -86,20 +86,26 @@ pub struct UpdateUser {
 
 fn validate_email(email: &str) -> Result<(), ApiError> {
     let valid = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'))
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+        })
         && !email.chars().any(char::is_whitespace);
     if valid {
         Ok(())
     } else {
-        Err(ApiError::validation("email", "must be a valid email address"))
+        Err(ApiError::validation(
+            "email",
+            "must be a valid email address",
+        ))
     }
 }
 
 fn validate_display_name(name: &str) -> Result<(), ApiError> {
     if name.chars().count() > 200 {
-        return Err(ApiError::validation("display_name", "must be at most 200 characters"));
+        return Err(ApiError::validation(
+            "display_name",
+            "must be at most 200 characters",
+        ));
     }
     Ok(())
 }
@@ -107,7 +113,10 @@ fn validate_display_name(name: &str) -> Result<(), ApiError> {
 /// Users of the caller's dealership (all users for super_admin).
 #[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = [UserOut]), (status = 403, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, principal: Principal) -> Result<Json<Vec<UserOut>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Vec<UserOut>>, ApiError> {
     principal.require(ADMINS)?;
     let users = users::list(&state.db, principal.tenant()).await?;
     Ok(Json(users.into_iter().map(UserOut::from).collect()))
@@ -127,7 +136,8 @@ pub async fn create(
     let email = normalize_email(&req.email);
     validate_email(&email)?;
     validate_display_name(&req.display_name)?;
-    password::check_rules(&req.password).map_err(|e| ApiError::validation("password", e.to_string()))?;
+    password::check_rules(&req.password)
+        .map_err(|e| ApiError::validation("password", e.to_string()))?;
     if req.role == Role::SuperAdmin && !principal.is_super() {
         return Err(ApiError::Forbidden);
     }
@@ -136,9 +146,17 @@ pub async fn create(
         match (req.role, req.dealership_id) {
             (Role::SuperAdmin, None) => None,
             (Role::SuperAdmin, Some(_)) => {
-                return Err(ApiError::validation("dealership_id", "must be empty for super_admin"));
+                return Err(ApiError::validation(
+                    "dealership_id",
+                    "must be empty for super_admin",
+                ));
             }
-            (_, None) => return Err(ApiError::validation("dealership_id", "is required for this role")),
+            (_, None) => {
+                return Err(ApiError::validation(
+                    "dealership_id",
+                    "is required for this role",
+                ));
+            }
             (_, Some(id)) => {
                 dealerships::get(&state.db, Tenant::All, &id)
                     .await?
@@ -161,7 +179,9 @@ pub async fn create(
     let user = match users::insert(&state.db, new, now).await {
         Ok(user) => user,
         Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::Conflict("a user with this email already exists".into()));
+            return Err(ApiError::Conflict(
+                "a user with this email already exists".into(),
+            ));
         }
         Err(e) => return Err(e.into()),
     };
@@ -210,7 +230,9 @@ pub async fn update(
 ) -> Result<Json<UserOut>, ApiError> {
     principal.require(ADMINS)?;
     let tenant = principal.tenant();
-    let existing = users::get(&state.db, tenant, &id).await?.ok_or(ApiError::NotFound)?;
+    let existing = users::get(&state.db, tenant, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     if let Some(role) = req.role {
         if id == principal.user_id && role != principal.role {
             return Err(ApiError::Forbidden);
@@ -235,7 +257,8 @@ pub async fn update(
     }
     let password_hash = match req.password {
         Some(p) => {
-            password::check_rules(&p).map_err(|e| ApiError::validation("password", e.to_string()))?;
+            password::check_rules(&p)
+                .map_err(|e| ApiError::validation("password", e.to_string()))?;
             Some(password::hash(p).await?)
         }
         None => None,
@@ -284,7 +307,9 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     principal.require(ADMINS)?;
     let tenant = principal.tenant();
-    let user = users::get(&state.db, tenant, &id).await?.ok_or(ApiError::NotFound)?;
+    let user = users::get(&state.db, tenant, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     if id == principal.user_id {
         return Err(ApiError::Forbidden);
     }

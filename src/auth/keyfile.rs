@@ -35,7 +35,11 @@ fn load_or_create(path: &Path) -> anyhow::Result<SecretString> {
         let key = std::fs::read_to_string(path)
             .with_context(|| format!("reading JWT key {}", path.display()))?;
         let key = key.trim().to_owned();
-        anyhow::ensure!(key.len() >= 32, "JWT key file {} is too short", path.display());
+        anyhow::ensure!(
+            key.len() >= 32,
+            "JWT key file {} is too short",
+            path.display()
+        );
         return Ok(SecretString::from(key));
     }
     if let Some(parent) = path.parent() {
@@ -68,7 +72,10 @@ mod tests {
             ..Settings::default()
         };
         let first = resolve(&settings).expect("created");
-        let mode = std::fs::metadata(dir.join(KEY_FILE)).expect("exists").permissions().mode();
+        let mode = std::fs::metadata(dir.join(KEY_FILE))
+            .expect("exists")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let second = resolve(&settings).expect("loaded");
         assert_eq!(first.expose_secret(), second.expose_secret());

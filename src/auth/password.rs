@@ -35,7 +35,8 @@ pub fn check_rules(password: &str) -> Result<(), PasswordRuleError> {
 /// Hashes with bcrypt `$2b$`, cost 12, on the blocking pool.
 pub async fn hash(password: String) -> anyhow::Result<String> {
     let hashed = tokio::task::spawn_blocking(move || {
-        bcrypt::hash_with_result(password, BCRYPT_COST).map(|h| h.format_for_version(bcrypt::Version::TwoB))
+        bcrypt::hash_with_result(password, BCRYPT_COST)
+            .map(|h| h.format_for_version(bcrypt::Version::TwoB))
     })
     .await??;
     Ok(hashed)
@@ -61,8 +62,9 @@ pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
-        bcrypt::hash(uuid::Uuid::new_v4().to_string(), BCRYPT_COST)
-            .unwrap_or_else(|_| "$2b$12$C6UzMDM.H6dfI/f/IKxGhuR0gLbS1hQ8eWH8jnMK3Y6wSWz9Hc/4G".into())
+        bcrypt::hash(uuid::Uuid::new_v4().to_string(), BCRYPT_COST).unwrap_or_else(|_| {
+            "$2b$12$C6UzMDM.H6dfI/f/IKxGhuR0gLbS1hQ8eWH8jnMK3Y6wSWz9Hc/4G".into()
+        })
     })
 }
 
@@ -89,10 +91,16 @@ mod tests {
     #[test]
     fn rules() {
         assert_eq!(check_rules("short"), Err(PasswordRuleError::TooShort));
-        assert_eq!(check_rules(&"a".repeat(73)), Err(PasswordRuleError::TooLong));
+        assert_eq!(
+            check_rules(&"a".repeat(73)),
+            Err(PasswordRuleError::TooLong)
+        );
         assert_eq!(check_rules(&"a".repeat(72)), Ok(()));
         // 24 three-byte characters are 72 bytes: accepted; 25 are not.
         assert_eq!(check_rules(&"€".repeat(24)), Ok(()));
-        assert_eq!(check_rules(&"€".repeat(25)), Err(PasswordRuleError::TooLong));
+        assert_eq!(
+            check_rules(&"€".repeat(25)),
+            Err(PasswordRuleError::TooLong)
+        );
     }
 }

@@ -71,7 +71,10 @@ impl LoginThrottle {
             counters.retain(|_, c| c.blocked_until > now || now - c.window_start < window);
         }
         let [account_key, ip_key] = Self::keys(email, ip);
-        for (key, limit) in [(account_key, self.max_per_account), (ip_key, self.max_per_ip)] {
+        for (key, limit) in [
+            (account_key, self.max_per_account),
+            (ip_key, self.max_per_ip),
+        ] {
             let counter = counters.entry(key).or_insert(Counter {
                 failures: 0,
                 window_start: now,

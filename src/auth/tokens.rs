@@ -202,7 +202,10 @@ mod tests {
         let c = s.verify(&t, TokenUse::Access, 101).expect("valid");
         assert_eq!(c.sub, "u1");
         assert_eq!(c.dealership_id.as_deref(), Some("d1"));
-        assert_eq!(s.verify(&t, TokenUse::Refresh, 101).map(|_| ()), Err(TokenError::WrongUse));
+        assert_eq!(
+            s.verify(&t, TokenUse::Refresh, 101).map(|_| ()),
+            Err(TokenError::WrongUse)
+        );
     }
 
     #[test]

@@ -90,13 +90,15 @@ pub async fn insert(db: &Db, new: NewDealership, now: i64) -> Result<Dealership,
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO embed_keys (id, dealership_id, key, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(new_id())
-            .bind(&id)
-            .bind(&key)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO embed_keys (id, dealership_id, key, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(new_id())
+        .bind(&id)
+        .bind(&key)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
     });
     Ok(Dealership {
@@ -250,18 +252,22 @@ pub async fn rotate_embed_key(
     let key = generate_embed_key();
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
-        sqlx::query("UPDATE embed_keys SET revoked_at = $1 WHERE dealership_id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO embed_keys (id, dealership_id, key, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(new_id())
-            .bind(id)
-            .bind(&key)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE embed_keys SET revoked_at = $1 WHERE dealership_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO embed_keys (id, dealership_id, key, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(new_id())
+        .bind(id)
+        .bind(&key)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
     });
     Ok(Some(key))

@@ -100,7 +100,10 @@ impl Db {
 
     /// True when the database answers a trivial query.
     pub async fn ping(&self) -> bool {
-        let probe = on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()));
+        let probe = on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ()));
         probe.is_ok()
     }
 
@@ -114,7 +117,10 @@ impl Db {
 
     /// Runs one fixed statement (maintenance and fault-injection tests).
     pub async fn execute_static(&self, sql: &'static str) -> Result<u64, sqlx::Error> {
-        on_pool!(self, |pool| Ok(sqlx::query(sql).execute(pool).await?.rows_affected()))
+        on_pool!(self, |pool| Ok(sqlx::query(sql)
+            .execute(pool)
+            .await?
+            .rows_affected()))
     }
 
     /// Closes the pool, waiting for connections to return.

@@ -129,7 +129,11 @@ pub async fn get(
 }
 
 /// The turns of a session, in order.
-pub async fn turns(db: &Db, tenant: Tenant<'_>, session_id: &str) -> Result<Vec<Turn>, sqlx::Error> {
+pub async fn turns(
+    db: &Db,
+    tenant: Tenant<'_>,
+    session_id: &str,
+) -> Result<Vec<Turn>, sqlx::Error> {
     on_pool!(db, |pool| {
         sqlx::query_as::<_, Turn>(
             "SELECT id, session_id, seq, user_text, assistant_text, interrupted, citations, latency_ms, started_at \

@@ -103,10 +103,12 @@ pub async fn revoke_user(db: &Db, user_id: &str, now: i64) -> Result<u64, sqlx::
 /// Deletes rows that expired before `cutoff` (housekeeping).
 pub async fn purge_expired(db: &Db, cutoff: i64) -> Result<u64, sqlx::Error> {
     on_pool!(db, |pool| {
-        Ok(sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
-            .bind(cutoff)
-            .execute(pool)
-            .await?
-            .rows_affected())
+        Ok(
+            sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+                .bind(cutoff)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        )
     })
 }

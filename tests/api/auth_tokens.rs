@@ -13,7 +13,10 @@ mod base64_helpers {
             b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
-            let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
             let chars = chunk.len() + 1;
             for i in 0..chars {
                 out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -42,7 +45,10 @@ fn decode_b64(s: &str) -> Vec<u8> {
     };
     let mut out = Vec::new();
     for chunk in s.as_bytes().chunks(4) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, c)| acc | (value(*c) << (18 - 6 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, c)| acc | (value(*c) << (18 - 6 * i)));
         for i in 0..chunk.len().saturating_sub(1) {
             out.push((n >> (16 - 8 * i)) as u8);
         }
@@ -70,7 +76,11 @@ async fn a_valid_token_reaches_me() {
     assert!(body.get("password_hash").is_none());
     // Re-signing the same claims with the server key is accepted: the forgeries below
     // fail for the reason each test names, not for some other difference.
-    let resigned = sign(Algorithm::HS256, JWT_SECRET.as_bytes(), &claims_of(&tokens.access));
+    let resigned = sign(
+        Algorithm::HS256,
+        JWT_SECRET.as_bytes(),
+        &claims_of(&tokens.access),
+    );
     assert_eq!(me_status(&app, &resigned).await, 200);
 }
 
@@ -96,17 +106,28 @@ async fn alg_none_and_unsigned_tokens_are_rejected() {
     let claims = claims_of(&app.admin().await.access);
     let body = b64(claims.to_string().as_bytes());
     let none_header = b64(br#"{"alg":"none","typ":"JWT"}"#);
-    assert_eq!(me_status(&app, &format!("{none_header}.{body}.")).await, 401);
+    assert_eq!(
+        me_status(&app, &format!("{none_header}.{body}.")).await,
+        401
+    );
     assert_eq!(me_status(&app, &format!("{none_header}.{body}")).await, 401);
     let hs_header = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
-    assert_eq!(me_status(&app, &format!("{hs_header}.{body}.")).await, 401, "empty signature");
+    assert_eq!(
+        me_status(&app, &format!("{hs_header}.{body}.")).await,
+        401,
+        "empty signature"
+    );
 }
 
 #[tokio::test]
 async fn another_key_or_algorithm_is_rejected() {
     let app = spawn_app().await;
     let claims = claims_of(&app.admin().await.access);
-    let other_key = sign(Algorithm::HS256, b"another-secret-another-secret-another", &claims);
+    let other_key = sign(
+        Algorithm::HS256,
+        b"another-secret-another-secret-another",
+        &claims,
+    );
     assert_eq!(me_status(&app, &other_key).await, 401);
     let other_alg = sign(Algorithm::HS512, JWT_SECRET.as_bytes(), &claims);
     assert_eq!(me_status(&app, &other_alg).await, 401);
@@ -119,7 +140,11 @@ async fn expired_token_is_rejected_after_ttl_and_leeway() {
     let app = spawn_app().await;
     let tokens = app.admin().await;
     app.clock.advance(1800 - 60);
-    assert_eq!(me_status(&app, &tokens.access).await, 200, "still valid before expiry");
+    assert_eq!(
+        me_status(&app, &tokens.access).await,
+        200,
+        "still valid before expiry"
+    );
     app.clock.advance(60 + 6);
     assert_eq!(me_status(&app, &tokens.access).await, 401);
 
@@ -157,12 +182,24 @@ async fn missing_or_wrong_audience_or_issuer_is_rejected() {
 async fn refresh_and_access_tokens_are_not_interchangeable() {
     let app = spawn_app().await;
     let tokens = app.admin().await;
-    assert_eq!(me_status(&app, &tokens.refresh).await, 401, "refresh used as access");
-    assert_eq!(app.refresh(&tokens.access).await.status(), 401, "access used as refresh");
+    assert_eq!(
+        me_status(&app, &tokens.refresh).await,
+        401,
+        "refresh used as access"
+    );
+    assert_eq!(
+        app.refresh(&tokens.access).await.status(),
+        401,
+        "access used as refresh"
+    );
     // Flipping the use claim without the key does not help either.
     let mut claims = claims_of(&tokens.refresh);
     claims["token_use"] = json!("access");
-    let forged = sign(Algorithm::HS256, b"guessed-key-guessed-key-guessed-key!", &claims);
+    let forged = sign(
+        Algorithm::HS256,
+        b"guessed-key-guessed-key-guessed-key!",
+        &claims,
+    );
     assert_eq!(me_status(&app, &forged).await, 401);
 }
 
@@ -171,14 +208,25 @@ async fn a_disabled_user_loses_access_at_once() {
     let app = spawn_app().await;
     let root = app.admin().await;
     let d = app.create_dealership(&root.access, "Delta").await;
-    let id = app.create_user(&root.access, "gone@delta.test", "user", Some(&d)).await;
+    let id = app
+        .create_user(&root.access, "gone@delta.test", "user", Some(&d))
+        .await;
     let tokens = app.login("gone@delta.test", crate::helpers::PASSWORD).await;
     assert_eq!(me_status(&app, &tokens.access).await, 200);
     let resp = app
-        .patch(&format!("/v1/users/{id}"), Some(&root.access), json!({"disabled": true}))
+        .patch(
+            &format!("/v1/users/{id}"),
+            Some(&root.access),
+            json!({"disabled": true}),
+        )
         .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(me_status(&app, &tokens.access).await, 401);
     assert_eq!(app.refresh(&tokens.refresh).await.status(), 401);
-    assert_eq!(app.try_login("gone@delta.test", crate::helpers::PASSWORD).await.status(), 401);
+    assert_eq!(
+        app.try_login("gone@delta.test", crate::helpers::PASSWORD)
+            .await
+            .status(),
+        401
+    );
 }

@@ -17,7 +17,12 @@ fn adam(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, Str
         .spawn()
         .expect("adam runs");
     if let Some(input) = stdin {
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
     }
     drop(child.stdin.take());
     let out = child.wait_with_output().expect("exit");
@@ -51,11 +56,33 @@ async fn cli_creates_a_dealership_and_a_user_who_can_log_in() {
     assert!(ok, "{err}");
     assert!(out.contains("migrations applied"));
 
-    let (ok, out, err) = adam(&dir, &["--database-url", &db, "dealership", "create", "--name", "Echo Autos"], None);
+    let (ok, out, err) = adam(
+        &dir,
+        &[
+            "--database-url",
+            &db,
+            "dealership",
+            "create",
+            "--name",
+            "Echo Autos",
+        ],
+        None,
+    );
     assert!(ok, "{err}");
     assert!(out.contains("Echo Autos") && out.contains("pk_"), "{out}");
 
-    let args = ["--database-url", &db, "user", "create", "--email", "Cli@Echo.test", "--role", "dealership_admin", "--dealership", "Echo Autos"];
+    let args = [
+        "--database-url",
+        &db,
+        "user",
+        "create",
+        "--email",
+        "Cli@Echo.test",
+        "--role",
+        "dealership_admin",
+        "--dealership",
+        "Echo Autos",
+    ];
     let (ok, out, err) = adam(&dir, &args, Some("cli-password-1\n"));
     assert!(ok, "{err}");
     assert!(out.contains("cli@echo.test"), "{out}");
@@ -65,7 +92,20 @@ async fn cli_creates_a_dealership_and_a_user_who_can_log_in() {
     assert!(!ok, "duplicate refused");
     assert!(err.contains("already exists"), "{err}");
 
-    let (ok, _, err) = adam(&dir, &["--database-url", &db, "user", "create", "--email", "x@y.test", "--role", "user"], Some("pw-long-enough\n"));
+    let (ok, _, err) = adam(
+        &dir,
+        &[
+            "--database-url",
+            &db,
+            "user",
+            "create",
+            "--email",
+            "x@y.test",
+            "--role",
+            "user",
+        ],
+        Some("pw-long-enough\n"),
+    );
     assert!(!ok);
     assert!(err.contains("--dealership"), "{err}");
 

@@ -14,11 +14,20 @@ fn assert_security_headers(headers: &HeaderMap, what: &str) {
             .expect("ascii")
             .to_owned()
     };
-    assert!(get("strict-transport-security").starts_with("max-age="), "{what}");
+    assert!(
+        get("strict-transport-security").starts_with("max-age="),
+        "{what}"
+    );
     assert_eq!(get("x-content-type-options"), "nosniff", "{what}");
-    assert!(get("content-security-policy").contains("frame-ancestors 'none'"), "{what}");
+    assert!(
+        get("content-security-policy").contains("frame-ancestors 'none'"),
+        "{what}"
+    );
     assert_eq!(get("referrer-policy"), "no-referrer", "{what}");
-    assert!(get("permissions-policy").contains("microphone=(self)"), "{what}");
+    assert!(
+        get("permissions-policy").contains("microphone=(self)"),
+        "{what}"
+    );
     assert_eq!(get("x-frame-options"), "DENY", "{what}");
     assert!(headers.get("server").is_none(), "{what}: no Server header");
     assert!(headers.contains_key("x-request-id"), "{what}: request id");
@@ -40,23 +49,36 @@ async fn security_headers_on_200_404_405_413_and_500() {
     let wrong_method = app.post("/healthz", None, json!({})).await;
     assert_eq!(wrong_method.status(), 405);
     assert_security_headers(wrong_method.headers(), "405");
-    assert_eq!(json_body(wrong_method).await["error"]["code"], "method_not_allowed");
+    assert_eq!(
+        json_body(wrong_method).await["error"]["code"],
+        "method_not_allowed"
+    );
 
     let big = json!({"email": "a@b.c", "password": "x".repeat(10_000)});
     let too_large = app.post("/v1/auth/login", None, big).await;
     assert_eq!(too_large.status(), 413);
     assert_security_headers(too_large.headers(), "413");
-    assert_eq!(json_body(too_large).await["error"]["code"], "payload_too_large");
+    assert_eq!(
+        json_body(too_large).await["error"]["code"],
+        "payload_too_large"
+    );
 
     // A real internal failure: the audit table disappears under the server.
     let root = app.admin().await;
-    app.state.db.execute_static("DROP TABLE audit_log").await.expect("dropped");
+    app.state
+        .db
+        .execute_static("DROP TABLE audit_log")
+        .await
+        .expect("dropped");
     let broken = app.get("/v1/audit-log", Some(&root.access)).await;
     assert_eq!(broken.status(), 500);
     assert_security_headers(broken.headers(), "500");
     let body = json_body(broken).await;
     assert_eq!(body["error"]["code"], "internal");
-    assert!(!body.to_string().to_lowercase().contains("audit_log"), "no internals leak: {body}");
+    assert!(
+        !body.to_string().to_lowercase().contains("audit_log"),
+        "no internals leak: {body}"
+    );
     // The process survives and other routes still work.
     assert_eq!(app.get("/v1/me", Some(&root.access)).await.status(), 200);
 }
@@ -80,7 +102,10 @@ async fn pages_get_a_strict_csp_without_inline_script() {
     for path in ["/", "/docs"] {
         let resp = app.get(path, None).await;
         assert_eq!(resp.status(), 200, "{path}");
-        let csp = resp.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
+        let csp = resp.headers()["content-security-policy"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
         assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
         assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
         assert_security_headers(resp.headers(), path);
@@ -89,7 +114,9 @@ async fn pages_get_a_strict_csp_without_inline_script() {
 
 #[tokio::test]
 async fn cors_allows_only_listed_origins() {
-    let app = spawn_app_with(|s| s.http.cors_allowed_origins = vec!["https://admin.example.com".into()]).await;
+    let app =
+        spawn_app_with(|s| s.http.cors_allowed_origins = vec!["https://admin.example.com".into()])
+            .await;
     let preflight = |origin: &'static str| {
         app.client
             .request(reqwest::Method::OPTIONS, app.url("/v1/me"))
@@ -99,12 +126,28 @@ async fn cors_allows_only_listed_origins() {
             .send()
     };
     let unlisted = preflight("https://evil.example.net").await.expect("sent");
-    assert!(unlisted.headers().get("access-control-allow-origin").is_none());
-    assert!(unlisted.headers().get("access-control-allow-credentials").is_none()
-        || unlisted.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        unlisted
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    assert!(
+        unlisted
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+            || unlisted
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none()
+    );
 
     let listed = preflight("https://admin.example.com").await.expect("sent");
-    assert_eq!(listed.headers()["access-control-allow-origin"], "https://admin.example.com");
+    assert_eq!(
+        listed.headers()["access-control-allow-origin"],
+        "https://admin.example.com"
+    );
     assert_eq!(listed.headers()["access-control-allow-credentials"], "true");
 
     // A simple cross-origin GET from an unlisted origin gets no CORS grant either.

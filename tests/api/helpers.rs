@@ -140,20 +140,27 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
-        self.request(reqwest::Method::POST, path, token, Some(body)).await
+        self.request(reqwest::Method::POST, path, token, Some(body))
+            .await
     }
 
     pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
-        self.request(reqwest::Method::PATCH, path, token, Some(body)).await
+        self.request(reqwest::Method::PATCH, path, token, Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> reqwest::Response {
-        self.request(reqwest::Method::DELETE, path, token, None).await
+        self.request(reqwest::Method::DELETE, path, token, None)
+            .await
     }
 
     pub async fn try_login(&self, email: &str, password: &str) -> reqwest::Response {
-        self.post("/v1/auth/login", None, json!({"email": email, "password": password}))
-            .await
+        self.post(
+            "/v1/auth/login",
+            None,
+            json!({"email": email, "password": password}),
+        )
+        .await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Tokens {
@@ -173,8 +180,12 @@ impl TestApp {
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
-        self.post("/v1/auth/refresh", None, json!({"refresh_token": refresh_token}))
-            .await
+        self.post(
+            "/v1/auth/refresh",
+            None,
+            json!({"refresh_token": refresh_token}),
+        )
+        .await
     }
 
     /// Creates a dealership as `token` and returns its id.
@@ -234,10 +245,20 @@ pub async fn world(app: &TestApp) -> World {
     let a = app.create_dealership(&root.access, "Alpha Autos").await;
     let b = app.create_dealership(&root.access, "Bravo Cars").await;
     let admin_a_id = app
-        .create_user(&root.access, "admin@alpha.test", "dealership_admin", Some(&a))
+        .create_user(
+            &root.access,
+            "admin@alpha.test",
+            "dealership_admin",
+            Some(&a),
+        )
         .await;
-    app.create_user(&root.access, "admin@bravo.test", "dealership_admin", Some(&b))
-        .await;
+    app.create_user(
+        &root.access,
+        "admin@bravo.test",
+        "dealership_admin",
+        Some(&b),
+    )
+    .await;
     let user_a_id = app
         .create_user(&root.access, "user@alpha.test", "user", Some(&a))
         .await;

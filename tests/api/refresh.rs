@@ -38,7 +38,12 @@ async fn replaying_a_rotated_token_revokes_the_whole_family() {
     // Another login (another family) is unaffected.
     let other = app.admin().await;
     assert_eq!(app.refresh(&other.refresh).await.status(), 200);
-    assert!(app.state.metrics.render().contains("adam_refresh_token_reuse_total 1"));
+    assert!(
+        app.state
+            .metrics
+            .render()
+            .contains("adam_refresh_token_reuse_total 1")
+    );
 }
 
 #[tokio::test]
@@ -47,7 +52,10 @@ async fn two_concurrent_refreshes_with_one_token_exactly_one_succeeds() {
     for _ in 0..3 {
         let tokens = app.admin().await;
         let (a, b) = tokio::join!(app.refresh(&tokens.refresh), app.refresh(&tokens.refresh));
-        let ok = [a.status(), b.status()].iter().filter(|s| s.as_u16() == 200).count();
+        let ok = [a.status(), b.status()]
+            .iter()
+            .filter(|s| s.as_u16() == 200)
+            .count();
         assert_eq!(ok, 1, "statuses {} and {}", a.status(), b.status());
     }
 }
@@ -62,7 +70,11 @@ async fn refresh_expires_seven_days_after_login_however_often_it_rotates() {
     let (_, r3) = rotate(&app, &r2).await;
     app.clock.advance(24 * 3600 + 10);
     let resp = app.refresh(&r3).await;
-    assert_eq!(resp.status(), 401, "7 days after login, even a fresh rotation is dead");
+    assert_eq!(
+        resp.status(),
+        401,
+        "7 days after login, even a fresh rotation is dead"
+    );
 }
 
 #[tokio::test]
@@ -70,13 +82,21 @@ async fn logout_revokes_the_refresh_token() {
     let app = spawn_app().await;
     let tokens = app.admin().await;
     let resp = app
-        .post("/v1/auth/logout", None, json!({"refresh_token": tokens.refresh}))
+        .post(
+            "/v1/auth/logout",
+            None,
+            json!({"refresh_token": tokens.refresh}),
+        )
         .await;
     assert_eq!(resp.status(), 204);
     assert_eq!(app.refresh(&tokens.refresh).await.status(), 401);
     // Logging out twice is harmless.
     let resp = app
-        .post("/v1/auth/logout", None, json!({"refresh_token": tokens.refresh}))
+        .post(
+            "/v1/auth/logout",
+            None,
+            json!({"refresh_token": tokens.refresh}),
+        )
         .await;
     assert_eq!(resp.status(), 204);
 }
@@ -106,7 +126,10 @@ async fn password_change_revokes_refresh_tokens_and_needs_the_current_password()
     assert_eq!(resp.status(), 200);
     assert_eq!(app.refresh(&session_one.refresh).await.status(), 401);
     assert_eq!(app.refresh(&session_two.refresh).await.status(), 401);
-    assert_eq!(app.try_login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(), 401);
+    assert_eq!(
+        app.try_login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(),
+        401
+    );
     app.login(ADMIN_EMAIL, "brand-new-password").await;
 }
 
@@ -115,13 +138,18 @@ async fn stored_hash_is_bcrypt_cost_12() {
     let app = spawn_app().await;
     let root = app.admin().await;
     let d = app.create_dealership(&root.access, "Hash Motors").await;
-    app.create_user(&root.access, "hash@x.test", "user", Some(&d)).await;
+    app.create_user(&root.access, "hash@x.test", "user", Some(&d))
+        .await;
     for email in [ADMIN_EMAIL, "hash@x.test"] {
         let user = adam::db::users::by_email(&app.state.db, email)
             .await
             .expect("query")
             .expect("user exists");
-        assert!(user.password_hash.starts_with("$2b$12$"), "{}", user.password_hash);
+        assert!(
+            user.password_hash.starts_with("$2b$12$"),
+            "{}",
+            user.password_hash
+        );
         assert!(!user.password_hash.contains(crate::helpers::PASSWORD));
     }
 }

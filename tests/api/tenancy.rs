@@ -60,15 +60,28 @@ async fn cross_tenant_user_access_is_404_without_side_effects() {
     assert_eq!(resp.status(), 404);
     assert_eq!(json_body(resp).await["error"]["code"], "not_found");
     let resp = app
-        .patch(&path, Some(admin_a), json!({"display_name": "pwned", "disabled": true, "password": "hijacked-password"}))
+        .patch(
+            &path,
+            Some(admin_a),
+            json!({"display_name": "pwned", "disabled": true, "password": "hijacked-password"}),
+        )
         .await;
     assert_eq!(resp.status(), 404);
     assert_eq!(app.delete(&path, Some(admin_a)).await.status(), 404);
 
-    assert_eq!(snapshot(&app, &w.root.access, &path).await, before, "user B unchanged");
+    assert_eq!(
+        snapshot(&app, &w.root.access, &path).await,
+        before,
+        "user B unchanged"
+    );
     app.login("user@bravo.test", PASSWORD).await;
     let listed = snapshot(&app, admin_a, "/v1/users").await;
-    let ids: Vec<&str> = listed.as_array().expect("array").iter().filter_map(|u| u["id"].as_str()).collect();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|u| u["id"].as_str())
+        .collect();
     assert!(!ids.contains(&w.user_b_id.as_str()));
     assert!(ids.contains(&w.user_a_id.as_str()));
 }
@@ -82,17 +95,40 @@ async fn cross_tenant_dealership_access_is_404_without_side_effects() {
     let admin_a = &w.admin_a.access;
 
     assert_eq!(app.get(&path, Some(admin_a)).await.status(), 404);
-    let resp = app.patch(&path, Some(admin_a), json!({"persona": "evil", "name": "Mine"})).await;
+    let resp = app
+        .patch(
+            &path,
+            Some(admin_a),
+            json!({"persona": "evil", "name": "Mine"}),
+        )
+        .await;
     assert_eq!(resp.status(), 404);
     assert_eq!(app.delete(&path, Some(admin_a)).await.status(), 404);
-    let resp = app.post(&format!("{path}/embed-key"), Some(admin_a), json!({})).await;
+    let resp = app
+        .post(&format!("{path}/embed-key"), Some(admin_a), json!({}))
+        .await;
     assert_eq!(resp.status(), 404);
 
-    assert_eq!(snapshot(&app, &w.root.access, &path).await, before, "dealership B unchanged");
+    assert_eq!(
+        snapshot(&app, &w.root.access, &path).await,
+        before,
+        "dealership B unchanged"
+    );
     // And the other way round.
     let path_a = format!("/v1/dealerships/{}", w.a);
-    assert_eq!(app.get(&path_a, Some(&w.admin_b.access)).await.status(), 404);
-    assert_eq!(app.get(&format!("/v1/users/{}", w.user_a_id), Some(&w.admin_b.access)).await.status(), 404);
+    assert_eq!(
+        app.get(&path_a, Some(&w.admin_b.access)).await.status(),
+        404
+    );
+    assert_eq!(
+        app.get(
+            &format!("/v1/users/{}", w.user_a_id),
+            Some(&w.admin_b.access)
+        )
+        .await
+        .status(),
+        404
+    );
     let listed = snapshot(&app, admin_a, "/v1/dealerships").await;
     assert_eq!(listed.as_array().expect("array").len(), 1);
     assert_eq!(listed[0]["id"], w.a.as_str());
@@ -108,7 +144,10 @@ async fn cross_tenant_session_access_is_404_without_side_effects() {
     assert_eq!(before["turns"][0]["assistant_text"], "At eight.");
 
     assert_eq!(app.get(&path, Some(&w.admin_a.access)).await.status(), 404);
-    assert_eq!(app.delete(&path, Some(&w.admin_a.access)).await.status(), 404);
+    assert_eq!(
+        app.delete(&path, Some(&w.admin_a.access)).await.status(),
+        404
+    );
     assert_eq!(app.get(&path, Some(&w.user_a.access)).await.status(), 404);
     assert_eq!(snapshot(&app, &w.root.access, &path).await, before);
     let listed = snapshot(&app, &w.admin_a.access, "/v1/sessions").await;
@@ -122,7 +161,12 @@ async fn a_user_sees_only_their_own_sessions() {
     let mine = seed_session(&app, &w.a, Some(&w.user_a_id)).await;
     let colleague = seed_session(&app, &w.a, Some(&w.user_a2_id)).await;
     let listed = snapshot(&app, &w.user_a.access, "/v1/sessions").await;
-    let ids: Vec<&str> = listed.as_array().expect("array").iter().filter_map(|s| s["id"].as_str()).collect();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
     assert_eq!(ids, [mine.as_str()]);
     let path = format!("/v1/sessions/{colleague}");
     assert_eq!(app.get(&path, Some(&w.user_a.access)).await.status(), 404);
@@ -132,7 +176,10 @@ async fn a_user_sees_only_their_own_sessions() {
     // Their dealership's admin sees both and may delete.
     let listed = snapshot(&app, &w.admin_a.access, "/v1/sessions").await;
     assert_eq!(listed.as_array().expect("array").len(), 2);
-    assert_eq!(app.delete(&path, Some(&w.admin_a.access)).await.status(), 204);
+    assert_eq!(
+        app.delete(&path, Some(&w.admin_a.access)).await.status(),
+        204
+    );
     assert_eq!(app.get(&path, Some(&w.root.access)).await.status(), 404);
 }
 
@@ -149,7 +196,11 @@ async fn dealership_in_the_body_is_ignored_for_non_super_admins() {
         .await;
     assert_eq!(resp.status(), 201);
     let body = json_body(resp).await;
-    assert_eq!(body["dealership_id"], w.a.as_str(), "created in the caller's own dealership");
+    assert_eq!(
+        body["dealership_id"],
+        w.a.as_str(),
+        "created in the caller's own dealership"
+    );
     // And super_admin may choose.
     let resp = app
         .post(
@@ -166,20 +217,37 @@ async fn audit_log_is_tenant_scoped_and_records_admin_actions() {
     let app = spawn_app().await;
     let w = world(&app).await;
     let resp = app
-        .patch(&format!("/v1/dealerships/{}", w.a), Some(&w.admin_a.access), json!({"voice": "en-us"}))
+        .patch(
+            &format!("/v1/dealerships/{}", w.a),
+            Some(&w.admin_a.access),
+            json!({"voice": "en-us"}),
+        )
         .await;
     assert_eq!(resp.status(), 200);
     let entries = snapshot(&app, &w.admin_a.access, "/v1/audit-log").await;
     let entries = entries.as_array().expect("array");
-    assert!(entries.iter().all(|e| e["dealership_id"] == w.a.as_str()), "{entries:?}");
+    assert!(
+        entries.iter().all(|e| e["dealership_id"] == w.a.as_str()),
+        "{entries:?}"
+    );
     assert_eq!(entries[0]["action"], "dealership.update", "newest first");
     assert_eq!(entries[0]["actor_user_id"], w.admin_a_id.as_str());
     assert!(entries.iter().any(|e| e["action"] == "user.create"));
     let all = snapshot(&app, &w.root.access, "/v1/audit-log").await;
-    assert!(all.as_array().expect("array").iter().any(|e| e["dealership_id"] == w.b.as_str()));
+    assert!(
+        all.as_array()
+            .expect("array")
+            .iter()
+            .any(|e| e["dealership_id"] == w.b.as_str())
+    );
     // Paging with `before` continues where the first page stopped.
     let first = snapshot(&app, &w.root.access, "/v1/audit-log?limit=2").await;
     let last_id = first[1]["id"].as_str().expect("id");
-    let next = snapshot(&app, &w.root.access, &format!("/v1/audit-log?limit=2&before={last_id}")).await;
+    let next = snapshot(
+        &app,
+        &w.root.access,
+        &format!("/v1/audit-log?limit=2&before={last_id}"),
+    )
+    .await;
     assert!(next[0]["id"].as_str().expect("id") < last_id);
 }

@@ -12,8 +12,14 @@ async fn unknown_user_and_wrong_password_get_the_same_answer() {
     assert_eq!(wrong.status(), 401);
     assert_eq!(unknown.status(), 401);
     let wrong_headers = wrong.headers().get("www-authenticate").cloned();
-    assert_eq!(wrong_headers, unknown.headers().get("www-authenticate").cloned());
-    assert_eq!(wrong.text().await.expect("body"), unknown.text().await.expect("body"));
+    assert_eq!(
+        wrong_headers,
+        unknown.headers().get("www-authenticate").cloned()
+    );
+    assert_eq!(
+        wrong.text().await.expect("body"),
+        unknown.text().await.expect("body")
+    );
 }
 
 #[tokio::test]
@@ -44,9 +50,13 @@ async fn repeated_failures_get_429_with_retry_after_and_the_block_ends() {
     let app = spawn_app().await;
     let root = app.admin().await;
     let d = app.create_dealership(&root.access, "Throttle Motors").await;
-    app.create_user(&root.access, "other@x.test", "user", Some(&d)).await;
+    app.create_user(&root.access, "other@x.test", "user", Some(&d))
+        .await;
     for _ in 0..5 {
-        assert_eq!(app.try_login(ADMIN_EMAIL, "bad-password!").await.status(), 401);
+        assert_eq!(
+            app.try_login(ADMIN_EMAIL, "bad-password!").await.status(),
+            401
+        );
     }
     let resp = app.try_login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!(resp.status(), 429, "even the right password waits");
@@ -73,13 +83,20 @@ async fn per_user_rate_limit_does_not_affect_another_user() {
     .await;
     let root = app.admin().await;
     let d = app.create_dealership(&root.access, "Limit Motors").await;
-    app.create_user(&root.access, "busy@x.test", "user", Some(&d)).await;
-    app.create_user(&root.access, "calm@x.test", "user", Some(&d)).await;
+    app.create_user(&root.access, "busy@x.test", "user", Some(&d))
+        .await;
+    app.create_user(&root.access, "calm@x.test", "user", Some(&d))
+        .await;
     let busy = app.login("busy@x.test", PASSWORD).await;
     let calm = app.login("calm@x.test", PASSWORD).await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        statuses.push(app.get("/v1/me", Some(&busy.access)).await.status().as_u16());
+        statuses.push(
+            app.get("/v1/me", Some(&busy.access))
+                .await
+                .status()
+                .as_u16(),
+        );
     }
     assert_eq!(statuses, [200, 200, 200, 429]);
     let resp = app.get("/v1/me", Some(&busy.access)).await;

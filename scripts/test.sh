@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, then every test against SQLite and against a
+# throwaway PostgreSQL 15 + pgvector cluster on 127.0.0.1 (removed afterwards).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/adam/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "setup"
+bash scripts/setup.sh
+bash scripts/postgres.sh install
+
+if cargo nextest --version >/dev/null 2>&1; then
+    run_tests() { cargo nextest run --workspace --locked --no-fail-fast "$@"; }
+else
+    run_tests() { cargo test --workspace --locked --no-fail-fast "$@"; }
+fi
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build tests"
+cargo build --workspace --all-targets --locked
+
+step "tests on SQLite"
+run_tests
+
+pg_dir="/tmp/adam-test-pg-$$"
+pg_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+cleanup() { bash scripts/postgres.sh stop "$pg_dir" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+step "tests on PostgreSQL (throwaway cluster on 127.0.0.1:$pg_port)"
+pg_url="$(bash scripts/postgres.sh start "$pg_dir" "$pg_port" | tail -n 1)"
+ADAM_TEST_DATABASE_URL="$pg_url" run_tests
+
+step "all tests passed on SQLite and PostgreSQL"
