@@ -4,7 +4,6 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -242,13 +241,24 @@ pub fn apply(router: Router<AppState>, state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Keeps the limiter maps small; runs until the app stops.
-pub fn spawn_sweeper(limits: Arc<RateLimits>) -> tokio::task::JoinHandle<()> {
+/// Housekeeping until the app stops: keeps the limiter maps small every minute and
+/// deletes refresh tokens that expired over a day ago every hour.
+pub fn spawn_sweeper(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let mut minutes = 0u64;
         loop {
             tick.tick().await;
-            limits.sweep();
+            state.rate_limits.sweep();
+            if minutes.is_multiple_of(60) {
+                let cutoff = state.clock.now() - 24 * 3600;
+                match crate::db::tokens::purge_expired(&state.db, cutoff).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(purged = n, "expired refresh tokens deleted"),
+                    Err(e) => tracing::warn!(error = %e, "purging expired refresh tokens failed"),
+                }
+            }
+            minutes += 1;
         }
     })
 }

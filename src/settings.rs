@@ -53,7 +53,7 @@ pub struct HttpSettings {
     pub body_limit_bytes: usize,
     /// CORS allowlist (credentials allowed only for these).
     pub cors_allowed_origins: Vec<String>,
-    /// Trust the first address of `X-Forwarded-For`.
+    /// Take the client IP from the last `X-Forwarded-For` hop (behind a trusted proxy).
     pub trust_forwarded_for: bool,
     /// Seconds in-flight requests get after a shutdown signal.
     pub shutdown_grace_secs: u64,
@@ -215,7 +215,7 @@ impl Default for LogSettings {
     fn default() -> Self {
         Self {
             format: LogFormat::Human,
-            filter: "info,sqlx=warn".into(),
+            filter: "info,adam=info,sqlx=warn,tower_http=info".into(),
         }
     }
 }
@@ -260,12 +260,26 @@ pub struct CliOverrides {
     pub log_format: Option<LogFormat>,
 }
 
+/// Secret settings and the environment variables they come from, read verbatim.
+const SECRET_VARS: [(&str, &str); 2] = [
+    ("auth.jwt_secret", "ADAM__AUTH__JWT_SECRET"),
+    (
+        "bootstrap.admin_password",
+        "ADAM__BOOTSTRAP__ADMIN_PASSWORD",
+    ),
+];
+
 impl Settings {
     /// Loads `config_path` (if it exists), then `ADAM__…` variables, then CLI flags.
     pub fn load(config_path: &Path, cli: &CliOverrides) -> Result<Self, SettingsError> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()))
             .merge(Toml::file(config_path))
-            .merge(Env::prefixed("ADAM__").split("__").lowercase(true));
+            .merge(
+                Env::prefixed("ADAM__")
+                    .split("__")
+                    .lowercase(true)
+                    .ignore(&SECRET_VARS.map(|(key, _)| key)),
+            );
         if let Some(listen) = cli.listen {
             figment = figment.merge(Serialized::default("http.listen", listen));
         }
@@ -275,7 +289,17 @@ impl Settings {
         if let Some(format) = cli.log_format {
             figment = figment.merge(Serialized::default("log.format", format));
         }
-        let settings: Settings = figment.extract().map_err(Box::new)?;
+        let mut settings: Settings = figment.extract().map_err(Box::new)?;
+        // Secrets are taken verbatim: figment would turn `00012345` into a number.
+        for (key, var) in SECRET_VARS {
+            if let Ok(value) = std::env::var(var) {
+                let secret = Some(SecretString::from(value));
+                match key {
+                    "auth.jwt_secret" => settings.auth.jwt_secret = secret,
+                    _ => settings.bootstrap.admin_password = secret,
+                }
+            }
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -313,11 +337,20 @@ impl Settings {
         if !(0..=60).contains(&self.auth.leeway_secs) {
             return Err(invalid("auth.leeway_secs", "must be between 0 and 60"));
         }
-        if self.auth.login_max_failures == 0 || self.auth.login_max_failures_per_ip == 0 {
+        if self.auth.login_max_failures == 0 {
             return Err(invalid("auth.login_max_failures", "must be at least 1"));
         }
-        if self.auth.login_max_lockout_secs < 1 || self.auth.login_window_secs < 1 {
-            return Err(invalid("auth.login_max_lockout_secs", "must be positive"));
+        if self.auth.login_max_failures_per_ip == 0 {
+            return Err(invalid(
+                "auth.login_max_failures_per_ip",
+                "must be at least 1",
+            ));
+        }
+        if self.auth.login_window_secs < 1 {
+            return Err(invalid("auth.login_window_secs", "must be at least 1"));
+        }
+        if self.auth.login_max_lockout_secs < 1 {
+            return Err(invalid("auth.login_max_lockout_secs", "must be at least 1"));
         }
         if let Some(secret) = &self.auth.jwt_secret
             && secret.expose_secret().len() < 32
@@ -334,15 +367,15 @@ impl Settings {
             ));
         }
         let rl = &self.rate_limit;
-        if rl.per_ip_per_minute == 0
-            || rl.per_ip_burst == 0
-            || rl.per_user_per_minute == 0
-            || rl.per_user_burst == 0
-        {
-            return Err(invalid(
-                "rate_limit",
-                "every rate and burst must be at least 1",
-            ));
+        for (key, value) in [
+            ("rate_limit.per_ip_per_minute", rl.per_ip_per_minute),
+            ("rate_limit.per_ip_burst", rl.per_ip_burst),
+            ("rate_limit.per_user_per_minute", rl.per_user_per_minute),
+            ("rate_limit.per_user_burst", rl.per_user_burst),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
         }
         if self.http.body_limit_bytes < 1024 {
             return Err(invalid("http.body_limit_bytes", "must be at least 1024"));
@@ -384,11 +417,24 @@ mod tests {
         assert_eq!(from_file.database.url, "sqlite://data/adam.db");
         assert_eq!(from_file.auth.access_ttl_secs, 1800);
         assert_eq!(from_file.auth.refresh_ttl_secs, 7 * 24 * 3600);
+        assert_eq!(from_file.log.filter, Settings::default().log.filter);
+        assert_eq!(
+            from_file.rate_limit.per_user_burst,
+            Settings::default().rate_limit.per_user_burst
+        );
         from_file.validate().expect("committed config is valid");
     }
 
     #[test]
     fn validation_names_the_key() {
+        let mut settings = Settings::default();
+        settings.rate_limit.per_user_burst = 0;
+        let err = settings.validate().expect_err("zero burst");
+        assert!(
+            err.to_string().contains("`rate_limit.per_user_burst`"),
+            "{err}"
+        );
+
         let mut settings = Settings::default();
         settings.database.url = "mysql://x".into();
         let err = settings.validate().expect_err("mysql is refused");
@@ -416,6 +462,15 @@ mod tests {
             let settings = Settings::load(Path::new("adam.toml"), &cli).expect("loads");
             assert_eq!(settings.http.listen.port(), 2222);
             assert_eq!(settings.database.url, "sqlite://cli.db");
+
+            // Secrets are kept verbatim, even when they look like numbers.
+            jail.set_env("ADAM__BOOTSTRAP__ADMIN_PASSWORD", "00012345");
+            jail.set_env("ADAM__AUTH__JWT_SECRET", "1".repeat(40));
+            let settings = Settings::load(Path::new("adam.toml"), &cli).expect("loads");
+            let password = settings.bootstrap.admin_password.expect("password set");
+            assert_eq!(password.expose_secret(), "00012345");
+            let key = settings.auth.jwt_secret.expect("key set");
+            assert_eq!(key.expose_secret(), "1".repeat(40));
 
             jail.set_env("ADAM__AUTH__ACCESS_TTL_SECS", "not-a-number");
             let err = Settings::load(Path::new("adam.toml"), &CliOverrides::default())

@@ -119,7 +119,7 @@ impl Application {
             ..
         } = self;
         let grace = Duration::from_secs(state.settings.http.shutdown_grace_secs);
-        let sweeper = middleware::spawn_sweeper(state.rate_limits.clone());
+        let sweeper = middleware::spawn_sweeper(state.clone());
         let db = state.db.clone();
         let app = middleware::apply(crate::api::router(), state);
         let stopping = Arc::new(Notify::new());

@@ -118,7 +118,7 @@ CREATE INDEX email_outbox_due ON email_outbox(status, next_attempt_at);
 
 CREATE TABLE audit_log (
     id            TEXT PRIMARY KEY,   -- UUIDv7: sorts by time
-    dealership_id TEXT REFERENCES dealerships(id) ON DELETE CASCADE,
+    dealership_id TEXT,   -- no foreign key: the trail outlives a deleted dealership
     actor_user_id TEXT,
     action        TEXT NOT NULL,
     target_type   TEXT NOT NULL,

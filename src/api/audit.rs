@@ -18,6 +18,8 @@ pub struct AuditQuery {
     pub limit: Option<i64>,
     /// Return entries older than this id (from the previous page's last entry).
     pub before: Option<String>,
+    /// Only this dealership's entries (super_admin only; ignored for others).
+    pub dealership_id: Option<String>,
 }
 
 /// One audit entry.
@@ -70,6 +72,12 @@ pub async fn list(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::validation("limit", "must be between 1 and 500"));
     }
-    let entries = audit::list(&state.db, principal.tenant(), q.before.as_deref(), limit).await?;
+    let entries = audit::list(
+        &state.db,
+        principal.list_scope(q.dealership_id.as_deref()),
+        q.before.as_deref(),
+        limit,
+    )
+    .await?;
     Ok(Json(entries.into_iter().map(AuditOut::from).collect()))
 }

@@ -165,11 +165,17 @@ pub async fn refresh(
     if row.revoked_at.is_some() || row.expires_at <= now {
         return Err(ApiError::Unauthorized);
     }
-    if row.rotated_at.is_some() || !tokens::mark_rotated(&state.db, &row.id, now).await? {
-        // A rotated token came back: it was stolen or replayed. Kill the whole family.
+    if row.rotated_at.is_some() {
+        // A token that was already exchanged came back: it was stolen or replayed.
+        // Kill the whole family, so the thief's copy dies with the owner's.
         let revoked = tokens::revoke_family(&state.db, &row.family_id, now).await?;
         state.metrics.refresh_reuse.inc();
         tracing::warn!(user_id = %row.user_id, family = %row.family_id, revoked, "refresh token reuse; family revoked");
+        return Err(ApiError::Unauthorized);
+    }
+    if !tokens::mark_rotated(&state.db, &row.id, now).await? {
+        // Two requests raced with the same live token; the other one won. Only one
+        // may get a new pair. A later replay of this token is caught above.
         return Err(ApiError::Unauthorized);
     }
     let user = users::get(&state.db, Tenant::All, &row.user_id)

@@ -33,7 +33,9 @@ impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
     }
 }
 
-/// The client's IP: the socket peer, or the first `X-Forwarded-For` hop when configured.
+/// The client's IP: the socket peer, or, behind a trusted reverse proxy, the address
+/// that proxy appended last to `X-Forwarded-For` (earlier entries are client-supplied
+/// and could be forged to dodge rate limits).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
@@ -44,7 +46,7 @@ pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> IpAddr {
             .headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.rsplit(',').next())
             .and_then(|v| v.trim().parse::<IpAddr>().ok())
     {
         return ip;

@@ -19,6 +19,8 @@ use crate::startup::AppState;
 pub struct SessionQuery {
     /// Sessions to return (1–500, default 100).
     pub limit: Option<i64>,
+    /// Only this dealership's sessions (super_admin only; ignored for others).
+    pub dealership_id: Option<String>,
 }
 
 /// A session summary.

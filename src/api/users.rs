@@ -1,9 +1,9 @@
 //! `/v1/users`: user management within the caller's tenant.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::normalize_email;
 use super::error::{ApiError, ErrorBody};
@@ -110,15 +110,23 @@ fn validate_display_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// List filter.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct UserQuery {
+    /// Only this dealership's users (super_admin only; ignored for others).
+    pub dealership_id: Option<String>,
+}
+
 /// Users of the caller's dealership (all users for super_admin).
-#[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = [])), params(UserQuery),
     responses((status = 200, body = [UserOut]), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
+    Query(q): Query<UserQuery>,
 ) -> Result<Json<Vec<UserOut>>, ApiError> {
     principal.require(ADMINS)?;
-    let users = users::list(&state.db, principal.tenant()).await?;
+    let users = users::list(&state.db, principal.list_scope(q.dealership_id.as_deref())).await?;
     Ok(Json(users.into_iter().map(UserOut::from).collect()))
 }
 

@@ -35,6 +35,15 @@ impl Principal {
         }
     }
 
+    /// The tenant for a list: a super_admin may narrow it to one dealership with a
+    /// `dealership_id` query parameter; anyone else's request for one is ignored.
+    pub fn list_scope<'a>(&'a self, requested: Option<&'a str>) -> Tenant<'a> {
+        match requested {
+            Some(id) if self.is_super() => Tenant::Only(id),
+            _ => self.tenant(),
+        }
+    }
+
     /// 403 unless the caller has one of `roles`.
     pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
         if roles.contains(&self.role) {

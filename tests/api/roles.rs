@@ -250,11 +250,20 @@ async fn role_matrix_holds() {
     // The promoted user is now a dealership admin; the dealer kept their own role.
     let me = json_body(app.get("/v1/me", Some(&w.admin_a.access)).await).await;
     assert_eq!(me["role"], "dealership_admin");
-    // Deleting dealership B removed its users too.
+    // Deleting dealership B removed its users too, but not its audit trail.
     assert_eq!(
         app.try_login("user@bravo.test", PASSWORD).await.status(),
         401
     );
+    let trail_path = format!("/v1/audit-log?dealership_id={}", w.b);
+    let trail = json_body(app.get(&trail_path, Some(&w.root.access)).await).await;
+    let actions: Vec<&str> = trail
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"user.create"), "{actions:?}");
 }
 
 #[tokio::test]

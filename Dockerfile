@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+# Adam's container image. Build:  docker build -t adam .
+# Migrations (sqlx::migrate!) and the web page (include_str!) are compiled into the binary;
+# the image carries only the binary and config.toml.
+
+FROM rust:1.95-bookworm AS builder
+WORKDIR /src
+COPY . .
+# The cache mounts keep crates and build artefacts between builds; the binary is copied out
+# of the cached target folder because cache mounts are not part of the image.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/usr/local/cargo/git \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p adam \
+ && install -D -m 0755 target/release/adam /out/adam
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin adam
+WORKDIR /app
+COPY --from=builder /out/adam /usr/local/bin/adam
+COPY config.toml /app/config.toml
+# data_dir: the SQLite file when no database URL is given, and uploads later.
+RUN mkdir -p /app/data && chown adam:adam /app/data
+USER adam
+# A container is a deployment: listen on every interface, log JSON, and insist on real
+# secrets (production refuses to start without ADAM__AUTH__JWT_SECRET).
+ENV ADAM__ENVIRONMENT=production \
+    ADAM__HTTP__LISTEN=0.0.0.0:8080 \
+    ADAM__LOG__FORMAT=json
+EXPOSE 8080
+# The slim image has no curl; bash's /dev/tcp is enough for one GET. Assumes port 8080.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+    CMD bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080 && printf "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" >&3 && read -r _ code _ <&3 && [ "$code" = 200 ]'
+# adam handles SIGTERM itself: it stops accepting, drains for http.shutdown_grace_secs, exits.
+STOPSIGNAL SIGTERM
+CMD ["adam", "serve"]
