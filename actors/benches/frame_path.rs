@@ -1,0 +1,3 @@
+//! Criterion benchmark of the per-frame path (filled in below).
+
+fn main() {}

@@ -1,0 +1,317 @@
+//! Ports: the traits every provider implements (simulated, embedded models, cloud
+//! clients). All calls are cancellable through a [`CancellationToken`] and return
+//! typed [`ProviderError`]s. Futures are boxed so the traits stay object-safe.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+pub use tokio_util::sync::CancellationToken;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a provider call failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ProviderError {
+    /// The call took longer than its deadline.
+    #[error("provider timed out")]
+    Timeout,
+    /// The caller cancelled (barge-in, session end).
+    #[error("cancelled")]
+    Cancelled,
+    /// The provider could not be reached or answered 5xx.
+    #[error("provider unavailable: {0}")]
+    Unavailable(String),
+    /// The provider refused the request (4xx, bad input).
+    #[error("provider rejected the request: {0}")]
+    Rejected(String),
+}
+
+/// Per-frame voice activity detection for one stream.
+pub trait Vad: Send {
+    /// True when this frame (10–30 ms of PCM16 at the stream's rate) holds speech.
+    fn is_speech(&mut self, frame: &[i16]) -> bool;
+}
+
+/// Makes one [`Vad`] per session (detectors keep state).
+pub trait VadFactory: Send + Sync {
+    /// A detector for audio at `sample_rate`.
+    fn create(&self, sample_rate: u32) -> Box<dyn Vad>;
+}
+
+/// One utterance to transcribe.
+#[derive(Debug, Clone)]
+pub struct SttRequest {
+    /// PCM16 mono.
+    pub audio: Arc<[i16]>,
+    /// Its sample rate.
+    pub sample_rate: u32,
+}
+
+/// Speech to text.
+pub trait SpeechToText: Send + Sync {
+    /// Transcribes a whole utterance; `partial` receives interim text when the provider has it.
+    fn transcribe<'a>(
+        &'a self,
+        request: SttRequest,
+        partial: mpsc::Sender<String>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, Result<String, ProviderError>>;
+}
+
+/// A passage retrieved from the dealership's documents.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Passage {
+    /// Document id.
+    pub document_id: String,
+    /// Document title or file name.
+    pub title: String,
+    /// The text.
+    pub text: String,
+    /// Similarity score.
+    pub score: f32,
+    /// Page, when known.
+    pub page: Option<u32>,
+}
+
+/// One earlier exchange, for conversational context.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContextTurn {
+    /// What the customer said.
+    pub user: String,
+    /// What the assistant said (as spoken).
+    pub assistant: String,
+}
+
+/// Everything the answer engine needs for one reply.
+#[derive(Debug, Clone)]
+pub struct AnswerRequest {
+    /// Dealership id.
+    pub tenant: String,
+    /// The question.
+    pub question: String,
+    /// Recent turns, oldest first.
+    pub history: Vec<ContextTurn>,
+    /// System prompt / persona.
+    pub persona: String,
+    /// Retrieved passages to ground the answer.
+    pub passages: Vec<Passage>,
+}
+
+/// Token accounting of one answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerUsage {
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Generated tokens.
+    pub completion_tokens: u32,
+}
+
+/// Streams an answer (RAG + LLM).
+pub trait AnswerEngine: Send + Sync {
+    /// Sends answer text pieces to `tokens` as they are generated.
+    fn answer<'a>(
+        &'a self,
+        request: AnswerRequest,
+        tokens: mpsc::Sender<String>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, Result<AnswerUsage, ProviderError>>;
+}
+
+/// Text embeddings.
+pub trait Embedder: Send + Sync {
+    /// One vector per text.
+    fn embed<'a>(
+        &'a self,
+        texts: Vec<String>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, ProviderError>>;
+    /// Vector dimension.
+    fn dimension(&self) -> usize;
+}
+
+/// Semantic search over a dealership's documents.
+pub trait Retriever: Send + Sync {
+    /// Top `k` passages of `tenant` for the query.
+    fn retrieve<'a>(
+        &'a self,
+        tenant: &'a str,
+        query: &'a str,
+        embedding: &'a [f32],
+        k: usize,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, Result<Vec<Passage>, ProviderError>>;
+}
+
+/// When a word is spoken, relative to the start of its sentence's audio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WordTiming {
+    /// The word.
+    pub word: String,
+    /// Start, ms.
+    pub start_ms: u32,
+    /// End, ms.
+    pub end_ms: u32,
+}
+
+/// A piece of synthesized audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TtsChunk {
+    /// PCM16 mono.
+    pub samples: Vec<i16>,
+    /// Its sample rate.
+    pub sample_rate: u32,
+    /// Word timings inside this chunk's sentence (may be empty).
+    pub words: Vec<WordTiming>,
+}
+
+/// What to say.
+#[derive(Debug, Clone)]
+pub struct TtsRequest {
+    /// One sentence.
+    pub text: String,
+    /// Voice name.
+    pub voice: String,
+}
+
+/// Text to speech.
+pub trait TextToSpeech: Send + Sync {
+    /// Sends audio chunks of `request.text` to `out` as they are synthesized.
+    fn synthesize<'a>(
+        &'a self,
+        request: TtsRequest,
+        out: mpsc::Sender<TtsChunk>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, Result<(), ProviderError>>;
+}
+
+/// A remote avatar renderer (e.g. HeyGen). The built-in avatar is drawn by the web
+/// client from viseme events and needs nothing here.
+pub trait AvatarBackend: Send + Sync {
+    /// The assistant starts saying `text` in `response_id`.
+    fn speak<'a>(
+        &'a self,
+        session_id: &'a str,
+        response_id: &'a str,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<(), ProviderError>>;
+    /// Stop talking at once (barge-in).
+    fn interrupt<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<(), ProviderError>>;
+}
+
+/// How a response ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseStatus {
+    /// Fully spoken.
+    Completed,
+    /// Cut short (barge-in, `response.cancel`, disconnect).
+    Cancelled,
+    /// A provider or actor failed.
+    Failed,
+}
+
+/// Stage timings of one response, ms.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResponseMetrics {
+    /// End of speech → final transcript.
+    pub stt_ms: Option<f64>,
+    /// Final transcript → first answer token.
+    pub answer_first_token_ms: Option<f64>,
+    /// First answer token → first audio out.
+    pub tts_first_audio_ms: Option<f64>,
+    /// End of speech → first audio out.
+    pub voice_to_voice_ms: Option<f64>,
+    /// Answer came from the semantic cache.
+    pub cache_hit: bool,
+}
+
+/// A session as the transcript store sees it.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    /// Id.
+    pub session_id: String,
+    /// Dealership.
+    pub tenant: String,
+    /// Signed-in user, if any.
+    pub user_id: Option<String>,
+    /// `websocket` or `webrtc`.
+    pub transport: String,
+}
+
+/// One finished turn.
+#[derive(Debug, Clone)]
+pub struct TurnRecord {
+    /// Session.
+    pub session_id: String,
+    /// Position from 0.
+    pub seq: u32,
+    /// What the customer said.
+    pub user_text: String,
+    /// What the assistant actually said.
+    pub assistant_text: String,
+    /// How it ended.
+    pub status: ResponseStatus,
+    /// Sources.
+    pub citations: Vec<Passage>,
+    /// Voice-to-voice latency.
+    pub latency_ms: Option<f64>,
+}
+
+/// Where transcripts go (the database, in the server).
+pub trait TranscriptSink: Send + Sync {
+    /// A session began.
+    fn session_started(&self, record: SessionRecord) -> BoxFuture<'_, Result<(), String>>;
+    /// A turn ended (completed, cancelled or failed).
+    fn turn_finished(&self, record: TurnRecord) -> BoxFuture<'_, Result<(), String>>;
+    /// The session ended.
+    fn session_ended<'a>(
+        &'a self,
+        session_id: &'a str,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// The provider set one node runs with.
+#[derive(Clone)]
+pub struct Providers {
+    /// Voice activity detection.
+    pub vad: Arc<dyn VadFactory>,
+    /// Speech to text.
+    pub stt: Arc<dyn SpeechToText>,
+    /// Answers.
+    pub answer: Arc<dyn AnswerEngine>,
+    /// Embeddings.
+    pub embedder: Arc<dyn Embedder>,
+    /// Retrieval.
+    pub retriever: Arc<dyn Retriever>,
+    /// Text to speech.
+    pub tts: Arc<dyn TextToSpeech>,
+    /// Remote avatar (a no-op for the built-in one).
+    pub avatar: Arc<dyn AvatarBackend>,
+}
+
+impl std::fmt::Debug for Providers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Providers").finish_non_exhaustive()
+    }
+}
+
+/// A transcript sink that keeps nothing (tests and tools).
+#[derive(Debug, Default)]
+pub struct NullSink;
+
+impl TranscriptSink for NullSink {
+    fn session_started(&self, _: SessionRecord) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn turn_finished(&self, _: TurnRecord) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn session_ended<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}

@@ -1,0 +1,220 @@
+//! `SessionRegistry`: the root of every conversation tree on this node. Enforces the
+//! per-node session limit ("busy"), finds sessions by id, and drains on shutdown. A
+//! session that fails is removed; it never affects another.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use crate::metrics::ActorMetrics;
+use crate::session::{Session, SessionArgs, SessionHandle, SessionMsg};
+
+/// Why a session could not start.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RegistryError {
+    /// The node runs its maximum number of sessions.
+    #[error("server busy: {0} live sessions")]
+    Busy(usize),
+    /// The node is draining for shutdown.
+    #[error("server is shutting down")]
+    Draining,
+    /// The session failed to start.
+    #[error("session failed to start: {0}")]
+    Failed(String),
+    /// The registry did not answer.
+    #[error("session registry unavailable")]
+    Unavailable,
+}
+
+/// Messages.
+pub enum RegistryMsg {
+    /// Start a session.
+    Start(
+        Box<SessionArgs>,
+        RpcReplyPort<Result<SessionHandle, RegistryError>>,
+    ),
+    /// Find a live session.
+    Get(String, RpcReplyPort<Option<SessionHandle>>),
+    /// Live session count.
+    Count(RpcReplyPort<usize>),
+    /// Refuse new sessions and end the live ones.
+    Drain(String, RpcReplyPort<usize>),
+}
+
+/// The actor.
+pub struct SessionRegistry;
+
+/// Its state.
+pub struct RegistryState {
+    max_sessions: usize,
+    sessions: HashMap<String, ActorRef<SessionMsg>>,
+    by_actor: HashMap<ActorId, String>,
+    draining: bool,
+    metrics: ActorMetrics,
+}
+
+impl Actor for SessionRegistry {
+    type Msg = RegistryMsg;
+    type State = RegistryState;
+    type Arguments = (usize, ActorMetrics);
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<Self::Msg>,
+        (max_sessions, metrics): (usize, ActorMetrics),
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(RegistryState {
+            max_sessions,
+            sessions: HashMap::new(),
+            by_actor: HashMap::new(),
+            draining: false,
+            metrics,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RegistryMsg::Start(args, reply) => {
+                let result = if state.draining {
+                    Err(RegistryError::Draining)
+                } else if state.sessions.len() >= state.max_sessions {
+                    state.metrics.busy_refusals.inc();
+                    Err(RegistryError::Busy(state.sessions.len()))
+                } else {
+                    let id = args.id.clone();
+                    match Actor::spawn_linked(None, Session, *args, myself.get_cell()).await {
+                        Ok((actor, _)) => {
+                            state.by_actor.insert(actor.get_id(), id.clone());
+                            state.sessions.insert(id.clone(), actor.clone());
+                            state.metrics.live_sessions.set(state.sessions.len() as i64);
+                            Ok(SessionHandle::new(id, actor))
+                        }
+                        Err(e) => Err(RegistryError::Failed(e.to_string())),
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            RegistryMsg::Get(id, reply) => {
+                let found = state
+                    .sessions
+                    .get(&id)
+                    .map(|a| SessionHandle::new(id, a.clone()));
+                let _ = reply.send(found);
+            }
+            RegistryMsg::Count(reply) => {
+                let _ = reply.send(state.sessions.len());
+            }
+            RegistryMsg::Drain(reason, reply) => {
+                state.draining = true;
+                for actor in state.sessions.values() {
+                    let _ = actor.cast(SessionMsg::End {
+                        reason: reason.clone(),
+                        code: 1001,
+                    });
+                }
+                let _ = reply.send(state.sessions.len());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // Sessions are never restarted: a conversation that died is over. Only forget it.
+        let cell = match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => cell,
+            SupervisionEvent::ActorFailed(cell, err) => {
+                tracing::error!(error = %err, "session actor failed");
+                cell
+            }
+            _ => return Ok(()),
+        };
+        if let Some(id) = state.by_actor.remove(&cell.get_id()) {
+            state.sessions.remove(&id);
+            state.metrics.live_sessions.set(state.sessions.len() as i64);
+        }
+        Ok(())
+    }
+}
+
+/// Typed handle with timeouts.
+#[derive(Clone)]
+pub struct SessionRegistryHandle {
+    actor: ActorRef<RegistryMsg>,
+}
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl SessionRegistryHandle {
+    /// Starts the registry with a per-node session limit.
+    pub async fn start(
+        max_sessions: usize,
+        metrics: ActorMetrics,
+    ) -> Result<Self, ractor::SpawnErr> {
+        let (actor, _) = Actor::spawn(None, SessionRegistry, (max_sessions, metrics)).await?;
+        Ok(Self { actor })
+    }
+
+    /// Starts a session, or says why not.
+    pub async fn start_session(&self, args: SessionArgs) -> Result<SessionHandle, RegistryError> {
+        self.actor
+            .call(
+                |reply| RegistryMsg::Start(Box::new(args), reply),
+                Some(CALL_TIMEOUT),
+            )
+            .await
+            .map_err(|_| RegistryError::Unavailable)?
+            .success_or(RegistryError::Unavailable)?
+    }
+
+    /// A live session by id.
+    pub async fn get(&self, id: &str) -> Option<SessionHandle> {
+        self.actor
+            .call(
+                |reply| RegistryMsg::Get(id.to_owned(), reply),
+                Some(CALL_TIMEOUT),
+            )
+            .await
+            .ok()
+            .and_then(|r| r.success_or(()).ok())
+            .flatten()
+    }
+
+    /// Live sessions.
+    pub async fn count(&self) -> usize {
+        self.actor
+            .call(RegistryMsg::Count, Some(CALL_TIMEOUT))
+            .await
+            .ok()
+            .and_then(|r| r.success_or(()).ok())
+            .unwrap_or(0)
+    }
+
+    /// Refuses new sessions and ends live ones; returns how many were live.
+    pub async fn drain(&self, reason: &str) -> usize {
+        self.actor
+            .call(
+                |reply| RegistryMsg::Drain(reason.to_owned(), reply),
+                Some(CALL_TIMEOUT),
+            )
+            .await
+            .ok()
+            .and_then(|r| r.success_or(()).ok())
+            .unwrap_or(0)
+    }
+
+    /// Stops the registry and, with it, every session.
+    pub fn stop(&self) {
+        self.actor.stop(None);
+    }
+}

@@ -1,0 +1,351 @@
+//! Shared semantic answer cache actor: a question similar enough (cosine ≥ threshold)
+//! to one answered before for the same dealership gets the stored answer, within a TTL.
+//! Exact repeats hit a quick_cache index first; near matches scan the tenant's entries.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use crate::embedding_cache::CacheStats;
+use crate::metrics::ActorMetrics;
+use crate::ports::Passage;
+
+/// A stored answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedAnswer {
+    /// Answer text.
+    pub text: String,
+    /// Its sources.
+    pub citations: Vec<Passage>,
+}
+
+/// Tuning.
+#[derive(Debug, Clone, Copy)]
+pub struct SemanticCacheConfig {
+    /// Minimum cosine similarity for a hit.
+    pub threshold: f32,
+    /// How long an answer stays valid.
+    pub ttl: Duration,
+    /// Entries kept per dealership (oldest evicted).
+    pub per_tenant: usize,
+}
+
+impl Default for SemanticCacheConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 0.92,
+            ttl: Duration::from_secs(3600),
+            per_tenant: 1000,
+        }
+    }
+}
+
+struct Entry {
+    question: String,
+    embedding: Arc<[f32]>,
+    answer: Arc<CachedAnswer>,
+    stored: Instant,
+}
+
+/// Messages.
+pub enum SemanticCacheMsg {
+    /// Find an answer for this question of `tenant`.
+    Lookup {
+        /// Dealership.
+        tenant: String,
+        /// Question text.
+        question: String,
+        /// Its embedding.
+        embedding: Arc<[f32]>,
+        /// Where the answer goes.
+        reply: RpcReplyPort<Option<Arc<CachedAnswer>>>,
+    },
+    /// Remember an answer.
+    Store {
+        /// Dealership.
+        tenant: String,
+        /// Question text.
+        question: String,
+        /// Its embedding.
+        embedding: Arc<[f32]>,
+        /// The answer.
+        answer: CachedAnswer,
+    },
+    /// Forget one dealership's answers (documents changed), or all.
+    Clear(Option<String>),
+    /// Counters.
+    Stats(RpcReplyPort<CacheStats>),
+}
+
+/// The actor.
+pub struct SemanticCache;
+
+/// Its state.
+pub struct SemanticCacheState {
+    config: SemanticCacheConfig,
+    tenants: HashMap<String, VecDeque<Entry>>,
+    exact: quick_cache::unsync::Cache<(String, String), Arc<CachedAnswer>>,
+    stats: CacheStats,
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    }
+}
+
+fn normalise(text: &str) -> String {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+impl SemanticCacheState {
+    fn lookup(
+        &mut self,
+        tenant: String,
+        question: &str,
+        embedding: &[f32],
+    ) -> Option<Arc<CachedAnswer>> {
+        let ttl = self.config.ttl;
+        let entries = self.tenants.get_mut(&tenant)?;
+        entries.retain(|e| e.stored.elapsed() < ttl);
+        let key = (tenant, normalise(question));
+        if let Some(hit) = self.exact.get(&key)
+            && entries.iter().any(|e| e.question == key.1)
+        {
+            return Some(hit.clone());
+        }
+        entries
+            .iter()
+            .map(|e| (cosine(&e.embedding, embedding), e))
+            .filter(|(score, _)| *score >= self.config.threshold)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, e)| e.answer.clone())
+    }
+}
+
+impl Actor for SemanticCache {
+    type Msg = SemanticCacheMsg;
+    type State = SemanticCacheState;
+    type Arguments = SemanticCacheConfig;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<Self::Msg>,
+        config: SemanticCacheConfig,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(SemanticCacheState {
+            config,
+            tenants: HashMap::new(),
+            exact: quick_cache::unsync::Cache::new(10_000),
+            stats: CacheStats::default(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SemanticCacheMsg::Lookup {
+                tenant,
+                question,
+                embedding,
+                reply,
+            } => {
+                let found = state.lookup(tenant, &question, &embedding);
+                if found.is_some() {
+                    state.stats.hits += 1;
+                } else {
+                    state.stats.misses += 1;
+                }
+                let _ = reply.send(found);
+            }
+            SemanticCacheMsg::Store {
+                tenant,
+                question,
+                embedding,
+                answer,
+            } => {
+                let answer = Arc::new(answer);
+                let question = normalise(&question);
+                state
+                    .exact
+                    .insert((tenant.clone(), question.clone()), answer.clone());
+                let entries = state.tenants.entry(tenant).or_default();
+                entries.retain(|e| e.question != question);
+                entries.push_back(Entry {
+                    question,
+                    embedding,
+                    answer,
+                    stored: Instant::now(),
+                });
+                while entries.len() > state.config.per_tenant {
+                    entries.pop_front();
+                }
+            }
+            SemanticCacheMsg::Clear(tenant) => match tenant {
+                Some(t) => {
+                    state.tenants.remove(&t);
+                }
+                None => state.tenants.clear(),
+            },
+            SemanticCacheMsg::Stats(reply) => {
+                let mut stats = state.stats;
+                stats.entries = state.tenants.values().map(|v| v.len() as u64).sum();
+                let _ = reply.send(stats);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Typed handle with timeouts.
+#[derive(Clone)]
+pub struct SemanticCacheHandle {
+    actor: ActorRef<SemanticCacheMsg>,
+    metrics: ActorMetrics,
+}
+
+const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+
+impl SemanticCacheHandle {
+    /// Starts the shared cache.
+    pub async fn start(
+        config: SemanticCacheConfig,
+        metrics: ActorMetrics,
+    ) -> Result<Self, ractor::SpawnErr> {
+        let (actor, _) = Actor::spawn(None, SemanticCache, config).await?;
+        Ok(Self { actor, metrics })
+    }
+
+    /// A stored answer for a similar question of the same dealership.
+    pub async fn lookup(
+        &self,
+        tenant: &str,
+        question: &str,
+        embedding: Arc<[f32]>,
+    ) -> Option<Arc<CachedAnswer>> {
+        let found = self
+            .actor
+            .call(
+                |reply| SemanticCacheMsg::Lookup {
+                    tenant: tenant.to_owned(),
+                    question: question.to_owned(),
+                    embedding,
+                    reply,
+                },
+                Some(CALL_TIMEOUT),
+            )
+            .await
+            .ok()
+            .and_then(|r| r.success_or(()).ok())
+            .flatten();
+        let result = if found.is_some() { "hit" } else { "miss" };
+        self.metrics
+            .cache_lookups
+            .with_label_values(&["semantic", result])
+            .inc();
+        found
+    }
+
+    /// Remembers an answer.
+    pub fn store(&self, tenant: &str, question: &str, embedding: Arc<[f32]>, answer: CachedAnswer) {
+        let _ = self.actor.cast(SemanticCacheMsg::Store {
+            tenant: tenant.to_owned(),
+            question: question.to_owned(),
+            embedding,
+            answer,
+        });
+    }
+
+    /// Forgets a dealership's answers (or all).
+    pub fn clear(&self, tenant: Option<&str>) {
+        let _ = self
+            .actor
+            .cast(SemanticCacheMsg::Clear(tenant.map(str::to_owned)));
+    }
+
+    /// Counters.
+    pub async fn stats(&self) -> Option<CacheStats> {
+        self.actor
+            .call(SemanticCacheMsg::Stats, Some(CALL_TIMEOUT))
+            .await
+            .ok()
+            .and_then(|r| r.success_or(()).ok())
+    }
+
+    /// Stops the actor.
+    pub fn stop(&self) {
+        self.actor.stop(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulated::HashEmbedder;
+
+    #[tokio::test(start_paused = true)]
+    async fn similar_questions_hit_per_tenant_and_expire() {
+        let e = HashEmbedder { dim: 128 };
+        let config = SemanticCacheConfig {
+            threshold: 0.9,
+            ttl: Duration::from_millis(200),
+            per_tenant: 10,
+        };
+        let cache = SemanticCacheHandle::start(config, ActorMetrics::unregistered())
+            .await
+            .expect("start");
+        let q = "What are your opening hours?";
+        let answer = CachedAnswer {
+            text: "Eight to six.".into(),
+            citations: vec![],
+        };
+        cache.store("a", q, e.embed_one(q).into(), answer.clone());
+        let similar = "what are your opening hours";
+        let hit = cache
+            .lookup("a", similar, e.embed_one(similar).into())
+            .await;
+        assert_eq!(hit.as_deref(), Some(&answer));
+        assert!(
+            cache
+                .lookup("b", similar, e.embed_one(similar).into())
+                .await
+                .is_none(),
+            "other tenant"
+        );
+        let other = "How much is an oil change?";
+        assert!(
+            cache
+                .lookup("a", other, e.embed_one(other).into())
+                .await
+                .is_none()
+        );
+        let stats = cache.stats().await.expect("stats");
+        assert_eq!((stats.hits, stats.misses), (1, 2));
+        tokio::time::advance(Duration::from_millis(250)).await;
+        assert!(
+            cache.lookup("a", q, e.embed_one(q).into()).await.is_none(),
+            "expired"
+        );
+        cache.stop();
+    }
+}

@@ -1,0 +1,1142 @@
+//! `Session`: supervisor of one conversation. Routes audio to `SttStream`, starts a
+//! `Turn` per user turn, feeds sentences to `TtsStream` and timings to
+//! `AvatarController`, handles barge-in, and keeps the session context cache (recent
+//! turns, persona, settings). Child failures are restarted within a budget; a failed
+//! turn ends with an error event and an apology; transcripts go to the sink.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use crate::avatar::{AvatarArgs, AvatarController, AvatarMsg};
+use crate::embedding_cache::EmbeddingCacheHandle;
+use crate::events::{
+    ClientEvent, ResponseRef, ResponseSummary, ServerEvent, SessionInfo, SessionUpdate,
+    TurnDetection,
+};
+use crate::metrics::{ActorMetrics, AliveGuard};
+use crate::outbox::Outbox;
+use crate::ports::{
+    CancellationToken, ContextTurn, Passage, ProviderError, Providers, ResponseMetrics,
+    ResponseStatus, SessionRecord, TranscriptSink, TurnRecord, WordTiming,
+};
+use crate::semantic_cache::SemanticCacheHandle;
+use crate::stt_stream::{SttArgs, SttMsg, SttStream};
+use crate::tts_stream::{TtsArgs, TtsMsg, TtsStream};
+use crate::turn::{Turn, TurnArgs, TurnMsg};
+
+/// What every session of a node shares.
+pub struct Shared {
+    /// Providers.
+    pub providers: Providers,
+    /// Shared embedding cache.
+    pub embeddings: EmbeddingCacheHandle,
+    /// Shared semantic answer cache.
+    pub semantic: SemanticCacheHandle,
+    /// Where transcripts go.
+    pub sink: Arc<dyn TranscriptSink>,
+    /// Metrics.
+    pub metrics: ActorMetrics,
+}
+
+/// Per-session settings (defaults from config, changed by `session.update`).
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// Input PCM rate.
+    pub input_sample_rate: u32,
+    /// Output PCM rate.
+    pub output_sample_rate: u32,
+    /// Voice.
+    pub voice: String,
+    /// End of turn detection.
+    pub turn_detection: TurnDetection,
+    /// Persona / system prompt.
+    pub persona: String,
+    /// Turns kept as context.
+    pub history_turns: usize,
+    /// Child restarts allowed per window before the session closes.
+    pub restart_limit: usize,
+    /// The window.
+    pub restart_window: Duration,
+    /// Deadline for one transcription.
+    pub stt_timeout: Duration,
+    /// Deadline for a whole answer.
+    pub answer_timeout: Duration,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            input_sample_rate: 16_000,
+            output_sample_rate: 24_000,
+            voice: "default".into(),
+            turn_detection: TurnDetection {
+                silence_duration_ms: 500,
+                min_speech_ms: 200,
+                max_turn_ms: 30_000,
+            },
+            persona: String::new(),
+            history_turns: 6,
+            restart_limit: 3,
+            restart_window: Duration::from_secs(10),
+            stt_timeout: Duration::from_secs(15),
+            answer_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Arguments of one session.
+pub struct SessionArgs {
+    /// Session id.
+    pub id: String,
+    /// Dealership.
+    pub tenant: String,
+    /// Signed-in user, if any.
+    pub user_id: Option<String>,
+    /// `websocket` or `webrtc`.
+    pub transport: String,
+    /// Settings.
+    pub settings: SessionSettings,
+    /// Towards the client.
+    pub outbox: Outbox,
+    /// Node-wide handles.
+    pub shared: Arc<Shared>,
+}
+
+/// The children, for fault injection and supervision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChildKind {
+    /// SttStream.
+    Stt,
+    /// The current Turn.
+    Turn,
+    /// TtsStream.
+    Tts,
+    /// AvatarController.
+    Avatar,
+}
+
+impl ChildKind {
+    fn label(self) -> &'static str {
+        match self {
+            ChildKind::Stt => "stt",
+            ChildKind::Turn => "turn",
+            ChildKind::Tts => "tts",
+            ChildKind::Avatar => "avatar",
+        }
+    }
+}
+
+/// A snapshot for admin views and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSnapshot {
+    /// Session id.
+    pub id: String,
+    /// Dealership.
+    pub tenant: String,
+    /// Signed-in user, if any.
+    pub user_id: Option<String>,
+    /// Turns completed or cut.
+    pub turns: u32,
+    /// A response is in progress.
+    pub responding: bool,
+    /// Context turns held.
+    pub context: Vec<ContextTurn>,
+}
+
+/// Messages.
+pub enum SessionMsg {
+    /// PCM16 at the input rate, from the transport.
+    Audio(Vec<i16>),
+    /// A parsed client event.
+    Client(ClientEvent),
+    /// End the session (client left, admin, drain).
+    End {
+        /// Why.
+        reason: String,
+        /// Close code for the transport.
+        code: u16,
+    },
+    /// SttStream: speech began.
+    SpeechStarted {
+        /// Input item.
+        item_id: String,
+        /// Audio position, ms.
+        audio_ms: u64,
+    },
+    /// SttStream: speech ended.
+    SpeechStopped {
+        /// Input item.
+        item_id: String,
+        /// Audio position, ms.
+        audio_ms: u64,
+        /// Wall-clock end of speech.
+        at: Instant,
+    },
+    /// Interim transcript.
+    TranscriptDelta {
+        /// Input item.
+        item_id: String,
+        /// Text.
+        delta: String,
+    },
+    /// Final transcript (or failure).
+    Transcript {
+        /// Input item.
+        item_id: String,
+        /// Text.
+        result: Result<String, ProviderError>,
+        /// When it arrived.
+        at: Instant,
+    },
+    /// Turn: answer text.
+    TurnDelta {
+        /// Response.
+        response_id: String,
+        /// Text.
+        delta: String,
+    },
+    /// Turn: a sentence ready to speak.
+    TurnSentence {
+        /// Response.
+        response_id: String,
+        /// Sentence.
+        text: String,
+    },
+    /// Turn: the answer is complete.
+    TurnDone {
+        /// Response.
+        response_id: String,
+        /// Sources.
+        citations: Vec<Passage>,
+        /// Served from the semantic cache.
+        cache_hit: bool,
+    },
+    /// Turn: the answer failed.
+    TurnFailed {
+        /// Response.
+        response_id: String,
+        /// Why.
+        error: ProviderError,
+    },
+    /// TtsStream: first audio frame queued.
+    AudioStarted {
+        /// Response.
+        response_id: String,
+        /// When.
+        at: Instant,
+    },
+    /// TtsStream: words scheduled at these offsets of the response audio.
+    WordsScheduled {
+        /// Response.
+        response_id: String,
+        /// Words.
+        words: Vec<WordTiming>,
+    },
+    /// TtsStream: all audio of the response has played out.
+    TtsFinished {
+        /// Response.
+        response_id: String,
+    },
+    /// TtsStream: synthesis failed.
+    TtsFailed {
+        /// Response.
+        response_id: String,
+        /// Why.
+        error: ProviderError,
+    },
+    /// Fault injection: make a child panic (tests only; no transport exposes it).
+    InjectPanic(ChildKind),
+    /// Snapshot.
+    Snapshot(RpcReplyPort<SessionSnapshot>),
+}
+
+struct Response {
+    id: String,
+    seq: u32,
+    user_text: String,
+    cancel: CancellationToken,
+    turn: Option<ActorRef<TurnMsg>>,
+    speech_end_at: Option<Instant>,
+    transcript_at: Instant,
+    first_token_at: Option<Instant>,
+    audio_started_at: Option<Instant>,
+    answer_text: String,
+    words: Vec<WordTiming>,
+    citations: Vec<Passage>,
+    cache_hit: bool,
+    turn_done: bool,
+}
+
+/// The session actor.
+pub struct Session;
+
+/// Its state.
+pub struct SessionState {
+    id: String,
+    tenant: String,
+    user_id: Option<String>,
+    settings: SessionSettings,
+    outbox: Outbox,
+    shared: Arc<Shared>,
+    stt: ActorRef<SttMsg>,
+    tts: ActorRef<TtsMsg>,
+    avatar: ActorRef<AvatarMsg>,
+    current: Option<Response>,
+    history: VecDeque<ContextTurn>,
+    pending_text: Option<String>,
+    seq: u32,
+    failures: HashMap<ChildKind, VecDeque<Instant>>,
+    ended: bool,
+    cancel: CancellationToken,
+    speech_ends: HashMap<String, Instant>,
+    end_reason: Option<String>,
+    _alive: AliveGuard,
+}
+
+const APOLOGY: &str = "Sorry, something went wrong on my side. Could you say that again?";
+
+fn ms_between(a: Instant, b: Instant) -> f64 {
+    b.saturating_duration_since(a).as_secs_f64() * 1000.0
+}
+
+impl SessionState {
+    fn info(&self) -> SessionInfo {
+        SessionInfo {
+            id: self.id.clone(),
+            input_sample_rate: self.settings.input_sample_rate,
+            output_sample_rate: self.settings.output_sample_rate,
+            voice: self.settings.voice.clone(),
+            turn_detection: self.settings.turn_detection.clone(),
+        }
+    }
+
+    fn is_current(&self, response_id: &str) -> bool {
+        self.current.as_ref().is_some_and(|r| r.id == response_id)
+    }
+
+    fn child_kind(&self, cell: &ActorCell) -> Option<ChildKind> {
+        let id = cell.get_id();
+        if id == self.stt.get_id() {
+            Some(ChildKind::Stt)
+        } else if id == self.tts.get_id() {
+            Some(ChildKind::Tts)
+        } else if id == self.avatar.get_id() {
+            Some(ChildKind::Avatar)
+        } else if self
+            .current
+            .as_ref()
+            .and_then(|r| r.turn.as_ref())
+            .is_some_and(|t| t.get_id() == id)
+        {
+            Some(ChildKind::Turn)
+        } else {
+            None
+        }
+    }
+
+    fn stt_args(&self, session: ActorRef<SessionMsg>) -> SttArgs {
+        SttArgs {
+            session,
+            sample_rate: self.settings.input_sample_rate,
+            turn_detection: self.settings.turn_detection.clone(),
+            shared: self.shared.clone(),
+            timeout: self.settings.stt_timeout,
+        }
+    }
+
+    fn tts_args(&self, session: ActorRef<SessionMsg>) -> TtsArgs {
+        TtsArgs {
+            session,
+            output_sample_rate: self.settings.output_sample_rate,
+            voice: self.settings.voice.clone(),
+            shared: self.shared.clone(),
+            outbox: self.outbox.clone(),
+        }
+    }
+
+    fn avatar_args(&self) -> AvatarArgs {
+        AvatarArgs {
+            session_id: self.id.clone(),
+            outbox: self.outbox.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+
+    async fn start_response(
+        &mut self,
+        myself: &ActorRef<SessionMsg>,
+        user_text: String,
+        speech_end_at: Option<Instant>,
+    ) {
+        if self.current.is_some() {
+            self.cancel_response(ResponseStatus::Cancelled);
+        }
+        let response_id = format!("resp_{}", uuid_like());
+        let cancel = self.cancel.child_token();
+        let args = TurnArgs {
+            session: myself.clone(),
+            response_id: response_id.clone(),
+            tenant: self.tenant.clone(),
+            question: user_text.clone(),
+            history: self.history.iter().cloned().collect(),
+            persona: self.settings.persona.clone(),
+            shared: self.shared.clone(),
+            cancel: cancel.clone(),
+            timeout: self.settings.answer_timeout,
+        };
+        let turn = match Actor::spawn_linked(None, Turn, args, myself.get_cell()).await {
+            Ok((turn, _)) => Some(turn),
+            Err(e) => {
+                tracing::error!(error = %e, "turn failed to start");
+                None
+            }
+        };
+        self.outbox.event(ServerEvent::ResponseCreated {
+            response: ResponseRef {
+                id: response_id.clone(),
+                status: "in_progress".into(),
+            },
+        });
+        let seq = self.seq;
+        self.seq += 1;
+        self.current = Some(Response {
+            id: response_id.clone(),
+            seq,
+            user_text,
+            cancel,
+            turn: turn.clone(),
+            speech_end_at,
+            transcript_at: Instant::now(),
+            first_token_at: None,
+            audio_started_at: None,
+            answer_text: String::new(),
+            words: Vec::new(),
+            citations: Vec::new(),
+            cache_hit: false,
+            turn_done: false,
+        });
+        if turn.is_none() {
+            self.fail_response(&response_id, "turn_failed", "could not start the answer");
+        }
+    }
+
+    /// Text the customer actually heard: words whose audio has started playing.
+    fn spoken_text(resp: &Response) -> String {
+        let Some(started) = resp.audio_started_at else {
+            return String::new();
+        };
+        let played_ms = started.elapsed().as_millis() as u32;
+        resp.words
+            .iter()
+            .filter(|w| w.start_ms <= played_ms)
+            .map(|w| w.word.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Stops the current response now: cancels the turn, TTS and queued audio.
+    fn cancel_response(&mut self, status: ResponseStatus) {
+        let Some(resp) = self.current.as_ref() else {
+            return;
+        };
+        // Cancel first: the TTS worker checks this token before every frame, so at most
+        // one frame can be in flight once `cleared` is queued.
+        resp.cancel.cancel();
+        if let Some(turn) = &resp.turn {
+            turn.stop(None);
+        }
+        let _ = self.tts.cast(TtsMsg::Cancel {
+            response_id: resp.id.clone(),
+        });
+        let _ = self.avatar.cast(AvatarMsg::Cancel);
+        if resp.audio_started_at.is_some() {
+            self.outbox.event(ServerEvent::OutputAudioCleared {
+                response_id: resp.id.clone(),
+            });
+        }
+        let text = Self::spoken_text(resp);
+        self.finish_response(status, text);
+    }
+
+    fn fail_response(&mut self, response_id: &str, code: &str, message: &str) {
+        if !self.is_current(response_id) {
+            return;
+        }
+        self.outbox.event(ServerEvent::error(code, message));
+        self.outbox.event(ServerEvent::OutputTextDelta {
+            response_id: response_id.to_owned(),
+            delta: APOLOGY.into(),
+        });
+        if let Some(resp) = self.current.as_mut() {
+            resp.cancel.cancel();
+            if let Some(turn) = resp.turn.take() {
+                turn.stop(None);
+            }
+        }
+        let _ = self.tts.cast(TtsMsg::Cancel {
+            response_id: response_id.to_owned(),
+        });
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|r| r.audio_started_at.is_some())
+        {
+            self.outbox.event(ServerEvent::OutputAudioCleared {
+                response_id: response_id.to_owned(),
+            });
+        }
+        self.finish_response(ResponseStatus::Failed, APOLOGY.into());
+    }
+
+    fn finish_response(&mut self, status: ResponseStatus, output_text: String) {
+        let Some(resp) = self.current.take() else {
+            return;
+        };
+        let metrics = &self.shared.metrics;
+        let mut m = ResponseMetrics {
+            cache_hit: resp.cache_hit,
+            ..ResponseMetrics::default()
+        };
+        if let Some(end) = resp.speech_end_at {
+            m.stt_ms = Some(ms_between(end, resp.transcript_at));
+            if let Some(audio) = resp.audio_started_at {
+                m.voice_to_voice_ms = Some(ms_between(end, audio));
+            }
+        }
+        if let Some(first) = resp.first_token_at {
+            m.answer_first_token_ms = Some(ms_between(resp.transcript_at, first));
+            if let Some(audio) = resp.audio_started_at {
+                m.tts_first_audio_ms = Some(ms_between(first, audio));
+            }
+        }
+        metrics
+            .responses
+            .with_label_values(&[status_label(status)])
+            .inc();
+        self.outbox.event(ServerEvent::ResponseDone {
+            response: ResponseSummary {
+                id: resp.id.clone(),
+                status,
+                output_text: output_text.clone(),
+                citations: resp.citations.clone(),
+                metrics: m.clone(),
+            },
+        });
+        if status != ResponseStatus::Failed {
+            self.history.push_back(ContextTurn {
+                user: resp.user_text.clone(),
+                assistant: output_text.clone(),
+            });
+            while self.history.len() > self.settings.history_turns {
+                self.history.pop_front();
+            }
+        }
+        let record = TurnRecord {
+            session_id: self.id.clone(),
+            seq: resp.seq,
+            user_text: resp.user_text,
+            assistant_text: output_text,
+            status,
+            citations: resp.citations,
+            latency_ms: m.voice_to_voice_ms,
+        };
+        let sink = self.shared.sink.clone();
+        // Saved off the mailbox; the task outlives the session if the client is gone.
+        tokio::spawn(async move {
+            if let Err(e) = sink.turn_finished(record).await {
+                tracing::error!(error = %e, "saving a turn failed");
+            }
+        });
+    }
+
+    async fn restart_child(
+        &mut self,
+        myself: &ActorRef<SessionMsg>,
+        kind: ChildKind,
+    ) -> Result<(), ActorProcessingErr> {
+        let now = Instant::now();
+        let window = self.settings.restart_window;
+        let failures = self.failures.entry(kind).or_default();
+        failures.retain(|t| now.duration_since(*t) < window);
+        failures.push_back(now);
+        if failures.len() > self.settings.restart_limit {
+            tracing::warn!(session_id = %self.id, child = kind.label(), "restart limit reached; closing session");
+            self.end(myself, "child_restart_limit", 1011);
+            return Ok(());
+        }
+        self.shared
+            .metrics
+            .restarts
+            .with_label_values(&[kind.label()])
+            .inc();
+        match kind {
+            ChildKind::Stt => {
+                let (stt, _) = Actor::spawn_linked(
+                    None,
+                    SttStream,
+                    self.stt_args(myself.clone()),
+                    myself.get_cell(),
+                )
+                .await?;
+                self.stt = stt;
+            }
+            ChildKind::Tts => {
+                let (tts, _) = Actor::spawn_linked(
+                    None,
+                    TtsStream,
+                    self.tts_args(myself.clone()),
+                    myself.get_cell(),
+                )
+                .await?;
+                self.tts = tts;
+            }
+            ChildKind::Avatar => {
+                let (avatar, _) = Actor::spawn_linked(
+                    None,
+                    AvatarController,
+                    self.avatar_args(),
+                    myself.get_cell(),
+                )
+                .await?;
+                self.avatar = avatar;
+            }
+            ChildKind::Turn => {}
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, myself: &ActorRef<SessionMsg>, reason: &str, code: u16) {
+        if self.ended {
+            return;
+        }
+        self.cancel_response(ResponseStatus::Cancelled);
+        self.ended = true;
+        self.end_reason = Some(reason.to_owned());
+        self.cancel.cancel();
+        self.outbox.close(code, reason);
+        myself.stop(Some(reason.to_owned()));
+    }
+
+    fn apply_update(&mut self, update: SessionUpdate) -> Result<(), String> {
+        let rate_ok = |r: u32| (8_000..=48_000).contains(&r);
+        if let Some(r) = update.input_sample_rate.filter(|r| !rate_ok(*r)) {
+            return Err(format!("input_sample_rate {r} is outside 8000–48000"));
+        }
+        if let Some(r) = update.output_sample_rate.filter(|r| !rate_ok(*r)) {
+            return Err(format!("output_sample_rate {r} is outside 8000–48000"));
+        }
+        if let Some(v) = &update.voice
+            && (v.is_empty() || v.len() > 100)
+        {
+            return Err("voice must be 1 to 100 characters".into());
+        }
+        let mut td = self.settings.turn_detection.clone();
+        if let Some(t) = update.turn_detection {
+            td.silence_duration_ms = t.silence_duration_ms.unwrap_or(td.silence_duration_ms);
+            td.min_speech_ms = t.min_speech_ms.unwrap_or(td.min_speech_ms);
+            td.max_turn_ms = t.max_turn_ms.unwrap_or(td.max_turn_ms);
+        }
+        if !(100..=5_000).contains(&td.silence_duration_ms)
+            || td.min_speech_ms > 2_000
+            || !(1_000..=120_000).contains(&td.max_turn_ms)
+        {
+            return Err("turn_detection out of range (silence 100–5000, min_speech ≤ 2000, max_turn 1000–120000 ms)".into());
+        }
+        self.settings.turn_detection = td;
+        if let Some(r) = update.input_sample_rate {
+            self.settings.input_sample_rate = r;
+        }
+        if let Some(r) = update.output_sample_rate {
+            self.settings.output_sample_rate = r;
+        }
+        if let Some(v) = update.voice {
+            self.settings.voice = v;
+        }
+        let _ = self.stt.cast(SttMsg::Configure {
+            sample_rate: self.settings.input_sample_rate,
+            turn_detection: self.settings.turn_detection.clone(),
+        });
+        let _ = self.tts.cast(TtsMsg::Configure {
+            output_sample_rate: self.settings.output_sample_rate,
+            voice: self.settings.voice.clone(),
+        });
+        Ok(())
+    }
+}
+
+fn status_label(status: ResponseStatus) -> &'static str {
+    match status {
+        ResponseStatus::Completed => "completed",
+        ResponseStatus::Cancelled => "cancelled",
+        ResponseStatus::Failed => "failed",
+    }
+}
+
+/// A short random id (no uuid dependency in this crate).
+pub fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!(
+        "{:x}{:06x}",
+        t ^ (n.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+        n & 0xff_ffff
+    )
+}
+
+impl Actor for Session {
+    type Msg = SessionMsg;
+    type State = SessionState;
+    type Arguments = SessionArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: SessionArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let shared = args.shared;
+        let stt_args = SttArgs {
+            session: myself.clone(),
+            sample_rate: args.settings.input_sample_rate,
+            turn_detection: args.settings.turn_detection.clone(),
+            shared: shared.clone(),
+            timeout: args.settings.stt_timeout,
+        };
+        let (stt, _) = Actor::spawn_linked(None, SttStream, stt_args, myself.get_cell()).await?;
+        let tts_args = TtsArgs {
+            session: myself.clone(),
+            output_sample_rate: args.settings.output_sample_rate,
+            voice: args.settings.voice.clone(),
+            shared: shared.clone(),
+            outbox: args.outbox.clone(),
+        };
+        let (tts, _) = Actor::spawn_linked(None, TtsStream, tts_args, myself.get_cell()).await?;
+        let avatar_args = AvatarArgs {
+            session_id: args.id.clone(),
+            outbox: args.outbox.clone(),
+            shared: shared.clone(),
+        };
+        let (avatar, _) =
+            Actor::spawn_linked(None, AvatarController, avatar_args, myself.get_cell()).await?;
+        let record = SessionRecord {
+            session_id: args.id.clone(),
+            tenant: args.tenant.clone(),
+            user_id: args.user_id.clone(),
+            transport: args.transport.clone(),
+        };
+        let sink = shared.sink.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sink.session_started(record).await {
+                tracing::error!(error = %e, "recording a session start failed");
+            }
+        });
+        let state = SessionState {
+            _alive: AliveGuard::new(&shared.metrics.live_actors),
+            id: args.id,
+            tenant: args.tenant,
+            user_id: args.user_id,
+            settings: args.settings,
+            outbox: args.outbox,
+            shared,
+            stt,
+            tts,
+            avatar,
+            current: None,
+            history: VecDeque::new(),
+            pending_text: None,
+            seq: 0,
+            failures: HashMap::new(),
+            ended: false,
+            cancel: CancellationToken::new(),
+            speech_ends: HashMap::new(),
+            end_reason: None,
+        };
+        state.outbox.event(ServerEvent::SessionCreated {
+            session: state.info(),
+        });
+        Ok(state)
+    }
+
+    #[tracing::instrument(skip_all, fields(session_id = %state.id))]
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if state.ended {
+            return Ok(());
+        }
+        match msg {
+            SessionMsg::Audio(samples) => {
+                let _ = state.stt.cast(SttMsg::Audio(samples));
+            }
+            SessionMsg::Client(event) => match event {
+                ClientEvent::SessionUpdate { session } => match state.apply_update(session) {
+                    Ok(()) => {
+                        state.outbox.event(ServerEvent::SessionUpdated {
+                            session: state.info(),
+                        });
+                    }
+                    Err(message) => {
+                        state
+                            .outbox
+                            .event(ServerEvent::error("invalid_session_update", message));
+                    }
+                },
+                ClientEvent::ConversationItemCreate { item } => {
+                    let text: String = item
+                        .content
+                        .iter()
+                        .filter(|p| p.kind == "input_text" || p.kind == "text")
+                        .map(|p| p.text.trim())
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    if item.role != "user" || text.is_empty() || text.chars().count() > 4_000 {
+                        state.outbox.event(ServerEvent::error(
+                            "invalid_item",
+                            "expected a user message with 1 to 4000 characters of input_text",
+                        ));
+                    } else {
+                        state.pending_text = Some(text);
+                    }
+                }
+                ClientEvent::ResponseCreate {} => match state.pending_text.take() {
+                    Some(text) => state.start_response(&myself, text, None).await,
+                    None => {
+                        state.outbox.event(ServerEvent::error(
+                            "no_input",
+                            "send conversation.item.create with text before response.create",
+                        ));
+                    }
+                },
+                ClientEvent::ResponseCancel {} => state.cancel_response(ResponseStatus::Cancelled),
+                ClientEvent::InputAudioBufferCommit {} => {
+                    let _ = state.stt.cast(SttMsg::Commit);
+                }
+            },
+            SessionMsg::End { reason, code } => state.end(&myself, &reason, code),
+            SessionMsg::SpeechStarted { item_id, audio_ms } => {
+                let detected = Instant::now();
+                state.outbox.event(ServerEvent::SpeechStarted {
+                    item_id,
+                    audio_start_ms: audio_ms,
+                });
+                if state.current.is_some() {
+                    // Barge-in: the customer talks over the answer.
+                    state.cancel_response(ResponseStatus::Cancelled);
+                    state
+                        .shared
+                        .metrics
+                        .barge_in_stop
+                        .observe(detected.elapsed().as_secs_f64());
+                }
+            }
+            SessionMsg::SpeechStopped {
+                item_id,
+                audio_ms,
+                at,
+            } => {
+                state.outbox.event(ServerEvent::SpeechStopped {
+                    item_id: item_id.clone(),
+                    audio_end_ms: audio_ms,
+                });
+                state.pending_speech_end(item_id, at);
+            }
+            SessionMsg::TranscriptDelta { item_id, delta } => {
+                state
+                    .outbox
+                    .event(ServerEvent::TranscriptionDelta { item_id, delta });
+            }
+            SessionMsg::Transcript {
+                item_id,
+                result,
+                at,
+            } => {
+                let speech_end = state.take_speech_end(&item_id);
+                match result {
+                    Ok(text) => {
+                        state.outbox.event(ServerEvent::TranscriptionCompleted {
+                            item_id,
+                            transcript: text.clone(),
+                        });
+                        if let Some(end) = speech_end {
+                            state
+                                .shared
+                                .metrics
+                                .stt_latency
+                                .observe(at.saturating_duration_since(end).as_secs_f64());
+                        }
+                        if !text.trim().is_empty() {
+                            state.start_response(&myself, text, speech_end).await;
+                            if let Some(resp) = state.current.as_mut() {
+                                resp.transcript_at = at;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        state
+                            .outbox
+                            .event(ServerEvent::error("transcription_failed", e.to_string()));
+                    }
+                }
+            }
+            SessionMsg::TurnDelta { response_id, delta } => {
+                if let Some(resp) = state.current.as_mut().filter(|r| r.id == response_id) {
+                    if resp.first_token_at.is_none() {
+                        let now = Instant::now();
+                        resp.first_token_at = Some(now);
+                        state.shared.metrics.answer_first_token.observe(
+                            now.saturating_duration_since(resp.transcript_at)
+                                .as_secs_f64(),
+                        );
+                    }
+                    resp.answer_text.push_str(&delta);
+                    state
+                        .outbox
+                        .event(ServerEvent::OutputTextDelta { response_id, delta });
+                }
+            }
+            SessionMsg::TurnSentence { response_id, text } => {
+                if let Some(resp) = state.current.as_ref().filter(|r| r.id == response_id) {
+                    let _ = state.tts.cast(TtsMsg::Speak {
+                        response_id,
+                        text,
+                        cancel: resp.cancel.clone(),
+                    });
+                }
+            }
+            SessionMsg::TurnDone {
+                response_id,
+                citations,
+                cache_hit,
+            } => {
+                if let Some(resp) = state.current.as_mut().filter(|r| r.id == response_id) {
+                    resp.turn_done = true;
+                    resp.citations = citations;
+                    resp.cache_hit = cache_hit;
+                    if let Some(turn) = resp.turn.take() {
+                        turn.stop(None);
+                    }
+                    let _ = state.tts.cast(TtsMsg::EndOfResponse { response_id });
+                }
+            }
+            SessionMsg::TurnFailed { response_id, error } => {
+                tracing::warn!(error = %error, "answer failed");
+                state.fail_response(
+                    &response_id,
+                    "answer_failed",
+                    "the answer could not be produced",
+                );
+            }
+            SessionMsg::AudioStarted { response_id, at } => {
+                if let Some(resp) = state.current.as_mut().filter(|r| r.id == response_id) {
+                    resp.audio_started_at = Some(at);
+                    if let Some(first) = resp.first_token_at {
+                        state
+                            .shared
+                            .metrics
+                            .tts_first_audio
+                            .observe(at.saturating_duration_since(first).as_secs_f64());
+                    }
+                    if let Some(end) = resp.speech_end_at {
+                        state
+                            .shared
+                            .metrics
+                            .voice_to_voice
+                            .observe(at.saturating_duration_since(end).as_secs_f64());
+                    }
+                }
+            }
+            SessionMsg::WordsScheduled { response_id, words } => {
+                if let Some(resp) = state.current.as_mut().filter(|r| r.id == response_id) {
+                    resp.words.extend(words.iter().cloned());
+                    let _ = state.avatar.cast(AvatarMsg::Words { response_id, words });
+                }
+            }
+            SessionMsg::TtsFinished { response_id } => {
+                if let Some(resp) = state
+                    .current
+                    .as_ref()
+                    .filter(|r| r.id == response_id && r.turn_done)
+                {
+                    let text = resp.answer_text.trim().to_owned();
+                    state.finish_response(ResponseStatus::Completed, text);
+                }
+            }
+            SessionMsg::TtsFailed { response_id, error } => {
+                tracing::warn!(error = %error, "speech synthesis failed");
+                state.fail_response(&response_id, "tts_failed", "the answer could not be spoken");
+            }
+            SessionMsg::InjectPanic(kind) => match kind {
+                ChildKind::Stt => {
+                    let _ = state.stt.cast(SttMsg::InjectPanic);
+                }
+                ChildKind::Tts => {
+                    let _ = state.tts.cast(TtsMsg::InjectPanic);
+                }
+                ChildKind::Avatar => {
+                    let _ = state.avatar.cast(AvatarMsg::InjectPanic);
+                }
+                ChildKind::Turn => {
+                    if let Some(turn) = state.current.as_ref().and_then(|r| r.turn.as_ref()) {
+                        let _ = turn.cast(TurnMsg::InjectPanic);
+                    }
+                }
+            },
+            SessionMsg::Snapshot(reply) => {
+                let _ = reply.send(SessionSnapshot {
+                    id: state.id.clone(),
+                    tenant: state.tenant.clone(),
+                    user_id: state.user_id.clone(),
+                    turns: state.seq,
+                    responding: state.current.is_some(),
+                    context: state.history.iter().cloned().collect(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if state.ended {
+            return Ok(());
+        }
+        let (cell, failed) = match &event {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                tracing::warn!(session_id = %state.id, error = %err, "child actor failed");
+                (cell.clone(), true)
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => (cell.clone(), false),
+            _ => return Ok(()),
+        };
+        let Some(kind) = state.child_kind(&cell) else {
+            return Ok(());
+        };
+        match kind {
+            // A turn stops itself when done; only a failure matters.
+            ChildKind::Turn => {
+                if failed && let Some(id) = state.current.as_ref().map(|r| r.id.clone()) {
+                    state
+                        .shared
+                        .metrics
+                        .restarts
+                        .with_label_values(&["turn"])
+                        .inc();
+                    state.fail_response(&id, "turn_failed", "the answer crashed");
+                }
+            }
+            // Long-lived children stop only when we stop them, so any exit is a fault.
+            ChildKind::Stt | ChildKind::Tts | ChildKind::Avatar => {
+                if let Some(id) = state.current.as_ref().map(|r| r.id.clone())
+                    && kind != ChildKind::Stt
+                {
+                    state.fail_response(
+                        &id,
+                        &format!("{}_failed", kind.label()),
+                        "a voice component restarted",
+                    );
+                }
+                state.restart_child(&myself, kind).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.cancel_response(ResponseStatus::Cancelled);
+        state.cancel.cancel();
+        state.ended = true;
+        state.outbox.close(1000, "session ended");
+        myself.stop_children(None);
+        let sink = state.shared.sink.clone();
+        let id = state.id.clone();
+        let reason = state.end_reason.clone().unwrap_or_else(|| "ended".into());
+        tokio::spawn(async move {
+            if let Err(e) = sink.session_ended(&id, &reason).await {
+                tracing::error!(error = %e, "recording a session end failed");
+            }
+        });
+        Ok(())
+    }
+}
+
+impl SessionState {
+    fn pending_speech_end(&mut self, item_id: String, at: Instant) {
+        self.speech_ends.insert(item_id, at);
+    }
+
+    fn take_speech_end(&mut self, item_id: &str) -> Option<Instant> {
+        self.speech_ends.remove(item_id)
+    }
+}
+
+/// Typed handle to a live session (all sends are non-blocking).
+#[derive(Clone, Debug)]
+pub struct SessionHandle {
+    /// Session id.
+    pub id: String,
+    actor: ActorRef<SessionMsg>,
+}
+
+impl SessionHandle {
+    pub(crate) fn new(id: String, actor: ActorRef<SessionMsg>) -> Self {
+        Self { id, actor }
+    }
+
+    /// Feeds input audio (PCM16 at the input rate).
+    pub fn send_audio(&self, samples: Vec<i16>) -> bool {
+        self.actor.cast(SessionMsg::Audio(samples)).is_ok()
+    }
+
+    /// Feeds a client event.
+    pub fn send_event(&self, event: ClientEvent) -> bool {
+        self.actor.cast(SessionMsg::Client(event)).is_ok()
+    }
+
+    /// Ends the session with a reason and close code.
+    pub fn end(&self, reason: &str, code: u16) {
+        let _ = self.actor.cast(SessionMsg::End {
+            reason: reason.to_owned(),
+            code,
+        });
+    }
+
+    /// Fault injection for tests: makes a child actor panic.
+    pub fn inject_panic(&self, kind: ChildKind) {
+        let _ = self.actor.cast(SessionMsg::InjectPanic(kind));
+    }
+
+    /// Current state, or `None` if the session is gone or busy past the timeout.
+    pub async fn snapshot(&self) -> Option<SessionSnapshot> {
+        self.actor
+            .call(SessionMsg::Snapshot, Some(Duration::from_secs(2)))
+            .await
+            .ok()
+            .and_then(|r| r.success_or(()).ok())
+    }
+
+    /// True while the actor runs.
+    pub fn is_alive(&self) -> bool {
+        !matches!(
+            self.actor.get_status(),
+            ractor::ActorStatus::Stopped | ractor::ActorStatus::Stopping
+        )
+    }
+}
