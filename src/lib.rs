@@ -8,6 +8,7 @@
 //! - [`middleware`]: security headers, CORS, rate limits, request ids, metrics, JSON errors.
 //! - [`auth`]: roles, JWT tokens, passwords, login throttling, the `Principal` extractor.
 //! - [`db`]: SQLite/PostgreSQL pool, migrations and tenant-scoped repositories.
+//! - [`realtime`]: the node's actor system, session tickets and the WebSocket transport.
 //! - [`bootstrap`]: first-run demo dealership and super_admin.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`clock`]: injectable time; [`telemetry`]: tracing setup.
@@ -23,6 +24,7 @@ pub mod clock;
 pub mod db;
 pub mod metrics;
 pub mod middleware;
+pub mod realtime;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

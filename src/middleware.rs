@@ -162,8 +162,16 @@ fn cors(http: &HttpSettings) -> CorsLayer {
         .iter()
         .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
         .collect();
+    // Starting a conversation is also called by the embeddable widget from dealership
+    // sites: that one route answers any origin, and the handler itself checks the origin
+    // against the embed key's dealership (no cookie is involved).
+    let allow = AllowOrigin::predicate(
+        move |origin: &HeaderValue, parts: &axum::http::request::Parts| {
+            origins.contains(origin) || parts.uri.path() == "/v1/sessions"
+        },
+    );
     CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
+        .allow_origin(allow)
         .allow_credentials(true)
         .allow_methods([
             Method::GET,
@@ -172,7 +180,12 @@ fn cors(http: &HttpSettings) -> CorsLayer {
             Method::PUT,
             Method::DELETE,
         ])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            REQUEST_ID,
+            HeaderName::from_static("x-embed-key"),
+        ])
         .expose_headers([REQUEST_ID, header::RETRY_AFTER])
         .max_age(Duration::from_secs(600))
 }

@@ -29,6 +29,108 @@ pub struct Settings {
     pub log: LogSettings,
     /// First-run bootstrap.
     pub bootstrap: BootstrapSettings,
+    /// Live conversations.
+    pub session: SessionSettings,
+    /// Speech, language and avatar providers.
+    pub providers: ProviderSettings,
+    /// Shared caches.
+    pub cache: CacheSettings,
+}
+
+/// `[session]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Live sessions this node accepts before answering "busy".
+    pub max_sessions: usize,
+    /// Default client input rate (PCM16 mono).
+    pub input_sample_rate: u32,
+    /// Default output rate sent to clients.
+    pub output_sample_rate: u32,
+    /// Silence that ends a user turn, ms.
+    pub silence_ms: u32,
+    /// Speech needed before a turn (and a barge-in) counts, ms.
+    pub min_speech_ms: u32,
+    /// Longest user turn, ms.
+    pub max_turn_ms: u32,
+    /// Turns kept as conversation context.
+    pub history_turns: usize,
+    /// Lifetime of a WebSocket ticket, seconds.
+    pub ticket_ttl_secs: u64,
+    /// Largest WebSocket message accepted (larger closes with 1009).
+    pub max_message_bytes: usize,
+    /// Messages per second a client may send (more closes with 1008).
+    pub max_messages_per_sec: u32,
+    /// Seconds without any client message before the session closes.
+    pub idle_timeout_secs: u64,
+    /// Items queued towards a client before dropping.
+    pub outbound_queue: usize,
+    /// Consecutive drops after which a slow client is closed.
+    pub slow_client_drops: u32,
+}
+
+/// `[providers]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// `simulated` (deterministic, configurable latencies).
+    pub profile: String,
+    /// Latencies and texts of the simulated providers.
+    pub simulated: adam_actors::simulated::SimulatedConfig,
+}
+
+/// `[cache]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Query embeddings kept.
+    pub embedding_capacity: usize,
+    /// Cosine similarity for a semantic cache hit.
+    pub semantic_threshold: f32,
+    /// Seconds a cached answer stays valid.
+    pub semantic_ttl_secs: u64,
+    /// Cached answers kept per dealership.
+    pub semantic_per_tenant: usize,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            max_sessions: 2000,
+            input_sample_rate: 16_000,
+            output_sample_rate: 24_000,
+            silence_ms: 500,
+            min_speech_ms: 200,
+            max_turn_ms: 30_000,
+            history_turns: 6,
+            ticket_ttl_secs: 30,
+            max_message_bytes: 64 * 1024,
+            max_messages_per_sec: 200,
+            idle_timeout_secs: 60,
+            outbound_queue: 512,
+            slow_client_drops: 250,
+        }
+    }
+}
+
+impl Default for ProviderSettings {
+    fn default() -> Self {
+        Self {
+            profile: "simulated".into(),
+            simulated: adam_actors::simulated::SimulatedConfig::default(),
+        }
+    }
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            embedding_capacity: 10_000,
+            semantic_threshold: 0.92,
+            semantic_ttl_secs: 3600,
+            semantic_per_tenant: 1000,
+        }
+    }
 }
 
 /// Deployment mode; production refuses to invent secrets.
@@ -154,6 +256,9 @@ impl Default for Settings {
             rate_limit: RateLimitSettings::default(),
             log: LogSettings::default(),
             bootstrap: BootstrapSettings::default(),
+            session: SessionSettings::default(),
+            providers: ProviderSettings::default(),
+            cache: CacheSettings::default(),
         }
     }
 }
@@ -387,6 +492,67 @@ impl Settings {
                     format!("`{origin}` must be an http(s) origin; wildcards are not allowed"),
                 ));
             }
+        }
+        let rate_ok = |r: u32| (8_000..=48_000).contains(&r);
+        if !rate_ok(self.session.input_sample_rate) {
+            return Err(invalid(
+                "session.input_sample_rate",
+                "must be 8000 to 48000",
+            ));
+        }
+        if !rate_ok(self.session.output_sample_rate) {
+            return Err(invalid(
+                "session.output_sample_rate",
+                "must be 8000 to 48000",
+            ));
+        }
+        if self.session.max_sessions == 0 {
+            return Err(invalid("session.max_sessions", "must be at least 1"));
+        }
+        if !(100..=5_000).contains(&self.session.silence_ms) {
+            return Err(invalid("session.silence_ms", "must be 100 to 5000"));
+        }
+        if self.session.min_speech_ms > 2_000 {
+            return Err(invalid("session.min_speech_ms", "must be at most 2000"));
+        }
+        if !(1_000..=120_000).contains(&self.session.max_turn_ms) {
+            return Err(invalid("session.max_turn_ms", "must be 1000 to 120000"));
+        }
+        if self.session.max_message_bytes < 1024 {
+            return Err(invalid(
+                "session.max_message_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if self.session.outbound_queue < 16 || self.session.slow_client_drops == 0 {
+            return Err(invalid(
+                "session.outbound_queue",
+                "must be at least 16 (and slow_client_drops at least 1)",
+            ));
+        }
+        if self.session.max_messages_per_sec == 0
+            || self.session.ticket_ttl_secs == 0
+            || self.session.idle_timeout_secs == 0
+        {
+            return Err(invalid(
+                "session",
+                "max_messages_per_sec, ticket_ttl_secs and idle_timeout_secs must be positive",
+            ));
+        }
+        if self.providers.profile != "simulated" {
+            return Err(invalid(
+                "providers.profile",
+                format!(
+                    "`{}` is not available; use \"simulated\"",
+                    self.providers.profile
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.cache.semantic_threshold) {
+            return Err(invalid(
+                "cache.semantic_threshold",
+                "must be between 0 and 1",
+            ));
         }
         if self.bootstrap.admin_email.trim().is_empty() || !self.bootstrap.admin_email.contains('@')
         {

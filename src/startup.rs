@@ -36,6 +36,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Time source.
     pub clock: Clock,
+    /// Live conversations.
+    pub realtime: crate::realtime::Realtime,
 }
 
 /// A built application, bound to its port and ready to run.
@@ -70,10 +72,19 @@ impl Application {
         let listener = TcpListener::bind(settings.http.listen)
             .await
             .with_context(|| format!("binding {}", settings.http.listen))?;
+        let metrics = Metrics::new().context("registering metrics")?;
+        let realtime = crate::realtime::Realtime::start(
+            &settings,
+            db.clone(),
+            clock.clone(),
+            metrics.registry(),
+        )
+        .await?;
         let state = AppState {
             login_throttle: Arc::new(LoginThrottle::new(&settings.auth, clock.clone())),
             rate_limits: Arc::new(RateLimits::new(&settings.rate_limit)),
-            metrics: Metrics::new().context("registering metrics")?,
+            metrics,
+            realtime,
             tokens: Arc::new(tokens),
             settings: Arc::new(settings),
             clock,
@@ -121,16 +132,23 @@ impl Application {
         let grace = Duration::from_secs(state.settings.http.shutdown_grace_secs);
         let sweeper = middleware::spawn_sweeper(state.clone());
         let db = state.db.clone();
+        let realtime = state.realtime.clone();
         let app = middleware::apply(crate::api::router(), state);
         let stopping = Arc::new(Notify::new());
         let signal = {
             let stopping = stopping.clone();
+            let realtime_for_signal = realtime.clone();
             async move {
                 tokio::select! {
                     _ = shutdown_signal() => {}
                     _ = shutdown.notified() => {}
                 }
-                tracing::info!("shutting down: finishing in-flight requests");
+                tracing::info!("shutting down: ending live sessions, finishing in-flight requests");
+                let live = realtime_for_signal
+                    .registry
+                    .drain("server shutting down")
+                    .await;
+                tracing::info!(live, "sessions told to end");
                 stopping.notify_waiters();
             }
         };
@@ -147,6 +165,7 @@ impl Application {
             }
         };
         sweeper.abort();
+        realtime.stop();
         db.close().await;
         tracing::info!("stopped");
         outcome

@@ -94,6 +94,12 @@ impl Outbox {
         });
     }
 
+    /// Resolves once a close was requested.
+    pub async fn closed(&self) {
+        let mut rx = self.close.subscribe();
+        let _ = rx.wait_for(|v| v.is_some()).await;
+    }
+
     /// True once a close was requested.
     pub fn is_closing(&self) -> bool {
         self.close.borrow().is_some()

@@ -259,6 +259,8 @@ pub struct TurnRecord {
     pub citations: Vec<Passage>,
     /// Voice-to-voice latency.
     pub latency_ms: Option<f64>,
+    /// Stage timings.
+    pub metrics: ResponseMetrics,
 }
 
 /// Where transcripts go (the database, in the server).

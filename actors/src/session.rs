@@ -268,6 +268,8 @@ struct Response {
     citations: Vec<Passage>,
     cache_hit: bool,
     turn_done: bool,
+    /// A sentence went to TTS: the client may hold audio of this response.
+    spoke: bool,
 }
 
 /// The session actor.
@@ -417,6 +419,7 @@ impl SessionState {
             citations: Vec::new(),
             cache_hit: false,
             turn_done: false,
+            spoke: false,
         });
         if turn.is_none() {
             self.fail_response(&response_id, "turn_failed", "could not start the answer");
@@ -452,7 +455,9 @@ impl SessionState {
             response_id: resp.id.clone(),
         });
         let _ = self.avatar.cast(AvatarMsg::Cancel);
-        if resp.audio_started_at.is_some() {
+        // The TTS worker announces audio itself, so `audio_started_at` may lag: clear
+        // whenever anything was sent to be spoken.
+        if resp.spoke || resp.audio_started_at.is_some() {
             self.outbox.event(ServerEvent::OutputAudioCleared {
                 response_id: resp.id.clone(),
             });
@@ -482,7 +487,7 @@ impl SessionState {
         if self
             .current
             .as_ref()
-            .is_some_and(|r| r.audio_started_at.is_some())
+            .is_some_and(|r| r.spoke || r.audio_started_at.is_some())
         {
             self.outbox.event(ServerEvent::OutputAudioCleared {
                 response_id: response_id.to_owned(),
@@ -542,6 +547,7 @@ impl SessionState {
             status,
             citations: resp.citations,
             latency_ms: m.voice_to_voice_ms,
+            metrics: m,
         };
         let sink = self.shared.sink.clone();
         // Saved off the mailbox; the task outlives the session if the client is gone.
@@ -905,7 +911,8 @@ impl Actor for Session {
                 }
             }
             SessionMsg::TurnSentence { response_id, text } => {
-                if let Some(resp) = state.current.as_ref().filter(|r| r.id == response_id) {
+                if let Some(resp) = state.current.as_mut().filter(|r| r.id == response_id) {
+                    resp.spoke = true;
                     let _ = state.tts.cast(TtsMsg::Speak {
                         response_id,
                         text,
@@ -1040,14 +1047,22 @@ impl Actor for Session {
             }
             // Long-lived children stop only when we stop them, so any exit is a fault.
             ChildKind::Stt | ChildKind::Tts | ChildKind::Avatar => {
-                if let Some(id) = state.current.as_ref().map(|r| r.id.clone())
-                    && kind != ChildKind::Stt
-                {
-                    state.fail_response(
-                        &id,
-                        &format!("{}_failed", kind.label()),
-                        "a voice component restarted",
-                    );
+                match kind {
+                    // The answer's audio is gone with the TTS worker: fail this answer.
+                    ChildKind::Tts => {
+                        if let Some(id) = state.current.as_ref().map(|r| r.id.clone()) {
+                            state.fail_response(&id, "tts_failed", "speech output restarted");
+                        }
+                    }
+                    // The utterance being captured is lost; tell the client to repeat.
+                    ChildKind::Stt => {
+                        state.outbox.event(ServerEvent::error(
+                            "stt_failed",
+                            "speech input restarted; please repeat",
+                        ));
+                    }
+                    // Only mouth shapes are lost; the answer goes on.
+                    _ => {}
                 }
                 state.restart_child(&myself, kind).await?;
             }

@@ -20,6 +20,7 @@ use super::{audit, auth, dealerships, error, ops, sessions, users};
         dealerships::list, dealerships::create, dealerships::get, dealerships::update,
         dealerships::delete, dealerships::rotate_embed_key,
         audit::list, sessions::list, sessions::get, sessions::delete,
+        crate::realtime::routes::create, crate::realtime::routes::upgrade,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, crate::auth::Role)),

@@ -51,6 +51,12 @@ pub enum ApiError {
     /// 503: a dependency (the database) is unavailable.
     #[error("service unavailable")]
     Unavailable,
+    /// 503: this node runs its maximum number of live sessions.
+    #[error("server busy: try again shortly")]
+    Busy,
+    /// 503: this node is shutting down.
+    #[error("server is shutting down")]
+    Draining,
     /// 500: anything unexpected; logged, not shown.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -96,7 +102,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Busy | ApiError::Draining => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -115,6 +123,8 @@ impl ApiError {
             ApiError::Validation { .. } => "validation_failed",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Unavailable => "unavailable",
+            ApiError::Busy => "busy",
+            ApiError::Draining => "draining",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -43,7 +43,11 @@ pub fn router() -> Router<AppState> {
             post(dealerships::rotate_embed_key),
         )
         .route("/audit-log", get(audit::list))
-        .route("/sessions", get(sessions::list))
+        .route(
+            "/sessions",
+            get(sessions::list).post(crate::realtime::routes::create),
+        )
+        .route("/sessions/{id}/ws", get(crate::realtime::routes::upgrade))
         .route(
             "/sessions/{id}",
             get(sessions::get).delete(sessions::delete),

@@ -74,6 +74,11 @@ pub struct TurnOut {
     pub latency_ms: Option<i64>,
     /// RFC 3339.
     pub started_at: String,
+    /// completed | cancelled | failed.
+    pub status: String,
+    /// Stage timings (ms).
+    #[schema(value_type = Object)]
+    pub metrics: serde_json::Value,
 }
 
 impl From<Turn> for TurnOut {
@@ -86,6 +91,8 @@ impl From<Turn> for TurnOut {
             citations: serde_json::from_str(&t.citations).unwrap_or_else(|_| serde_json::json!([])),
             latency_ms: t.latency_ms,
             started_at: rfc3339(t.started_at),
+            status: t.status,
+            metrics: serde_json::from_str(&t.metrics).unwrap_or_else(|_| serde_json::json!({})),
         }
     }
 }
@@ -145,7 +152,8 @@ pub async fn get(
     }))
 }
 
-/// Deletes a session and its transcript (admins).
+/// Ends a live session (its transcript is kept), or deletes a finished session and its
+/// transcript (admins).
 #[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path)), responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
@@ -158,6 +166,23 @@ pub async fn delete(
         .await?
         .ok_or(ApiError::NotFound)?;
     principal.require(&[Role::SuperAdmin, Role::DealershipAdmin])?;
+    if let Some(live) = state.realtime.registry.get(&id).await {
+        live.end("ended by admin", 1000);
+        audit::record(
+            &state.db,
+            NewAuditEntry {
+                dealership_id: Some(&session.dealership_id),
+                actor_user_id: Some(&principal.user_id),
+                action: "session.end",
+                target_type: "session",
+                target_id: &id,
+                details: serde_json::json!({}),
+            },
+            state.clock.now(),
+        )
+        .await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     if !sessions::delete(&state.db, tenant, &id).await? {
         return Err(ApiError::NotFound);
     }

@@ -72,35 +72,40 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
         .then_some(token.trim())
 }
 
+/// Verifies an access token and re-checks its user; the tenant comes from here only.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let now = state.clock.now();
+    let claims = state
+        .tokens
+        .verify(token, TokenUse::Access, now)
+        .map_err(|e| {
+            tracing::debug!(error = %e, "access token refused");
+            ApiError::Unauthorized
+        })?;
+    let user = users::get(&state.db, Tenant::All, &claims.sub)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let role = Role::parse(&user.role).ok_or(ApiError::Unauthorized)?;
+    let stale = user.disabled
+        || claims.iat < user.password_changed_at
+        || claims.role != Some(role)
+        || claims.dealership_id != user.dealership_id;
+    if stale {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(Principal {
+        user_id: user.id,
+        email: user.email,
+        role,
+        dealership_id: user.dealership_id,
+    })
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        let now = state.clock.now();
-        let claims = state
-            .tokens
-            .verify(token, TokenUse::Access, now)
-            .map_err(|e| {
-                tracing::debug!(error = %e, "access token refused");
-                ApiError::Unauthorized
-            })?;
-        let user = users::get(&state.db, Tenant::All, &claims.sub)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        let role = Role::parse(&user.role).ok_or(ApiError::Unauthorized)?;
-        let stale = user.disabled
-            || claims.iat < user.password_changed_at
-            || claims.role != Some(role)
-            || claims.dealership_id != user.dealership_id;
-        if stale {
-            return Err(ApiError::Unauthorized);
-        }
-        Ok(Principal {
-            user_id: user.id,
-            email: user.email,
-            role,
-            dealership_id: user.dealership_id,
-        })
+        authenticate(state, token).await
     }
 }

@@ -42,6 +42,10 @@ pub struct Turn {
     pub latency_ms: Option<i64>,
     /// Unix seconds.
     pub started_at: i64,
+    /// completed | cancelled | failed.
+    pub status: String,
+    /// JSON object of stage timings.
+    pub metrics: String,
 }
 
 /// Records a new session.
@@ -69,8 +73,8 @@ pub async fn insert_turn(db: &Db, turn: &Turn) -> Result<(), sqlx::Error> {
     on_pool!(db, |pool| {
         sqlx::query(
             "INSERT INTO turns (id, session_id, dealership_id, seq, user_text, assistant_text, interrupted, \
-             citations, latency_ms, started_at) \
-             SELECT $1, id, dealership_id, $2, $3, $4, $5, $6, $7, $8 FROM sessions WHERE id = $9",
+             citations, latency_ms, started_at, status, metrics) \
+             SELECT $1, id, dealership_id, $2, $3, $4, $5, $6, $7, $8, $10, $11 FROM sessions WHERE id = $9",
         )
         .bind(&turn.id)
         .bind(turn.seq)
@@ -81,6 +85,23 @@ pub async fn insert_turn(db: &Db, turn: &Turn) -> Result<(), sqlx::Error> {
         .bind(turn.latency_ms)
         .bind(turn.started_at)
         .bind(&turn.session_id)
+        .bind(&turn.status)
+        .bind(&turn.metrics)
+        .execute(pool)
+        .await?;
+    });
+    Ok(())
+}
+
+/// Marks a session ended.
+pub async fn end(db: &Db, id: &str, at: i64, reason: &str) -> Result<(), sqlx::Error> {
+    on_pool!(db, |pool| {
+        sqlx::query(
+            "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL",
+        )
+        .bind(at)
+        .bind(reason)
+        .bind(id)
         .execute(pool)
         .await?;
     });
@@ -136,8 +157,8 @@ pub async fn turns(
 ) -> Result<Vec<Turn>, sqlx::Error> {
     on_pool!(db, |pool| {
         sqlx::query_as::<_, Turn>(
-            "SELECT id, session_id, seq, user_text, assistant_text, interrupted, citations, latency_ms, started_at \
-             FROM turns WHERE session_id = $1 AND ($2 IS NULL OR dealership_id = $2) ORDER BY seq",
+            "SELECT id, session_id, seq, user_text, assistant_text, interrupted, citations, latency_ms, started_at, \
+             status, metrics FROM turns WHERE session_id = $1 AND ($2 IS NULL OR dealership_id = $2) ORDER BY seq",
         )
         .bind(session_id)
         .bind(tenant.filter())

@@ -6,6 +6,7 @@ mod cli;
 mod headers;
 mod helpers;
 mod ops;
+mod realtime;
 mod refresh;
 mod roles;
 mod tenancy;

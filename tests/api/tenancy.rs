@@ -41,6 +41,8 @@ async fn seed_session(app: &TestApp, dealership: &str, user: Option<&str>) -> St
             citations: "[]".into(),
             latency_ms: Some(420),
             started_at: now,
+            status: "completed".into(),
+            metrics: "{}".into(),
         },
     )
     .await

@@ -1,0 +1,94 @@
+//! Realtime conversations over the wire: the node's actor system (registry, shared
+//! caches, providers, transcript sink), session creation with one-time tickets, and the
+//! WebSocket transport. The protocol is documented in `docs/protocol.md`.
+
+pub mod routes;
+pub mod sink;
+pub mod socket;
+pub mod tickets;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adam_actors::SessionRegistryHandle;
+use adam_actors::embedding_cache::EmbeddingCacheHandle;
+use adam_actors::metrics::ActorMetrics;
+use adam_actors::semantic_cache::{SemanticCacheConfig, SemanticCacheHandle};
+use adam_actors::session::Shared;
+use anyhow::Context;
+
+use crate::clock::Clock;
+use crate::db::Db;
+use crate::settings::Settings;
+
+/// Everything live conversations need, shared by all requests.
+#[derive(Clone)]
+pub struct Realtime {
+    /// Root of the session trees.
+    pub registry: SessionRegistryHandle,
+    /// Providers, caches, sink and metrics.
+    pub shared: Arc<Shared>,
+    /// One-time WebSocket tickets.
+    pub tickets: Arc<tickets::Tickets>,
+}
+
+impl std::fmt::Debug for Realtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Realtime").finish_non_exhaustive()
+    }
+}
+
+impl Realtime {
+    /// Starts the registry and shared caches with the configured providers.
+    pub async fn start(
+        settings: &Settings,
+        db: Db,
+        clock: Clock,
+        registry: &prometheus::Registry,
+    ) -> anyhow::Result<Self> {
+        let metrics = ActorMetrics::new(registry).context("registering conversation metrics")?;
+        let providers = match settings.providers.profile.as_str() {
+            "simulated" => settings.providers.simulated.providers(),
+            other => anyhow::bail!("providers.profile `{other}` is not available"),
+        };
+        let embeddings =
+            EmbeddingCacheHandle::start(settings.cache.embedding_capacity, metrics.clone())
+                .await
+                .context("starting the embedding cache")?;
+        let semantic = SemanticCacheHandle::start(
+            SemanticCacheConfig {
+                threshold: settings.cache.semantic_threshold,
+                ttl: Duration::from_secs(settings.cache.semantic_ttl_secs),
+                per_tenant: settings.cache.semantic_per_tenant,
+            },
+            metrics.clone(),
+        )
+        .await
+        .context("starting the semantic cache")?;
+        let registry_handle =
+            SessionRegistryHandle::start(settings.session.max_sessions, metrics.clone())
+                .await
+                .context("starting the session registry")?;
+        let shared = Arc::new(Shared {
+            providers,
+            embeddings,
+            semantic,
+            sink: Arc::new(sink::DbSink::start(db, clock)),
+            metrics,
+        });
+        Ok(Self {
+            registry: registry_handle,
+            shared,
+            tickets: Arc::new(tickets::Tickets::new(Duration::from_secs(
+                settings.session.ticket_ttl_secs,
+            ))),
+        })
+    }
+
+    /// Stops every session and the shared actors.
+    pub fn stop(&self) {
+        self.registry.stop();
+        self.shared.embeddings.stop();
+        self.shared.semantic.stop();
+    }
+}

@@ -1,0 +1,222 @@
+//! `POST /v1/sessions` (ticket for a new conversation) and
+//! `GET /v1/sessions/{id}/ws` (the WebSocket upgrade).
+
+use std::time::Duration;
+
+use adam_actors::RegistryError;
+use adam_actors::events::TurnDetection;
+use adam_actors::outbox::outbox;
+use adam_actors::session::{SessionArgs, SessionSettings};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::socket::{self, SocketLimits};
+use super::tickets::Grant;
+use crate::api::error::{ApiError, ErrorBody};
+use crate::api::extract::Json;
+use crate::auth::Role;
+use crate::auth::principal::authenticate;
+use crate::db::{dealerships, new_id};
+use crate::startup::AppState;
+
+/// Optional body of `POST /v1/sessions`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    /// Dealership to talk to (super_admin only; others use their own).
+    pub dealership_id: Option<String>,
+}
+
+/// Where and how to connect.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionTicket {
+    /// The new session's id.
+    pub session_id: String,
+    /// Relative WebSocket URL including the ticket.
+    pub ws_url: String,
+    /// One-time ticket.
+    pub ticket: String,
+    /// Seconds the ticket stays valid.
+    pub expires_in: u64,
+}
+
+/// Ticket query.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TicketQuery {
+    /// The one-time ticket from `POST /v1/sessions`.
+    pub ticket: Option<String>,
+}
+
+fn origin(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+}
+
+/// Starts a conversation: returns a one-time ticket for the WebSocket.
+#[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body(content = Option<CreateSession>),
+    params(("X-Embed-Key" = Option<String>, Header, description = "Public embed key (anonymous visitors)")),
+    security(("bearer" = []), ()),
+    responses((status = 201, body = SessionTicket), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<SessionTicket>), ApiError> {
+    // The body is optional: anonymous visitors usually send none.
+    let body: CreateSession = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateSession::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            if e.is_data() {
+                ApiError::validation("body", e.to_string())
+            } else {
+                ApiError::BadRequest("malformed JSON body".into())
+            }
+        })?
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    let (dealership, user_id, allowed_origins) = if let Some(token) = bearer {
+        let principal = authenticate(&state, &token).await?;
+        let dealership_id = match (principal.role, body.dealership_id) {
+            (Role::SuperAdmin, Some(id)) => id,
+            (Role::SuperAdmin, None) => {
+                return Err(ApiError::validation(
+                    "dealership_id",
+                    "a super_admin must choose a dealership",
+                ));
+            }
+            (_, _) => principal.dealership_id.clone().ok_or(ApiError::Forbidden)?,
+        };
+        let d = dealerships::get(&state.db, principal.tenant(), &dealership_id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        // Signed-in users come from Adam's own pages: the CORS allowlist applies.
+        (
+            d,
+            Some(principal.user_id),
+            state.settings.http.cors_allowed_origins.clone(),
+        )
+    } else if let Some(key) = headers.get("x-embed-key").and_then(|v| v.to_str().ok()) {
+        let d = dealerships::by_embed_key(&state.db, key.trim())
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        let allowed: Vec<String> = serde_json::from_str(&d.allowed_origins).unwrap_or_default();
+        match origin(&headers) {
+            Some(o) if allowed.iter().any(|a| a == o) => {}
+            _ => return Err(ApiError::Forbidden),
+        }
+        (d, None, allowed)
+    } else {
+        return Err(ApiError::Unauthorized);
+    };
+    if state.realtime.registry.count().await >= state.settings.session.max_sessions {
+        state.realtime.shared.metrics.busy_refusals.inc();
+        return Err(ApiError::Busy);
+    }
+    let session_id = new_id();
+    let ticket = state.realtime.tickets.issue(Grant {
+        session_id: session_id.clone(),
+        tenant: dealership.id.clone(),
+        user_id,
+        allowed_origins,
+        persona: dealership.persona.clone(),
+        voice: dealership.voice.clone(),
+    });
+    Ok((
+        StatusCode::CREATED,
+        Json(SessionTicket {
+            ws_url: format!("/v1/sessions/{session_id}/ws?ticket={ticket}"),
+            session_id,
+            ticket,
+            expires_in: state.realtime.tickets.ttl_secs(),
+        }),
+    ))
+}
+
+/// Upgrades to the realtime WebSocket (see `docs/protocol.md`).
+#[utoipa::path(get, path = "/v1/sessions/{id}/ws", tag = "sessions",
+    params(("id" = String, Path), TicketQuery),
+    responses((status = 101, description = "Switching protocols"), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(session_id = %id))]
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<TicketQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let ticket = query.ticket.ok_or(ApiError::Unauthorized)?;
+    let grant = state
+        .realtime
+        .tickets
+        .redeem(&ticket, &id)
+        .ok_or(ApiError::Unauthorized)?;
+    if let Some(o) = origin(&headers)
+        && !grant.allowed_origins.iter().any(|a| a == o)
+    {
+        return Err(ApiError::Forbidden);
+    }
+    let cfg = &state.settings.session;
+    let (outbox_tx, outbox_rx) = outbox(
+        cfg.outbound_queue,
+        cfg.slow_client_drops,
+        state.realtime.shared.metrics.clone(),
+    );
+    let args = SessionArgs {
+        id: id.clone(),
+        tenant: grant.tenant,
+        user_id: grant.user_id,
+        transport: "websocket".into(),
+        settings: SessionSettings {
+            input_sample_rate: cfg.input_sample_rate,
+            output_sample_rate: cfg.output_sample_rate,
+            voice: grant.voice,
+            turn_detection: TurnDetection {
+                silence_duration_ms: cfg.silence_ms,
+                min_speech_ms: cfg.min_speech_ms,
+                max_turn_ms: cfg.max_turn_ms,
+            },
+            persona: grant.persona,
+            history_turns: cfg.history_turns,
+            ..SessionSettings::default()
+        },
+        outbox: outbox_tx.clone(),
+        shared: state.realtime.shared.clone(),
+    };
+    let session = match state.realtime.registry.start_session(args).await {
+        Ok(s) => s,
+        Err(RegistryError::Busy(_)) => return Err(ApiError::Busy),
+        Err(RegistryError::Draining) => return Err(ApiError::Draining),
+        Err(e) => return Err(ApiError::Internal(anyhow::anyhow!(e))),
+    };
+    let limits = SocketLimits {
+        max_message_bytes: cfg.max_message_bytes,
+        max_messages_per_sec: cfg.max_messages_per_sec,
+        idle_timeout: Duration::from_secs(cfg.idle_timeout_secs),
+        ping_every: Duration::from_secs(15),
+    };
+    // The transport enforces our own (smaller) limit and closes with 1009; tungstenite's
+    // limit only guards against absurd frames.
+    let hard_limit = (cfg.max_message_bytes * 16).max(1 << 20);
+    let failed = session.clone();
+    Ok(ws
+        .max_message_size(hard_limit)
+        .max_frame_size(hard_limit)
+        .on_failed_upgrade(move |e| {
+            tracing::warn!(error = %e, "websocket upgrade failed");
+            failed.end("upgrade failed", socket::close::INTERNAL);
+        })
+        .on_upgrade(move |sock| socket::run(sock, session, outbox_tx, outbox_rx, limits))
+        .into_response())
+}

@@ -1,0 +1,228 @@
+//! The WebSocket loop of one session: binary PCM16 frames and JSON events in, the
+//! session's outbox out. Generic over any `Sink`/`Stream` of messages so it can be driven
+//! without a network. Limits: message size (1009), message rate (1008), idle timeout,
+//! slow clients (the outbox policy), ping keepalive.
+
+use std::time::Duration;
+
+use adam_actors::audio::{pcm16_from_le_bytes, pcm16_to_le_bytes};
+use adam_actors::events::{Outbound, ServerEvent, parse_client_event};
+use adam_actors::outbox::{Outbox, OutboxReceiver};
+use adam_actors::session::SessionHandle;
+use axum::extract::ws::{CloseFrame, Message};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::time::Instant;
+
+/// Limits of one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketLimits {
+    /// Largest message, bytes.
+    pub max_message_bytes: usize,
+    /// Messages per second.
+    pub max_messages_per_sec: u32,
+    /// Close after this long without a client message.
+    pub idle_timeout: Duration,
+    /// Ping interval.
+    pub ping_every: Duration,
+}
+
+/// Close codes.
+pub mod close {
+    /// Normal closure.
+    pub const NORMAL: u16 = 1000;
+    /// Server going away (drain).
+    pub const GOING_AWAY: u16 = 1001;
+    /// Protocol error.
+    pub const PROTOCOL: u16 = 1002;
+    /// Policy violation (flood, slow client).
+    pub const POLICY: u16 = 1008;
+    /// Message too big.
+    pub const TOO_BIG: u16 = 1009;
+    /// Internal error.
+    pub const INTERNAL: u16 = 1011;
+}
+
+/// Runs the connection until either side ends it; always ends the session.
+pub async fn run<S>(
+    socket: S,
+    session: SessionHandle,
+    outbox: Outbox,
+    receiver: OutboxReceiver,
+    limits: SocketLimits,
+) where
+    S: Stream<Item = Result<Message, axum::Error>>
+        + Sink<Message, Error = axum::Error>
+        + Send
+        + Unpin,
+{
+    let (sink, stream) = socket.split();
+    let reader = read_loop(stream, &session, &outbox, limits);
+    let writer = write_loop(sink, receiver, limits.ping_every);
+    tokio::pin!(reader, writer);
+    tokio::select! {
+        reason = &mut reader => {
+            // The client left or broke a rule: end the session, let the writer say goodbye.
+            session.end(reason, close::NORMAL);
+            if tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
+                tracing::debug!("writer did not finish closing in time");
+            }
+        }
+        () = &mut writer => {
+            session.end("connection closed", close::NORMAL);
+        }
+    }
+}
+
+async fn read_loop<S>(
+    mut stream: S,
+    session: &SessionHandle,
+    outbox: &Outbox,
+    limits: SocketLimits,
+) -> &'static str
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let mut window_start = Instant::now();
+    let mut window_count = 0u32;
+    let closing = outbox.closed();
+    tokio::pin!(closing);
+    // Only audio and events count as activity; keepalive pongs do not.
+    let mut last_activity = Instant::now();
+    loop {
+        let next = tokio::select! {
+            next = stream.next() => next,
+            () = tokio::time::sleep_until(last_activity + limits.idle_timeout) => {
+                outbox.close(close::NORMAL, "idle timeout");
+                return "idle timeout";
+            }
+            () = &mut closing => return "closed by server",
+        };
+        let message = match next {
+            None => return "client_disconnected",
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "websocket read error");
+                outbox.close(close::PROTOCOL, "read error");
+                return "client_disconnected";
+            }
+            Some(Ok(m)) => m,
+        };
+        if matches!(message, Message::Binary(_) | Message::Text(_)) {
+            last_activity = Instant::now();
+        }
+        let now = Instant::now();
+        if now.duration_since(window_start) >= Duration::from_secs(1) {
+            window_start = now;
+            window_count = 0;
+        }
+        window_count += 1;
+        if window_count > limits.max_messages_per_sec {
+            outbox.close(close::POLICY, "message flood");
+            return "message flood";
+        }
+        match message {
+            Message::Binary(bytes) => {
+                if bytes.len() > limits.max_message_bytes {
+                    outbox.close(close::TOO_BIG, "message too big");
+                    return "message too big";
+                }
+                match pcm16_from_le_bytes(&bytes) {
+                    Some(samples) => {
+                        session.send_audio(samples);
+                    }
+                    None => {
+                        outbox.event(ServerEvent::error(
+                            "invalid_audio",
+                            "audio frames must be PCM16 little-endian: an even number of bytes",
+                        ));
+                    }
+                }
+            }
+            Message::Text(text) => {
+                if text.len() > limits.max_message_bytes {
+                    outbox.close(close::TOO_BIG, "message too big");
+                    return "message too big";
+                }
+                match parse_client_event(text.as_str()) {
+                    Ok(event) => {
+                        session.send_event(event);
+                    }
+                    Err(e) => {
+                        outbox.event(ServerEvent::error(e.code(), e.to_string()));
+                    }
+                }
+            }
+            Message::Close(_) => return "client_disconnected",
+            Message::Ping(_) | Message::Pong(_) => {}
+        }
+    }
+}
+
+async fn write_loop<S>(mut sink: S, mut receiver: OutboxReceiver, ping_every: Duration)
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let frame = loop {
+        tokio::select! {
+            biased;
+            item = receiver.items.recv() => match item {
+                Some(item) => {
+                    if send_item(&mut sink, item).await.is_err() {
+                        return;
+                    }
+                }
+                // Session and children are gone without asking to close: it crashed.
+                None => break receiver.close.borrow().clone().unwrap_or((close::INTERNAL, "session ended".into())),
+            },
+            changed = receiver.close.changed() => {
+                if changed.is_err() {
+                    break (close::INTERNAL, "session ended".into());
+                }
+                if let Some(frame) = receiver.close.borrow().clone() {
+                    break frame;
+                }
+            }
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    // Deliver what the session queued before closing (its final events), briefly.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < deadline {
+        match receiver.items.try_recv() {
+            Ok(item) => {
+                if send_item(&mut sink, item).await.is_err() {
+                    return;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let (code, reason) = frame;
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+    let _ = sink.close().await;
+}
+
+async fn send_item<S>(sink: &mut S, item: Outbound) -> Result<(), axum::Error>
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    match item {
+        Outbound::Event(event) => {
+            let text = serde_json::to_string(&event).unwrap_or_default();
+            sink.send(Message::Text(text.into())).await
+        }
+        Outbound::Audio(frame) => {
+            sink.send(Message::Binary(pcm16_to_le_bytes(&frame).into()))
+                .await
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! One-time WebSocket tickets: issued by `POST /v1/sessions`, valid a few seconds, used
+//! once, so no long-lived token ever appears in a URL.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+
+/// What a ticket grants.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// Session id the ticket opens.
+    pub session_id: String,
+    /// Dealership.
+    pub tenant: String,
+    /// Signed-in user, if any.
+    pub user_id: Option<String>,
+    /// Origins allowed to open the socket (empty: no Origin check beyond the CORS list).
+    pub allowed_origins: Vec<String>,
+    /// Persona.
+    pub persona: String,
+    /// Voice.
+    pub voice: String,
+}
+
+/// Ticket store.
+#[derive(Debug)]
+pub struct Tickets {
+    ttl: Duration,
+    map: Mutex<HashMap<String, (Grant, Instant)>>,
+}
+
+impl Tickets {
+    /// A store whose tickets live `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Seconds a ticket lives.
+    pub fn ttl_secs(&self) -> u64 {
+        self.ttl.as_secs()
+    }
+
+    /// Issues a ticket for `grant`.
+    pub fn issue(&self, grant: Grant) -> String {
+        let ticket: String = rand::rng()
+            .sample_iter(Alphanumeric)
+            .take(40)
+            .map(char::from)
+            .collect();
+        let now = Instant::now();
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (_, expires)| *expires > now);
+        map.insert(ticket.clone(), (grant, now + self.ttl));
+        ticket
+    }
+
+    /// Consumes a ticket for `session_id`; `None` if unknown, used, expired or for
+    /// another session.
+    pub fn redeem(&self, ticket: &str, session_id: &str) -> Option<Grant> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let (grant, expires) = map.remove(ticket)?;
+        (expires > Instant::now() && grant.session_id == session_id).then_some(grant)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(id: &str) -> Grant {
+        Grant {
+            session_id: id.into(),
+            tenant: "d".into(),
+            user_id: None,
+            allowed_origins: vec![],
+            persona: String::new(),
+            voice: "default".into(),
+        }
+    }
+
+    #[test]
+    fn a_ticket_works_once_and_only_for_its_session() {
+        let t = Tickets::new(Duration::from_secs(30));
+        let ticket = t.issue(grant("s1"));
+        assert!(
+            t.redeem(&ticket, "s2").is_none(),
+            "wrong session (and now burnt)"
+        );
+        let ticket = t.issue(grant("s1"));
+        assert!(t.redeem(&ticket, "s1").is_some());
+        assert!(t.redeem(&ticket, "s1").is_none(), "used");
+        let expired = Tickets::new(Duration::ZERO);
+        let ticket = expired.issue(grant("s1"));
+        assert!(expired.redeem(&ticket, "s1").is_none(), "expired");
+    }
+}
