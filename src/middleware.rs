@@ -167,7 +167,14 @@ fn cors(http: &HttpSettings) -> CorsLayer {
     // against the embed key's dealership (no cookie is involved).
     let allow = AllowOrigin::predicate(
         move |origin: &HeaderValue, parts: &axum::http::request::Parts| {
-            origins.contains(origin) || parts.uri.path() == "/v1/sessions"
+            let starts_session = parts.uri.path() == "/v1/sessions"
+                && (parts.method == Method::POST
+                    || (parts.method == Method::OPTIONS
+                        && parts
+                            .headers
+                            .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+                            .is_some_and(|m| m == "POST")));
+            origins.contains(origin) || starts_session
         },
     );
     CorsLayer::new()

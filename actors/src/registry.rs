@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
+use std::sync::Arc;
+
 use crate::metrics::ActorMetrics;
-use crate::session::{Session, SessionArgs, SessionHandle, SessionMsg};
+use crate::outbox::Outbox;
+use crate::session::{Session, SessionArgs, SessionHandle, SessionMsg, Shared};
 
 /// Why a session could not start.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -49,7 +52,7 @@ pub struct SessionRegistry;
 pub struct RegistryState {
     max_sessions: usize,
     sessions: HashMap<String, ActorRef<SessionMsg>>,
-    by_actor: HashMap<ActorId, String>,
+    by_actor: HashMap<ActorId, (String, Arc<Shared>, Outbox)>,
     draining: bool,
     metrics: ActorMetrics,
 }
@@ -88,9 +91,13 @@ impl Actor for SessionRegistry {
                     Err(RegistryError::Busy(state.sessions.len()))
                 } else {
                     let id = args.id.clone();
+                    let shared = args.shared.clone();
+                    let outbox = args.outbox.clone();
                     match Actor::spawn_linked(None, Session, *args, myself.get_cell()).await {
                         Ok((actor, _)) => {
-                            state.by_actor.insert(actor.get_id(), id.clone());
+                            state
+                                .by_actor
+                                .insert(actor.get_id(), (id.clone(), shared, outbox));
                             state.sessions.insert(id.clone(), actor.clone());
                             state.metrics.live_sessions.set(state.sessions.len() as i64);
                             Ok(SessionHandle::new(id, actor))
@@ -131,15 +138,25 @@ impl Actor for SessionRegistry {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         // Sessions are never restarted: a conversation that died is over. Only forget it.
-        let cell = match event {
-            SupervisionEvent::ActorTerminated(cell, _, _) => cell,
+        let (cell, failed) = match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => (cell, false),
             SupervisionEvent::ActorFailed(cell, err) => {
                 tracing::error!(error = %err, "session actor failed");
-                cell
+                (cell, true)
             }
             _ => return Ok(()),
         };
-        if let Some(id) = state.by_actor.remove(&cell.get_id()) {
+        if let Some((id, shared, outbox)) = state.by_actor.remove(&cell.get_id()) {
+            if failed {
+                // A crashed session runs no cleanup of its own: close its connection
+                // and record its end here.
+                outbox.close(1011, "session failed");
+                let sink = shared.sink.clone();
+                let session_id = id.clone();
+                tokio::spawn(async move {
+                    let _ = sink.session_ended(&session_id, "session_failed").await;
+                });
+            }
             state.sessions.remove(&id);
             state.metrics.live_sessions.set(state.sessions.len() as i64);
         }

@@ -125,7 +125,7 @@ pub async fn list(
     }
     let rows = sessions::list(
         &state.db,
-        principal.tenant(),
+        principal.list_scope(q.dealership_id.as_deref()),
         owner_filter(&principal),
         limit,
     )

@@ -102,6 +102,19 @@ async fn stream_audio(ws: &mut Ws, speech: bool, ms: usize) {
     }
 }
 
+/// Types a question and asks for the answer.
+async fn ask(ws: &mut Ws, text: &str) {
+    let item = json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+                      "content": [{"type": "input_text", "text": text}]}});
+    ws.send(Message::Text(item.to_string().into()))
+        .await
+        .expect("send item");
+    let create = json!({"type": "response.create"});
+    ws.send(Message::Text(create.to_string().into()))
+        .await
+        .expect("send response.create");
+}
+
 #[derive(Debug)]
 enum Item {
     Event(Value),
@@ -268,19 +281,7 @@ async fn barge_in_clears_audio_and_saves_the_turn_as_interrupted() {
     .await
     .expect("send");
     read_until(&mut ws, "session.updated").await;
-    ws.send(Message::Text(
-        json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-               "content": [{"type": "input_text", "text": "When are you open?"}]}})
-        .to_string()
-        .into(),
-    ))
-    .await
-    .expect("send");
-    ws.send(Message::Text(
-        json!({"type": "response.create"}).to_string().into(),
-    ))
-    .await
-    .expect("send");
+    ask(&mut ws, "When are you open?").await;
     // Wait for answer audio to flow.
     loop {
         if let Item::Audio(_) = next_item(&mut ws).await {
@@ -350,19 +351,7 @@ async fn malformed_json_is_an_error_event_and_the_session_goes_on() {
         .expect("send");
     let items = read_until(&mut ws, "error").await;
     assert_eq!(event(&items, "error")["error"]["code"], "invalid_audio");
-    ws.send(Message::Text(
-        json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-               "content": [{"type": "input_text", "text": "Hours?"}]}})
-        .to_string()
-        .into(),
-    ))
-    .await
-    .expect("send");
-    ws.send(Message::Text(
-        json!({"type": "response.create"}).to_string().into(),
-    ))
-    .await
-    .expect("send");
+    ask(&mut ws, "Hours?").await;
     let items = read_until(&mut ws, "response.done").await;
     assert_eq!(
         event(&items, "response.done")["response"]["status"],
@@ -499,19 +488,7 @@ async fn disconnect_mid_turn_stops_every_actor_and_saves_the_turn() {
     let app = quick_app("We open at eight on weekdays and we close at six in the evening.").await;
     let (id, url) = new_session(&app).await;
     let mut ws = connect(&url, None).await.expect("upgrade");
-    ws.send(Message::Text(
-        json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-               "content": [{"type": "input_text", "text": "Hours?"}]}})
-        .to_string()
-        .into(),
-    ))
-    .await
-    .expect("send");
-    ws.send(Message::Text(
-        json!({"type": "response.create"}).to_string().into(),
-    ))
-    .await
-    .expect("send");
+    ask(&mut ws, "Hours?").await;
     read_until(&mut ws, "response.output_audio.started").await;
     drop(ws);
     let gone = eventually(Duration::from_secs(1), || async {
