@@ -1,0 +1,940 @@
+//! Acceptance tests of the conversation actor tree (issue 3) at the actor level: sessions
+//! are driven through `SessionRegistryHandle` / `SessionHandle` with the simulated
+//! providers, and what a client would receive is read from the session's outbox.
+//!
+//! Speech is a 200 Hz tone well above the energy VAD's threshold followed by silence. It
+//! is pushed faster than real time (end of turn runs on audio time); answer audio is
+//! paced in real time, so the canned answers are short.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use adam_actors::embedding_cache::EmbeddingCacheHandle;
+use adam_actors::events::{
+    ClientEvent, ClientItem, ContentPart, Outbound, ResponseSummary, ServerEvent, SessionUpdate,
+};
+use adam_actors::metrics::ActorMetrics;
+use adam_actors::outbox::{OutboxReceiver, outbox};
+use adam_actors::ports::{
+    AnswerEngine, AnswerRequest, AnswerUsage, BoxFuture, CancellationToken, ProviderError,
+    Providers, ResponseStatus, SessionRecord, TranscriptSink, TurnRecord,
+};
+use adam_actors::semantic_cache::{SemanticCacheConfig, SemanticCacheHandle};
+use adam_actors::session::{ChildKind, Shared};
+use adam_actors::simulated::SimulatedConfig;
+use adam_actors::{
+    RegistryError, SessionArgs, SessionHandle, SessionRegistryHandle, SessionSettings,
+};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+
+/// Longest wait for anything a session should do; generous for a loaded 2-core machine.
+const WAIT: Duration = Duration::from_secs(15);
+/// What the simulated STT hears in every utterance.
+const TRANSCRIPT: &str = "What are your opening hours?";
+/// About a quarter of a second of answer audio.
+const SHORT_ANSWER: &str = "Yes, we are open today.";
+/// About two and a half seconds of answer audio, in three sentences.
+const LONG_ANSWER: &str = "We are open from eight to six on weekdays and from nine to one on \
+     Saturdays. The service desk opens half an hour earlier, and you can drop your car off \
+     the night before. Would you like me to book a visit for you this week?";
+
+// ---------------------------------------------------------------------------------------
+// A transcript sink that remembers everything.
+
+#[derive(Default)]
+struct RecordingSink {
+    started: Mutex<Vec<SessionRecord>>,
+    turns: Mutex<Vec<TurnRecord>>,
+    ended: Mutex<Vec<(String, String)>>,
+}
+
+impl RecordingSink {
+    fn turns_of(&self, session_id: &str) -> Vec<TurnRecord> {
+        self.turns
+            .lock()
+            .expect("sink lock")
+            .iter()
+            .filter(|t| t.session_id == session_id)
+            .cloned()
+            .collect()
+    }
+
+    fn end_reason(&self, session_id: &str) -> Option<String> {
+        self.ended
+            .lock()
+            .expect("sink lock")
+            .iter()
+            .find(|(id, _)| id == session_id)
+            .map(|(_, reason)| reason.clone())
+    }
+}
+
+impl TranscriptSink for RecordingSink {
+    fn session_started(&self, record: SessionRecord) -> BoxFuture<'_, Result<(), String>> {
+        self.started.lock().expect("sink lock").push(record);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn turn_finished(&self, record: TurnRecord) -> BoxFuture<'_, Result<(), String>> {
+        self.turns.lock().expect("sink lock").push(record);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn session_ended<'a>(
+        &'a self,
+        session_id: &'a str,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        self.ended
+            .lock()
+            .expect("sink lock")
+            .push((session_id.to_owned(), reason.to_owned()));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// An answer engine that waits for the test's go-ahead, so a Turn is provably alive.
+
+struct GatedAnswer {
+    inner: Arc<dyn AnswerEngine>,
+    gate: Arc<Semaphore>,
+}
+
+impl AnswerEngine for GatedAnswer {
+    fn answer<'a>(
+        &'a self,
+        request: AnswerRequest,
+        tokens: mpsc::Sender<String>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, Result<AnswerUsage, ProviderError>> {
+        Box::pin(async move {
+            tokio::select! {
+                permit = self.gate.acquire() => {
+                    permit.map_err(|_| ProviderError::Cancelled)?.forget();
+                }
+                () = cancel.cancelled() => return Err(ProviderError::Cancelled),
+            }
+            self.inner.answer(request, tokens, cancel).await
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A node: registry, shared caches, simulated providers.
+
+fn simulated(answer: &str) -> SimulatedConfig {
+    SimulatedConfig {
+        stt_delay_ms: 20,
+        transcripts: vec![TRANSCRIPT.into()],
+        answer_first_token_ms: 30,
+        answer_tokens_per_sec: 400.0,
+        answer: answer.into(),
+        tts_first_byte_ms: 20,
+        tts_ms_per_char: 10,
+        ..SimulatedConfig::default()
+    }
+}
+
+struct Node {
+    registry: SessionRegistryHandle,
+    shared: Arc<Shared>,
+    sink: Arc<RecordingSink>,
+    embeddings: EmbeddingCacheHandle,
+    semantic: SemanticCacheHandle,
+    next_id: AtomicU64,
+}
+
+impl Node {
+    async fn start(config: SimulatedConfig, max_sessions: usize) -> Self {
+        Self::with_providers(config.providers(), max_sessions).await
+    }
+
+    async fn with_providers(providers: Providers, max_sessions: usize) -> Self {
+        let metrics = ActorMetrics::unregistered();
+        let sink = Arc::new(RecordingSink::default());
+        let embeddings = EmbeddingCacheHandle::start(1024, metrics.clone())
+            .await
+            .expect("embedding cache starts");
+        // A threshold above 1 turns semantic hits off: every turn runs the answer engine
+        // with its configured latency, so repeated questions behave alike.
+        let semantic = SemanticCacheHandle::start(
+            SemanticCacheConfig {
+                threshold: 2.0,
+                ..SemanticCacheConfig::default()
+            },
+            metrics.clone(),
+        )
+        .await
+        .expect("semantic cache starts");
+        let shared = Arc::new(Shared {
+            providers,
+            embeddings: embeddings.clone(),
+            semantic: semantic.clone(),
+            sink: sink.clone(),
+            metrics: metrics.clone(),
+        });
+        let registry = SessionRegistryHandle::start(max_sessions, metrics)
+            .await
+            .expect("registry starts");
+        Self {
+            registry,
+            shared,
+            sink,
+            embeddings,
+            semantic,
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    fn metrics(&self) -> &ActorMetrics {
+        &self.shared.metrics
+    }
+
+    fn restarts(&self, kind: &str) -> u64 {
+        self.metrics().restarts.with_label_values(&[kind]).get()
+    }
+
+    async fn try_open(&self) -> Result<(SessionHandle, Client), RegistryError> {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = outbox(4096, 512, self.metrics().clone());
+        let args = SessionArgs {
+            id: format!("sess_{n}"),
+            tenant: "dealer-1".into(),
+            user_id: None,
+            transport: "test".into(),
+            settings: SessionSettings::default(),
+            outbox: tx,
+            shared: self.shared.clone(),
+        };
+        let handle = self.registry.start_session(args).await?;
+        let mut client = Client { rx };
+        client.until_event("session.created").await;
+        Ok((handle, client))
+    }
+
+    async fn open(&self) -> (SessionHandle, Client) {
+        self.try_open().await.expect("session starts")
+    }
+
+    /// The sink's records of a session once there are `n` of them.
+    async fn turns(&self, session_id: &str, n: usize) -> Vec<TurnRecord> {
+        eventually(
+            &format!("{n} saved turns of {session_id}"),
+            WAIT,
+            async || self.sink.turns_of(session_id).len() >= n,
+        )
+        .await;
+        self.sink.turns_of(session_id)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.registry.stop();
+        self.embeddings.stop();
+        self.semantic.stop();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The client side of a session: its outbox.
+
+struct Client {
+    rx: OutboxReceiver,
+}
+
+fn kind(item: &Outbound) -> &'static str {
+    match item {
+        Outbound::Event(e) => e.kind(),
+        Outbound::Audio(_) => "audio",
+    }
+}
+
+/// Kinds seen, with runs of audio frames collapsed, for failure messages.
+fn summary(items: &[Outbound]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut frames = 0;
+    for item in items {
+        if let Outbound::Audio(_) = item {
+            frames += 1;
+            continue;
+        }
+        if frames > 0 {
+            out.push(format!("audio×{frames}"));
+            frames = 0;
+        }
+        out.push(kind(item).to_owned());
+    }
+    if frames > 0 {
+        out.push(format!("audio×{frames}"));
+    }
+    out.join(", ")
+}
+
+fn frames(items: &[Outbound]) -> Vec<&Vec<i16>> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Outbound::Audio(f) => Some(f),
+            Outbound::Event(_) => None,
+        })
+        .collect()
+}
+
+fn first(items: &[Outbound], wanted: &str) -> usize {
+    items
+        .iter()
+        .position(|i| kind(i) == wanted)
+        .unwrap_or_else(|| panic!("no {wanted} in [{}]", summary(items)))
+}
+
+fn errors(items: &[Outbound]) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Outbound::Event(ServerEvent::Error { error }) => Some(error.code.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Client {
+    /// Reads until `hit` matches; returns everything read, the match last.
+    async fn until(&mut self, what: &str, hit: impl Fn(&Outbound) -> bool) -> Vec<Outbound> {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        loop {
+            let item = tokio::time::timeout_at(deadline, self.rx.items.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("timed out waiting for {what}; saw [{}]", summary(&seen))
+                })
+                .unwrap_or_else(|| {
+                    panic!("outbox closed waiting for {what}; saw [{}]", summary(&seen))
+                });
+            let found = hit(&item);
+            seen.push(item);
+            if found {
+                return seen;
+            }
+        }
+    }
+
+    async fn until_event(&mut self, wanted: &str) -> Vec<Outbound> {
+        self.until(wanted, |i| kind(i) == wanted).await
+    }
+
+    async fn until_audio(&mut self) -> Vec<Outbound> {
+        self.until("an audio frame", |i| matches!(i, Outbound::Audio(_)))
+            .await
+    }
+
+    /// Reads up to the next `response.done`.
+    async fn until_done(&mut self) -> (Vec<Outbound>, ResponseSummary) {
+        let items = self.until_event("response.done").await;
+        match items.last() {
+            Some(Outbound::Event(ServerEvent::ResponseDone { response })) => {
+                let response = response.clone();
+                (items, response)
+            }
+            _ => unreachable!("until_event returns the match last"),
+        }
+    }
+
+    /// The close frame the session asked for.
+    async fn closed(&mut self) -> (u16, String) {
+        let frame = tokio::time::timeout(WAIT, self.rx.close.wait_for(Option::is_some))
+            .await
+            .expect("timed out waiting for a close request")
+            .expect("close channel dropped")
+            .clone();
+        frame.expect("waited for Some")
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Input.
+
+const RATE: u32 = 16_000;
+
+fn tone(ms: u32) -> Vec<i16> {
+    let n = (RATE * ms / 1000) as usize;
+    (0..n)
+        .map(|i| {
+            let t = i as f32 / RATE as f32;
+            (3000.0 * (2.0 * std::f32::consts::PI * 200.0 * t).sin()) as i16
+        })
+        .collect()
+}
+
+fn silence(ms: u32) -> Vec<i16> {
+    vec![0; (RATE * ms / 1000) as usize]
+}
+
+/// One utterance: a second of "speech", then enough silence to end the turn.
+fn utterance() -> Vec<i16> {
+    let mut s = tone(1000);
+    s.extend(silence(700));
+    s
+}
+
+/// Pushes audio in 100 ms chunks, as fast as the mailbox takes it.
+fn say(session: &SessionHandle, samples: &[i16]) {
+    for chunk in samples.chunks(1600) {
+        assert!(session.send_audio(chunk.to_vec()), "session accepts audio");
+    }
+}
+
+fn type_text(session: &SessionHandle, text: &str) {
+    assert!(session.send_event(ClientEvent::ConversationItemCreate {
+        item: ClientItem {
+            kind: "message".into(),
+            role: "user".into(),
+            content: vec![ContentPart {
+                kind: "input_text".into(),
+                text: text.into(),
+            }],
+        },
+    }));
+    assert!(session.send_event(ClientEvent::ResponseCreate {}));
+}
+
+/// Polls `check` every 10 ms until it holds; fails the test after `within`.
+async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not true within {within:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Words of `text` whose audio starts by `ms`, in the simulated TTS's timing: each
+/// character lasts `per_char` ms and each word is followed by a gap of the same length.
+fn words_started_by(text: &str, per_char: u32, ms: u32) -> usize {
+    let mut start = 0;
+    let mut count = 0;
+    for word in text.split_whitespace() {
+        if start > ms {
+            break;
+        }
+        count += 1;
+        start += per_char * (word.chars().count() as u32 + 1);
+    }
+    count
+}
+
+fn is_prefix_of_words(text: &str, of: &str) -> bool {
+    let said: Vec<&str> = text.split_whitespace().collect();
+    let all: Vec<&str> = of.split_whitespace().collect();
+    said.len() <= all.len() && said[..] == all[..said.len()]
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. A spoken turn.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoken_turn_streams_every_stage_in_order_and_is_saved() {
+    let node = Node::start(simulated(SHORT_ANSWER), 10).await;
+    let (session, mut client) = node.open().await;
+
+    say(&session, &utterance());
+    let (items, done) = client.until_done().await;
+
+    let order = [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "conversation.item.input_audio_transcription.completed",
+        "response.created",
+        "response.output_text.delta",
+        "response.output_audio.started",
+        "audio",
+    ];
+    let positions: Vec<usize> = order.iter().map(|k| first(&items, k)).collect();
+    assert!(
+        positions.is_sorted(),
+        "stages out of order: [{}]",
+        summary(&items)
+    );
+    let created = first(&items, "response.created");
+    let visemes = items[created..]
+        .iter()
+        .filter(|i| kind(i) == "avatar.viseme")
+        .count();
+    assert!(visemes > 0, "no visemes: [{}]", summary(&items));
+
+    let transcript = items.iter().find_map(|i| match i {
+        Outbound::Event(ServerEvent::TranscriptionCompleted { transcript, .. }) => {
+            Some(transcript.as_str())
+        }
+        _ => None,
+    });
+    assert_eq!(transcript, Some(TRANSCRIPT));
+    let started_rate = items.iter().find_map(|i| match i {
+        Outbound::Event(ServerEvent::OutputAudioStarted { sample_rate, .. }) => Some(*sample_rate),
+        _ => None,
+    });
+    assert_eq!(started_rate, Some(24_000));
+    let audio = frames(&items);
+    assert!(
+        audio.iter().all(|f| f.len() == 480),
+        "20 ms frames at 24 kHz"
+    );
+    // "Yes, we are open today." is 19 characters and 5 gaps of 10 ms: 240 ms, 12 frames.
+    assert!(audio.len() >= 12, "only {} frames", audio.len());
+    assert!(errors(&items).is_empty(), "errors: {:?}", errors(&items));
+
+    assert_eq!(done.status, ResponseStatus::Completed);
+    assert_eq!(done.output_text, SHORT_ANSWER);
+    assert!(
+        done.metrics.voice_to_voice_ms.is_some(),
+        "{:?}",
+        done.metrics
+    );
+    assert!(done.metrics.stt_ms.is_some(), "{:?}", done.metrics);
+    assert!(done.metrics.answer_first_token_ms.is_some());
+    assert!(done.metrics.tts_first_audio_ms.is_some());
+
+    let turns = node.turns(&session.id, 1).await;
+    assert_eq!(turns.len(), 1);
+    assert_eq!(turns[0].status, ResponseStatus::Completed);
+    assert_eq!(turns[0].seq, 0);
+    assert_eq!(turns[0].user_text, TRANSCRIPT);
+    assert_eq!(turns[0].assistant_text, SHORT_ANSWER);
+    assert!(turns[0].latency_ms.is_some());
+    assert_eq!(node.metrics().voice_to_voice.get_sample_count(), 1);
+    eventually("session start recorded", WAIT, async || {
+        node.sink
+            .started
+            .lock()
+            .expect("sink lock")
+            .iter()
+            .any(|r| r.session_id == session.id && r.tenant == "dealer-1" && r.transport == "test")
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Barge-in.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speech_over_the_answer_clears_audio_and_saves_what_was_spoken() {
+    let config = SimulatedConfig {
+        // Slow speech, so words heard and words generated differ by a wide margin.
+        tts_ms_per_char: 30,
+        ..simulated(LONG_ANSWER)
+    };
+    let node = Node::start(config, 10).await;
+    let (session, mut client) = node.open().await;
+
+    say(&session, &utterance());
+    let before = client.until_audio().await;
+    let response_id = before
+        .iter()
+        .find_map(|i| match i {
+            Outbound::Event(ServerEvent::ResponseCreated { response }) => Some(response.id.clone()),
+            _ => None,
+        })
+        .expect("response.created before audio");
+
+    // The customer talks over the answer.
+    say(&session, &tone(1000));
+    let barge = client.until_event("response.output_audio.cleared").await;
+    assert!(
+        barge
+            .iter()
+            .any(|i| kind(i) == "input_audio_buffer.speech_started"),
+        "cleared without speech: [{}]",
+        summary(&barge)
+    );
+    let heard_ms = 20 * (frames(&before).len() + frames(&barge).len()) as u32;
+    let (after_clear, done) = client.until_done().await;
+    assert_eq!(done.id, response_id);
+    assert_eq!(done.status, ResponseStatus::Cancelled);
+
+    // The barge-in utterance ends and is answered; audio of the cut response must not
+    // have kept flowing in the meantime.
+    say(&session, &silence(700));
+    let until_next_audio = client.until_event("response.output_audio.started").await;
+    let late = frames(&after_clear).len() + frames(&until_next_audio).len();
+    assert!(
+        late <= 1,
+        "{late} frames after cleared: [{}] [{}]",
+        summary(&after_clear),
+        summary(&until_next_audio)
+    );
+
+    let turns = node.turns(&session.id, 1).await;
+    let cut = turns.iter().find(|t| t.seq == 0).expect("first turn saved");
+    assert_eq!(cut.status, ResponseStatus::Cancelled);
+    assert_eq!(cut.assistant_text, done.output_text);
+    assert!(
+        is_prefix_of_words(&cut.assistant_text, LONG_ANSWER),
+        "not what was said: {:?}",
+        cut.assistant_text
+    );
+    assert!(
+        cut.assistant_text.split_whitespace().count() < LONG_ANSWER.split_whitespace().count(),
+        "the whole answer was recorded as spoken"
+    );
+    // Audio was playing, so at least its first word was heard; words that had not
+    // started playing were not (a second of slack covers a late TTS worker).
+    let said = cut.assistant_text.split_whitespace().count();
+    assert!(said > 0);
+    let audible = words_started_by(LONG_ANSWER, 30, heard_ms + 1000);
+    assert!(
+        said <= audible,
+        "{said} words recorded, {audible} could have been heard: {:?}",
+        cut.assistant_text
+    );
+    assert_eq!(node.metrics().barge_in_stop.get_sample_count(), 1);
+    session.end("client_disconnected", 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cough_during_the_answer_does_not_interrupt_it() {
+    let node = Node::start(simulated(LONG_ANSWER), 10).await;
+    let (session, mut client) = node.open().await;
+
+    say(&session, &utterance());
+    client.until_audio().await;
+    // 100 ms of sound is below the 200 ms of speech a barge-in needs.
+    let mut cough = tone(100);
+    cough.extend(silence(700));
+    say(&session, &cough);
+    let (items, done) = client.until_done().await;
+    let started: Vec<_> = items
+        .iter()
+        .filter(|i| kind(i) == "input_audio_buffer.speech_started")
+        .collect();
+    assert_eq!(
+        done.status,
+        ResponseStatus::Completed,
+        "{started:?} [{}]",
+        summary(&items)
+    );
+    assert_eq!(done.output_text, LONG_ANSWER);
+    assert!(
+        items
+            .iter()
+            .all(|i| kind(i) != "input_audio_buffer.speech_started"
+                && kind(i) != "response.output_audio.cleared"),
+        "[{}]",
+        summary(&items)
+    );
+    session.end("client_disconnected", 1000);
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. A panic in each child mid-turn.
+
+/// Crashes `kind` while a typed question is being answered, then checks the next spoken
+/// turn completes with audio and visemes.
+async fn survives_a_panic_mid_turn(
+    kind_: ChildKind,
+    label: &str,
+) -> (Vec<Outbound>, ResponseSummary) {
+    let mut providers = simulated(LONG_ANSWER).providers();
+    // Answers wait at this gate: a Turn panicked before it opens is certainly mid-answer.
+    let gate = Arc::new(Semaphore::new(0));
+    providers.answer = Arc::new(GatedAnswer {
+        inner: providers.answer.clone(),
+        gate: gate.clone(),
+    });
+    let node = Node::with_providers(providers, 10).await;
+    let (session, mut client) = node.open().await;
+
+    type_text(&session, "Are you open on Saturdays?");
+    let mut crashed = client.until_event("response.created").await;
+    match kind_ {
+        ChildKind::Stt | ChildKind::Turn => {}
+        ChildKind::Tts => {
+            gate.add_permits(1);
+            crashed.extend(client.until_audio().await);
+        }
+        ChildKind::Avatar => {
+            gate.add_permits(1);
+            crashed.extend(client.until_event("avatar.viseme").await);
+        }
+    }
+    session.inject_panic(kind_);
+    eventually(&format!("{label} restarted"), WAIT, async || {
+        node.restarts(label) == 1
+    })
+    .await;
+    // From here on every answer may go ahead (the crashed one too, if it survived).
+    gate.add_permits(Semaphore::MAX_PERMITS / 2);
+    let (rest, crashed_done) = client.until_done().await;
+    crashed.extend(rest);
+
+    // The next turn, spoken, goes through every child again.
+    say(&session, &utterance());
+    let (next, done) = client.until_done().await;
+    assert_eq!(
+        done.status,
+        ResponseStatus::Completed,
+        "after a {label} panic: [{}]",
+        summary(&next)
+    );
+    assert_eq!(done.output_text, LONG_ANSWER);
+    let started = first(&next, "response.output_audio.started");
+    assert!(
+        frames(&next[..started]).len() <= 1,
+        "audio of the crashed response kept flowing: [{}]",
+        summary(&next)
+    );
+    assert!(!frames(&next).is_empty());
+    assert!(next.iter().any(|i| kind(i) == "avatar.viseme"));
+    assert!(session.is_alive());
+    assert_eq!(node.registry.count().await, 1);
+    let turns = node.turns(&session.id, 2).await;
+    assert_eq!(turns[1].status, ResponseStatus::Completed);
+    session.end("client_disconnected", 1000);
+    (crashed, crashed_done)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_panic_fails_that_turn_with_an_error_and_the_session_goes_on() {
+    let (crashed, done) = survives_a_panic_mid_turn(ChildKind::Turn, "turn").await;
+    assert_eq!(done.status, ResponseStatus::Failed);
+    assert!(
+        errors(&crashed).iter().any(|c| c == "turn_failed"),
+        "no error event: [{}]",
+        summary(&crashed)
+    );
+    assert!(
+        first(&crashed, "error") < crashed.len() - 1,
+        "error after response.done"
+    );
+    assert!(!done.output_text.is_empty(), "no apology");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_stt_panic_mid_turn_leaves_the_session_working() {
+    survives_a_panic_mid_turn(ChildKind::Stt, "stt").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tts_panic_mid_turn_leaves_the_session_working() {
+    survives_a_panic_mid_turn(ChildKind::Tts, "tts").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_avatar_panic_mid_turn_leaves_the_session_working() {
+    survives_a_panic_mid_turn(ChildKind::Avatar, "avatar").await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. One session crashing repeatedly among a hundred.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_past_its_restart_limit_closes_and_99_others_complete_every_turn() {
+    let node = Node::start(simulated(SHORT_ANSWER), 200).await;
+    let (victim, mut victim_client) = node.open().await;
+    let mut others = Vec::new();
+    for _ in 0..99 {
+        others.push(node.open().await);
+    }
+    assert_eq!(node.registry.count().await, 100);
+
+    let talkers: Vec<_> = others
+        .into_iter()
+        .map(|(session, mut client)| {
+            tokio::spawn(async move {
+                let mut dones = Vec::new();
+                for _ in 0..2 {
+                    say(&session, &utterance());
+                    let (items, done) = client.until_done().await;
+                    assert!(!frames(&items).is_empty(), "[{}]", summary(&items));
+                    dones.push(done.status);
+                }
+                session.end("client_disconnected", 1000);
+                dones
+            })
+        })
+        .collect();
+
+    // One at a time: a panic sent before the last restart finished would hit a dead actor.
+    for n in 1..=3 {
+        victim.inject_panic(ChildKind::Tts);
+        eventually(&format!("tts restart {n}"), WAIT, async || {
+            node.restarts("tts") == n
+        })
+        .await;
+        assert!(victim.is_alive(), "closed before the limit");
+    }
+    victim.inject_panic(ChildKind::Tts);
+    assert_eq!(
+        victim_client.closed().await,
+        (1011, "child_restart_limit".to_owned())
+    );
+    eventually("the victim stops", WAIT, async || !victim.is_alive()).await;
+
+    for talker in talkers {
+        let statuses = talker.await.expect("a talker finished");
+        assert_eq!(
+            statuses,
+            [ResponseStatus::Completed, ResponseStatus::Completed]
+        );
+    }
+    assert_eq!(node.restarts("tts"), 3);
+    eventually("every session gone", WAIT, async || {
+        node.registry.count().await == 0
+    })
+    .await;
+    assert_eq!(
+        node.sink.end_reason(&victim.id).as_deref(),
+        Some("child_restart_limit")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Disconnect mid-turn.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_a_session_mid_turn_stops_every_actor_and_saves_the_turn() {
+    let config = SimulatedConfig {
+        // Tokens still streaming when the client leaves: the Turn is alive too.
+        answer_tokens_per_sec: 20.0,
+        ..simulated(LONG_ANSWER)
+    };
+    let node = Node::start(config, 10).await;
+    let baseline = node.registry.count().await;
+    let (session, mut client) = node.open().await;
+    assert_eq!(node.registry.count().await, baseline + 1);
+
+    say(&session, &utterance());
+    client.until_audio().await;
+    assert!(
+        node.metrics().live_actors.get() >= 4,
+        "session and children counted: {}",
+        node.metrics().live_actors.get()
+    );
+    session.end("client_disconnected", 1000);
+
+    let within = Duration::from_secs(1);
+    eventually("registry back to baseline", within, async || {
+        node.registry.count().await == baseline
+    })
+    .await;
+    eventually("no live actors", within, async || {
+        node.metrics().live_actors.get() == 0
+    })
+    .await;
+    assert!(!session.is_alive());
+    assert_eq!(node.metrics().live_sessions.get(), 0);
+    assert_eq!(
+        client.closed().await,
+        (1000, "client_disconnected".to_owned())
+    );
+
+    let turns = node.turns(&session.id, 1).await;
+    assert_eq!(turns.len(), 1);
+    assert_eq!(turns[0].status, ResponseStatus::Cancelled);
+    assert_eq!(turns[0].user_text, TRANSCRIPT);
+    assert!(is_prefix_of_words(&turns[0].assistant_text, LONG_ANSWER));
+    eventually("session end recorded", WAIT, async || {
+        node.sink.end_reason(&session.id).is_some()
+    })
+    .await;
+    assert_eq!(
+        node.sink.end_reason(&session.id).as_deref(),
+        Some("client_disconnected")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Registry limit and drain.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_refuses_past_its_limit_and_while_draining() {
+    let node = Node::start(simulated(SHORT_ANSWER), 2).await;
+    let (first_session, _c1) = node.open().await;
+    let (_second, mut c2) = node.open().await;
+    assert_eq!(
+        node.try_open().await.err(),
+        Some(RegistryError::Busy(2)),
+        "third session"
+    );
+    assert_eq!(node.metrics().busy_refusals.get(), 1);
+    assert!(
+        node.registry.get(&first_session.id).await.is_some(),
+        "found by id"
+    );
+
+    first_session.end("client_disconnected", 1000);
+    eventually("a slot frees up", WAIT, async || {
+        node.registry.count().await == 1
+    })
+    .await;
+    assert!(node.registry.get(&first_session.id).await.is_none());
+    let (_third, mut c3) = node.open().await;
+
+    assert_eq!(node.registry.drain("shutdown").await, 2);
+    assert_eq!(node.try_open().await.err(), Some(RegistryError::Draining));
+    assert_eq!(c2.closed().await, (1001, "shutdown".to_owned()));
+    assert_eq!(c3.closed().await, (1001, "shutdown".to_owned()));
+    eventually("drained", WAIT, async || node.registry.count().await == 0).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. session.update.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_update_changes_the_output_rate_and_refuses_bad_values() {
+    let node = Node::start(simulated(SHORT_ANSWER), 10).await;
+    let (session, mut client) = node.open().await;
+
+    assert!(session.send_event(ClientEvent::SessionUpdate {
+        session: SessionUpdate {
+            output_sample_rate: Some(16_000),
+            ..SessionUpdate::default()
+        },
+    }));
+    let updated = client.until_event("session.updated").await;
+    match updated.last() {
+        Some(Outbound::Event(ServerEvent::SessionUpdated { session })) => {
+            assert_eq!(session.output_sample_rate, 16_000);
+        }
+        other => panic!("{other:?}"),
+    }
+    type_text(&session, "When are you open?");
+    let (items, done) = client.until_done().await;
+    assert_eq!(done.status, ResponseStatus::Completed);
+    let audio = frames(&items);
+    assert!(!audio.is_empty());
+    assert!(
+        audio.iter().all(|f| f.len() == 320),
+        "20 ms frames at 16 kHz"
+    );
+
+    assert!(session.send_event(ClientEvent::SessionUpdate {
+        session: SessionUpdate {
+            output_sample_rate: Some(1_000_000),
+            ..SessionUpdate::default()
+        },
+    }));
+    let refused = client.until_event("error").await;
+    assert_eq!(errors(&refused), ["invalid_session_update"]);
+    assert!(
+        refused.iter().all(|i| kind(i) != "session.updated"),
+        "[{}]",
+        summary(&refused)
+    );
+
+    // The session goes on, at the rate it had.
+    say(&session, &utterance());
+    let (items, done) = client.until_done().await;
+    assert_eq!(done.status, ResponseStatus::Completed);
+    let audio = frames(&items);
+    assert!(!audio.is_empty());
+    assert!(audio.iter().all(|f| f.len() == 320));
+}
