@@ -113,16 +113,13 @@ impl EmbeddingCacheHandle {
         cancel: CancellationToken,
     ) -> Result<Arc<[f32]>, ProviderError> {
         let key = normalise(text);
-        let cached = self
-            .actor
-            .call(
-                |reply| EmbeddingCacheMsg::Get(key.clone(), reply),
-                Some(CALL_TIMEOUT),
-            )
-            .await
-            .ok()
-            .and_then(|r| r.success_or(()).ok())
-            .flatten();
+        let cached = crate::rpc::ask(
+            &self.actor,
+            |reply| EmbeddingCacheMsg::Get(key.clone(), reply),
+            CALL_TIMEOUT,
+        )
+        .await
+        .flatten();
         if let Some(v) = cached {
             self.metrics
                 .cache_lookups
@@ -145,11 +142,7 @@ impl EmbeddingCacheHandle {
 
     /// Hit/miss counters.
     pub async fn stats(&self) -> Option<CacheStats> {
-        self.actor
-            .call(EmbeddingCacheMsg::Stats, Some(CALL_TIMEOUT))
-            .await
-            .ok()
-            .and_then(|r| r.success_or(()).ok())
+        crate::rpc::ask(&self.actor, EmbeddingCacheMsg::Stats, CALL_TIMEOUT).await
     }
 
     /// Stops the actor.

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod ports;
 pub mod registry;
+pub mod rpc;
 pub mod semantic_cache;
 pub mod sentences;
 pub mod session;

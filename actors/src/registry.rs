@@ -184,50 +184,42 @@ impl SessionRegistryHandle {
 
     /// Starts a session, or says why not.
     pub async fn start_session(&self, args: SessionArgs) -> Result<SessionHandle, RegistryError> {
-        self.actor
-            .call(
-                |reply| RegistryMsg::Start(Box::new(args), reply),
-                Some(CALL_TIMEOUT),
-            )
-            .await
-            .map_err(|_| RegistryError::Unavailable)?
-            .success_or(RegistryError::Unavailable)?
+        crate::rpc::ask(
+            &self.actor,
+            |reply| RegistryMsg::Start(Box::new(args), reply),
+            CALL_TIMEOUT,
+        )
+        .await
+        .unwrap_or(Err(RegistryError::Unavailable))
     }
 
     /// A live session by id.
     pub async fn get(&self, id: &str) -> Option<SessionHandle> {
-        self.actor
-            .call(
-                |reply| RegistryMsg::Get(id.to_owned(), reply),
-                Some(CALL_TIMEOUT),
-            )
-            .await
-            .ok()
-            .and_then(|r| r.success_or(()).ok())
-            .flatten()
+        crate::rpc::ask(
+            &self.actor,
+            |reply| RegistryMsg::Get(id.to_owned(), reply),
+            CALL_TIMEOUT,
+        )
+        .await
+        .flatten()
     }
 
     /// Live sessions.
     pub async fn count(&self) -> usize {
-        self.actor
-            .call(RegistryMsg::Count, Some(CALL_TIMEOUT))
+        crate::rpc::ask(&self.actor, RegistryMsg::Count, CALL_TIMEOUT)
             .await
-            .ok()
-            .and_then(|r| r.success_or(()).ok())
             .unwrap_or(0)
     }
 
     /// Refuses new sessions and ends live ones; returns how many were live.
     pub async fn drain(&self, reason: &str) -> usize {
-        self.actor
-            .call(
-                |reply| RegistryMsg::Drain(reason.to_owned(), reply),
-                Some(CALL_TIMEOUT),
-            )
-            .await
-            .ok()
-            .and_then(|r| r.success_or(()).ok())
-            .unwrap_or(0)
+        crate::rpc::ask(
+            &self.actor,
+            |reply| RegistryMsg::Drain(reason.to_owned(), reply),
+            CALL_TIMEOUT,
+        )
+        .await
+        .unwrap_or(0)
     }
 
     /// Stops the registry and, with it, every session.

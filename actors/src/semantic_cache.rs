@@ -243,20 +243,14 @@ impl SemanticCacheHandle {
         question: &str,
         embedding: Arc<[f32]>,
     ) -> Option<Arc<CachedAnswer>> {
-        let found = self
-            .actor
-            .call(
-                |reply| SemanticCacheMsg::Lookup {
-                    tenant: tenant.to_owned(),
-                    question: question.to_owned(),
-                    embedding,
-                    reply,
-                },
-                Some(CALL_TIMEOUT),
-            )
+        let lookup = |reply| SemanticCacheMsg::Lookup {
+            tenant: tenant.to_owned(),
+            question: question.to_owned(),
+            embedding,
+            reply,
+        };
+        let found = crate::rpc::ask(&self.actor, lookup, CALL_TIMEOUT)
             .await
-            .ok()
-            .and_then(|r| r.success_or(()).ok())
             .flatten();
         let result = if found.is_some() { "hit" } else { "miss" };
         self.metrics
@@ -285,11 +279,7 @@ impl SemanticCacheHandle {
 
     /// Counters.
     pub async fn stats(&self) -> Option<CacheStats> {
-        self.actor
-            .call(SemanticCacheMsg::Stats, Some(CALL_TIMEOUT))
-            .await
-            .ok()
-            .and_then(|r| r.success_or(()).ok())
+        crate::rpc::ask(&self.actor, SemanticCacheMsg::Stats, CALL_TIMEOUT).await
     }
 
     /// Stops the actor.

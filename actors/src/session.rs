@@ -249,6 +249,8 @@ pub enum SessionMsg {
     },
     /// Fault injection: make a child panic (tests only; no transport exposes it).
     InjectPanic(ChildKind),
+    /// Fault injection: make the session actor itself panic (tests only).
+    PanicSelf,
     /// Snapshot.
     Snapshot(RpcReplyPort<SessionSnapshot>),
 }
@@ -998,6 +1000,7 @@ impl Actor for Session {
                     }
                 }
             },
+            SessionMsg::PanicSelf => panic!("injected fault in Session"),
             SessionMsg::Snapshot(reply) => {
                 let _ = reply.send(SessionSnapshot {
                     id: state.id.clone(),
@@ -1138,13 +1141,14 @@ impl SessionHandle {
         let _ = self.actor.cast(SessionMsg::InjectPanic(kind));
     }
 
+    /// Fault injection for tests: makes the session actor itself panic.
+    pub fn inject_session_panic(&self) {
+        let _ = self.actor.cast(SessionMsg::PanicSelf);
+    }
+
     /// Current state, or `None` if the session is gone or busy past the timeout.
     pub async fn snapshot(&self) -> Option<SessionSnapshot> {
-        self.actor
-            .call(SessionMsg::Snapshot, Some(Duration::from_secs(2)))
-            .await
-            .ok()
-            .and_then(|r| r.success_or(()).ok())
+        crate::rpc::ask(&self.actor, SessionMsg::Snapshot, Duration::from_secs(2)).await
     }
 
     /// True while the actor runs.

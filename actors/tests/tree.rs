@@ -938,3 +938,29 @@ async fn session_update_changes_the_output_rate_and_refuses_bad_values() {
     assert!(!audio.is_empty());
     assert!(audio.iter().all(|f| f.len() == 320));
 }
+
+// ---------------------------------------------------------------------------------------
+// 8. The session actor itself crashes.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_session_is_closed_and_recorded_and_its_neighbour_goes_on() {
+    let node = Node::start(simulated(SHORT_ANSWER), 10).await;
+    let (victim, mut victim_client) = node.open().await;
+    let (neighbour, mut neighbour_client) = node.open().await;
+    victim.inject_session_panic();
+    assert_eq!(
+        victim_client.closed().await,
+        (1011, "session failed".to_owned())
+    );
+    eventually("crash recorded", WAIT, async || {
+        node.sink.end_reason(&victim.id).as_deref() == Some("session_failed")
+    })
+    .await;
+    eventually("registry forgot it", WAIT, async || {
+        node.registry.count().await == 1
+    })
+    .await;
+    say(&neighbour, &utterance());
+    let (_, done) = neighbour_client.until_done().await;
+    assert_eq!(done.status, ResponseStatus::Completed);
+}
