@@ -1,5 +1,6 @@
 //! The bounded queue from a session to its transport, and its slow-client policy:
-//! items that do not fit are dropped and counted; a client that stays behind for
+//! items that do not fit are dropped and counted (audio first: the last slots are kept
+//! for events); a client that stays behind for
 //! `lag_limit` consecutive drops is closed (1008, "client too slow"). Close requests
 //! travel on a separate watch channel so they are never stuck behind a full queue.
 
@@ -49,23 +50,31 @@ pub fn outbox(capacity: usize, lag_limit: u32, metrics: ActorMetrics) -> (Outbox
     )
 }
 
+/// Slots kept free for events: audio is dropped first, so `cleared` and
+/// `response.done` still reach a client that is falling behind.
+const EVENT_RESERVE: usize = 16;
+
 impl Outbox {
-    fn push(&self, item: Outbound, reason: &str) -> bool {
+    fn dropped(&self) {
+        self.metrics
+            .dropped_frames
+            .with_label_values(&["outbound_full"])
+            .inc();
+        let drops = self.consecutive_drops.fetch_add(1, Ordering::Relaxed) + 1;
+        if drops == self.lag_limit {
+            tracing::warn!(drops, "client too slow; closing");
+            self.close(1008, "client too slow");
+        }
+    }
+
+    fn push(&self, item: Outbound) -> bool {
         match self.tx.try_send(item) {
             Ok(()) => {
                 self.consecutive_drops.store(0, Ordering::Relaxed);
                 true
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.metrics
-                    .dropped_frames
-                    .with_label_values(&[reason])
-                    .inc();
-                let drops = self.consecutive_drops.fetch_add(1, Ordering::Relaxed) + 1;
-                if drops == self.lag_limit {
-                    tracing::warn!(drops, "client too slow; closing");
-                    self.close(1008, "client too slow");
-                }
+                self.dropped();
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -74,12 +83,16 @@ impl Outbox {
 
     /// Queues an event; false when dropped.
     pub fn event(&self, event: ServerEvent) -> bool {
-        self.push(Outbound::Event(event), "outbound_full")
+        self.push(Outbound::Event(event))
     }
 
-    /// Queues an audio frame; false when dropped.
+    /// Queues an audio frame unless the queue is nearly full; false when dropped.
     pub fn audio(&self, frame: Vec<i16>) -> bool {
-        self.push(Outbound::Audio(frame), "outbound_full")
+        if self.tx.capacity() <= EVENT_RESERVE.min(self.tx.max_capacity() / 2) {
+            self.dropped();
+            return false;
+        }
+        self.push(Outbound::Audio(frame))
     }
 
     /// Asks the transport to close with this code (first request wins).
@@ -103,5 +116,35 @@ impl Outbox {
     /// True once a close was requested.
     pub fn is_closing(&self) -> bool {
         self.close.borrow().is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn audio_is_dropped_before_events_and_a_lagging_client_is_closed() {
+        let (outbox, mut rx) = outbox(32, 40, ActorMetrics::unregistered());
+        let mut audio_sent = 0;
+        for _ in 0..32 {
+            if outbox.audio(vec![0; 480]) {
+                audio_sent += 1;
+            }
+        }
+        assert_eq!(audio_sent, 16, "half the queue stays free for events");
+        for _ in 0..16 {
+            assert!(outbox.event(ServerEvent::error("x", "y")));
+        }
+        assert!(!outbox.event(ServerEvent::error("x", "y")), "now full");
+        assert!(!outbox.is_closing());
+        for _ in 0..40 {
+            outbox.audio(vec![0; 480]);
+        }
+        assert_eq!(
+            *rx.close.borrow(),
+            Some((1008, "client too slow".to_owned()))
+        );
+        assert!(matches!(rx.items.recv().await, Some(Outbound::Audio(_))));
     }
 }
