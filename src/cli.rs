@@ -256,9 +256,16 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             )),
         }
     }
+    let listening = format!("http://{}", app.local_addr());
+    // The configured public URL is what people open behind a proxy; with the default
+    // left in place, the address actually bound is the one to show.
+    let open = if public_url == crate::settings::HttpSettings::default().public_url {
+        listening.clone()
+    } else {
+        public_url
+    };
     say(&format!(
-        "Adam is listening on http://{} — open {public_url}",
-        app.local_addr()
+        "Adam is listening on {listening} — open {open}/ (API docs at {open}/docs)"
     ));
     app.run_until_stopped().await
 }
