@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::extract::Json;
 use super::ops::PAGE_CSP;
-use super::{audit, auth, dealerships, error, ops, sessions, users};
+use super::{audit, auth, caches, dealerships, error, ops, sessions, users};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -21,6 +21,7 @@ use super::{audit, auth, dealerships, error, ops, sessions, users};
         dealerships::delete, dealerships::rotate_embed_key,
         audit::list, sessions::list, sessions::get, sessions::delete,
         crate::realtime::routes::create, crate::realtime::routes::upgrade,
+        caches::stats, caches::clear_semantic,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, crate::auth::Role)),
@@ -31,6 +32,7 @@ use super::{audit, auth, dealerships, error, ops, sessions, users};
         (name = "dealerships", description = "Tenants and their settings"),
         (name = "sessions", description = "Conversations and transcripts"),
         (name = "audit", description = "Admin action log"),
+        (name = "caches", description = "Shared cache counters"),
         (name = "operations", description = "Health and metrics"),
     )
 )]

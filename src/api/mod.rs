@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod caches;
 pub mod dealerships;
 pub mod docs;
 pub mod error;
@@ -51,6 +52,11 @@ pub fn router() -> Router<AppState> {
         .route(
             "/sessions/{id}",
             get(sessions::get).delete(sessions::delete),
+        )
+        .route("/caches", get(caches::stats))
+        .route(
+            "/caches/semantic",
+            axum::routing::delete(caches::clear_semantic),
         )
         .route("/openapi.json", get(docs::openapi_json));
     Router::new()

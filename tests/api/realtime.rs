@@ -550,3 +550,46 @@ async fn an_admin_ends_a_live_session_and_a_full_node_says_busy() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_repeated_question_is_answered_from_the_semantic_cache_until_cleared() {
+    let app = quick_app("We open at eight.").await;
+    let (_, url) = new_session(&app).await;
+    let mut ws = connect(&url, None).await.expect("upgrade");
+    let mut cache_hits = Vec::new();
+    for question in [
+        "What are your opening hours?",
+        "what are your opening hours",
+    ] {
+        ask(&mut ws, question).await;
+        let items = read_until(&mut ws, "response.done").await;
+        let done = &event(&items, "response.done")["response"];
+        assert_eq!(done["status"], "completed");
+        assert_eq!(done["output_text"], "We open at eight.");
+        cache_hits.push(done["metrics"]["cache_hit"].as_bool().expect("flag"));
+    }
+    assert_eq!(cache_hits, [false, true]);
+
+    let root = app.admin().await;
+    let stats = json_body(app.get("/v1/caches", Some(&root.access)).await).await;
+    assert_eq!(stats["semantic"]["hits"], 1);
+    assert!(stats["embedding"]["misses"].as_u64().expect("count") >= 1);
+    let resp = app.delete("/v1/caches/semantic", Some(&root.access)).await;
+    assert_eq!(resp.status(), 204);
+    ask(&mut ws, "What are your opening hours?").await;
+    let items = read_until(&mut ws, "response.done").await;
+    assert_eq!(
+        event(&items, "response.done")["response"]["metrics"]["cache_hit"],
+        false
+    );
+    let text = app
+        .get("/metrics", None)
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    assert!(
+        text.contains(r#"adam_cache_lookups_total{level="semantic",result="hit"} 1"#),
+        "{text}"
+    );
+}

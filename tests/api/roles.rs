@@ -94,6 +94,22 @@ async fn role_matrix_holds() {
             Some(json!({"name": "N"})),
             403,
         ),
+        (
+            "user",
+            &w.user_a.access,
+            Method::GET,
+            "/v1/caches".into(),
+            None,
+            403,
+        ),
+        (
+            "dealer",
+            &w.admin_a.access,
+            Method::GET,
+            "/v1/caches".into(),
+            None,
+            200,
+        ),
         // A dealership admin: their dealership's users, settings, sessions and log.
         (
             "dealer",
