@@ -67,6 +67,8 @@ pub struct SessionSettings {
     pub outbound_queue: usize,
     /// Consecutive drops after which a slow client is closed.
     pub slow_client_drops: u32,
+    /// On shutdown, seconds live answers get to finish before sessions are cut.
+    pub drain_timeout_secs: u64,
 }
 
 /// `[providers]`
@@ -109,6 +111,7 @@ impl Default for SessionSettings {
             idle_timeout_secs: 60,
             outbound_queue: 512,
             slow_client_drops: 250,
+            drain_timeout_secs: 30,
         }
     }
 }

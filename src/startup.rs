@@ -38,6 +38,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Live conversations.
     pub realtime: crate::realtime::Realtime,
+    /// Set once shutdown began: readiness is red and new sessions are refused.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A built application, bound to its port and ready to run.
@@ -85,6 +87,7 @@ impl Application {
             rate_limits: Arc::new(RateLimits::new(&settings.rate_limit)),
             metrics,
             realtime,
+            draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             tokens: Arc::new(tokens),
             settings: Arc::new(settings),
             clock,
@@ -133,6 +136,8 @@ impl Application {
         let sweeper = middleware::spawn_sweeper(state.clone());
         let db = state.db.clone();
         let realtime = state.realtime.clone();
+        let draining = state.draining.clone();
+        let drain_timeout = Duration::from_secs(state.settings.session.drain_timeout_secs);
         let app = middleware::apply(crate::api::router(), state);
         let stopping = Arc::new(Notify::new());
         let signal = {
@@ -143,12 +148,26 @@ impl Application {
                     _ = shutdown_signal() => {}
                     _ = shutdown.notified() => {}
                 }
-                tracing::info!("shutting down: ending live sessions, finishing in-flight requests");
-                let live = realtime_for_signal
-                    .registry
-                    .drain("server shutting down")
-                    .await;
-                tracing::info!(live, "sessions told to end");
+                // Readiness goes red at once so load balancers stop sending traffic; the
+                // HTTP server keeps serving while live answers finish.
+                draining.store(true, std::sync::atomic::Ordering::SeqCst);
+                let registry = &realtime_for_signal.registry;
+                let live = registry.drain("server shutting down").await;
+                tracing::info!(live, "draining: live answers finish, then sessions close");
+                let deadline = tokio::time::Instant::now() + drain_timeout;
+                while registry.count().await > 0 && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                let left = registry.count().await;
+                if left > 0 {
+                    tracing::warn!(left, "drain timeout: ending the remaining sessions");
+                    registry.end_all("server shutting down");
+                    let cut = tokio::time::Instant::now() + Duration::from_secs(2);
+                    while registry.count().await > 0 && tokio::time::Instant::now() < cut {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                tracing::info!("sessions closed; finishing in-flight requests");
                 stopping.notify_waiters();
             }
         };
@@ -166,6 +185,8 @@ impl Application {
         };
         sweeper.abort();
         realtime.stop();
+        // Every transcript reaches the database before the pool closes.
+        realtime.flush_transcripts(Duration::from_secs(10)).await;
         db.close().await;
         tracing::info!("stopped");
         outcome

@@ -158,6 +158,13 @@ pub enum ServerEvent {
         /// Summary.
         response: ResponseSummary,
     },
+    /// The server is shutting down: the answer in progress finishes, then the socket
+    /// closes with 1001; reconnect elsewhere.
+    #[serde(rename = "session.closing")]
+    SessionClosing {
+        /// Why.
+        reason: String,
+    },
     /// Something went wrong; the session goes on unless a close follows.
     #[serde(rename = "error")]
     Error {
@@ -196,6 +203,7 @@ impl ServerEvent {
             ServerEvent::AvatarViseme { .. } => "avatar.viseme",
             ServerEvent::OutputAudioCleared { .. } => "response.output_audio.cleared",
             ServerEvent::ResponseDone { .. } => "response.done",
+            ServerEvent::SessionClosing { .. } => "session.closing",
             ServerEvent::Error { .. } => "error",
         }
     }

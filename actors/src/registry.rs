@@ -41,8 +41,10 @@ pub enum RegistryMsg {
     Get(String, RpcReplyPort<Option<SessionHandle>>),
     /// Live session count.
     Count(RpcReplyPort<usize>),
-    /// Refuse new sessions and end the live ones.
+    /// Refuse new sessions; live ones finish their answer, then close.
     Drain(String, RpcReplyPort<usize>),
+    /// End every live session now (drain deadline passed).
+    EndAll(String),
 }
 
 /// The actor.
@@ -120,12 +122,19 @@ impl Actor for SessionRegistry {
             RegistryMsg::Drain(reason, reply) => {
                 state.draining = true;
                 for actor in state.sessions.values() {
+                    let _ = actor.cast(SessionMsg::Drain {
+                        reason: reason.clone(),
+                    });
+                }
+                let _ = reply.send(state.sessions.len());
+            }
+            RegistryMsg::EndAll(reason) => {
+                for actor in state.sessions.values() {
                     let _ = actor.cast(SessionMsg::End {
                         reason: reason.clone(),
                         code: 1001,
                     });
                 }
-                let _ = reply.send(state.sessions.len());
             }
         }
         Ok(())
@@ -211,7 +220,8 @@ impl SessionRegistryHandle {
             .unwrap_or(0)
     }
 
-    /// Refuses new sessions and ends live ones; returns how many were live.
+    /// Refuses new sessions and lets live ones finish their answer and close; returns how
+    /// many were live.
     pub async fn drain(&self, reason: &str) -> usize {
         crate::rpc::ask(
             &self.actor,
@@ -220,6 +230,11 @@ impl SessionRegistryHandle {
         )
         .await
         .unwrap_or(0)
+    }
+
+    /// Ends every live session now, cancelling answers in progress (they are saved).
+    pub fn end_all(&self, reason: &str) {
+        let _ = self.actor.cast(RegistryMsg::EndAll(reason.to_owned()));
     }
 
     /// Stops the registry and, with it, every session.

@@ -251,6 +251,11 @@ pub enum SessionMsg {
     InjectPanic(ChildKind),
     /// Fault injection: make the session actor itself panic (tests only).
     PanicSelf,
+    /// Server shutdown: finish the answer in progress, start no new one, then close (1001).
+    Drain {
+        /// Why.
+        reason: String,
+    },
     /// Snapshot.
     Snapshot(RpcReplyPort<SessionSnapshot>),
 }
@@ -297,6 +302,7 @@ pub struct SessionState {
     cancel: CancellationToken,
     speech_ends: HashMap<String, Instant>,
     end_reason: Option<String>,
+    draining: Option<String>,
     _alive: AliveGuard,
 }
 
@@ -375,6 +381,10 @@ impl SessionState {
         user_text: String,
         speech_end_at: Option<Instant>,
     ) {
+        if self.draining.is_some() {
+            // Shutting down: the customer is told to reconnect elsewhere instead.
+            return;
+        }
         if self.current.is_some() {
             self.cancel_response(ResponseStatus::Cancelled);
         }
@@ -765,6 +775,7 @@ impl Actor for Session {
             cancel: CancellationToken::new(),
             speech_ends: HashMap::new(),
             end_reason: None,
+            draining: None,
         };
         state.outbox.event(ServerEvent::SessionCreated {
             session: state.info(),
@@ -1001,6 +1012,12 @@ impl Actor for Session {
                 }
             },
             SessionMsg::PanicSelf => panic!("injected fault in Session"),
+            SessionMsg::Drain { reason } => {
+                state.outbox.event(ServerEvent::SessionClosing {
+                    reason: reason.clone(),
+                });
+                state.draining = Some(reason);
+            }
             SessionMsg::Snapshot(reply) => {
                 let _ = reply.send(SessionSnapshot {
                     id: state.id.clone(),
@@ -1011,6 +1028,12 @@ impl Actor for Session {
                     context: state.history.iter().cloned().collect(),
                 });
             }
+        }
+        // Draining: close as soon as no answer is in progress.
+        if let Some(reason) = state.draining.clone()
+            && state.current.is_none()
+        {
+            state.end(&myself, &reason, 1001);
         }
         Ok(())
     }

@@ -39,6 +39,13 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        let body = Health {
+            status: "draining",
+            database: Some(state.db.kind()),
+        };
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
     let ok = tokio::time::timeout(std::time::Duration::from_secs(2), state.db.ping())
         .await
         .unwrap_or(false);

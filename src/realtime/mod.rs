@@ -30,6 +30,8 @@ pub struct Realtime {
     pub shared: Arc<Shared>,
     /// One-time WebSocket tickets.
     pub tickets: Arc<tickets::Tickets>,
+    /// The transcript writer (flushed on shutdown).
+    sink: Arc<sink::DbSink>,
 }
 
 impl std::fmt::Debug for Realtime {
@@ -69,20 +71,32 @@ impl Realtime {
             SessionRegistryHandle::start(settings.session.max_sessions, metrics.clone())
                 .await
                 .context("starting the session registry")?;
+        let sink = Arc::new(sink::DbSink::start(db, clock));
         let shared = Arc::new(Shared {
             providers,
             embeddings,
             semantic,
-            sink: Arc::new(sink::DbSink::start(db, clock)),
+            sink: sink.clone(),
             metrics,
         });
         Ok(Self {
+            sink,
             registry: registry_handle,
             shared,
             tickets: Arc::new(tickets::Tickets::new(Duration::from_secs(
                 settings.session.ticket_ttl_secs,
             ))),
         })
+    }
+
+    /// Waits (up to `limit`) until every transcript write reached the database.
+    pub async fn flush_transcripts(&self, limit: Duration) {
+        if tokio::time::timeout(limit, self.sink.flush())
+            .await
+            .is_err()
+        {
+            tracing::error!("transcript writes still pending at shutdown");
+        }
     }
 
     /// Stops every session and the shared actors.

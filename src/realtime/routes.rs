@@ -119,6 +119,9 @@ pub async fn create(
     } else {
         return Err(ApiError::Unauthorized);
     };
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(ApiError::Draining);
+    }
     if state.realtime.registry.count().await >= state.settings.session.max_sessions {
         state.realtime.shared.metrics.busy_refusals.inc();
         return Err(ApiError::Busy);

@@ -14,6 +14,8 @@ enum Write {
     Started(SessionRecord, i64),
     Turn(TurnRecord, i64),
     Ended(String, String, i64),
+    /// Answered once every earlier write is done.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Writes transcripts to the database.
@@ -67,6 +69,7 @@ async fn apply(db: &Db, write: &Write) -> Result<(), sqlx::Error> {
             .await
         }
         Write::Ended(id, reason, at) => sessions::end(db, id, *at, reason).await,
+        Write::Flush(_) => Ok(()),
     }
 }
 
@@ -76,6 +79,10 @@ impl DbSink {
         let (tx, mut rx) = mpsc::unbounded_channel::<Write>();
         tokio::spawn(async move {
             while let Some(write) = rx.recv().await {
+                if let Write::Flush(done) = write {
+                    let _ = done.send(());
+                    continue;
+                }
                 let mut delay = Duration::from_millis(100);
                 for attempt in 1..=ATTEMPTS {
                     match apply(&db, &write).await {
@@ -93,6 +100,14 @@ impl DbSink {
             }
         });
         Self { tx, clock }
+    }
+
+    /// Waits until every write queued so far reached the database (shutdown).
+    pub async fn flush(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.tx.send(Write::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
     }
 
     fn push(&self, write: Write) -> Result<(), String> {

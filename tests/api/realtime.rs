@@ -593,3 +593,77 @@ async fn a_repeated_question_is_answered_from_the_semantic_cache_until_cleared()
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn shutdown_drains_live_answers_then_closes_with_1001_and_keeps_every_transcript() {
+    let answer = "We are open from eight in the morning until six in the evening on weekdays, \
+                  and on Saturdays from nine until one. Sundays we are closed.";
+    let app = spawn_app_with(move |s| {
+        let sim = &mut s.providers.simulated;
+        sim.answer = answer.into();
+        sim.tts_ms_per_char = 8;
+        sim.answer_first_token_ms = 20;
+        sim.answer_tokens_per_sec = 200.0;
+        sim.tts_first_byte_ms = 10;
+        s.session.drain_timeout_secs = 10;
+    })
+    .await;
+    let (id, url) = new_session(&app).await;
+    let mut ws = connect(&url, None).await.expect("upgrade");
+    ask(&mut ws, "When are you open?").await;
+    read_until(&mut ws, "response.output_audio.started").await;
+
+    app.shutdown.notify_one();
+    let red = eventually(Duration::from_secs(3), || async {
+        match app.client.get(app.url("/readyz")).send().await {
+            Ok(r) => r.status() == 503 && json_body(r).await["status"] == "draining",
+            Err(_) => false,
+        }
+    })
+    .await;
+    assert!(red, "readiness turns red at once");
+    let root = app.admin().await;
+    let dealership = demo_dealership(&app, &root.access).await;
+    let refused = app
+        .post(
+            "/v1/sessions",
+            Some(&root.access),
+            json!({"dealership_id": dealership}),
+        )
+        .await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(json_body(refused).await["error"]["code"], "draining");
+
+    // The answer in progress finishes; the client is told why it will be closed.
+    let items = read_until(&mut ws, "response.done").await;
+    assert_eq!(
+        event(&items, "session.closing")["reason"],
+        "server shutting down"
+    );
+    assert_eq!(
+        event(&items, "response.done")["response"]["status"],
+        "completed"
+    );
+    assert_eq!(close_code(&mut ws).await, Some(1001));
+    let stopped = eventually(Duration::from_secs(15), || async {
+        app.server.is_finished()
+    })
+    .await;
+    assert!(stopped, "the process finished after the drain");
+
+    // Everything was written before the database closed.
+    let db = adam::db::Db::connect(&app.state.settings.database)
+        .await
+        .expect("reopen");
+    let turns = adam::db::sessions::turns(&db, adam::db::Tenant::All, &id)
+        .await
+        .expect("turns");
+    assert_eq!(turns.len(), 1);
+    assert_eq!(turns[0].status, "completed");
+    let session = adam::db::sessions::get(&db, adam::db::Tenant::All, None, &id)
+        .await
+        .expect("query")
+        .expect("session");
+    assert_eq!(session.end_reason.as_deref(), Some("server shutting down"));
+    db.close().await;
+}
