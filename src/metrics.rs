@@ -19,6 +19,8 @@ pub struct Metrics {
     pub login_failures: IntCounter,
     /// Refresh-token reuse detections (a family was revoked).
     pub refresh_reuse: IntCounter,
+    /// Resident memory of this process, read at each scrape.
+    pub resident_memory: prometheus::IntGauge,
 }
 
 impl Metrics {
@@ -53,7 +55,12 @@ impl Metrics {
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(login_failures.clone()))?;
+        let resident_memory = prometheus::IntGauge::new(
+            "process_resident_memory_bytes",
+            "Resident memory of the server process",
+        )?;
         registry.register(Box::new(refresh_reuse.clone()))?;
+        registry.register(Box::new(resident_memory.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -61,6 +68,7 @@ impl Metrics {
             rate_limited,
             login_failures,
             refresh_reuse,
+            resident_memory,
         })
     }
 
@@ -71,6 +79,9 @@ impl Metrics {
 
     /// Prometheus text exposition of every series.
     pub fn render(&self) -> String {
+        if let Some(rss) = resident_bytes() {
+            self.resident_memory.set(rss);
+        }
         let mut buf = Vec::new();
         let encoder = TextEncoder::new();
         if let Err(err) = encoder.encode(&self.registry.gather(), &mut buf) {
@@ -78,4 +89,11 @@ impl Metrics {
         }
         String::from_utf8(buf).unwrap_or_default()
     }
+}
+
+/// Resident set size from `/proc/self/statm` (Linux), in bytes.
+fn resident_bytes() -> Option<i64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: i64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }

@@ -1,6 +1,120 @@
-//! `adam-loadtest`: drives N concurrent sessions against a running Adam (see the load-tester issue).
+//! `adam-loadtest`: drives N concurrent real sessions against a running Adam and writes
+//! `report.json`, `report.md` and `latency.svg`.
 
-fn main() {
-    eprintln!("adam-loadtest: not implemented yet (see the load-tester issue)");
-    std::process::exit(2);
+use std::path::PathBuf;
+use std::time::Duration;
+
+use adam_loadtest::audio::Utterance;
+use adam_loadtest::{Auth, Config};
+use clap::Parser;
+
+/// Drive concurrent voice sessions against a running Adam over WebSocket.
+///
+/// Authenticate with --email (password from ADAM_LOADTEST_PASSWORD) or with
+/// --embed-key and --origin. Latencies are measured from intended send times.
+#[derive(Debug, Parser)]
+#[command(name = "adam-loadtest", version, about, long_about)]
+struct Args {
+    /// Adam's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Sign in as this user (password from ADAM_LOADTEST_PASSWORD).
+    #[arg(long)]
+    email: Option<String>,
+    /// Dealership to talk to (when signed in as super_admin).
+    #[arg(long)]
+    dealership: Option<String>,
+    /// Public embed key (anonymous visitors).
+    #[arg(long)]
+    embed_key: Option<String>,
+    /// Origin header for the embed key.
+    #[arg(long)]
+    origin: Option<String>,
+    /// Sessions to open.
+    #[arg(long, default_value_t = 10)]
+    sessions: usize,
+    /// New sessions per second.
+    #[arg(long, default_value_t = 10.0)]
+    ramp: f64,
+    /// Turns per session.
+    #[arg(long, default_value_t = 2)]
+    turns: usize,
+    /// Pause between turns, ms.
+    #[arg(long, default_value_t = 500)]
+    think_ms: u64,
+    /// Talk over each answer this many ms after its first audio.
+    #[arg(long)]
+    barge_in_ms: Option<u64>,
+    /// WAV file to speak (PCM16; resampled to 16 kHz); a synthetic utterance otherwise.
+    #[arg(long)]
+    audio: Option<PathBuf>,
+    /// Silence after the speech, ms (must exceed the server's end-of-turn silence).
+    #[arg(long, default_value_t = 800)]
+    trailing_silence_ms: usize,
+    /// Provider latency inside voice-to-voice, ms (end-of-turn silence + STT + first token
+    /// + first TTS byte; 500 + 150 + 250 + 120 with the default simulated profile).
+    #[arg(long, default_value_t = 1020)]
+    provider_latency_ms: u64,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    max_secs: u64,
+    /// Where the reports go.
+    #[arg(long, default_value = "loadtest-report")]
+    out: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let auth = match (&args.email, &args.embed_key) {
+        (Some(email), _) => {
+            let password = std::env::var("ADAM_LOADTEST_PASSWORD")
+                .map_err(|_| anyhow::anyhow!("set ADAM_LOADTEST_PASSWORD for --email"))?;
+            Auth::Bearer {
+                token: adam_loadtest::login(&args.url, email, &password).await?,
+                dealership_id: args.dealership.clone(),
+            }
+        }
+        (None, Some(key)) => Auth::EmbedKey {
+            key: key.clone(),
+            origin: args
+                .origin
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("--embed-key needs --origin"))?,
+        },
+        (None, None) => anyhow::bail!("give --email or --embed-key"),
+    };
+    let utterance = match &args.audio {
+        Some(path) => Utterance::from_wav(path, args.trailing_silence_ms)?,
+        None => Utterance::synthetic(1200, args.trailing_silence_ms),
+    };
+    let config = Config {
+        url: args.url.clone(),
+        auth,
+        sessions: args.sessions,
+        ramp_per_sec: args.ramp,
+        turns: args.turns,
+        think: Duration::from_millis(args.think_ms),
+        barge_in_after: args.barge_in_ms.map(Duration::from_millis),
+        max_duration: Duration::from_secs(args.max_secs),
+        provider_latency: Duration::from_millis(args.provider_latency_ms),
+    };
+    let report = adam_loadtest::run(config, utterance, !args.quiet).await?;
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(
+        args.out.join("report.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    let md = report.markdown();
+    std::fs::write(args.out.join("report.md"), &md)?;
+    report.plot_svg(&args.out.join("latency.svg"))?;
+    eprintln!("{md}");
+    eprintln!("reports in {}", args.out.display());
+    if !report.errors.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
 }
