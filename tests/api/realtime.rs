@@ -35,17 +35,21 @@ async fn demo_dealership(app: &TestApp, token: &str) -> String {
     list[0]["id"].as_str().expect("demo dealership").to_owned()
 }
 
-/// Creates a session as the bootstrap admin and returns (session id, ws url).
-async fn new_session(app: &TestApp) -> (String, String) {
+/// Asks for a session as the bootstrap admin, for the demo dealership.
+async fn request_session(app: &TestApp) -> reqwest::Response {
     let root = app.admin().await;
     let dealership = demo_dealership(app, &root.access).await;
-    let resp = app
-        .post(
-            "/v1/sessions",
-            Some(&root.access),
-            json!({"dealership_id": dealership}),
-        )
-        .await;
+    app.post(
+        "/v1/sessions",
+        Some(&root.access),
+        json!({"dealership_id": dealership}),
+    )
+    .await
+}
+
+/// Creates a session as the bootstrap admin and returns (session id, ws url).
+async fn new_session(app: &TestApp) -> (String, String) {
+    let resp = request_session(app).await;
     assert_eq!(resp.status(), 201);
     let body = json_body(resp).await;
     assert_eq!(body["expires_in"], 30);
@@ -519,17 +523,10 @@ async fn an_admin_ends_a_live_session_and_a_full_node_says_busy() {
     let mut ws = connect(&url, None).await.expect("upgrade");
     read_until(&mut ws, "session.created").await;
 
-    let root = app.admin().await;
-    let dealership = demo_dealership(&app, &root.access).await;
-    let busy = app
-        .post(
-            "/v1/sessions",
-            Some(&root.access),
-            json!({"dealership_id": dealership}),
-        )
-        .await;
+    let busy = request_session(&app).await;
     assert_eq!(busy.status(), 503);
     assert_eq!(json_body(busy).await["error"]["code"], "busy");
+    let root = app.admin().await;
 
     let resp = app
         .delete(&format!("/v1/sessions/{id}"), Some(&root.access))
@@ -622,15 +619,7 @@ async fn shutdown_drains_live_answers_then_closes_with_1001_and_keeps_every_tran
     })
     .await;
     assert!(red, "readiness turns red at once");
-    let root = app.admin().await;
-    let dealership = demo_dealership(&app, &root.access).await;
-    let refused = app
-        .post(
-            "/v1/sessions",
-            Some(&root.access),
-            json!({"dealership_id": dealership}),
-        )
-        .await;
+    let refused = request_session(&app).await;
     assert_eq!(refused.status(), 503);
     assert_eq!(json_body(refused).await["error"]["code"], "draining");
 
