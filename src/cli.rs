@@ -59,6 +59,17 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Inspect the embedded models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+/// `adam models …`
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Report each configured model file: path, size, sha256 and status. Exits 1 when a
+    /// model is missing or does not match its pinned checksum.
+    Check,
 }
 
 /// `adam dealership …`
@@ -116,6 +127,7 @@ impl Cli {
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { .. } => serve(settings).await,
+        Command::Models(ModelsCommand::Check) => models_check(&settings),
         Command::Migrate => {
             let db = Db::connect(&settings.database)
                 .await
@@ -236,6 +248,34 @@ fn read_password() -> anyhow::Result<String> {
 
 /// Prints a line for the operator (the CLI's output, not a log).
 #[allow(clippy::print_stdout)]
+fn models_check(settings: &Settings) -> anyhow::Result<()> {
+    let models = adam_providers::embedded::check(&settings.providers.embedded);
+    for m in &models {
+        say(&format!(
+            "{:<34} {:<8} {:>12}  {}  {}",
+            m.name,
+            if m.ok { "ok" } else { "PROBLEM" },
+            m.size
+                .map(|s| format!("{:.1} MB", s as f64 / 1e6))
+                .unwrap_or_default(),
+            m.path.display(),
+            m.sha256.as_deref().unwrap_or("-"),
+        ));
+        if !m.ok {
+            say(&format!("{:<34} {}", "", m.status));
+        }
+    }
+    if models.iter().all(|m| m.ok) {
+        say("all models ready");
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "some models are not ready; run `{}`",
+            adam_providers::embedded::SETUP_COMMAND
+        )
+    }
+}
+
 fn say(line: &str) {
     println!("{line}");
 }

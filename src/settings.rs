@@ -75,10 +75,13 @@ pub struct SessionSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProviderSettings {
-    /// `simulated` (deterministic, configurable latencies).
+    /// `embedded` (local models, the default) or `simulated` (deterministic, configurable
+    /// latencies; tests and load tests).
     pub profile: String,
     /// Latencies and texts of the simulated providers.
     pub simulated: adam_actors::simulated::SimulatedConfig,
+    /// Model files and pools of the embedded providers.
+    pub embedded: adam_providers::embedded::EmbeddedConfig,
 }
 
 /// `[cache]`
@@ -121,6 +124,7 @@ impl Default for ProviderSettings {
         Self {
             profile: "simulated".into(),
             simulated: adam_actors::simulated::SimulatedConfig::default(),
+            embedded: adam_providers::embedded::EmbeddedConfig::default(),
         }
     }
 }
@@ -542,11 +546,11 @@ impl Settings {
                 "max_messages_per_sec, ticket_ttl_secs and idle_timeout_secs must be positive",
             ));
         }
-        if self.providers.profile != "simulated" {
+        if !["embedded", "simulated"].contains(&self.providers.profile.as_str()) {
             return Err(invalid(
                 "providers.profile",
                 format!(
-                    "`{}` is not available; use \"simulated\"",
+                    "`{}` is not a profile; use \"embedded\" or \"simulated\"",
                     self.providers.profile
                 ),
             ));

@@ -75,12 +75,22 @@ impl Actor for AvatarController {
         match msg {
             AvatarMsg::Words { response_id, words } => {
                 for w in &words {
-                    for v in visemes::for_word(&w.word, w.start_ms, w.end_ms) {
+                    if w.visemes.is_empty() {
+                        for v in visemes::for_word(&w.word, w.start_ms, w.end_ms) {
+                            state.outbox.event(ServerEvent::AvatarViseme {
+                                response_id: response_id.clone(),
+                                viseme: v.name.into(),
+                                audio_offset_ms: v.offset_ms,
+                                duration_ms: v.duration_ms,
+                            });
+                        }
+                    }
+                    for v in &w.visemes {
                         state.outbox.event(ServerEvent::AvatarViseme {
                             response_id: response_id.clone(),
-                            viseme: v.name.into(),
-                            audio_offset_ms: v.offset_ms,
-                            duration_ms: v.duration_ms,
+                            viseme: v.viseme.clone(),
+                            audio_offset_ms: v.start_ms,
+                            duration_ms: v.end_ms.saturating_sub(v.start_ms),
                         });
                     }
                 }

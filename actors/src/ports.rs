@@ -108,6 +108,11 @@ pub struct AnswerUsage {
     pub prompt_tokens: u32,
     /// Generated tokens.
     pub completion_tokens: u32,
+    /// Indexes into the request's passages that the answer rests on; `None` when the
+    /// engine does not say (every passage is cited). `Some(empty)` means the answer used
+    /// no passage (small talk, "I don't have that information"): nothing is cited and the
+    /// answer is not kept in the semantic cache.
+    pub cited: Option<Vec<usize>>,
 }
 
 /// Streams an answer (RAG + LLM).
@@ -151,6 +156,20 @@ pub trait Retriever: Send + Sync {
 pub struct WordTiming {
     /// The word.
     pub word: String,
+    /// Start, ms.
+    pub start_ms: u32,
+    /// End, ms.
+    pub end_ms: u32,
+    /// Mouth shapes inside the word from the synthesizer's phoneme timings, same clock;
+    /// empty when the provider has none (the avatar then derives them from the letters).
+    pub visemes: Vec<VisemeTiming>,
+}
+
+/// One mouth shape (Oculus viseme name: `PP`, `FF`, `aa`, `sil`, …) with its timing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisemeTiming {
+    /// Viseme name.
+    pub viseme: String,
     /// Start, ms.
     pub start_ms: u32,
     /// End, ms.

@@ -194,6 +194,7 @@ impl AnswerEngine for SimAnswer {
             Ok(AnswerUsage {
                 prompt_tokens: request.question.split_whitespace().count() as u32,
                 completion_tokens: count,
+                cited: None,
             })
         })
     }
@@ -283,6 +284,7 @@ impl TextToSpeech for SimTts {
                     word: word.to_owned(),
                     start_ms: t_ms,
                     end_ms: t_ms + len_ms,
+                    visemes: Vec::new(),
                 });
                 // A quiet tone per word, a short gap between words.
                 let n = crate::audio::samples_for_ms(len_ms, rate);

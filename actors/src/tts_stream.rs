@@ -13,7 +13,9 @@ use crate::audio::{Resampler, samples_for_ms};
 use crate::events::ServerEvent;
 use crate::metrics::AliveGuard;
 use crate::outbox::Outbox;
-use crate::ports::{CancellationToken, ProviderError, TtsChunk, TtsRequest, WordTiming};
+use crate::ports::{
+    CancellationToken, ProviderError, TtsChunk, TtsRequest, VisemeTiming, WordTiming,
+};
 use crate::session::{SessionMsg, Shared};
 use crate::turn::AbortOnDrop;
 
@@ -196,6 +198,15 @@ async fn run_worker(
                                 word: w.word.clone(),
                                 start_ms: offset + w.start_ms,
                                 end_ms: offset + w.end_ms,
+                                visemes: w
+                                    .visemes
+                                    .iter()
+                                    .map(|v| VisemeTiming {
+                                        viseme: v.viseme.clone(),
+                                        start_ms: offset + v.start_ms,
+                                        end_ms: offset + v.end_ms,
+                                    })
+                                    .collect(),
                             })
                             .collect();
                         let _ = playout.session.cast(SessionMsg::WordsScheduled {

@@ -174,17 +174,27 @@ async fn run(args: TurnArgs) {
         while let Some(token) = rx.recv().await {
             out.delta(token);
         }
-        match producer.await {
-            Ok(Ok(_usage)) => {}
+        let usage = match producer.await {
+            Ok(Ok(usage)) => usage,
             Ok(Err(e)) => return Err(e),
             Err(join) => {
                 return Err(ProviderError::Unavailable(format!(
                     "answer task died: {join}"
                 )));
             }
-        }
+        };
+        // Small talk and "I don't have that information" cite nothing and are not cached.
+        let cacheable = usage.cited.as_ref().is_none_or(|c| !c.is_empty());
+        let cited = match usage.cited {
+            Some(indexes) => indexes
+                .iter()
+                .filter_map(|&i| passages.get(i).cloned())
+                .collect(),
+            None => passages,
+        };
         // Store before reporting done: the session stops this actor right after.
         if let Some(e) = embedding
+            && cacheable
             && !out.text.trim().is_empty()
             && !cancel.is_cancelled()
         {
@@ -194,11 +204,11 @@ async fn run(args: TurnArgs) {
                 e,
                 CachedAnswer {
                     text: out.text.clone(),
-                    citations: passages.clone(),
+                    citations: cited.clone(),
                 },
             );
         }
-        out.done(passages, false);
+        out.done(cited, false);
         Ok(())
     };
     let result = match tokio::time::timeout(timeout, work).await {

@@ -30,6 +30,8 @@ pub struct Realtime {
     pub shared: Arc<Shared>,
     /// One-time WebSocket tickets.
     pub tickets: Arc<tickets::Tickets>,
+    /// The embedded models, when that profile runs (admission control, knowledge).
+    pub embedded: Option<Arc<adam_providers::embedded::Embedded>>,
     /// The transcript writer (flushed on shutdown).
     sink: Arc<sink::DbSink>,
 }
@@ -49,8 +51,20 @@ impl Realtime {
         registry: &prometheus::Registry,
     ) -> anyhow::Result<Self> {
         let metrics = ActorMetrics::new(registry).context("registering conversation metrics")?;
-        let providers = match settings.providers.profile.as_str() {
-            "simulated" => settings.providers.simulated.providers(),
+        let (providers, embedded) = match settings.providers.profile.as_str() {
+            "simulated" => (settings.providers.simulated.providers(), None),
+            "embedded" => {
+                let started = std::time::Instant::now();
+                let embedded =
+                    adam_providers::embedded::start(&settings.providers.embedded, registry)
+                        .await
+                        .map_err(anyhow::Error::msg)?;
+                tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "embedded models loaded"
+                );
+                (embedded.providers.clone(), Some(Arc::new(embedded)))
+            }
             other => anyhow::bail!("providers.profile `{other}` is not available"),
         };
         let embeddings =
@@ -81,12 +95,18 @@ impl Realtime {
         });
         Ok(Self {
             sink,
+            embedded,
             registry: registry_handle,
             shared,
             tickets: Arc::new(tickets::Tickets::new(Duration::from_secs(
                 settings.session.ticket_ttl_secs,
             ))),
         })
+    }
+
+    /// True when a model's queue is so long that a new session would slow every other.
+    pub fn saturated(&self) -> bool {
+        self.embedded.as_ref().is_some_and(|e| e.saturated())
     }
 
     /// Waits (up to `limit`) until every transcript write reached the database.

@@ -122,7 +122,9 @@ pub async fn create(
     if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(ApiError::Draining);
     }
-    if state.realtime.registry.count().await >= state.settings.session.max_sessions {
+    if state.realtime.registry.count().await >= state.settings.session.max_sessions
+        || state.realtime.saturated()
+    {
         state.realtime.shared.metrics.busy_refusals.inc();
         return Err(ApiError::Busy);
     }

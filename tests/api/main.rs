@@ -11,3 +11,4 @@ mod refresh;
 mod roles;
 mod tenancy;
 mod throttling;
+mod voice;

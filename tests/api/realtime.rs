@@ -12,7 +12,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::helpers::{TestApp, eventually, json_body, spawn_app_with};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A server whose simulated answer is short and quick to speak.
 async fn quick_app(answer: &str) -> TestApp {
@@ -48,7 +48,7 @@ async fn request_session(app: &TestApp) -> reqwest::Response {
 }
 
 /// Creates a session as the bootstrap admin and returns (session id, ws url).
-async fn new_session(app: &TestApp) -> (String, String) {
+pub(crate) async fn new_session(app: &TestApp) -> (String, String) {
     let resp = request_session(app).await;
     assert_eq!(resp.status(), 201);
     let body = json_body(resp).await;
@@ -61,7 +61,7 @@ async fn new_session(app: &TestApp) -> (String, String) {
     )
 }
 
-async fn connect(url: &str, origin: Option<&str>) -> Result<Ws, WsError> {
+pub(crate) async fn connect(url: &str, origin: Option<&str>) -> Result<Ws, WsError> {
     let mut request = url.into_client_request()?;
     if let Some(origin) = origin {
         request

@@ -1,0 +1,240 @@
+//! The embedded profile: every provider from local models, loaded once per node, with one
+//! bounded pool per model. [`check`] reports each model file (for `adam models check` and
+//! the fail-fast at startup).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use adam_actors::ports::{Embedder, Providers};
+use adam_actors::simulated::BuiltinAvatar;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::espeak::{EspeakConfig, EspeakTts};
+use crate::grounded::{GroundedConfig, GroundedEngine};
+use crate::knowledge::KnowledgeBase;
+use crate::llm::{Generator, LlmConfig, LocalLlm};
+use crate::minilm::{MiniLm, MiniLmConfig, MiniLmEmbedder};
+use crate::pool::{ModelPool, PoolMetrics};
+use crate::silero::{SileroConfig, SileroVadFactory};
+use crate::whisper::{WhisperConfig, WhisperStt};
+
+/// The command that installs the models.
+pub const SETUP_COMMAND: &str = "scripts/models/fetch.sh";
+
+/// `[providers.embedded]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// Voice activity detection.
+    pub silero: SileroConfig,
+    /// Speech to text.
+    pub whisper: WhisperConfig,
+    /// Embeddings.
+    pub minilm: MiniLmConfig,
+    /// Text to speech.
+    pub espeak: EspeakConfig,
+    /// The local language model.
+    pub llm: LlmConfig,
+    /// The answer engine.
+    pub grounded: GroundedConfig,
+    /// Markdown/text files every dealership's assistant knows.
+    pub knowledge_files: Vec<PathBuf>,
+    /// Jobs waiting for one model before new sessions are refused as busy.
+    pub saturation_queue: usize,
+}
+
+/// A running embedded provider set.
+pub struct Embedded {
+    /// The providers for the session trees.
+    pub providers: Providers,
+    /// One pool per model (admission control reads them).
+    pub pools: Vec<Arc<ModelPool>>,
+    /// The passages the retriever searches.
+    pub knowledge: Arc<KnowledgeBase>,
+}
+
+impl Embedded {
+    /// True when any model's queue is long enough that new sessions should wait.
+    pub fn saturated(&self) -> bool {
+        self.pools.iter().any(|p| p.saturated())
+    }
+}
+
+/// Loads every model (seconds; call once at startup).
+pub async fn start(
+    config: &EmbeddedConfig,
+    registry: &prometheus::Registry,
+) -> Result<Embedded, String> {
+    let problems: Vec<String> = check(config)
+        .into_iter()
+        .filter(|m| !m.ok)
+        .map(|m| format!("{}: {}", m.name, m.status))
+        .collect();
+    if !problems.is_empty() {
+        return Err(format!(
+            "embedded models are not ready ({}); run `{SETUP_COMMAND}` (or `make setup`)",
+            problems.join("; ")
+        ));
+    }
+    let metrics = PoolMetrics::new(registry).map_err(|e| e.to_string())?;
+    let saturation = if config.saturation_queue == 0 {
+        8
+    } else {
+        config.saturation_queue
+    };
+    let pool = |name: &'static str, workers: usize| {
+        ModelPool::new(name, workers, saturation, metrics.clone())
+    };
+    let stt_pool = pool("whisper", config.whisper.workers);
+    let embed_pool = pool("minilm", config.minilm.workers);
+    let llm_pool = pool("llm", 1);
+
+    let vad = SileroVadFactory::new(&config.silero)?;
+    let whisper_config = config.whisper.clone();
+    let stt_pool2 = stt_pool.clone();
+    let stt = tokio::task::spawn_blocking(move || WhisperStt::load(&whisper_config, stt_pool2))
+        .await
+        .map_err(|e| e.to_string())??;
+    let dir = config.minilm.dir.clone();
+    let minilm = tokio::task::spawn_blocking(move || MiniLm::load(&dir))
+        .await
+        .map_err(|e| e.to_string())??;
+    let embedder: Arc<dyn Embedder> = Arc::new(MiniLmEmbedder::new(minilm, embed_pool.clone()));
+    let llm_config = config.llm.clone();
+    let llm_pool2 = llm_pool.clone();
+    let llm = tokio::task::spawn_blocking(move || LocalLlm::load(&llm_config, llm_pool2))
+        .await
+        .map_err(|e| e.to_string())??;
+    let generator: Arc<dyn Generator> = Arc::new(llm);
+    let tts = EspeakTts::new(config.espeak.clone())
+        .await
+        .map_err(|e| format!("espeak-ng: {e}"))?;
+    let knowledge = Arc::new(KnowledgeBase::new(embedder.clone()));
+    for file in &config.knowledge_files {
+        let n = knowledge.add_file(file).await?;
+        tracing::info!(file = %file.display(), passages = n, "knowledge file loaded");
+    }
+    let answer = GroundedEngine::new(embedder.clone(), Some(generator), config.grounded.clone());
+    Ok(Embedded {
+        providers: Providers {
+            vad: Arc::new(vad),
+            stt: Arc::new(stt),
+            answer: Arc::new(answer),
+            embedder,
+            retriever: knowledge.clone(),
+            tts: Arc::new(tts),
+            avatar: Arc::new(BuiltinAvatar),
+        },
+        pools: vec![stt_pool, embed_pool, llm_pool],
+        knowledge,
+    })
+}
+
+/// One model's state on disk.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelStatus {
+    /// What it is.
+    pub name: &'static str,
+    /// Where.
+    pub path: PathBuf,
+    /// Bytes.
+    pub size: Option<u64>,
+    /// sha256, hex.
+    pub sha256: Option<String>,
+    /// Usable.
+    pub ok: bool,
+    /// `ok` or what is wrong.
+    pub status: String,
+}
+
+/// The state of every configured model file (hashing reads ~300 MB: about a second).
+pub fn check(config: &EmbeddedConfig) -> Vec<ModelStatus> {
+    let mut out = vec![
+        file_status(
+            "silero-vad runtime (onnxruntime)",
+            &config.silero.onnxruntime,
+        ),
+        file_status("whisper stt", &config.whisper.model),
+        file_status(
+            "minilm weights",
+            &config.minilm.dir.join("model.safetensors"),
+        ),
+        file_status(
+            "minilm tokenizer",
+            &config.minilm.dir.join("tokenizer.json"),
+        ),
+        file_status("llm (gguf)", &config.llm.model),
+    ];
+    let mut tts = file_status("espeak-ng worker", &config.espeak.binary);
+    if tts.ok
+        && let Err(e) = EspeakTts::check(&config.espeak)
+    {
+        tts.ok = false;
+        tts.status = e;
+    }
+    out.push(tts);
+    if let Some(llm) = out.iter_mut().find(|m| m.name == "llm (gguf)")
+        && llm.ok
+        && let Err(e) = LocalLlm::inspect(&llm.path)
+    {
+        llm.ok = false;
+        llm.status = e;
+    }
+    for file in &config.knowledge_files {
+        let mut s = file_status("knowledge file", file);
+        s.sha256 = None;
+        out.push(s);
+    }
+    out
+}
+
+fn file_status(name: &'static str, path: &Path) -> ModelStatus {
+    let missing = |status: String| ModelStatus {
+        name,
+        path: path.to_owned(),
+        size: None,
+        sha256: None,
+        ok: false,
+        status,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => m,
+        Ok(_) => return missing("not a file".into()),
+        Err(e) => return missing(format!("missing ({e})")),
+    };
+    let sha256 = match std::fs::File::open(path).and_then(|mut f| {
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut f, &mut hasher)?;
+        Ok(hasher.finalize())
+    }) {
+        Ok(digest) => digest.iter().map(|b| format!("{b:02x}")).collect(),
+        Err(e) => return missing(format!("unreadable ({e})")),
+    };
+    let (ok, status) = match pinned(path) {
+        Some(expected) if expected == sha256 => (true, "ok".to_owned()),
+        Some(expected) => (
+            false,
+            format!("checksum mismatch: expected {expected} (run `{SETUP_COMMAND}`)"),
+        ),
+        None => (true, "ok (not a pinned file)".to_owned()),
+    };
+    ModelStatus {
+        name,
+        path: path.to_owned(),
+        size: Some(meta.len()),
+        sha256: Some(sha256),
+        ok,
+        status,
+    }
+}
+
+/// The sha256 pinned for a file of the models folder (`scripts/models/SHA256SUMS`).
+fn pinned(path: &Path) -> Option<&'static str> {
+    PINNED.lines().find_map(|line| {
+        let (sum, name) = line.split_once("  ")?;
+        path.ends_with(name.trim_start_matches("./")).then_some(sum)
+    })
+}
+
+const PINNED: &str = include_str!("../../scripts/models/SHA256SUMS");

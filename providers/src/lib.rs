@@ -1,0 +1,24 @@
+//! Adam's embedded providers: real local implementations of the `adam-actors` ports, so a
+//! fresh install answers out loud with no API key and no network.
+//!
+//! - [`silero`]: Silero voice activity detection (ONNX Runtime, loaded at run time).
+//! - [`whisper`]: Whisper speech to text (whisper.cpp through whisper-rs).
+//! - [`minilm`]: all-MiniLM-L6-v2 sentence embeddings (candle).
+//! - [`espeak`]: espeak-ng text to speech in a warm pool of worker processes (GPL, so never
+//!   linked), with word and phoneme timings turned into visemes.
+//! - [`llm`]: a local GGUF language model (SmolLM2 by default) run by candle.
+//! - [`grounded`]: the default answer engine, which only states facts found in the
+//!   retrieved passages.
+//! - [`knowledge`]: an in-memory passage index (knowledge files, per-dealership passages).
+//! - [`embedded`]: the whole embedded provider set, and the model check.
+//! - [`pool`]: the bounded worker pools every model runs on, and the admission signal.
+
+pub mod embedded;
+pub mod espeak;
+pub mod grounded;
+pub mod knowledge;
+pub mod llm;
+pub mod minilm;
+pub mod pool;
+pub mod silero;
+pub mod whisper;
