@@ -82,7 +82,7 @@ impl Default for EspeakConfig {
         Self {
             binary: PathBuf::from("models/bin/espeak-worker"),
             workers: 2,
-            voice: "en-us".into(),
+            voice: "en".into(),
             words_per_minute: 175,
         }
     }

@@ -46,7 +46,7 @@ impl Default for WhisperConfig {
             workers: 1,
             threads: 2,
             fit_audio_context: true,
-            audio_context_margin: 64,
+            audio_context_margin: 128,
             language: "en".into(),
         }
     }
@@ -112,7 +112,7 @@ impl WhisperStt {
         // A runaway decode (repetition on odd audio) is capped: speech runs at most about
         // six tokens a second.
         let seconds = audio.len() as f32 / RATE as f32;
-        params.set_max_tokens((seconds * 6.0).ceil() as i32 + 8);
+        params.set_max_tokens((seconds * 5.0).ceil() as i32 + 6);
         // No abort callback: whisper-rs 0.16's `set_abort_callback_safe` passes its boxed
         // closure to a trampoline typed for the unboxed one, so the callback reads the
         // wrong memory. A call takes ~0.15 s with the fitted context; a cancelled call
@@ -128,7 +128,7 @@ impl WhisperStt {
                 text.push_str(&s);
             }
         }
-        Ok(clean(&text))
+        Ok(collapse_repeats(&clean(&text)))
     }
 }
 
@@ -154,6 +154,35 @@ fn clean(text: &str) -> String {
         }
     }
     out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whisper tiny sometimes loops on the end of a clip ("Is it open? Is it open? Is it"):
+/// keeps the first of consecutive identical sentences and drops a trailing fragment that
+/// only restarts the previous one.
+fn collapse_repeats(text: &str) -> String {
+    let mut sentences: Vec<&str> = Vec::new();
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if matches!(c, '.' | '?' | '!') {
+            sentences.push(text[start..=i].trim());
+            start = i + 1;
+        }
+    }
+    let tail = text[start..].trim();
+    let mut out: Vec<&str> = Vec::new();
+    for s in sentences {
+        if out.last().is_none_or(|last| !last.eq_ignore_ascii_case(s)) && !s.is_empty() {
+            out.push(s);
+        }
+    }
+    if !tail.is_empty()
+        && !out
+            .last()
+            .is_some_and(|last| last.to_lowercase().starts_with(&tail.to_lowercase()))
+    {
+        out.push(tail);
+    }
+    out.join(" ")
 }
 
 impl SpeechToText for WhisperStt {
@@ -208,6 +237,19 @@ mod tests {
         assert_eq!(clean(" [BLANK_AUDIO] "), "");
         assert_eq!(clean(" Hello (coughs) there *sigh* ."), "Hello there .");
         assert_eq!(clean("Is it open?"), "Is it open?");
+    }
+
+    #[test]
+    fn repeated_sentences_are_collapsed() {
+        assert_eq!(
+            collapse_repeats("Do you have cars? Do you have cars? Do you"),
+            "Do you have cars?"
+        );
+        assert_eq!(
+            collapse_repeats("Hi. Is it open? Yes"),
+            "Hi. Is it open? Yes"
+        );
+        assert_eq!(collapse_repeats("no stop at all"), "no stop at all");
     }
 
     #[test]
