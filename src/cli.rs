@@ -246,8 +246,6 @@ fn read_password() -> anyhow::Result<String> {
     }
 }
 
-/// Prints a line for the operator (the CLI's output, not a log).
-#[allow(clippy::print_stdout)]
 fn models_check(settings: &Settings) -> anyhow::Result<()> {
     let models = adam_providers::embedded::check(&settings.providers.embedded);
     for m in &models {
@@ -276,6 +274,8 @@ fn models_check(settings: &Settings) -> anyhow::Result<()> {
     }
 }
 
+/// Prints a line for the operator (the CLI's output, not a log).
+#[allow(clippy::print_stdout)]
 fn say(line: &str) {
     println!("{line}");
 }

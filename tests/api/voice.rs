@@ -345,7 +345,7 @@ async fn spoken_questions_get_spoken_answers_from_the_passages() {
                 "viseme {v} ends after the audio ({audio_ms} ms)"
             );
         }
-        println!(
+        eprintln!(
             "{question:?} → heard {heard:?} → {reply:?} → heard back {said:?}; v2v {} ms",
             done["metrics"]["voice_to_voice_ms"]
         );
