@@ -101,12 +101,18 @@ pub async fn start(
         .await
         .map_err(|e| e.to_string())??;
     let embedder: Arc<dyn Embedder> = Arc::new(MiniLmEmbedder::new(minilm, embed_pool.clone()));
-    let llm_config = config.llm.clone();
-    let llm_pool2 = llm_pool.clone();
-    let llm = tokio::task::spawn_blocking(move || LocalLlm::load(&llm_config, llm_pool2))
-        .await
-        .map_err(|e| e.to_string())??;
-    let generator: Arc<dyn Generator> = Arc::new(llm);
+    // The local model is loaded only when something uses it (98 MB, ~1 s).
+    let generator: Option<Arc<dyn Generator>> =
+        if config.grounded.rephrase || config.grounded.small_talk_by_model {
+            let llm_config = config.llm.clone();
+            let llm_pool2 = llm_pool.clone();
+            let llm = tokio::task::spawn_blocking(move || LocalLlm::load(&llm_config, llm_pool2))
+                .await
+                .map_err(|e| e.to_string())??;
+            Some(Arc::new(llm))
+        } else {
+            None
+        };
     let tts = EspeakTts::new(config.espeak.clone())
         .await
         .map_err(|e| format!("espeak-ng: {e}"))?;
@@ -115,7 +121,7 @@ pub async fn start(
         let n = knowledge.add_file(file).await?;
         tracing::info!(file = %file.display(), passages = n, "knowledge file loaded");
     }
-    let answer = GroundedEngine::new(embedder.clone(), Some(generator), config.grounded.clone());
+    let answer = GroundedEngine::new(embedder.clone(), generator, config.grounded.clone());
     Ok(Embedded {
         providers: Providers {
             vad: Arc::new(vad),

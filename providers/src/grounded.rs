@@ -41,6 +41,10 @@ pub struct GroundedConfig {
     pub second_sentence_margin: f32,
     /// Let the local model rephrase document answers (checked against the source).
     pub rephrase: bool,
+    /// Let the local model write small-talk replies (checked: no numbers). Off by default:
+    /// SmolLM2-135M answered "Hello, how are you today?" with "I'm so sorry for your
+    /// loss." — the fixed persona replies are better.
+    pub small_talk_by_model: bool,
     /// Said when the documents do not answer.
     pub unknown_reply: String,
     /// Said to a greeting when no model is loaded.
@@ -54,6 +58,7 @@ impl Default for GroundedConfig {
             min_sentence_score: 0.45,
             second_sentence_margin: 0.06,
             rephrase: false,
+            small_talk_by_model: false,
             unknown_reply: "I'm sorry, I don't have that information. Would you like me to pass \
                             your question to our staff?"
                 .into(),
@@ -250,7 +255,11 @@ impl GroundedEngine {
             Plan::Unknown => self.config.unknown_reply.clone(),
             Plan::SmallTalk(kind) => {
                 let fallback = self.small_talk_reply(*kind);
-                match &self.generator {
+                match self
+                    .generator
+                    .as_ref()
+                    .filter(|_| self.config.small_talk_by_model)
+                {
                     Some(g) => {
                         let prompt = format!(
                             "{}\nReply to the customer in one short friendly sentence. Do not \

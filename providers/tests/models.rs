@@ -1,0 +1,188 @@
+//! The embedded models themselves (installed by `scripts/models/fetch.sh`): MiniLM against
+//! known similarities, the grounded engine's three kinds of reply, and the local model's
+//! tokenizer and generation.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use adam_actors::ports::{AnswerRequest, CancellationToken, Embedder, Passage};
+use adam_providers::grounded::{GroundedConfig, GroundedEngine, Plan, SmallTalk};
+use adam_providers::llm::{Generator, LlmConfig, LocalLlm};
+use adam_providers::minilm::{MiniLm, MiniLmEmbedder};
+use adam_providers::pool::{ModelPool, PoolMetrics};
+
+fn models() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../models"))
+}
+
+fn embedder() -> Arc<dyn Embedder> {
+    let model = MiniLm::load(&models().join("minilm")).expect("MiniLM installed");
+    let pool = ModelPool::new("minilm", 1, 8, PoolMetrics::unregistered());
+    Arc::new(MiniLmEmbedder::new(model, pool))
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[tokio::test]
+async fn minilm_vectors_are_unit_length_and_rank_meaning() {
+    let e = embedder();
+    let v = e
+        .embed(
+            vec![
+                "When does the service department open?".into(),
+                "Service hours start at 7 am on weekdays.".into(),
+                "The RAV4 comes in blue and silver.".into(),
+            ],
+            CancellationToken::new(),
+        )
+        .await
+        .expect("embed");
+    assert_eq!(v.len(), 3);
+    for x in &v {
+        assert_eq!(x.len(), 384);
+        assert!((dot(x, x) - 1.0).abs() < 1e-4);
+    }
+    assert!(
+        dot(&v[0], &v[1]) > dot(&v[0], &v[2]) + 0.2,
+        "related {} vs unrelated {}",
+        dot(&v[0], &v[1]),
+        dot(&v[0], &v[2])
+    );
+    // Padding must not change a vector: alone or next to a longer text, the same.
+    let alone = e
+        .embed(
+            vec!["Service hours start at 7 am on weekdays.".into()],
+            CancellationToken::new(),
+        )
+        .await
+        .expect("embed");
+    assert!(dot(&alone[0], &v[1]) > 0.9999);
+}
+
+fn passage(text: &str, score: f32) -> Passage {
+    Passage {
+        document_id: "doc".into(),
+        title: "Handbook".into(),
+        text: text.into(),
+        score,
+        page: None,
+    }
+}
+
+fn request(question: &str, passages: Vec<Passage>) -> AnswerRequest {
+    AnswerRequest {
+        tenant: "t".into(),
+        question: question.into(),
+        history: Vec::new(),
+        persona: "You are the friendly assistant of Riverside Auto.".into(),
+        passages,
+    }
+}
+
+#[tokio::test]
+async fn the_grounded_engine_answers_from_passages_or_says_it_does_not_know() {
+    let engine = GroundedEngine::new(embedder(), None, GroundedConfig::default());
+    let cancel = CancellationToken::new();
+    let passages = vec![
+        passage(
+            "The 2024 Honda Civic LX starts at 24,950 dollars. The 2024 Toyota RAV4 LE starts at 29,800 dollars.",
+            0.55,
+        ),
+        passage(
+            "A standard oil change costs 49 dollars and takes about 45 minutes. Tire rotation is free with any oil change.",
+            0.5,
+        ),
+    ];
+    let plan = engine
+        .plan(
+            &request("How much is the Civic?", passages.clone()),
+            &cancel,
+        )
+        .await
+        .expect("plan");
+    match plan {
+        Plan::Facts {
+            sentences,
+            passages,
+        } => {
+            assert_eq!(
+                sentences[0],
+                "The 2024 Honda Civic LX starts at 24,950 dollars."
+            );
+            assert_eq!(passages, [0]);
+        }
+        other => panic!("expected facts, got {other:?}"),
+    }
+    let plan = engine
+        .plan(
+            &request("How much is an oil change?", passages.clone()),
+            &cancel,
+        )
+        .await
+        .expect("plan");
+    assert!(
+        matches!(&plan, Plan::Facts { sentences, .. } if sentences[0].contains("49 dollars")),
+        "{plan:?}"
+    );
+    for question in [
+        "How much is the Tesla Model 3?",
+        "What does the 2019 Civic cost?",
+        "Can I bring my dog to the showroom?",
+    ] {
+        let plan = engine
+            .plan(&request(question, passages.clone()), &cancel)
+            .await
+            .expect("plan");
+        assert_eq!(plan, Plan::Unknown, "{question}");
+    }
+    let plan = engine
+        .plan(&request("Hello!", passages.clone()), &cancel)
+        .await
+        .expect("plan");
+    assert_eq!(plan, Plan::SmallTalk(SmallTalk::Greeting));
+}
+
+#[tokio::test]
+async fn the_local_model_writes_a_short_reply() {
+    let pool = ModelPool::new("llm", 1, 8, PoolMetrics::unregistered());
+    let config = LlmConfig {
+        model: models().join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        ..LlmConfig::default()
+    };
+    let llm = tokio::task::spawn_blocking(move || LocalLlm::load(&config, pool))
+        .await
+        .expect("join")
+        .expect("SmolLM2 installed");
+    let started = std::time::Instant::now();
+    let reply = llm
+        .generate(
+            "You are the friendly assistant of Riverside Auto. Reply in one short sentence.",
+            "Hello, how are you today?",
+            40,
+            CancellationToken::new(),
+        )
+        .await
+        .expect("generate");
+    eprintln!(
+        "SmolLM2: {:?} ({} prompt, {} generated tokens, {:?})",
+        reply.text,
+        reply.prompt_tokens,
+        reply.completion_tokens,
+        started.elapsed()
+    );
+    assert!(reply.prompt_tokens > 10 && reply.prompt_tokens < 80);
+    assert!(reply.completion_tokens > 0 && reply.completion_tokens <= 40);
+    let words = reply.text.split_whitespace().count();
+    assert!(words >= 2, "{:?}", reply.text);
+    assert!(
+        reply
+            .text
+            .chars()
+            .all(|c| c.is_ascii() || c.is_alphabetic() || c == '’'),
+        "the tokenizer decodes to plain text: {:?}",
+        reply.text
+    );
+    assert!(!reply.text.contains("<|"), "{:?}", reply.text);
+}
