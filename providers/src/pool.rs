@@ -139,3 +139,67 @@ impl ModelPool {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc as std_mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Polls `check` until it holds or two seconds pass.
+    async fn eventually(check: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if check() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        check()
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_queues_reports_saturation_and_lets_cancelled_waiters_go() {
+        let registry = Registry::new();
+        let pool = ModelPool::new("m", 1, 2, PoolMetrics::new(&registry).expect("metrics"));
+        let (release, gate) = std_mpsc::channel::<()>();
+        let never = CancellationToken::new();
+        // One job holds the only worker until released.
+        let busy = {
+            let pool = pool.clone();
+            let never = never.clone();
+            tokio::spawn(async move {
+                pool.run(&never, move || {
+                    gate.recv().ok();
+                    Ok(1)
+                })
+                .await
+            })
+        };
+        let waiter = |cancel: CancellationToken| {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.run(&cancel, || Ok(2)).await })
+        };
+        let first = CancellationToken::new();
+        let w1 = waiter(first.clone());
+        assert!(eventually(|| pool.waiting() == 1).await);
+        assert!(!pool.saturated());
+        let w2 = waiter(never.clone());
+        assert!(eventually(|| pool.saturated()).await, "two waiting");
+        // A cancelled waiter leaves the queue at once.
+        first.cancel();
+        assert_eq!(w1.await.expect("join"), Err(ProviderError::Cancelled));
+        assert!(!pool.saturated());
+        release.send(()).expect("release");
+        assert_eq!(busy.await.expect("join"), Ok(1));
+        assert_eq!(w2.await.expect("join"), Ok(2));
+        assert_eq!(pool.waiting(), 0);
+        let text = registry
+            .gather()
+            .iter()
+            .find(|f| f.name() == "model_queue_seconds")
+            .map(|f| f.get_metric()[0].get_histogram().get_sample_count());
+        assert_eq!(text, Some(2), "two jobs got a worker and were timed");
+    }
+}
