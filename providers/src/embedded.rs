@@ -117,17 +117,6 @@ pub async fn start(
         .await
         .map_err(|e| format!("espeak-ng: {e}"))?;
     let knowledge = Arc::new(KnowledgeBase::new(embedder.clone()));
-    // The local model is optional: loaded only when the answer engine uses it.
-    if !(config.grounded.rephrase || config.grounded.small_talk_by_model)
-        && let Some(llm) = out.iter_mut().find(|m| m.name == "llm (gguf)")
-        && !llm.ok
-    {
-        llm.ok = true;
-        llm.status = format!(
-            "optional, not loaded ({}); needed for grounded.rephrase or small_talk_by_model",
-            llm.status
-        );
-    }
     for file in &config.knowledge_files {
         let n = knowledge.add_file(file).await?;
         tracing::info!(file = %file.display(), passages = n, "knowledge file loaded");
@@ -197,6 +186,17 @@ pub fn check(config: &EmbeddedConfig) -> Vec<ModelStatus> {
     {
         llm.ok = false;
         llm.status = e;
+    }
+    // The local model is optional: loaded only when the answer engine uses it.
+    if !(config.grounded.rephrase || config.grounded.small_talk_by_model)
+        && let Some(llm) = out.iter_mut().find(|m| m.name == "llm (gguf)")
+        && !llm.ok
+    {
+        llm.ok = true;
+        llm.status = format!(
+            "optional, not loaded ({}); needed for grounded.rephrase or small_talk_by_model",
+            llm.status
+        );
     }
     for file in &config.knowledge_files {
         let mut s = file_status("knowledge file", file);
