@@ -192,6 +192,75 @@ fn json_event_encode(c: &mut Criterion) {
     group.finish();
 }
 
+/// Unit vectors from a deterministic generator (what a 384-dimension embedder returns).
+fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<Arc<[f32]>> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            let v: Vec<f32> = (0..dim)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x % 2000) as f32 / 1000.0 - 1.0
+                })
+                .collect();
+            let norm = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+            v.iter().map(|a| a / norm).collect()
+        })
+        .collect()
+}
+
+fn semantic_cache_lookup(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("semantic_cache_lookup");
+    for entries in [100usize, 1000] {
+        let cache = rt.block_on(async {
+            SemanticCacheHandle::start(
+                SemanticCacheConfig {
+                    threshold: 0.92,
+                    ttl: Duration::from_secs(3600),
+                    per_tenant: entries,
+                },
+                ActorMetrics::unregistered(),
+            )
+            .await
+            .expect("semantic cache starts")
+        });
+        for (i, v) in unit_vectors(entries, 384, 7).into_iter().enumerate() {
+            cache.store(
+                "bench-dealer",
+                &format!("question {i}"),
+                v,
+                adam_actors::semantic_cache::CachedAnswer {
+                    text: "An answer.".into(),
+                    citations: Vec::new(),
+                },
+            );
+        }
+        // A miss scans every entry of the dealership: the worst case.
+        let probe = unit_vectors(1, 384, 99).remove(0);
+        group.bench_with_input(BenchmarkId::from_parameter(entries), &entries, |b, _| {
+            b.iter(|| {
+                rt.block_on(async {
+                    black_box(
+                        cache
+                            .lookup("bench-dealer", "a new question", probe.clone())
+                            .await,
+                    )
+                })
+            })
+        });
+        cache.stop();
+    }
+    group.finish();
+    rt.shutdown_timeout(Duration::from_secs(2));
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -208,5 +277,6 @@ fn main() {
     pcm16_decode(&mut c);
     session_frame_routing(&mut c);
     json_event_encode(&mut c);
+    semantic_cache_lookup(&mut c);
     c.final_summary();
 }

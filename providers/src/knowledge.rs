@@ -84,6 +84,20 @@ impl KnowledgeBase {
         Ok(n)
     }
 
+    /// Adds passages whose vectors are already known (ingestion pipelines, benchmarks).
+    pub fn insert(&self, tenant: Option<&str>, passages: Vec<(Passage, Vec<f32>)>) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries
+                .entry(tenant.map(str::to_owned))
+                .or_default()
+                .extend(
+                    passages
+                        .into_iter()
+                        .map(|(passage, vector)| Entry { passage, vector }),
+                );
+        }
+    }
+
     /// Loads a Markdown or text file for every dealership.
     pub async fn add_file(&self, path: &Path) -> Result<usize, String> {
         let text = std::fs::read_to_string(path)
