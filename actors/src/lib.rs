@@ -11,7 +11,7 @@
 //! Module map: [`ports`] (provider traits), [`simulated`] (deterministic providers),
 //! [`events`] (the wire events), [`endpoint`] (sans-IO end-of-turn detection),
 //! [`audio`] (PCM helpers and resampling), [`sentences`] (sentence chunking),
-//! [`visemes`], [`metrics`], and one module per actor.
+//! [`visemes`], [`vector`], [`metrics`], and one module per actor.
 //!
 //! This crate knows nothing of HTTP, SQL or sockets: transports feed audio and events in
 //! through [`session::SessionHandle`] and read [`events::Outbound`] items from a channel.
@@ -33,6 +33,7 @@ pub mod simulated;
 pub mod stt_stream;
 pub mod tts_stream;
 pub mod turn;
+pub mod vector;
 pub mod visemes;
 
 pub use registry::{RegistryError, SessionRegistry, SessionRegistryHandle};

@@ -92,20 +92,6 @@ pub struct SemanticCacheState {
     stats: CacheStats,
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
-    for (x, y) in a.iter().zip(b) {
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na.sqrt() * nb.sqrt())
-    }
-}
-
 fn normalise(text: &str) -> String {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -132,7 +118,7 @@ impl SemanticCacheState {
         }
         entries
             .iter()
-            .map(|e| (cosine(&e.embedding, embedding), e))
+            .map(|e| (crate::vector::cosine(&e.embedding, embedding), e))
             .filter(|(score, _)| *score >= self.config.threshold)
             .max_by(|a, b| a.0.total_cmp(&b.0))
             .map(|(_, e)| e.answer.clone())

@@ -22,6 +22,7 @@ use adam_actors::ports::{
     AnswerEngine, AnswerRequest, AnswerUsage, BoxFuture, CancellationToken, Embedder, Passage,
     ProviderError,
 };
+pub use adam_actors::vector::cosine;
 use quick_cache::sync::Cache;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -336,21 +337,6 @@ impl AnswerEngine for GroundedEngine {
             }
             Ok(usage)
         })
-    }
-}
-
-/// Cosine of two vectors (MiniLM's are unit length, but do not rely on it).
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
-    for (x, y) in a.iter().zip(b) {
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na.sqrt() * nb.sqrt())
     }
 }
 

@@ -14,6 +14,7 @@ use std::sync::{Arc, RwLock};
 use adam_actors::ports::{
     BoxFuture, CancellationToken, Embedder, Passage, ProviderError, Retriever,
 };
+use adam_actors::vector::{dot, unit};
 
 /// Passages of every dealership (`tenant` `None`) or of one.
 pub struct KnowledgeBase {
@@ -34,33 +35,6 @@ impl Entry {
             vector: unit(vector),
         }
     }
-}
-
-fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
-    v
-}
-
-/// Dot product in eight independent lanes, which the compiler turns into SIMD (a plain
-/// `sum()` must keep the float order and stays scalar).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            lanes[i] += x[i] * y[i];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 /// One piece of a document before embedding.
@@ -252,14 +226,6 @@ pub fn split_document(title: &str, text: &str) -> Vec<Piece> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lane_dot_matches_the_plain_sum() {
-        let a: Vec<f32> = (0..387).map(|i| (i as f32 * 0.37).sin()).collect();
-        let b: Vec<f32> = (0..387).map(|i| (i as f32 * 0.11).cos()).collect();
-        let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        assert!((dot(&a, &b) - plain).abs() < 1e-3);
-    }
 
     #[test]
     fn headings_become_titles_not_text() {
