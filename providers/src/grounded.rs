@@ -234,14 +234,42 @@ impl GroundedEngine {
             .collect()
     }
 
-    fn small_talk_reply(&self, kind: SmallTalk) -> String {
-        match kind {
+    /// The fixed reply to small talk: the dealership's own line from its persona when it
+    /// has one (`Greeting: …`, `Thanks: …`, `Farewell: …`, `WellBeing: …`, `Identity: …`),
+    /// else the built-in one.
+    fn small_talk_reply(&self, kind: SmallTalk, persona: &str) -> String {
+        let label = match kind {
+            SmallTalk::Greeting => "greeting:",
+            SmallTalk::Thanks => "thanks:",
+            SmallTalk::Farewell => "farewell:",
+            SmallTalk::WellBeing => "wellbeing:",
+            SmallTalk::Identity => "identity:",
+        };
+        let own = persona.lines().find_map(|line| {
+            let line = line.trim();
+            line.to_lowercase()
+                .starts_with(label)
+                .then(|| {
+                    line.get(label.len()..)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned()
+                })
+                .filter(|reply| !reply.is_empty())
+        });
+        own.unwrap_or_else(|| match kind {
             SmallTalk::Greeting => self.config.greeting_reply.clone(),
-            SmallTalk::Thanks => "You're welcome! Is there anything else I can help you with?".into(),
+            SmallTalk::Thanks => {
+                "You're welcome! Is there anything else I can help you with?".into()
+            }
             SmallTalk::Farewell => "Thank you for calling. Have a great day!".into(),
-            SmallTalk::WellBeing => "I'm doing well, thank you for asking. How can I help you today?".into(),
-            SmallTalk::Identity => "I'm the dealership's virtual assistant. I can answer questions about our vehicles, service, hours and offers.".into(),
-        }
+            SmallTalk::WellBeing => {
+                "I'm doing well, thank you for asking. How can I help you today?".into()
+            }
+            SmallTalk::Identity => "I'm the dealership's virtual assistant. I can answer \
+                                    questions about our vehicles, service, hours and offers."
+                .into(),
+        })
     }
 
     /// Writes the reply for `plan`.
@@ -255,7 +283,7 @@ impl GroundedEngine {
         let text = match plan {
             Plan::Unknown => self.config.unknown_reply.clone(),
             Plan::SmallTalk(kind) => {
-                let fallback = self.small_talk_reply(*kind);
+                let fallback = self.small_talk_reply(*kind, &request.persona);
                 match self
                     .generator
                     .as_ref()
@@ -638,6 +666,39 @@ mod tests {
         assert!(faithful("On Saturdays we're open from 8 am to 2 pm.", src));
         assert!(!faithful("On Saturdays we're open from 9 am to 2 pm.", src));
         assert!(!faithful("Yes, Bob can see you from 8 am.", src));
+    }
+
+    #[test]
+    fn a_dealership_persona_can_set_its_own_small_talk_lines() {
+        struct Never;
+        impl Embedder for Never {
+            fn embed<'a>(
+                &'a self,
+                _: Vec<String>,
+                _: CancellationToken,
+            ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, ProviderError>> {
+                Box::pin(async { Err(ProviderError::Unavailable("unused".into())) })
+            }
+            fn dimension(&self) -> usize {
+                384
+            }
+        }
+        let engine = GroundedEngine::new(Arc::new(Never), None, GroundedConfig::default());
+        let persona = "You are Emma.\nGreeting: Hi, this is Emma at Demo Motors!\nidentity:";
+        assert_eq!(
+            engine.small_talk_reply(SmallTalk::Greeting, persona),
+            "Hi, this is Emma at Demo Motors!"
+        );
+        // An empty line falls back to the built-in reply.
+        assert!(
+            engine
+                .small_talk_reply(SmallTalk::Identity, persona)
+                .starts_with("I'm the dealership's virtual assistant")
+        );
+        assert_eq!(
+            engine.small_talk_reply(SmallTalk::Greeting, ""),
+            "Hello! How can I help you today?"
+        );
     }
 
     #[test]
