@@ -17,8 +17,9 @@ use adam_actors::events::{
 use adam_actors::metrics::ActorMetrics;
 use adam_actors::outbox::{OutboxReceiver, outbox};
 use adam_actors::ports::{
-    AnswerEngine, AnswerRequest, AnswerUsage, BoxFuture, CancellationToken, ProviderError,
-    Providers, ResponseStatus, SessionRecord, TranscriptSink, TurnRecord,
+    AnswerEngine, AnswerRequest, AnswerUsage, BoxFuture, CancellationToken, Embedder, Passage,
+    ProviderError, Providers, ResponseStatus, Retriever, SessionRecord, SpeechToText, SttRequest,
+    TextToSpeech, TranscriptSink, TtsChunk, TtsRequest, TurnRecord,
 };
 use adam_actors::semantic_cache::{SemanticCacheConfig, SemanticCacheHandle};
 use adam_actors::session::{ChildKind, Shared};
@@ -963,4 +964,197 @@ async fn a_crashed_session_is_closed_and_recorded_and_its_neighbour_goes_on() {
     say(&neighbour, &utterance());
     let (_, done) = neighbour_client.until_done().await;
     assert_eq!(done.status, ResponseStatus::Completed);
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Provider faults: a timeout or an unavailable (5xx) provider at each stage. The user
+// sees an `error` event (or an answer without documents), and the next turn works.
+
+/// Fails the first `failures` calls with `error`, then behaves like `inner`.
+struct Flaky<T: ?Sized> {
+    inner: Arc<T>,
+    failures: AtomicU64,
+    error: ProviderError,
+}
+
+impl<T: ?Sized> Flaky<T> {
+    fn new(inner: Arc<T>, failures: u64, error: ProviderError) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            failures: AtomicU64::new(failures),
+            error,
+        })
+    }
+
+    /// The error to return now, if this call should fail.
+    fn fault(&self) -> Option<ProviderError> {
+        self.failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .ok()
+            .map(|_| self.error.clone())
+    }
+}
+
+impl SpeechToText for Flaky<dyn SpeechToText> {
+    fn transcribe<'a>(
+        &'a self,
+        request: SttRequest,
+        partial: mpsc::Sender<String>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        match self.fault() {
+            Some(e) => Box::pin(async move { Err(e) }),
+            None => self.inner.transcribe(request, partial, cancel),
+        }
+    }
+}
+
+impl AnswerEngine for Flaky<dyn AnswerEngine> {
+    fn answer<'a>(
+        &'a self,
+        request: AnswerRequest,
+        tokens: mpsc::Sender<String>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, Result<AnswerUsage, ProviderError>> {
+        match self.fault() {
+            Some(e) => Box::pin(async move { Err(e) }),
+            None => self.inner.answer(request, tokens, cancel),
+        }
+    }
+}
+
+impl TextToSpeech for Flaky<dyn TextToSpeech> {
+    fn synthesize<'a>(
+        &'a self,
+        request: TtsRequest,
+        out: mpsc::Sender<TtsChunk>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        match self.fault() {
+            Some(e) => Box::pin(async move { Err(e) }),
+            None => self.inner.synthesize(request, out, cancel),
+        }
+    }
+}
+
+impl Embedder for Flaky<dyn Embedder> {
+    fn embed<'a>(
+        &'a self,
+        texts: Vec<String>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, ProviderError>> {
+        match self.fault() {
+            Some(e) => Box::pin(async move { Err(e) }),
+            None => self.inner.embed(texts, cancel),
+        }
+    }
+    fn dimension(&self) -> usize {
+        self.inner.dimension()
+    }
+}
+
+impl Retriever for Flaky<dyn Retriever> {
+    fn retrieve<'a>(
+        &'a self,
+        tenant: &'a str,
+        query: &'a str,
+        embedding: &'a [f32],
+        k: usize,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, Result<Vec<Passage>, ProviderError>> {
+        match self.fault() {
+            Some(e) => Box::pin(async move { Err(e) }),
+            None => self.inner.retrieve(tenant, query, embedding, k, cancel),
+        }
+    }
+}
+
+const TIMEOUT: ProviderError = ProviderError::Timeout;
+
+fn unavailable() -> ProviderError {
+    ProviderError::Unavailable("503 Service Unavailable".into())
+}
+
+/// Speaks twice; returns what the client saw for each turn. The first turn ends at its
+/// `response.done`, or at the `error` event when no response starts.
+async fn two_turns(providers: Providers, first_ends_at: &str) -> (Vec<Outbound>, ResponseSummary) {
+    let node = Node::with_providers(providers, 10).await;
+    let (session, mut client) = node.open().await;
+    say(&session, &utterance());
+    let first = client.until_event(first_ends_at).await;
+    say(&session, &utterance());
+    let (next, done) = client.until_done().await;
+    assert_eq!(
+        done.status,
+        ResponseStatus::Completed,
+        "the turn after the fault: [{}]",
+        summary(&next)
+    );
+    assert_eq!(done.output_text, SHORT_ANSWER);
+    assert!(!frames(&next).is_empty(), "the next answer is spoken");
+    assert!(session.is_alive());
+    session.end("client_disconnected", 1000);
+    (first, done)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speech_to_text_timeout_or_outage_is_an_error_event_and_the_next_turn_works() {
+    for error in [TIMEOUT, unavailable()] {
+        let mut providers = simulated(SHORT_ANSWER).providers();
+        providers.stt = Flaky::<dyn SpeechToText>::new(providers.stt.clone(), 1, error.clone());
+        let (first, _) = two_turns(providers, "error").await;
+        assert_eq!(errors(&first), ["transcription_failed"], "{error}");
+        assert!(
+            !first.iter().any(|i| kind(i) == "response.created"),
+            "no answer to an utterance nobody heard: [{}]",
+            summary(&first)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answer_engine_timeout_or_outage_fails_that_response_and_the_next_turn_works() {
+    for error in [TIMEOUT, unavailable()] {
+        let mut providers = simulated(SHORT_ANSWER).providers();
+        providers.answer =
+            Flaky::<dyn AnswerEngine>::new(providers.answer.clone(), 1, error.clone());
+        let (first, _) = two_turns(providers, "response.done").await;
+        assert_eq!(errors(&first), ["answer_failed"], "{error}");
+        match first.last() {
+            Some(Outbound::Event(ServerEvent::ResponseDone { response })) => {
+                assert_eq!(response.status, ResponseStatus::Failed);
+            }
+            other => panic!("expected response.done, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speech_synthesis_timeout_or_outage_fails_that_response_and_the_next_turn_works() {
+    for error in [TIMEOUT, unavailable()] {
+        let mut providers = simulated(SHORT_ANSWER).providers();
+        providers.tts = Flaky::<dyn TextToSpeech>::new(providers.tts.clone(), 1, error.clone());
+        let (first, _) = two_turns(providers, "response.done").await;
+        assert_eq!(errors(&first), ["tts_failed"], "{error}");
+        assert!(
+            frames(&first).is_empty(),
+            "no audio from a failed synthesis"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedding_or_retrieval_outage_still_answers_without_documents() {
+    let mut providers = simulated(SHORT_ANSWER).providers();
+    providers.embedder = Flaky::<dyn Embedder>::new(providers.embedder.clone(), 1, TIMEOUT);
+    let (first, _) = two_turns(providers, "response.done").await;
+    assert!(errors(&first).is_empty(), "[{}]", summary(&first));
+    assert!(!frames(&first).is_empty(), "answered and spoken");
+
+    let mut providers = simulated(SHORT_ANSWER).providers();
+    providers.retriever =
+        Flaky::<dyn Retriever>::new(providers.retriever.clone(), 1, unavailable());
+    let (first, _) = two_turns(providers, "response.done").await;
+    assert!(errors(&first).is_empty(), "[{}]", summary(&first));
+    assert!(!frames(&first).is_empty(), "answered and spoken");
 }
