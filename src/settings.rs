@@ -69,6 +69,9 @@ pub struct SessionSettings {
     pub slow_client_drops: u32,
     /// On shutdown, seconds live answers get to finish before sessions are cut.
     pub drain_timeout_secs: u64,
+    /// Start transcribing after this much end-of-turn silence, before the turn is over
+    /// (0: off). Must be below `silence_ms` to help.
+    pub early_transcription_ms: u32,
 }
 
 /// `[providers]`
@@ -115,6 +118,7 @@ impl Default for SessionSettings {
             outbound_queue: 512,
             slow_client_drops: 250,
             drain_timeout_secs: 30,
+            early_transcription_ms: 0,
         }
     }
 }

@@ -70,6 +70,11 @@ impl Endpointer {
         self.run_start_ms
     }
 
+    /// Silence since the last speech of the current turn, ms (0 outside a turn).
+    pub fn silence_run_ms(&self) -> u64 {
+        if self.in_turn { self.silence_ms } else { 0 }
+    }
+
     /// Audio time seen so far.
     pub fn now_ms(&self) -> u64 {
         self.now_ms

@@ -62,6 +62,8 @@ pub struct SessionSettings {
     pub restart_window: Duration,
     /// Deadline for one transcription.
     pub stt_timeout: Duration,
+    /// Silence after which transcription starts before the turn is over (0: off).
+    pub early_transcription_ms: u32,
     /// Deadline for a whole answer.
     pub answer_timeout: Duration,
 }
@@ -82,6 +84,7 @@ impl Default for SessionSettings {
             restart_limit: 3,
             restart_window: Duration::from_secs(10),
             stt_timeout: Duration::from_secs(15),
+            early_transcription_ms: 0,
             answer_timeout: Duration::from_secs(30),
         }
     }
@@ -354,6 +357,7 @@ impl SessionState {
             turn_detection: self.settings.turn_detection.clone(),
             shared: self.shared.clone(),
             timeout: self.settings.stt_timeout,
+            early_transcription_ms: self.settings.early_transcription_ms,
         }
     }
 
@@ -726,6 +730,7 @@ impl Actor for Session {
             turn_detection: args.settings.turn_detection.clone(),
             shared: shared.clone(),
             timeout: args.settings.stt_timeout,
+            early_transcription_ms: args.settings.early_transcription_ms,
         };
         let (stt, _) = Actor::spawn_linked(None, SttStream, stt_args, myself.get_cell()).await?;
         let tts_args = TtsArgs {

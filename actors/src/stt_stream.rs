@@ -32,6 +32,10 @@ pub struct SttArgs {
     pub shared: Arc<Shared>,
     /// Deadline for one transcription.
     pub timeout: Duration,
+    /// Start transcribing after this much silence, before the turn is over (0: only at the
+    /// end of the turn). If the customer goes on speaking the early result is dropped; if
+    /// not, the turn's transcript is ready sooner by up to the STT's own latency.
+    pub early_transcription_ms: u32,
 }
 
 /// Messages.
@@ -69,7 +73,22 @@ pub struct SttState {
     item_id: Option<String>,
     timeout: Duration,
     cancel: CancellationToken,
+    early_ms: u32,
+    early: Option<Early>,
     _alive: AliveGuard,
+}
+
+/// A transcription started during the end-of-turn silence.
+struct Early {
+    result: tokio::task::JoinHandle<Result<String, ProviderError>>,
+    cancel: CancellationToken,
+}
+
+impl Early {
+    fn abandon(self) {
+        self.cancel.cancel();
+        self.result.abort();
+    }
 }
 
 fn endpoint_config(td: &TurnDetection) -> EndpointConfig {
@@ -94,6 +113,10 @@ impl SttState {
 
     fn on_frame(&mut self, frame: Vec<i16>) {
         let speech = self.vad.is_speech(&frame);
+        if speech && let Some(early) = self.early.take() {
+            // The customer goes on: that transcript would miss the rest.
+            early.abandon();
+        }
         if self.endpointer.in_turn() {
             self.utterance.extend_from_slice(&frame);
         } else {
@@ -113,8 +136,36 @@ impl SttState {
                 });
             }
             Some(EndpointEvent::Stopped { at_ms, .. }) => self.finish_utterance(at_ms),
-            None => {}
+            None => self.maybe_start_early(),
         }
+    }
+
+    /// Starts transcribing the utterance so far once the silence reaches `early_ms`.
+    fn maybe_start_early(&mut self) {
+        if self.early_ms == 0
+            || self.early.is_some()
+            || self.endpointer.silence_run_ms() < u64::from(self.early_ms)
+        {
+            return;
+        }
+        let request = SttRequest {
+            audio: self.utterance.clone().into(),
+            sample_rate: self.rate,
+        };
+        let stt = self.shared.providers.stt.clone();
+        let cancel = self.cancel.child_token();
+        let job_cancel = cancel.clone();
+        let timeout = self.timeout;
+        let result = tokio::spawn(async move {
+            let (partial_tx, _partials) = mpsc::channel::<String>(16);
+            match tokio::time::timeout(timeout, stt.transcribe(request, partial_tx, job_cancel))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(ProviderError::Timeout),
+            }
+        });
+        self.early = Some(Early { result, cancel });
     }
 
     fn finish_utterance(&mut self, at_ms: u64) {
@@ -138,6 +189,27 @@ impl SttState {
         let session = self.session.clone();
         let cancel = self.cancel.child_token();
         let timeout = self.timeout;
+        // Started during the silence and not overtaken by more speech: its text is this
+        // turn's (only silence came after it).
+        if let Some(early) = self.early.take() {
+            let item_id = item_id.clone();
+            tokio::spawn(async move {
+                let result = match early.result.await {
+                    Ok(r) => r,
+                    Err(e) => Err(ProviderError::Unavailable(format!(
+                        "transcription task: {e}"
+                    ))),
+                };
+                if !early.cancel.is_cancelled() {
+                    let _ = session.cast(SessionMsg::Transcript {
+                        item_id,
+                        result,
+                        at: Instant::now(),
+                    });
+                }
+            });
+            return;
+        }
         // Transcription runs off the mailbox; audio keeps flowing meanwhile.
         tokio::spawn(async move {
             let (partial_tx, mut partial_rx) = mpsc::channel::<String>(16);
@@ -201,6 +273,8 @@ impl Actor for SttStream {
             item_id: None,
             timeout: args.timeout,
             cancel: CancellationToken::new(),
+            early_ms: args.early_transcription_ms,
+            early: None,
         })
     }
 
@@ -242,6 +316,9 @@ impl Actor for SttStream {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         state.cancel.cancel();
+        if let Some(early) = state.early.take() {
+            early.abandon();
+        }
         Ok(())
     }
 }

@@ -199,6 +199,13 @@ impl Node {
     }
 
     async fn try_open(&self) -> Result<(SessionHandle, Client), RegistryError> {
+        self.try_open_with(SessionSettings::default()).await
+    }
+
+    async fn try_open_with(
+        &self,
+        settings: SessionSettings,
+    ) -> Result<(SessionHandle, Client), RegistryError> {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = outbox(4096, 512, self.metrics().clone());
         let args = SessionArgs {
@@ -206,7 +213,7 @@ impl Node {
             tenant: "dealer-1".into(),
             user_id: None,
             transport: "test".into(),
-            settings: SessionSettings::default(),
+            settings,
             outbox: tx,
             shared: self.shared.clone(),
         };
@@ -1157,4 +1164,72 @@ async fn embedding_or_retrieval_outage_still_answers_without_documents() {
     let (first, _) = two_turns(providers, "response.done").await;
     assert!(errors(&first).is_empty(), "[{}]", summary(&first));
     assert!(!frames(&first).is_empty(), "answered and spoken");
+}
+
+// ---------------------------------------------------------------------------------------
+// 10. Early transcription during the end-of-turn silence.
+
+/// Hears "N ms" for N ms of audio, and remembers every call.
+struct Measuring {
+    calls: Mutex<Vec<u64>>,
+}
+
+impl SpeechToText for Measuring {
+    fn transcribe<'a>(
+        &'a self,
+        request: SttRequest,
+        _: mpsc::Sender<String>,
+        _: CancellationToken,
+    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        let ms = request.audio.len() as u64 * 1000 / u64::from(request.sample_rate);
+        self.calls.lock().expect("calls").push(ms);
+        Box::pin(async move { Ok(format!("{ms} ms")) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_transcription_is_dropped_when_the_customer_goes_on_and_used_when_not() {
+    let stt = Arc::new(Measuring {
+        calls: Mutex::new(Vec::new()),
+    });
+    let mut providers = simulated(SHORT_ANSWER).providers();
+    providers.stt = stt.clone();
+    let node = Node::with_providers(providers, 10).await;
+    let (session, mut client) = node
+        .try_open_with(SessionSettings {
+            early_transcription_ms: 200,
+            ..SessionSettings::default()
+        })
+        .await
+        .expect("session starts");
+    // 1 s of speech, a 300 ms pause (past the 200 ms early point, short of the 500 ms end
+    // of turn), 0.8 s more speech, then silence.
+    let mut audio = tone(1000);
+    audio.extend(silence(300));
+    audio.extend(tone(800));
+    audio.extend(silence(700));
+    say(&session, &audio);
+    let items = client.until_event("response.done").await;
+    let heard = items
+        .iter()
+        .find_map(|i| match i {
+            Outbound::Event(ServerEvent::TranscriptionCompleted { transcript, .. }) => {
+                Some(transcript.clone())
+            }
+            _ => None,
+        })
+        .expect("a transcript");
+    let calls = stt.calls.lock().expect("calls").clone();
+    let (used, dropped) = calls.split_last().expect("at least one call");
+    // The transcript used came from the early call of the second silence: the utterance
+    // up to 200 ms into it (1000 + 300 + 800 + 200 ms), not to the 500 ms end of turn.
+    assert!(
+        (2260..=2340).contains(used),
+        "the used call is the early one: {calls:?}"
+    );
+    assert_eq!(heard, format!("{used} ms"));
+    // The early call of the first pause, if it got to run before the speech went on, saw
+    // only the first part, and its text was dropped.
+    assert!(dropped.iter().all(|&ms| ms < 1500), "{calls:?}");
+    session.end("client_disconnected", 1000);
 }

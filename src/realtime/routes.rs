@@ -194,6 +194,7 @@ pub async fn upgrade(
             },
             persona: grant.persona,
             history_turns: cfg.history_turns,
+            early_transcription_ms: cfg.early_transcription_ms,
             ..SessionSettings::default()
         },
         outbox: outbox_tx.clone(),

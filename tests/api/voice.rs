@@ -53,6 +53,7 @@ async fn voice_app() -> TestApp {
         s.providers.profile = "embedded".into();
         s.providers.embedded.knowledge_files = vec![file];
         s.session.silence_ms = 600;
+        s.session.early_transcription_ms = 250;
     })
     .await
 }
