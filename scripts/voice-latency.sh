@@ -60,8 +60,12 @@ for key in ["voice_to_voice_ms", "stt_ms", "answer_first_token_ms", "tts_first_a
     xs = [t["metrics"][key] for t in turns if t["metrics"].get(key) is not None]
     if xs:
         print(f"{key:>24}: p50 {pct(xs, 50):7.1f}  p95 {pct(xs, 95):7.1f}  max {max(xs):7.1f}  (n={len(xs)})")
-for t in turns[:: max(1, len(turns) // 3)]:
-    print(f"  heard {t['user_text']!r} → said {t['assistant_text']!r}")
+for s in sessions:
+    ts = get(f"/v1/sessions/{s['id']}")["turns"]
+    v = [t["metrics"].get("voice_to_voice_ms") for t in ts if t["metrics"].get("voice_to_voice_ms")]
+    if ts and v:
+        print(f"  heard {ts[0]['user_text']!r} → said {ts[0]['assistant_text']!r}; "
+              f"server v2v p50 {pct(v, 50):.1f} ms over {len(v)}")
 PY
 echo "server-side model run time (sum s / calls):"
 curl -s "127.0.0.1:$PORT/metrics" | grep -E '^adam_model_run_seconds_(sum|count)|^adam_process_resident_memory_bytes'

@@ -25,6 +25,9 @@ pub struct SileroConfig {
     pub onnxruntime: PathBuf,
     /// Speech probability that starts speech.
     pub threshold: f32,
+    /// Speech probability below which speech ends (Silero's authors suggest
+    /// `threshold - 0.15`; the end-of-turn silence already bridges short dips).
+    pub end_threshold: f32,
 }
 
 impl Default for SileroConfig {
@@ -32,6 +35,7 @@ impl Default for SileroConfig {
         Self {
             onnxruntime: PathBuf::from("models/onnxruntime/libonnxruntime.so.1.22.1"),
             threshold: 0.5,
+            end_threshold: 0.35,
         }
     }
 }
@@ -40,6 +44,7 @@ impl Default for SileroConfig {
 #[derive(Debug)]
 pub struct SileroVadFactory {
     threshold: f32,
+    end_threshold: f32,
 }
 
 static ORT_INIT: Once = Once::new();
@@ -55,9 +60,13 @@ impl SileroVadFactory {
             Ok::<f32, String>(vad.predict([0i16; WINDOW]))
         });
         match probe {
-            Ok(Ok(p)) if p.is_finite() => Ok(Self {
-                threshold: config.threshold.clamp(0.2, 0.95),
-            }),
+            Ok(Ok(p)) if p.is_finite() => {
+                let threshold = config.threshold.clamp(0.2, 0.95);
+                Ok(Self {
+                    threshold,
+                    end_threshold: config.end_threshold.clamp(0.05, threshold),
+                })
+            }
             Ok(Ok(p)) => Err(format!("Silero VAD returned {p}")),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(format!(
@@ -103,7 +112,7 @@ impl VadFactory for SileroVadFactory {
                 pending: Vec::with_capacity(WINDOW * 2),
                 speaking: false,
                 on: self.threshold,
-                off: (self.threshold - 0.15).max(0.05),
+                off: self.end_threshold,
             }),
             // Unreachable after the startup probe; never hear speech rather than crash.
             Err(e) => {
