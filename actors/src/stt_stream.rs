@@ -12,7 +12,7 @@ use crate::audio::samples_for_ms;
 use crate::endpoint::{EndpointConfig, EndpointEvent, Endpointer};
 use crate::events::TurnDetection;
 use crate::metrics::AliveGuard;
-use crate::ports::{CancellationToken, ProviderError, SttRequest, Vad};
+use crate::ports::{CancellationToken, ProviderError, SpeechToText, SttRequest, Vad};
 use crate::session::{SessionMsg, Shared, uuid_like};
 
 /// VAD frame length.
@@ -158,12 +158,7 @@ impl SttState {
         let timeout = self.timeout;
         let result = tokio::spawn(async move {
             let (partial_tx, _partials) = mpsc::channel::<String>(16);
-            match tokio::time::timeout(timeout, stt.transcribe(request, partial_tx, job_cancel))
-                .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(ProviderError::Timeout),
-            }
+            transcribe_within(timeout, stt.as_ref(), request, partial_tx, job_cancel).await
         });
         self.early = Some(Early { result, cancel });
     }
@@ -180,15 +175,8 @@ impl SttState {
             audio_ms: at_ms,
             at: ended_at,
         });
-        let audio: Arc<[i16]> = std::mem::take(&mut self.utterance).into();
-        let request = SttRequest {
-            audio,
-            sample_rate: self.rate,
-        };
-        let stt = self.shared.providers.stt.clone();
+        let audio = std::mem::take(&mut self.utterance);
         let session = self.session.clone();
-        let cancel = self.cancel.child_token();
-        let timeout = self.timeout;
         // Started during the silence and not overtaken by more speech: its text is this
         // turn's (only silence came after it).
         if let Some(early) = self.early.take() {
@@ -210,6 +198,13 @@ impl SttState {
             });
             return;
         }
+        let request = SttRequest {
+            audio: audio.into(),
+            sample_rate: self.rate,
+        };
+        let stt = self.shared.providers.stt.clone();
+        let cancel = self.cancel.child_token();
+        let timeout = self.timeout;
         // Transcription runs off the mailbox; audio keeps flowing meanwhile.
         tokio::spawn(async move {
             let (partial_tx, mut partial_rx) = mpsc::channel::<String>(16);
@@ -225,15 +220,8 @@ impl SttState {
                     }
                 })
             };
-            let result = match tokio::time::timeout(
-                timeout,
-                stt.transcribe(request, partial_tx, cancel.clone()),
-            )
-            .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(ProviderError::Timeout),
-            };
+            let result =
+                transcribe_within(timeout, stt.as_ref(), request, partial_tx, cancel.clone()).await;
             let _ = forward.await;
             if !cancel.is_cancelled() {
                 let _ = session.cast(SessionMsg::Transcript {
@@ -244,6 +232,19 @@ impl SttState {
             }
         });
     }
+}
+
+/// One transcription with its deadline.
+async fn transcribe_within(
+    timeout: Duration,
+    stt: &dyn SpeechToText,
+    request: SttRequest,
+    partial: mpsc::Sender<String>,
+    cancel: CancellationToken,
+) -> Result<String, ProviderError> {
+    tokio::time::timeout(timeout, stt.transcribe(request, partial, cancel))
+        .await
+        .unwrap_or(Err(ProviderError::Timeout))
 }
 
 impl Actor for SttStream {

@@ -962,17 +962,10 @@ impl Frame {
                 sample_rate: u32_at(payload, 4)?,
                 version: text_from(payload, 8),
             },
-            b'A' => {
-                if !payload.len().is_multiple_of(2) {
-                    return Err("odd audio frame".into());
-                }
-                Self::Audio(
-                    payload
-                        .chunks_exact(2)
-                        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                        .collect(),
-                )
-            }
+            b'A' => Self::Audio(
+                adam_actors::audio::pcm16_from_le_bytes(payload)
+                    .ok_or_else(|| "odd audio frame".to_owned())?,
+            ),
             b'W' => Self::Word {
                 text_position: u32_at(payload, 0)?,
                 audio_ms: u32_at(payload, 8)?,
