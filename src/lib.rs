@@ -8,6 +8,7 @@
 //! - [`middleware`]: security headers, CORS, rate limits, request ids, metrics, JSON errors.
 //! - [`auth`]: roles, JWT tokens, passwords, login throttling, the `Principal` extractor.
 //! - [`db`]: SQLite/PostgreSQL pool, migrations and tenant-scoped repositories.
+//! - [`knowledge`]: documents → text → chunks → vectors (local, pgvector, Pinecone) → retrieval.
 //! - [`realtime`]: the node's actor system, session tickets and the WebSocket transport.
 //! - [`bootstrap`]: first-run demo dealership and super_admin.
 //! - [`metrics`]: the Prometheus registry.
@@ -22,6 +23,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod clock;
 pub mod db;
+pub mod knowledge;
 pub mod metrics;
 pub mod middleware;
 pub mod realtime;
