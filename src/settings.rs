@@ -35,6 +35,56 @@ pub struct Settings {
     pub providers: ProviderSettings,
     /// Shared caches.
     pub cache: CacheSettings,
+    /// Documents, chunking, vector store and retrieval.
+    pub knowledge: KnowledgeSettings,
+}
+
+/// `[knowledge]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KnowledgeSettings {
+    /// `auto` (local on SQLite, pgvector on PostgreSQL), `local`, `pgvector` or `pinecone`.
+    pub vector_store: String,
+    /// Largest accepted upload, bytes (larger: 413).
+    pub max_upload_bytes: usize,
+    /// Chunk size and overlap, in tokens of `tokenizer`.
+    pub chunk_max_tokens: usize,
+    /// Tokens shared by consecutive chunks of a section.
+    pub chunk_overlap_tokens: usize,
+    /// A Hugging Face `tokenizer.json` to count tokens with (the embedder's); when the
+    /// file is missing, tokens are estimated from words.
+    pub tokenizer: PathBuf,
+    /// Passages retrieved per question.
+    pub top_k: usize,
+    /// Texts embedded per call while ingesting (small batches keep live questions from
+    /// waiting long behind an ingestion).
+    pub embed_batch: usize,
+    /// Files ingested for the first-run dealership (a folder of PDF/DOCX/Markdown/text).
+    pub demo_dir: Option<PathBuf>,
+    /// Zip and PDF limits applied before extraction.
+    pub limits: crate::knowledge::extract::Limits,
+    /// The in-process index of the local store.
+    pub local: crate::knowledge::local::LocalIndexConfig,
+    /// Pinecone index and key (the key from `ADAM__KNOWLEDGE__PINECONE__API_KEY`).
+    pub pinecone: crate::knowledge::pinecone::PineconeConfig,
+}
+
+impl Default for KnowledgeSettings {
+    fn default() -> Self {
+        Self {
+            vector_store: "auto".into(),
+            max_upload_bytes: 20 * 1024 * 1024,
+            chunk_max_tokens: 200,
+            chunk_overlap_tokens: 40,
+            tokenizer: PathBuf::from("models/minilm/tokenizer.json"),
+            top_k: 4,
+            embed_batch: 8,
+            demo_dir: None,
+            limits: Default::default(),
+            local: Default::default(),
+            pinecone: Default::default(),
+        }
+    }
 }
 
 /// `[session]`
@@ -270,6 +320,7 @@ impl Default for Settings {
             session: SessionSettings::default(),
             providers: ProviderSettings::default(),
             cache: CacheSettings::default(),
+            knowledge: KnowledgeSettings::default(),
         }
     }
 }
@@ -492,6 +543,44 @@ impl Settings {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1"));
             }
+        }
+        let k = &self.knowledge;
+        let postgres = !url.starts_with("sqlite:");
+        match (k.vector_store.as_str(), postgres) {
+            ("auto", _) | ("local", false) | ("pgvector", true) | ("pinecone", _) => {}
+            ("local", true) => {
+                return Err(invalid(
+                    "knowledge.vector_store",
+                    "`local` keeps vectors in SQLite; with PostgreSQL use `pgvector` (or `auto`)",
+                ));
+            }
+            ("pgvector", false) => {
+                return Err(invalid(
+                    "knowledge.vector_store",
+                    "`pgvector` needs a PostgreSQL database.url; with SQLite use `local` (or `auto`)",
+                ));
+            }
+            (other, _) => {
+                return Err(invalid(
+                    "knowledge.vector_store",
+                    format!("`{other}` is not one of auto, local, pgvector, pinecone"),
+                ));
+            }
+        }
+        if k.max_upload_bytes < 1024 {
+            return Err(invalid("knowledge.max_upload_bytes", "must be at least 1024"));
+        }
+        if k.chunk_max_tokens < 16 || k.chunk_overlap_tokens >= k.chunk_max_tokens {
+            return Err(invalid(
+                "knowledge.chunk_max_tokens",
+                "must be at least 16 and larger than chunk_overlap_tokens",
+            ));
+        }
+        if !(1..=50).contains(&k.top_k) || k.embed_batch == 0 {
+            return Err(invalid(
+                "knowledge.top_k",
+                "must be 1 to 50 (and embed_batch at least 1)",
+            ));
         }
         if self.http.body_limit_bytes < 1024 {
             return Err(invalid("http.body_limit_bytes", "must be at least 1024"));

@@ -12,7 +12,6 @@ use sha2::{Digest, Sha256};
 
 use crate::espeak::{EspeakConfig, EspeakTts};
 use crate::grounded::{GroundedConfig, GroundedEngine};
-use crate::knowledge::KnowledgeBase;
 use crate::llm::{Generator, LlmConfig, LocalLlm};
 use crate::minilm::{MiniLm, MiniLmConfig, MiniLmEmbedder};
 use crate::pool::{ModelPool, PoolMetrics};
@@ -38,8 +37,6 @@ pub struct EmbeddedConfig {
     pub llm: LlmConfig,
     /// The answer engine.
     pub grounded: GroundedConfig,
-    /// Markdown/text files every dealership's assistant knows.
-    pub knowledge_files: Vec<PathBuf>,
     /// Jobs waiting for one model before new sessions are refused as busy.
     pub saturation_queue: usize,
 }
@@ -50,8 +47,6 @@ pub struct Embedded {
     pub providers: Providers,
     /// One pool per model (admission control reads them).
     pub pools: Vec<Arc<ModelPool>>,
-    /// The passages the retriever searches.
-    pub knowledge: Arc<KnowledgeBase>,
 }
 
 impl Embedded {
@@ -116,11 +111,6 @@ pub async fn start(
     let tts = EspeakTts::new(config.espeak.clone())
         .await
         .map_err(|e| format!("espeak-ng: {e}"))?;
-    let knowledge = Arc::new(KnowledgeBase::new(embedder.clone()));
-    for file in &config.knowledge_files {
-        let n = knowledge.add_file(file).await?;
-        tracing::info!(file = %file.display(), passages = n, "knowledge file loaded");
-    }
     let answer = GroundedEngine::new(embedder.clone(), generator, config.grounded.clone());
     Ok(Embedded {
         providers: Providers {
@@ -128,12 +118,12 @@ pub async fn start(
             stt: Arc::new(stt),
             answer: Arc::new(answer),
             embedder,
-            retriever: knowledge.clone(),
+            // The server answers retrieval from the dealership's documents.
+            retriever: Arc::new(adam_actors::simulated::NoRetriever),
             tts: Arc::new(tts),
             avatar: Arc::new(BuiltinAvatar),
         },
         pools: vec![stt_pool, embed_pool, llm_pool],
-        knowledge,
     })
 }
 
@@ -197,11 +187,6 @@ pub fn check(config: &EmbeddedConfig) -> Vec<ModelStatus> {
             "optional, not loaded ({}); needed for grounded.rephrase or small_talk_by_model",
             llm.status
         );
-    }
-    for file in &config.knowledge_files {
-        let mut s = file_status("knowledge file", file);
-        s.sha256 = None;
-        out.push(s);
     }
     out
 }

@@ -9,14 +9,12 @@
 //! - [`llm`]: a local GGUF language model (SmolLM2 by default) run by candle.
 //! - [`grounded`]: the default answer engine, which only states facts found in the
 //!   retrieved passages.
-//! - [`knowledge`]: an in-memory passage index (knowledge files, per-dealership passages).
 //! - [`embedded`]: the whole embedded provider set, and the model check.
 //! - [`pool`]: the bounded worker pools every model runs on, and the admission signal.
 
 pub mod embedded;
 pub mod espeak;
 pub mod grounded;
-pub mod knowledge;
 pub mod llm;
 pub mod minilm;
 pub mod pool;

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod dealerships;
+pub mod documents;
 pub mod sessions;
 pub mod tokens;
 pub mod users;

@@ -16,3 +16,48 @@ pub mod pgvector;
 pub mod pinecone;
 pub mod retriever;
 pub mod store;
+
+use std::sync::Arc;
+
+use store::{StoreError, VectorStore};
+
+use crate::db::Db;
+use crate::settings::Settings;
+
+/// The store `knowledge.vector_store` names (`auto`: local on SQLite, pgvector on
+/// PostgreSQL), ready for vectors of `dimension`.
+pub async fn open_store(
+    settings: &Settings,
+    db: &Db,
+    dimension: usize,
+) -> Result<Arc<dyn VectorStore>, StoreError> {
+    let k = &settings.knowledge;
+    let store: Arc<dyn VectorStore> = match (k.vector_store.as_str(), db) {
+        ("pinecone", _) => {
+            let store = pinecone::PineconeStore::new(&k.pinecone).map_err(StoreError::Rejected)?;
+            match store.dimension().await? {
+                Some(d) if d != dimension => {
+                    return Err(StoreError::Rejected(format!(
+                        "the Pinecone index holds {d}-dimension vectors but the embedder makes {dimension}"
+                    )));
+                }
+                _ => {}
+            }
+            Arc::new(store)
+        }
+        ("auto" | "pgvector", Db::Postgres(pool)) => {
+            Arc::new(pgvector::PgVectorStore::open(pool.clone(), dimension).await?)
+        }
+        ("auto" | "local", Db::Sqlite(_)) => {
+            Arc::new(local::LocalStore::open(db.clone(), k.local.clone()).await?)
+        }
+        (other, _) => {
+            return Err(StoreError::Rejected(format!(
+                "vector store `{other}` does not work with the {} database",
+                db.kind()
+            )));
+        }
+    };
+    tracing::info!(store = store.kind(), dimension, "vector store ready");
+    Ok(store)
+}

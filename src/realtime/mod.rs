@@ -32,6 +32,8 @@ pub struct Realtime {
     pub tickets: Arc<tickets::Tickets>,
     /// The embedded models, when that profile runs (admission control, knowledge).
     pub embedded: Option<Arc<adam_providers::embedded::Embedded>>,
+    /// Documents, ingestion and the vector store.
+    pub knowledge: Arc<crate::knowledge::ingest::Knowledge>,
     /// The transcript writer (flushed on shutdown).
     sink: Arc<sink::DbSink>,
 }
@@ -51,7 +53,7 @@ impl Realtime {
         registry: &prometheus::Registry,
     ) -> anyhow::Result<Self> {
         let metrics = ActorMetrics::new(registry).context("registering conversation metrics")?;
-        let (providers, embedded) = match settings.providers.profile.as_str() {
+        let (mut providers, embedded) = match settings.providers.profile.as_str() {
             "simulated" => (settings.providers.simulated.providers(), None),
             "embedded" => {
                 let started = std::time::Instant::now();
@@ -81,6 +83,30 @@ impl Realtime {
         )
         .await
         .context("starting the semantic cache")?;
+        let store = crate::knowledge::open_store(settings, &db, providers.embedder.dimension())
+            .await
+            .context("opening the vector store")?;
+        providers.retriever = Arc::new(crate::knowledge::retriever::DocumentRetriever::new(
+            store.clone(),
+        ));
+        let knowledge = crate::knowledge::ingest::Knowledge::start(
+            crate::knowledge::ingest::KnowledgeDeps {
+                db: db.clone(),
+                store,
+                embedder: providers.embedder.clone(),
+                embedder_id: format!(
+                    "{}:{}",
+                    settings.providers.profile,
+                    providers.embedder.dimension()
+                ),
+                semantic: semantic.clone(),
+                clock: clock.clone(),
+            },
+            &settings.knowledge,
+            registry,
+        )
+        .await
+        .context("starting document ingestion")?;
         let registry_handle =
             SessionRegistryHandle::start(settings.session.max_sessions, metrics.clone())
                 .await
@@ -94,6 +120,7 @@ impl Realtime {
             metrics,
         });
         Ok(Self {
+            knowledge,
             sink,
             embedded,
             registry: registry_handle,
