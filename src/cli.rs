@@ -62,6 +62,23 @@ pub enum Command {
     /// Inspect the embedded models.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Measure retrieval and answers on a question set: hit@1, hit@3, answer
+    /// correctness and search latency.
+    Eval {
+        /// Question file: one JSON object per line, {"question", "expect": [facts]} or
+        /// {"question", "unanswerable": true}.
+        #[arg(long, default_value = "examples/demo-kb-questions.jsonl")]
+        questions: PathBuf,
+        /// Ingest this folder into a throwaway database and evaluate on it.
+        #[arg(long, conflicts_with = "dealership")]
+        documents: Option<PathBuf>,
+        /// Evaluate this dealership (id or exact name) of the configured database.
+        #[arg(long)]
+        dealership: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `adam models …`
@@ -128,6 +145,12 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { .. } => serve(settings).await,
         Command::Models(ModelsCommand::Check) => models_check(&settings),
+        Command::Eval {
+            questions,
+            documents,
+            dealership,
+            json,
+        } => eval(settings, &questions, documents, dealership, json).await,
         Command::Migrate => {
             let db = Db::connect(&settings.database)
                 .await
@@ -272,6 +295,51 @@ fn models_check(settings: &Settings) -> anyhow::Result<()> {
             adam_providers::embedded::SETUP_COMMAND
         )
     }
+}
+
+async fn eval(
+    settings: Settings,
+    questions: &std::path::Path,
+    documents: Option<PathBuf>,
+    dealership: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let set = crate::eval::load_questions(questions)?;
+    let folder = documents.unwrap_or_else(|| PathBuf::from("examples/demo-kb"));
+    let source = match &dealership {
+        Some(d) => crate::eval::Source::Dealership(d),
+        None => crate::eval::Source::Folder(&folder),
+    };
+    let report = crate::eval::run(settings, source, &set).await?;
+    if json {
+        say(&serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    for o in &report.outcomes {
+        say(&format!(
+            "{:<5} {:<4} {:>7} µs  {}\n                        → {}",
+            if o.correct { "ok" } else { "WRONG" },
+            o.rank.map_or("-".into(), |r| format!("@{r}")),
+            o.search_us,
+            o.question,
+            o.answer
+        ));
+    }
+    say(&format!(
+        "\n{} answerable questions over {} chunks: hit@1 {:.1} %, hit@3 {:.1} %, answers correct {:.1} %\n\
+         {} unanswerable questions: {:.1} % answered honestly\n\
+         store search: p50 {} µs, p99 {} µs",
+        report.answerable,
+        report.chunks,
+        report.hit_at_1 * 100.0,
+        report.hit_at_3 * 100.0,
+        report.answer_correct * 100.0,
+        report.unanswerable,
+        report.unanswerable_correct * 100.0,
+        report.search_p50_us,
+        report.search_p99_us,
+    ));
+    Ok(())
 }
 
 /// Prints a line for the operator (the CLI's output, not a log).

@@ -23,6 +23,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod clock;
 pub mod db;
+pub mod eval;
 pub mod knowledge;
 pub mod metrics;
 pub mod middleware;

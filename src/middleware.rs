@@ -245,7 +245,12 @@ pub fn apply(router: Router<AppState>, state: AppState) -> Router {
     });
     router
         .layer(DefaultBodyLimit::max(http.body_limit_bytes))
-        .layer(RequestBodyLimitLayer::new(http.body_limit_bytes))
+        // The hard cap fits an upload (its own limit is checked while reading it); every
+        // other body is held to `http.body_limit_bytes` by the extractors.
+        .layer(RequestBodyLimitLayer::new(
+            http.body_limit_bytes
+                .max(state.settings.knowledge.max_upload_bytes + 64 * 1024),
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),

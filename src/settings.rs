@@ -428,11 +428,15 @@ pub struct CliOverrides {
 }
 
 /// Secret settings and the environment variables they come from, read verbatim.
-const SECRET_VARS: [(&str, &str); 2] = [
+const SECRET_VARS: [(&str, &str); 3] = [
     ("auth.jwt_secret", "ADAM__AUTH__JWT_SECRET"),
     (
         "bootstrap.admin_password",
         "ADAM__BOOTSTRAP__ADMIN_PASSWORD",
+    ),
+    (
+        "knowledge.pinecone.api_key",
+        crate::knowledge::pinecone::PineconeConfig::API_KEY_ENV,
     ),
 ];
 
@@ -463,6 +467,7 @@ impl Settings {
                 let secret = Some(SecretString::from(value));
                 match key {
                     "auth.jwt_secret" => settings.auth.jwt_secret = secret,
+                    "knowledge.pinecone.api_key" => settings.knowledge.pinecone.api_key = secret,
                     _ => settings.bootstrap.admin_password = secret,
                 }
             }

@@ -82,6 +82,14 @@ impl Application {
             metrics.registry(),
         )
         .await?;
+        if let (Some(first), Some(dir)) = (&bootstrapped, &settings.knowledge.demo_dir) {
+            let queued = realtime
+                .knowledge
+                .ingest_folder(&first.dealership_id, dir)
+                .await
+                .with_context(|| format!("loading the demo documents from {}", dir.display()))?;
+            tracing::info!(documents = queued, dir = %dir.display(), "demo documents queued for the first dealership");
+        }
         let state = AppState {
             login_throttle: Arc::new(LoginThrottle::new(&settings.auth, clock.clone())),
             rate_limits: Arc::new(RateLimits::new(&settings.rate_limit)),

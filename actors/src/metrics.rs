@@ -24,12 +24,15 @@ pub struct ActorMetrics {
     pub restarts: IntCounterVec,
     /// Audio frames dropped by kind (`outbound_full`, `inbound_full`).
     pub dropped_frames: IntCounterVec,
-    /// Cache lookups by level (`embedding`, `semantic`) and result (`hit`, `miss`).
+    /// Cache lookups by level (`embedding`, `semantic`, `context`: a follow-up read with
+    /// the session's recent turns) and result (`hit`, `miss`).
     pub cache_lookups: IntCounterVec,
     /// Responses by final status.
     pub responses: IntCounterVec,
     /// Sessions refused because the node is full.
     pub busy_refusals: IntCounter,
+    /// Answers the answer engine was asked for (semantic cache hits do not count).
+    pub answers_generated: IntCounter,
 }
 
 fn latency(name: &str, help: &str) -> Result<Histogram, prometheus::Error> {
@@ -81,6 +84,10 @@ impl ActorMetrics {
                 "sessions_refused_busy_total",
                 "Sessions refused: node full",
             )?,
+            answers_generated: IntCounter::new(
+                "answers_generated_total",
+                "Answers requested from the answer engine",
+            )?,
         };
         registry.register(Box::new(m.stt_latency.clone()))?;
         registry.register(Box::new(m.answer_first_token.clone()))?;
@@ -94,6 +101,7 @@ impl ActorMetrics {
         registry.register(Box::new(m.cache_lookups.clone()))?;
         registry.register(Box::new(m.responses.clone()))?;
         registry.register(Box::new(m.busy_refusals.clone()))?;
+        registry.register(Box::new(m.answers_generated.clone()))?;
         Ok(m)
     }
 

@@ -91,8 +91,11 @@ pub struct ContextTurn {
 pub struct AnswerRequest {
     /// Dealership id.
     pub tenant: String,
-    /// The question.
+    /// The question as the customer said it.
     pub question: String,
+    /// The question as a standalone search: a follow-up ("and on Sunday?") joined with
+    /// the question before it; otherwise the question itself.
+    pub search_query: String,
     /// Recent turns, oldest first.
     pub history: Vec<ContextTurn>,
     /// System prompt / persona.

@@ -77,8 +77,8 @@ pub enum SemanticCacheMsg {
     },
     /// Forget one dealership's answers (documents changed), or all.
     Clear(Option<String>),
-    /// Counters.
-    Stats(RpcReplyPort<CacheStats>),
+    /// Counters of one dealership, or of all.
+    Stats(Option<String>, RpcReplyPort<CacheStats>),
 }
 
 /// The actor.
@@ -90,6 +90,7 @@ pub struct SemanticCacheState {
     tenants: HashMap<String, VecDeque<Entry>>,
     exact: quick_cache::unsync::Cache<(String, String), Arc<CachedAnswer>>,
     stats: CacheStats,
+    per_tenant: HashMap<String, CacheStats>,
 }
 
 fn normalise(text: &str) -> String {
@@ -140,6 +141,7 @@ impl Actor for SemanticCache {
             tenants: HashMap::new(),
             exact: quick_cache::unsync::Cache::new(10_000),
             stats: CacheStats::default(),
+            per_tenant: HashMap::new(),
         })
     }
 
@@ -156,11 +158,14 @@ impl Actor for SemanticCache {
                 embedding,
                 reply,
             } => {
+                let counters = state.per_tenant.entry(tenant.clone()).or_default();
                 let found = state.lookup(tenant, &question, &embedding);
-                if found.is_some() {
-                    state.stats.hits += 1;
-                } else {
-                    state.stats.misses += 1;
+                for stats in [&mut state.stats, counters] {
+                    if found.is_some() {
+                        stats.hits += 1;
+                    } else {
+                        stats.misses += 1;
+                    }
                 }
                 let _ = reply.send(found);
             }
@@ -193,9 +198,17 @@ impl Actor for SemanticCache {
                 }
                 None => state.tenants.clear(),
             },
-            SemanticCacheMsg::Stats(reply) => {
-                let mut stats = state.stats;
-                stats.entries = state.tenants.values().map(|v| v.len() as u64).sum();
+            SemanticCacheMsg::Stats(tenant, reply) => {
+                let stats = match tenant {
+                    None => CacheStats {
+                        entries: state.tenants.values().map(|v| v.len() as u64).sum(),
+                        ..state.stats
+                    },
+                    Some(t) => CacheStats {
+                        entries: state.tenants.get(&t).map_or(0, |v| v.len() as u64),
+                        ..state.per_tenant.get(&t).copied().unwrap_or_default()
+                    },
+                };
                 let _ = reply.send(stats);
             }
         }
@@ -263,9 +276,20 @@ impl SemanticCacheHandle {
             .cast(SemanticCacheMsg::Clear(tenant.map(str::to_owned)));
     }
 
-    /// Counters.
+    /// Counters of every dealership.
     pub async fn stats(&self) -> Option<CacheStats> {
-        crate::rpc::ask(&self.actor, SemanticCacheMsg::Stats, CALL_TIMEOUT).await
+        self.stats_for(None).await
+    }
+
+    /// Counters of one dealership (`None`: all).
+    pub async fn stats_for(&self, tenant: Option<&str>) -> Option<CacheStats> {
+        let tenant = tenant.map(str::to_owned);
+        crate::rpc::ask(
+            &self.actor,
+            |reply| SemanticCacheMsg::Stats(tenant, reply),
+            CALL_TIMEOUT,
+        )
+        .await
     }
 
     /// Stops the actor.
@@ -316,7 +340,9 @@ mod tests {
                 .is_none()
         );
         let stats = cache.stats().await.expect("stats");
-        assert_eq!((stats.hits, stats.misses), (1, 2));
+        assert_eq!((stats.hits, stats.misses, stats.entries), (1, 2, 1));
+        let b = cache.stats_for(Some("b")).await.expect("stats of b");
+        assert_eq!((b.hits, b.misses, b.entries), (0, 1, 0));
         tokio::time::advance(Duration::from_millis(250)).await;
         assert!(
             cache.lookup("a", q, e.embed_one(q).into()).await.is_none(),

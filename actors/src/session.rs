@@ -66,6 +66,8 @@ pub struct SessionSettings {
     pub early_transcription_ms: u32,
     /// Deadline for a whole answer.
     pub answer_timeout: Duration,
+    /// Passages retrieved per question.
+    pub retrieval_top_k: usize,
 }
 
 impl Default for SessionSettings {
@@ -86,6 +88,7 @@ impl Default for SessionSettings {
             stt_timeout: Duration::from_secs(15),
             early_transcription_ms: 0,
             answer_timeout: Duration::from_secs(30),
+            retrieval_top_k: 4,
         }
     }
 }
@@ -404,6 +407,7 @@ impl SessionState {
             shared: self.shared.clone(),
             cancel: cancel.clone(),
             timeout: self.settings.answer_timeout,
+            top_k: self.settings.retrieval_top_k,
         };
         let turn = match Actor::spawn_linked(None, Turn, args, myself.get_cell()).await {
             Ok((turn, _)) => Some(turn),

@@ -14,9 +14,6 @@ use crate::semantic_cache::CachedAnswer;
 use crate::sentences::SentenceSplitter;
 use crate::session::{SessionMsg, Shared};
 
-/// Passages retrieved per question.
-const TOP_K: usize = 4;
-
 /// Arguments.
 pub struct TurnArgs {
     /// Parent session.
@@ -37,6 +34,8 @@ pub struct TurnArgs {
     pub cancel: CancellationToken,
     /// Deadline for the whole answer.
     pub timeout: Duration,
+    /// Passages retrieved.
+    pub top_k: usize,
 }
 
 /// Messages.
@@ -119,6 +118,7 @@ async fn run(args: TurnArgs) {
         shared,
         cancel,
         timeout,
+        top_k,
     } = args;
     let mut out = Emitter {
         session: session.clone(),
@@ -127,11 +127,23 @@ async fn run(args: TurnArgs) {
         splitter: SentenceSplitter::default(),
         text: String::new(),
     };
+    // The session context level: a follow-up is searched (and cached) as a standalone
+    // question, so "and on Sunday?" after a question about Saturday hours finds Sunday's.
+    let query = standalone_query(&question, &history);
+    if !history.is_empty() {
+        let result = if query.is_some() { "hit" } else { "miss" };
+        shared
+            .metrics
+            .cache_lookups
+            .with_label_values(&["context", result])
+            .inc();
+    }
+    let query = query.unwrap_or_else(|| question.clone());
     let work = async {
         let providers = &shared.providers;
         let embedding = shared
             .embeddings
-            .get_or_embed(&question, providers.embedder.as_ref(), cancel.clone())
+            .get_or_embed(&query, providers.embedder.as_ref(), cancel.clone())
             .await;
         let embedding = match embedding {
             Ok(e) => Some(e),
@@ -141,7 +153,7 @@ async fn run(args: TurnArgs) {
             }
         };
         if let Some(e) = &embedding
-            && let Some(hit) = shared.semantic.lookup(&tenant, &question, e.clone()).await
+            && let Some(hit) = shared.semantic.lookup(&tenant, &query, e.clone()).await
         {
             for piece in hit.text.split_inclusive(' ') {
                 out.delta(piece.to_owned());
@@ -152,7 +164,7 @@ async fn run(args: TurnArgs) {
         let passages = match &embedding {
             Some(e) => providers
                 .retriever
-                .retrieve(&tenant, &question, e, TOP_K, cancel.clone())
+                .retrieve(&tenant, &query, e, top_k, cancel.clone())
                 .await
                 .unwrap_or_else(|err| {
                     tracing::warn!(error = %err, "retrieval failed; answering without passages");
@@ -163,10 +175,12 @@ async fn run(args: TurnArgs) {
         let request = AnswerRequest {
             tenant: tenant.clone(),
             question: question.clone(),
+            search_query: query.clone(),
             history,
             persona,
             passages: passages.clone(),
         };
+        shared.metrics.answers_generated.inc();
         let (tx, mut rx) = mpsc::channel::<String>(64);
         let engine = providers.answer.clone();
         let answer_cancel = cancel.clone();
@@ -200,7 +214,7 @@ async fn run(args: TurnArgs) {
         {
             shared.semantic.store(
                 &tenant,
-                &question,
+                &query,
                 e,
                 CachedAnswer {
                     text: out.text.clone(),
@@ -220,6 +234,33 @@ async fn run(args: TurnArgs) {
     {
         let _ = session.cast(SessionMsg::TurnFailed { response_id, error });
     }
+}
+
+/// Words that make a short question lean on the one before it.
+const REFERRING: &[&str] = &[
+    "it", "its", "that", "those", "them", "they", "there", "this", "these", "one", "ones",
+];
+const FOLLOW_UP_OPENERS: &[&str] = &["and", "what about", "how about", "also", "what if", "or"];
+
+/// The question as a standalone search query when it is an elliptic follow-up of the
+/// previous turn ("and on Sunday?", "how much is it?"): the previous question and this
+/// one together. `None` when the question stands on its own or there is no earlier turn.
+pub fn standalone_query(question: &str, history: &[ContextTurn]) -> Option<String> {
+    let previous = history.iter().rev().find(|t| !t.user.trim().is_empty())?;
+    let lower = question.trim().to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.is_empty() {
+        return None;
+    }
+    let opener = FOLLOW_UP_OPENERS.iter().any(|o| {
+        lower.starts_with(o) && lower[o.len()..].starts_with(|c: char| !c.is_alphanumeric())
+    });
+    let referring = words.iter().any(|w| REFERRING.contains(w));
+    let follow_up = opener || words.len() <= 3 || (words.len() <= 7 && referring);
+    follow_up.then(|| format!("{} {}", previous.user.trim(), question.trim()))
 }
 
 impl Actor for Turn {
@@ -248,5 +289,39 @@ impl Actor for Turn {
         match msg {
             TurnMsg::InjectPanic => panic!("injected fault in Turn"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn after(question: &str) -> Vec<ContextTurn> {
+        vec![ContextTurn {
+            user: question.into(),
+            assistant: "We open at 8 am on Saturday.".into(),
+        }]
+    }
+
+    #[test]
+    fn elliptic_follow_ups_are_read_with_the_previous_question() {
+        let h = after("When does the service department open on Saturday?");
+        assert_eq!(
+            standalone_query("And on Sunday?", &h).as_deref(),
+            Some("When does the service department open on Saturday? And on Sunday?")
+        );
+        assert!(standalone_query("How much is it?", &h).is_some());
+        assert!(standalone_query("What about the parts counter?", &h).is_some());
+        // Questions that stand alone are searched as they are.
+        assert_eq!(
+            standalone_query("How much does an oil change cost at your dealership?", &h),
+            None
+        );
+        assert_eq!(standalone_query("Android phones?", &[]), None, "no history");
+        assert_eq!(
+            standalone_query("Andrew Street parking rules for customers please", &h),
+            None,
+            "an opener must be a whole word"
+        );
     }
 }

@@ -151,18 +151,29 @@ impl GroundedEngine {
             return Ok(Plan::Unknown);
         }
         let texts: Vec<String> = candidates.iter().map(|(_, s)| s.clone()).collect();
-        let mut all = vec![question.to_owned()];
+        // A follow-up ("and on Sunday?") is searched with the question before it; its own
+        // words still weigh most in choosing the sentence.
+        let query = request.search_query.trim();
+        let query = if query.is_empty() { question } else { query };
+        let mut all = vec![query.to_owned()];
         all.extend(texts.iter().cloned());
         let vectors = self.vectors(all, cancel).await?;
         let (q, sentence_vectors) = vectors.split_first().ok_or(ProviderError::Unavailable(
             "embedder returned nothing".into(),
         ))?;
         let keys = content_words(question);
+        let context: HashSet<String> = content_words(query)
+            .into_iter()
+            .filter(|w| !keys.contains(w))
+            .collect();
         let mut scored: Vec<(f32, usize)> = sentence_vectors
             .iter()
             .zip(&candidates)
             .enumerate()
-            .map(|(i, (v, (_, s)))| (cosine(q, v) + 0.3 * overlap(&keys, s), i))
+            .map(|(i, (v, (_, s)))| {
+                let score = cosine(q, v) + 0.3 * overlap(&keys, s) + 0.15 * overlap(&context, s);
+                (score, i)
+            })
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         let Some(&(best_score, best)) = scored.first() else {

@@ -73,6 +73,7 @@ fn passage(text: &str, score: f32) -> Passage {
 
 fn request(question: &str, passages: Vec<Passage>) -> AnswerRequest {
     AnswerRequest {
+        search_query: question.into(),
         tenant: "t".into(),
         question: question.into(),
         history: Vec::new(),

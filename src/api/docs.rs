@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::extract::Json;
 use super::ops::PAGE_CSP;
-use super::{audit, auth, caches, dealerships, error, ops, sessions, users};
+use super::{audit, auth, caches, dealerships, documents, error, ops, sessions, users};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -21,7 +21,9 @@ use super::{audit, auth, caches, dealerships, error, ops, sessions, users};
         dealerships::delete, dealerships::rotate_embed_key,
         audit::list, sessions::list, sessions::get, sessions::delete,
         crate::realtime::routes::create, crate::realtime::routes::upgrade,
-        caches::stats, caches::clear_semantic,
+        caches::stats, caches::clear,
+        documents::upload, documents::list, documents::get, documents::content,
+        documents::delete, documents::reindex, documents::reindex_all,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, crate::auth::Role)),
@@ -32,7 +34,8 @@ use super::{audit, auth, caches, dealerships, error, ops, sessions, users};
         (name = "dealerships", description = "Tenants and their settings"),
         (name = "sessions", description = "Conversations and transcripts"),
         (name = "audit", description = "Admin action log"),
-        (name = "caches", description = "Shared cache counters"),
+        (name = "documents", description = "A dealership's knowledge base: upload, status, re-index"),
+        (name = "caches", description = "Cache levels: counters and clearing"),
         (name = "operations", description = "Health and metrics"),
     )
 )]

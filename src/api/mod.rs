@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod caches;
 pub mod dealerships;
+pub mod documents;
 pub mod docs;
 pub mod error;
 pub mod extract;
@@ -53,11 +54,21 @@ pub fn router() -> Router<AppState> {
             "/sessions/{id}",
             get(sessions::get).delete(sessions::delete),
         )
-        .route("/caches", get(caches::stats))
         .route(
-            "/caches/semantic",
-            axum::routing::delete(caches::clear_semantic),
+            "/documents",
+            get(documents::list)
+                .post(documents::upload)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
         )
+        .route("/documents/reindex", post(documents::reindex_all))
+        .route(
+            "/documents/{id}",
+            get(documents::get).delete(documents::delete),
+        )
+        .route("/documents/{id}/content", get(documents::content))
+        .route("/documents/{id}/reindex", post(documents::reindex))
+        .route("/cache/stats", get(caches::stats))
+        .route("/cache", axum::routing::delete(caches::clear))
         .route("/openapi.json", get(docs::openapi_json));
     Router::new()
         .nest("/v1", v1)

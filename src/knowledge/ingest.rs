@@ -24,6 +24,9 @@ use crate::db::documents::{self, Document, NewChunk, status};
 use crate::db::{Db, Tenant};
 use crate::settings::KnowledgeSettings;
 
+/// Longest a document's text extraction may take.
+const EXTRACT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Why an upload was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
@@ -31,13 +34,8 @@ pub enum UploadError {
     #[error("{0}")]
     Unsupported(String),
     /// The content is a different type than the file name says.
-    #[error("the file's content is {actual} but its name says {declared}")]
-    Mismatch {
-        /// From the extension.
-        declared: String,
-        /// From the content.
-        actual: String,
-    },
+    #[error("{0}")]
+    Mismatch(String),
     /// Database failure.
     #[error(transparent)]
     Db(#[from] sqlx::Error),
@@ -200,10 +198,7 @@ impl Knowledge {
     ) -> Result<Document, UploadError> {
         let kind = extract::sniff(bytes, client_filename).map_err(|e| match e {
             SniffError::Unsupported(why) => UploadError::Unsupported(why),
-            SniffError::Mismatch { declared, actual } => UploadError::Mismatch {
-                declared,
-                actual: actual.label().to_owned(),
-            },
+            mismatch @ SniffError::Mismatch { .. } => UploadError::Mismatch(mismatch.to_string()),
         })?;
         let now = self.clock.now();
         let doc = Document {
@@ -211,7 +206,7 @@ impl Knowledge {
             dealership_id: dealership_id.to_owned(),
             filename: extract::display_name(client_filename),
             content_type: kind.mime().to_owned(),
-            kind: kind.label().to_owned(),
+            kind: kind.id().to_owned(),
             size_bytes: bytes.len() as i64,
             sha256: Sha256::digest(bytes)
                 .iter()
@@ -342,15 +337,21 @@ impl Knowledge {
         ) else {
             return Ok(None);
         };
-        let kind = extract::sniff(&bytes, &doc.filename).map_err(|e| match e {
-            SniffError::Unsupported(why) => why,
-            SniffError::Mismatch { actual, .. } => {
-                format!("the content is {} but the name says otherwise", actual.label())
-            }
-        })?;
+        let kind = extract::sniff(&bytes, &doc.filename).map_err(|e| e.to_string())?;
         let limits = self.limits.clone();
-        let sections = tokio::task::spawn_blocking(move || extract::extract(kind, &bytes, &limits))
+        // A malformed file can make a parser spin; the document fails after a deadline (the
+        // blocking thread finishes on its own).
+        let extraction =
+            tokio::task::spawn_blocking(move || extract::extract(kind, &bytes, &limits));
+        let sections = tokio::time::timeout(EXTRACT_DEADLINE, extraction)
             .await
+            .map_err(|_| {
+                format!(
+                    "the {} took longer than {} s to read",
+                    kind.label(),
+                    EXTRACT_DEADLINE.as_secs()
+                )
+            })?
             .map_err(|e| format!("the extractor crashed: {e}"))?
             .map_err(|e| e.to_string())?;
         let chunks = self.chunker.chunk(&sections);

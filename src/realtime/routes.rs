@@ -195,6 +195,7 @@ pub async fn upgrade(
             persona: grant.persona,
             history_turns: cfg.history_turns,
             early_transcription_ms: cfg.early_transcription_ms,
+            retrieval_top_k: state.settings.knowledge.top_k,
             ..SessionSettings::default()
         },
         outbox: outbox_tx.clone(),

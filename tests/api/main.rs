@@ -3,9 +3,12 @@
 
 mod auth_tokens;
 mod cli;
+mod documents;
+mod fake_pinecone;
 mod headers;
 mod helpers;
 mod ops;
+mod pinecone;
 mod realtime;
 mod refresh;
 mod roles;

@@ -107,7 +107,7 @@ async fn stream_audio(ws: &mut Ws, speech: bool, ms: usize) {
 }
 
 /// Types a question and asks for the answer.
-async fn ask(ws: &mut Ws, text: &str) {
+pub(crate) async fn ask(ws: &mut Ws, text: &str) {
     let item = json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
                       "content": [{"type": "input_text", "text": text}]}});
     ws.send(Message::Text(item.to_string().into()))
@@ -120,13 +120,13 @@ async fn ask(ws: &mut Ws, text: &str) {
 }
 
 #[derive(Debug)]
-enum Item {
+pub(crate) enum Item {
     Event(Value),
     Audio(usize),
     Closed(Option<u16>),
 }
 
-async fn next_item(ws: &mut Ws) -> Item {
+pub(crate) async fn next_item(ws: &mut Ws) -> Item {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(15), ws.next())
             .await
@@ -146,7 +146,7 @@ async fn next_item(ws: &mut Ws) -> Item {
 }
 
 /// Reads until an event of `kind` arrives; returns everything read, in order.
-async fn read_until(ws: &mut Ws, kind: &str) -> Vec<Item> {
+pub(crate) async fn read_until(ws: &mut Ws, kind: &str) -> Vec<Item> {
     let mut items = Vec::new();
     loop {
         let item = next_item(ws).await;
@@ -160,14 +160,14 @@ async fn read_until(ws: &mut Ws, kind: &str) -> Vec<Item> {
     }
 }
 
-fn position(items: &[Item], kind: &str) -> usize {
+pub(crate) fn position(items: &[Item], kind: &str) -> usize {
     items
         .iter()
         .position(|i| matches!(i, Item::Event(e) if e["type"] == kind))
         .unwrap_or_else(|| panic!("no {kind} in {items:?}"))
 }
 
-fn event<'a>(items: &'a [Item], kind: &str) -> &'a Value {
+pub(crate) fn event<'a>(items: &'a [Item], kind: &str) -> &'a Value {
     match &items[position(items, kind)] {
         Item::Event(e) => e,
         _ => unreachable!(),
@@ -568,10 +568,10 @@ async fn a_repeated_question_is_answered_from_the_semantic_cache_until_cleared()
     assert_eq!(cache_hits, [false, true]);
 
     let root = app.admin().await;
-    let stats = json_body(app.get("/v1/caches", Some(&root.access)).await).await;
+    let stats = json_body(app.get("/v1/cache/stats", Some(&root.access)).await).await;
     assert_eq!(stats["semantic"]["hits"], 1);
     assert!(stats["embedding"]["misses"].as_u64().expect("count") >= 1);
-    let resp = app.delete("/v1/caches/semantic", Some(&root.access)).await;
+    let resp = app.delete("/v1/cache", Some(&root.access)).await;
     assert_eq!(resp.status(), 204);
     ask(&mut ws, "What are your opening hours?").await;
     let items = read_until(&mut ws, "response.done").await;

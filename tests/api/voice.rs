@@ -14,8 +14,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{TestApp, spawn_app_with};
-use crate::realtime::{Ws, connect, new_session};
+use crate::helpers::{TestApp, eventually, json_body, spawn_app_with};
+use crate::realtime::{Ws, ask, connect, event, new_session, read_until};
 
 const PASSAGES: &str = "\
 # Riverside Auto
@@ -44,18 +44,30 @@ const QUESTIONS: &[(&str, &str)] = &[
     ("Are you open on Sunday?", "closed"),
 ];
 
+/// The embedded profile with `PASSAGES` as the first dealership's document, ingested
+/// (MiniLM vectors in the local store or pgvector) before the test goes on.
 async fn voice_app() -> TestApp {
-    let dir = std::env::temp_dir().join(format!("adam-voice-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("adam-voice-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("riverside.md");
-    std::fs::write(&file, PASSAGES).expect("passages");
-    spawn_app_with(move |s| {
+    std::fs::write(dir.join("riverside.md"), PASSAGES).expect("passages");
+    let demo = dir.clone();
+    let app = spawn_app_with(move |s| {
         s.providers.profile = "embedded".into();
-        s.providers.embedded.knowledge_files = vec![file];
+        s.knowledge.demo_dir = Some(demo);
         s.session.silence_ms = 600;
         s.session.early_transcription_ms = 250;
     })
-    .await
+    .await;
+    let root = app.admin().await;
+    let ready = eventually(Duration::from_secs(60), || async {
+        let docs = json_body(app.get("/v1/documents", Some(&root.access)).await).await;
+        docs.as_array()
+            .is_some_and(|d| !d.is_empty() && d.iter().all(|d| d["status"] == "ready"))
+    })
+    .await;
+    assert!(ready, "the demo document was not ingested");
+    let _ = std::fs::remove_dir_all(dir);
+    app
 }
 
 /// espeak-ng speech of `text`, as 16 kHz PCM16.
@@ -417,5 +429,73 @@ async fn silence_and_white_noise_make_no_turn_but_speech_does() {
     assert!(
         heard.contains("question") && heard.contains("car"),
         "heard {heard:?}"
+    );
+}
+
+/// Sends typed questions in one session; returns each `response.done` response.
+async fn typed(app: &TestApp, questions: &[&str]) -> Vec<Value> {
+    let mut ws = open(app).await;
+    let mut out = Vec::new();
+    for q in questions {
+        ask(&mut ws, q).await;
+        let items = read_until(&mut ws, "response.done").await;
+        out.push(event(&items, "response.done")["response"].clone());
+    }
+    out
+}
+
+async fn metric(app: &TestApp, series: &str) -> f64 {
+    let text = app.get("/metrics", None).await.text().await.expect("metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_paraphrase_is_answered_from_the_semantic_cache_and_an_unrelated_question_is_not() {
+    let app = voice_app().await;
+    let generated = "adam_answers_generated_total";
+    let before = metric(&app, generated).await;
+    let done = typed(
+        &app,
+        &[
+            "How much does an oil change cost?",
+            "What is the price of an oil change?",
+            "Do I need an appointment for a test drive?",
+        ],
+    )
+    .await;
+    let text = |i: usize| done[i]["output_text"].as_str().expect("text").to_owned();
+    assert!(text(0).contains("49"), "{}", text(0));
+    assert_eq!(done[0]["metrics"]["cache_hit"], false);
+    assert_eq!(done[1]["metrics"]["cache_hit"], true, "paraphrase: {}", text(1));
+    assert_eq!(text(1), text(0));
+    assert_eq!(done[2]["metrics"]["cache_hit"], false, "unrelated: {}", text(2));
+    assert!(text(2).contains("appointment"), "{}", text(2));
+    // The answer engine ran for the first and third question only.
+    assert_eq!(metric(&app, generated).await - before, 2.0);
+    assert_eq!(
+        metric(&app, r#"adam_cache_lookups_total{level="semantic",result="hit"}"#).await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_follow_up_question_is_read_with_the_one_before_it() {
+    let app = voice_app().await;
+    let done = typed(
+        &app,
+        &[
+            "What time does the service department open on Saturday?",
+            "And on Sunday?",
+        ],
+    )
+    .await;
+    let first = done[0]["output_text"].as_str().expect("text");
+    let second = done[1]["output_text"].as_str().expect("text");
+    assert!(first.contains('8'), "{first}");
+    assert!(second.to_lowercase().contains("closed on sunday"), "{second}");
+    assert!(
+        metric(&app, r#"adam_cache_lookups_total{level="context",result="hit"}"#).await >= 1.0
     );
 }
