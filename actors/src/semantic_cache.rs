@@ -158,8 +158,8 @@ impl Actor for SemanticCache {
                 embedding,
                 reply,
             } => {
-                let counters = state.per_tenant.entry(tenant.clone()).or_default();
-                let found = state.lookup(tenant, &question, &embedding);
+                let found = state.lookup(tenant.clone(), &question, &embedding);
+                let counters = state.per_tenant.entry(tenant).or_default();
                 for stats in [&mut state.stats, counters] {
                     if found.is_some() {
                         stats.hits += 1;

@@ -112,7 +112,7 @@ pub async fn upload(
     let dealership_id = match (&principal.dealership_id, q.dealership_id) {
         (_, Some(id)) if principal.is_super() => id,
         (Some(own), _) => own.clone(),
-        (None, None) => {
+        (None, _) => {
             return Err(ApiError::validation(
                 "dealership_id",
                 "a super_admin names the dealership: ?dealership_id=…",

@@ -208,8 +208,9 @@ fn kind_of_extension(ext: &str) -> Option<DocKind> {
     }
 }
 
-/// Safety limits for extraction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Safety limits for extraction (`[knowledge.limits]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Most entries a Word document's zip may have (default 1000).
     pub max_zip_entries: usize,

@@ -148,7 +148,7 @@ impl Knowledge {
             embedder: deps.embedder,
             embedder_id: deps.embedder_id,
             chunker,
-            limits: settings.limits.clone(),
+            limits: settings.limits,
             embed_batch: settings.embed_batch,
             semantic: deps.semantic,
             clock: deps.clock,
@@ -338,7 +338,7 @@ impl Knowledge {
             return Ok(None);
         };
         let kind = extract::sniff(&bytes, &doc.filename).map_err(|e| e.to_string())?;
-        let limits = self.limits.clone();
+        let limits = self.limits;
         // A malformed file can make a parser spin; the document fails after a deadline (the
         // blocking thread finishes on its own).
         let extraction =

@@ -16,6 +16,9 @@ pub struct PgVectorStore {
     dimension: usize,
 }
 
+/// document id, file name, heading, page, text, score.
+type Row = (String, String, Option<String>, Option<i32>, String, f32);
+
 fn unavailable(e: sqlx::Error) -> StoreError {
     StoreError::Unavailable(format!("pgvector: {e}"))
 }
@@ -141,7 +144,7 @@ impl VectorStore for PgVectorStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(unavailable)?;
-            let rows: Vec<(String, String, Option<String>, Option<i32>, String, f32)> =
+            let rows: Vec<Row> =
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT c.document_id, d.filename, c.heading, c.page, c.text, \
                      (1 - (c.embedding::vector({d}) <=> $1::vector({d})))::float4 AS score \

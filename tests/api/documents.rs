@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, World, eventually, json_body, spawn_app_with, world};
+use crate::helpers::{TestApp, World, json_body, spawn_app_with, world};
 use crate::realtime::{ask, connect, event, read_until};
 
 /// A minimal PDF: one page per entry of `pages`, Helvetica, one line each.
@@ -127,17 +127,16 @@ pub async fn upload_ok(app: &TestApp, token: &str, query: &str, name: &str, byte
 
 /// Waits until the document is `ready` or `failed` and returns it.
 pub async fn settled(app: &TestApp, token: &str, id: &str) -> Value {
-    let mut doc = Value::Null;
-    let done = eventually(Duration::from_secs(60), || {
-        let path = format!("/v1/documents/{id}");
-        async {
-            doc = json_body(app.get(&path, Some(token)).await).await;
-            doc["status"] == "ready" || doc["status"] == "failed"
+    let path = format!("/v1/documents/{id}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let doc = json_body(app.get(&path, Some(token)).await).await;
+        if doc["status"] == "ready" || doc["status"] == "failed" {
+            return doc;
         }
-    })
-    .await;
-    assert!(done, "document {id} still {doc}");
-    doc
+        assert!(tokio::time::Instant::now() < deadline, "document {id} still {doc}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 /// Asks `question` in a new session of `dealership` and returns `response.done`'s response.
