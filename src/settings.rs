@@ -74,8 +74,8 @@ impl Default for KnowledgeSettings {
         Self {
             vector_store: "auto".into(),
             max_upload_bytes: 20 * 1024 * 1024,
-            chunk_max_tokens: 200,
-            chunk_overlap_tokens: 40,
+            chunk_max_tokens: 120,
+            chunk_overlap_tokens: 24,
             tokenizer: PathBuf::from("models/minilm/tokenizer.json"),
             top_k: 4,
             embed_batch: 8,

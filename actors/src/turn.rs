@@ -127,9 +127,12 @@ async fn run(args: TurnArgs) {
         splitter: SentenceSplitter::default(),
         text: String::new(),
     };
-    // The session context level: a follow-up is searched (and cached) as a standalone
-    // question, so "and on Sunday?" after a question about Saturday hours finds Sunday's.
+    // The session context level: a follow-up is searched as a standalone question, so
+    // "and on Sunday?" after a question about Saturday hours finds Sunday's.
+    // Follow-ups bypass the semantic cache: joined with the question before them they
+    // look much like it, and its cached answer is exactly the wrong one.
     let query = standalone_query(&question, &history);
+    let follow_up = query.is_some();
     if !history.is_empty() {
         let result = if query.is_some() { "hit" } else { "miss" };
         shared
@@ -153,6 +156,7 @@ async fn run(args: TurnArgs) {
             }
         };
         if let Some(e) = &embedding
+            && !follow_up
             && let Some(hit) = shared.semantic.lookup(&tenant, &query, e.clone()).await
         {
             for piece in hit.text.split_inclusive(' ') {
@@ -209,6 +213,7 @@ async fn run(args: TurnArgs) {
         // Store before reporting done: the session stops this actor right after.
         if let Some(e) = embedding
             && cacheable
+            && !follow_up
             && !out.text.trim().is_empty()
             && !cancel.is_cancelled()
         {

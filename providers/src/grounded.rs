@@ -166,12 +166,17 @@ impl GroundedEngine {
             .into_iter()
             .filter(|w| !keys.contains(w))
             .collect();
+        // In a follow-up the customer's new words say what changed ("Sunday" instead of
+        // "Saturday"), so a sentence must hold them to win over one that only matches the
+        // earlier question.
+        let own_weight = if context.is_empty() { 0.3 } else { 0.6 };
         let mut scored: Vec<(f32, usize)> = sentence_vectors
             .iter()
             .zip(&candidates)
             .enumerate()
             .map(|(i, (v, (_, s)))| {
-                let score = cosine(q, v) + 0.3 * overlap(&keys, s) + 0.15 * overlap(&context, s);
+                let score =
+                    cosine(q, v) + own_weight * overlap(&keys, s) + 0.15 * overlap(&context, s);
                 (score, i)
             })
             .collect();

@@ -353,10 +353,34 @@ fn tidy_line(line: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // Plain text and Markdown
 
+/// Plain text: paragraphs, where a paragraph of one short line without closing
+/// punctuation ("Prices and fees") is taken as the heading of the paragraphs after it
+/// (the first one of the file as the title above them).
 fn extract_text(text: &str) -> Vec<Section> {
     let mut sections = Sections::default();
-    sections.push(None, None, text);
+    let mut path = HeadingPath::default();
+    let mut body = String::new();
+    let paragraphs: Vec<String> = tidy(text).split("\n\n").map(str::to_owned).collect();
+    for (i, paragraph) in paragraphs.iter().enumerate() {
+        let is_last = i + 1 == paragraphs.len();
+        if !is_last && looks_like_heading(paragraph) {
+            sections.push(path.joined(), None, &body);
+            body.clear();
+            path.enter(if i == 0 { 1 } else { 2 }, paragraph);
+        } else {
+            body.push_str(paragraph);
+            body.push_str("\n\n");
+        }
+    }
+    sections.push(path.joined(), None, &body);
     sections.0
+}
+
+fn looks_like_heading(paragraph: &str) -> bool {
+    let words = paragraph.split_whitespace().count();
+    !paragraph.contains('\n')
+        && (1..=10).contains(&words)
+        && !paragraph.ends_with(['.', '!', '?', ':', ';', ','])
 }
 
 fn extract_markdown(text: &str) -> Vec<Section> {
@@ -801,6 +825,40 @@ pub fn display_name(client_filename: &str) -> String {
 
 fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+#[cfg(test)]
+mod text_heading_tests {
+    use super::*;
+
+    #[test]
+    fn short_unpunctuated_lines_of_a_text_file_become_headings() {
+        let sections = extract_text(
+            "Buying policies\n\nDeposits\n\nA deposit of 500 dollars holds a car.\n\n\
+             Returns\n\nUsed cars can be returned within 3 days.\nNew cars cannot.\n",
+        );
+        let got: Vec<(Option<&str>, &str)> = sections
+            .iter()
+            .map(|s| (s.heading.as_deref(), s.text.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    Some("Buying policies > Deposits"),
+                    "A deposit of 500 dollars holds a car."
+                ),
+                (
+                    Some("Buying policies > Returns"),
+                    "Used cars can be returned within 3 days.\nNew cars cannot."
+                ),
+            ]
+        );
+        // A text without such lines is one section of paragraphs.
+        let plain = extract_text("One sentence.\n\nAnother one.");
+        assert_eq!(plain.len(), 1);
+        assert_eq!(plain[0].heading, None);
+    }
 }
 
 #[cfg(test)]

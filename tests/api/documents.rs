@@ -227,6 +227,11 @@ async fn every_format_is_answered_from_and_forgotten_once_deleted() {
             None => unreachable!(),
         };
         assert_eq!(doc["kind"], expected_kind);
+        let store = match app.state.db.kind() {
+            "postgres" => "pgvector",
+            _ => "local",
+        };
+        assert_eq!(doc["vector_store"], store);
         // The original comes back byte for byte, as an attachment.
         let resp = app
             .get(&format!("/v1/documents/{id}/content"), Some(&admin_a.access))
@@ -417,4 +422,68 @@ async fn ingestion_interrupted_by_a_restart_resumes() {
     let doc = settled(&second, &token.access, &id).await;
     assert_eq!(doc["status"], "ready");
     assert!(doc["chunk_count"].as_i64().expect("count") >= 1);
+}
+
+#[tokio::test]
+async fn reindexing_moves_every_document_to_pinecone_and_isolation_holds_there() {
+    let first = quick_app().await;
+    let w = world(&first).await;
+    let a_doc = upload_ok(
+        &first,
+        &w.admin_a.access,
+        "",
+        "valet.md",
+        b"The Zephyr valet service costs 75 dollars per visit.".to_vec(),
+    )
+    .await;
+    let b_doc = upload_ok(
+        &first,
+        &w.admin_b.access,
+        "",
+        "wash.md",
+        b"Bravo Cars washes every car for free.".to_vec(),
+    )
+    .await;
+    for (token, id) in [(&w.admin_a.access, &a_doc), (&w.admin_b.access, &b_doc)] {
+        assert_ne!(settled(&first, token, id).await["vector_store"], "pinecone");
+    }
+    first.shutdown.notify_one();
+
+    // The same database, now configured for Pinecone: the documents move at startup.
+    let pinecone = crate::fake_pinecone::start("pc-test-key", 128).await;
+    let url = first.state.settings.database.url.clone();
+    let host = pinecone.url();
+    let second = spawn_app_with(move |s| {
+        s.database.url = url;
+        s.knowledge.vector_store = "pinecone".into();
+        s.knowledge.pinecone.index_host = host;
+        s.knowledge.pinecone.api_key = Some(secrecy::SecretString::from("pc-test-key"));
+    })
+    .await;
+    let root = second.admin().await;
+    let moved = crate::helpers::eventually(Duration::from_secs(60), || async {
+        let docs = json_body(second.get("/v1/documents", Some(&root.access)).await).await;
+        docs.as_array().is_some_and(|d| {
+            d.len() == 2 && d.iter().all(|d| d["status"] == "ready" && d["vector_store"] == "pinecone")
+        })
+    })
+    .await;
+    assert!(moved, "documents were not re-indexed into Pinecone");
+    assert!(pinecone.vector_count(&format!("dealership-{}", w.a)) >= 1);
+    assert!(pinecone.vector_count(&format!("dealership-{}", w.b)) >= 1);
+
+    let question = "How much does the Zephyr valet service cost?";
+    let from_a = answer(&second, &root.access, &w.a, question).await;
+    assert!(from_a["output_text"].as_str().expect("text").contains("75 dollars"));
+    assert_eq!(cited(&from_a), [a_doc.clone()]);
+    let from_b = answer(&second, &root.access, &w.b, question).await;
+    assert!(!from_b["output_text"].as_str().expect("text").contains("75"));
+    assert_eq!(cited(&from_b), [b_doc]);
+
+    // Deleting removes the vectors from Pinecone too.
+    let resp = second
+        .delete(&format!("/v1/documents/{a_doc}"), Some(&root.access))
+        .await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(pinecone.vector_count(&format!("dealership-{}", w.a)), 0);
 }

@@ -494,7 +494,11 @@ async fn a_follow_up_question_is_read_with_the_one_before_it() {
     let first = done[0]["output_text"].as_str().expect("text");
     let second = done[1]["output_text"].as_str().expect("text");
     assert!(first.contains('8'), "{first}");
-    assert!(second.to_lowercase().contains("closed on sunday"), "{second}");
+    assert!(
+        second.to_lowercase().contains("closed on sunday"),
+        "{second} {}",
+        done[1]["metrics"]
+    );
     assert!(
         metric(&app, r#"adam_cache_lookups_total{level="context",result="hit"}"#).await >= 1.0
     );
