@@ -7,7 +7,7 @@
 
 FROM rust:1.95-bookworm AS builder
 RUN apt-get update \
- && apt-get install -y --no-install-recommends cmake libclang-dev espeak-ng libespeak-ng-dev \
+ && apt-get install -y --no-install-recommends libssl-dev cmake libclang-dev espeak-ng libespeak-ng-dev \
       unzip python3 python3-pip \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -25,7 +25,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates libespeak-ng1 espeak-ng-data libgomp1 \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 libespeak-ng1 espeak-ng-data libgomp1 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin adam
 WORKDIR /app

@@ -15,7 +15,7 @@ fi
 # Debian packages: C/C++ toolchain, cmake and libclang for whisper.cpp (whisper-rs), espeak-ng
 # and its headers for the TTS worker, unzip for the model packages.
 need=()
-for pkg in build-essential pkg-config ca-certificates cmake libclang-dev espeak-ng libespeak-ng-dev unzip; do
+for pkg in build-essential pkg-config ca-certificates libssl-dev cmake libclang-dev espeak-ng libespeak-ng-dev unzip; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -92,7 +92,12 @@ pub fn load_questions(path: &Path) -> anyhow::Result<Vec<Question>> {
 }
 
 fn holds(text: &str, facts: &[String]) -> bool {
-    let norm = |s: &str| s.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
+    let norm = |s: &str| {
+        s.to_lowercase()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let text = norm(text);
     !facts.is_empty() && facts.iter().all(|f| text.contains(&norm(f)))
 }
@@ -177,13 +182,22 @@ async fn evaluate(
     let deadline = Instant::now() + Duration::from_secs(600);
     let chunks = loop {
         let docs = documents::list(&db, Tenant::Only(&dealership.id)).await?;
-        if docs.iter().all(|d| d.status == "ready" || d.status == "failed") {
+        if docs
+            .iter()
+            .all(|d| d.status == "ready" || d.status == "failed")
+        {
             for d in docs.iter().filter(|d| d.status == "failed") {
                 tracing::warn!(file = %d.filename, reason = ?d.error, "document failed");
             }
-            break docs.iter().map(|d| d.chunk_count.max(0) as usize).sum::<usize>();
+            break docs
+                .iter()
+                .map(|d| d.chunk_count.max(0) as usize)
+                .sum::<usize>();
         }
-        anyhow::ensure!(Instant::now() < deadline, "ingestion did not finish in 10 minutes");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "ingestion did not finish in 10 minutes"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let providers = &realtime.shared.providers;
@@ -263,7 +277,10 @@ async fn evaluate(
             answerable.len(),
         ),
         hit_at_3: share(
-            answerable.iter().filter(|o| o.rank.is_some_and(|r| r <= 3)).count(),
+            answerable
+                .iter()
+                .filter(|o| o.rank.is_some_and(|r| r <= 3))
+                .count(),
             answerable.len(),
         ),
         answer_correct: share(
@@ -293,7 +310,10 @@ mod tests {
     #[test]
     fn facts_match_case_and_spacing_insensitively() {
         let facts = vec!["49 dollars".to_owned(), "45  minutes".to_owned()];
-        assert!(holds("An oil change costs 49 Dollars and takes 45 minutes.", &facts));
+        assert!(holds(
+            "An oil change costs 49 Dollars and takes 45 minutes.",
+            &facts
+        ));
         assert!(!holds("An oil change costs 49 dollars.", &facts));
         assert!(!holds("anything", &[]), "no facts: nothing to hold");
         assert_eq!(percentile(&[1, 2, 3, 4, 100], 0.5), 3);

@@ -573,7 +573,10 @@ impl Settings {
             }
         }
         if k.max_upload_bytes < 1024 {
-            return Err(invalid("knowledge.max_upload_bytes", "must be at least 1024"));
+            return Err(invalid(
+                "knowledge.max_upload_bytes",
+                "must be at least 1024",
+            ));
         }
         if k.chunk_max_tokens < 16 || k.chunk_overlap_tokens >= k.chunk_max_tokens {
             return Err(invalid(

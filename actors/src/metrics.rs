@@ -14,6 +14,8 @@ pub struct ActorMetrics {
     pub tts_first_audio: Histogram,
     /// End of speech → first audio out.
     pub voice_to_voice: Histogram,
+    /// One vector-store search (the retrieval stage of a turn).
+    pub retrieval: Histogram,
     /// Speech start → audio cleared on barge-in.
     pub barge_in_stop: Histogram,
     /// Live sessions.
@@ -58,6 +60,10 @@ impl ActorMetrics {
                 "voice_to_voice_seconds",
                 "End of user speech to first answer audio",
             )?,
+            retrieval: latency(
+                "stage_retrieval_seconds",
+                "Vector store search of one question",
+            )?,
             barge_in_stop: latency(
                 "barge_in_stop_seconds",
                 "Barge-in detected to audio cleared",
@@ -94,6 +100,7 @@ impl ActorMetrics {
         registry.register(Box::new(m.tts_first_audio.clone()))?;
         registry.register(Box::new(m.voice_to_voice.clone()))?;
         registry.register(Box::new(m.barge_in_stop.clone()))?;
+        registry.register(Box::new(m.retrieval.clone()))?;
         registry.register(Box::new(m.live_sessions.clone()))?;
         registry.register(Box::new(m.live_actors.clone()))?;
         registry.register(Box::new(m.restarts.clone()))?;

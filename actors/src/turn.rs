@@ -166,14 +166,21 @@ async fn run(args: TurnArgs) {
             return Ok(());
         }
         let passages = match &embedding {
-            Some(e) => providers
-                .retriever
-                .retrieve(&tenant, &query, e, top_k, cancel.clone())
-                .await
-                .unwrap_or_else(|err| {
+            Some(e) => {
+                let started = std::time::Instant::now();
+                let found = providers
+                    .retriever
+                    .retrieve(&tenant, &query, e, top_k, cancel.clone())
+                    .await;
+                shared
+                    .metrics
+                    .retrieval
+                    .observe(started.elapsed().as_secs_f64());
+                found.unwrap_or_else(|err| {
                     tracing::warn!(error = %err, "retrieval failed; answering without passages");
                     Vec::new()
-                }),
+                })
+            }
             None => Vec::new(),
         };
         let request = AnswerRequest {

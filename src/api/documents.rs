@@ -195,8 +195,7 @@ pub async fn list(
     Query(q): Query<DealershipQuery>,
 ) -> Result<Json<Vec<DocumentOut>>, ApiError> {
     principal.require(ADMINS)?;
-    let docs =
-        documents::list(&state.db, principal.list_scope(q.dealership_id.as_deref())).await?;
+    let docs = documents::list(&state.db, principal.list_scope(q.dealership_id.as_deref())).await?;
     Ok(Json(docs.into_iter().map(DocumentOut::from).collect()))
 }
 
@@ -282,7 +281,12 @@ pub async fn delete(
     let doc = documents::get(&state.db, principal.tenant(), &id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    match state.realtime.knowledge.delete(principal.tenant(), &id).await {
+    match state
+        .realtime
+        .knowledge
+        .delete(principal.tenant(), &id)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => return Err(ApiError::NotFound),
         Err(DeleteError::Store(e)) => {

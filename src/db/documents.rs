@@ -146,11 +146,13 @@ pub async fn bytes(db: &Db, tenant: Tenant<'_>, id: &str) -> Result<Option<Vec<u
 /// Deletes a document with its file and chunks; false when it was not there.
 pub async fn delete(db: &Db, tenant: Tenant<'_>, id: &str) -> Result<bool, sqlx::Error> {
     on_pool!(db, |pool| {
-        let done = sqlx::query("DELETE FROM documents WHERE id = $1 AND ($2 IS NULL OR dealership_id = $2)")
-            .bind(id)
-            .bind(tenant.filter())
-            .execute(pool)
-            .await?;
+        let done = sqlx::query(
+            "DELETE FROM documents WHERE id = $1 AND ($2 IS NULL OR dealership_id = $2)",
+        )
+        .bind(id)
+        .bind(tenant.filter())
+        .execute(pool)
+        .await?;
         Ok(done.rows_affected() > 0)
     })
 }

@@ -68,7 +68,9 @@ impl IngestMetrics {
             )?,
             seconds: Histogram::with_opts(
                 HistogramOpts::new("document_ingest_seconds", "Time to ingest one document")
-                    .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]),
+                    .buckets(vec![
+                        0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+                    ]),
             )?,
         };
         registry.register(Box::new(m.documents.clone()))?;
@@ -156,9 +158,12 @@ impl Knowledge {
             metrics: IngestMetrics::new(registry)?,
         });
         tokio::spawn(worker(Arc::downgrade(&knowledge), rx));
-        let pending =
-            documents::pending(&knowledge.db, knowledge.store.kind(), &knowledge.embedder_id)
-                .await?;
+        let pending = documents::pending(
+            &knowledge.db,
+            knowledge.store.kind(),
+            &knowledge.embedder_id,
+        )
+        .await?;
         if !pending.is_empty() {
             tracing::info!(
                 documents = pending.len(),
@@ -301,13 +306,20 @@ impl Knowledge {
     pub async fn process(&self, id: &str) {
         let started = Instant::now();
         let outcome = self.ingest(id).await;
-        self.metrics.seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .seconds
+            .observe(started.elapsed().as_secs_f64());
         let now = self.clock.now();
         match outcome {
             Ok(Some((tenant, chunks))) => {
                 self.metrics.documents.with_label_values(&["ready"]).inc();
                 self.semantic.clear(Some(&tenant));
-                tracing::info!(document = id, chunks, elapsed_ms = started.elapsed().as_millis() as u64, "document ready");
+                tracing::info!(
+                    document = id,
+                    chunks,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "document ready"
+                );
             }
             Ok(None) => {}
             Err(reason) => {
@@ -332,8 +344,12 @@ impl Knowledge {
             return Ok(None);
         }
         let (Some(doc), Some(bytes)) = (
-            documents::get(&self.db, Tenant::All, id).await.map_err(db_error)?,
-            documents::bytes(&self.db, Tenant::All, id).await.map_err(db_error)?,
+            documents::get(&self.db, Tenant::All, id)
+                .await
+                .map_err(db_error)?,
+            documents::bytes(&self.db, Tenant::All, id)
+                .await
+                .map_err(db_error)?,
         ) else {
             return Ok(None);
         };

@@ -144,20 +144,19 @@ impl VectorStore for PgVectorStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(unavailable)?;
-            let rows: Vec<Row> =
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT c.document_id, d.filename, c.heading, c.page, c.text, \
+            let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT c.document_id, d.filename, c.heading, c.page, c.text, \
                      (1 - (c.embedding::vector({d}) <=> $1::vector({d})))::float4 AS score \
                      FROM chunks c JOIN documents d ON d.id = c.document_id \
                      WHERE c.dealership_id = $2 AND c.embedding IS NOT NULL \
                      ORDER BY c.embedding::vector({d}) <=> $1::vector({d}) LIMIT $3"
-                )))
-                .bind(literal(vector))
-                .bind(tenant)
-                .bind(k as i64)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(unavailable)?;
+            )))
+            .bind(literal(vector))
+            .bind(tenant)
+            .bind(k as i64)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(unavailable)?;
             tx.commit().await.map_err(unavailable)?;
             Ok(rows
                 .into_iter()

@@ -124,3 +124,58 @@ async fn cli_creates_a_dealership_and_a_user_who_can_log_in() {
     assert_eq!(me["role"], "dealership_admin");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn eval_reports_retrieval_hits_and_answers_on_a_question_set() {
+    let dir = std::env::temp_dir().join(format!("adam-eval-{}", uuid::Uuid::new_v4()));
+    let docs = dir.join("docs");
+    std::fs::create_dir_all(&docs).expect("dir");
+    std::fs::write(
+        docs.join("service.md"),
+        "# Service\n\nThe Zephyr valet service costs 75 dollars per visit.\n",
+    )
+    .expect("doc");
+    std::fs::write(
+        docs.join("hours.txt"),
+        "The Vega showroom opens at 9 am every weekday.\n",
+    )
+    .expect("doc");
+    std::fs::write(
+        dir.join("questions.jsonl"),
+        concat!(
+            r#"{"question": "How much does the Zephyr valet service cost?", "expect": ["75 dollars"]}"#,
+            "\n",
+            r#"{"question": "When does the Vega showroom open?", "expect": ["9 am"], "document": "hours.txt"}"#,
+            "\n",
+        ),
+    )
+    .expect("questions");
+    let (ok, out, err) = adam(
+        &dir,
+        &[
+            "eval",
+            "--documents",
+            "docs",
+            "--questions",
+            "questions.jsonl",
+            "--json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("JSON report");
+    assert_eq!(report["answerable"], 2);
+    assert_eq!(report["hit_at_1"], 1.0, "{report}");
+    assert_eq!(report["answer_correct"], 1.0, "{report}");
+    assert!(report["chunks"].as_u64().expect("chunks") >= 2);
+    // A malformed question file is a clear error naming the line.
+    std::fs::write(dir.join("bad.jsonl"), "{\"question\": 1}\n").expect("bad");
+    let (ok, _, err) = adam(
+        &dir,
+        &["eval", "--documents", "docs", "--questions", "bad.jsonl"],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("bad.jsonl:1"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}

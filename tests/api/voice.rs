@@ -445,7 +445,12 @@ async fn typed(app: &TestApp, questions: &[&str]) -> Vec<Value> {
 }
 
 async fn metric(app: &TestApp, series: &str) -> f64 {
-    let text = app.get("/metrics", None).await.text().await.expect("metrics");
+    let text = app
+        .get("/metrics", None)
+        .await
+        .text()
+        .await
+        .expect("metrics");
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or(0.0)
@@ -468,14 +473,28 @@ async fn a_paraphrase_is_answered_from_the_semantic_cache_and_an_unrelated_quest
     let text = |i: usize| done[i]["output_text"].as_str().expect("text").to_owned();
     assert!(text(0).contains("49"), "{}", text(0));
     assert_eq!(done[0]["metrics"]["cache_hit"], false);
-    assert_eq!(done[1]["metrics"]["cache_hit"], true, "paraphrase: {}", text(1));
+    assert_eq!(
+        done[1]["metrics"]["cache_hit"],
+        true,
+        "paraphrase: {}",
+        text(1)
+    );
     assert_eq!(text(1), text(0));
-    assert_eq!(done[2]["metrics"]["cache_hit"], false, "unrelated: {}", text(2));
+    assert_eq!(
+        done[2]["metrics"]["cache_hit"],
+        false,
+        "unrelated: {}",
+        text(2)
+    );
     assert!(text(2).contains("appointment"), "{}", text(2));
     // The answer engine ran for the first and third question only.
     assert_eq!(metric(&app, generated).await - before, 2.0);
     assert_eq!(
-        metric(&app, r#"adam_cache_lookups_total{level="semantic",result="hit"}"#).await,
+        metric(
+            &app,
+            r#"adam_cache_lookups_total{level="semantic",result="hit"}"#
+        )
+        .await,
         1.0
     );
 }
@@ -500,6 +519,11 @@ async fn a_follow_up_question_is_read_with_the_one_before_it() {
         done[1]["metrics"]
     );
     assert!(
-        metric(&app, r#"adam_cache_lookups_total{level="context",result="hit"}"#).await >= 1.0
+        metric(
+            &app,
+            r#"adam_cache_lookups_total{level="context",result="hit"}"#
+        )
+        .await
+            >= 1.0
     );
 }
