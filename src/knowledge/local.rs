@@ -1479,22 +1479,30 @@ mod tests {
         }
         assert_eq!(index.len(), 2750);
         check_removed(&index, &removed);
-        for chunk in added.iter().flat_map(|(_, c)| c) {
-            assert_eq!(
-                texts(&index.search(&chunk.vector, 1)),
-                std::slice::from_ref(&chunk.id)
-            );
-        }
+        // New rows are found: scanned exactly until a rebuild takes them into the graph
+        // (which may happen at any moment here), approximately after it.
+        let self_found = |index: &VectorIndex| {
+            let chunks: Vec<&ChunkRecord> = added.iter().flat_map(|(_, c)| c).collect();
+            let found = chunks
+                .iter()
+                .filter(|c| texts(&index.search(&c.vector, 1)) == std::slice::from_ref(&c.id))
+                .count();
+            found as f64 / chunks.len() as f64
+        };
+        let before = self_found(&index);
+        assert!(
+            before >= 0.95,
+            "new rows found as their own nearest: {before}"
+        );
         settle(&index).await;
         assert!(index.builds() > builds);
         assert!(index.hnsw_active());
         check_removed(&index, &removed);
-        for chunk in added.iter().flat_map(|(_, c)| c) {
-            assert_eq!(
-                texts(&index.search(&chunk.vector, 1)),
-                std::slice::from_ref(&chunk.id)
-            );
-        }
+        let after = self_found(&index);
+        assert!(
+            after >= 0.95,
+            "new rows found through the rebuilt graph: {after}"
+        );
         let corpus = corpus_of(&live);
         let r = recall(&index, &corpus, &queries, 10);
         assert!(r >= 0.9, "recall@10 after rebuild {r}");
