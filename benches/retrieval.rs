@@ -2,6 +2,7 @@
 //! dimension) at 1k, 10k and 100k entries, exact and through the HNSW graph.
 //!
 //! `cargo bench -p adam --bench retrieval -- --warm-up-time 1 --measurement-time 3`
+//! (`ADAM_BENCH_HNSW_100K=1` also builds and measures the graph at 100k entries)
 //!
 //! The setup prints (stderr) each graph's build time and the graph's recall@4 against
 //! the exact search over 100 random queries. Random unit vectors are the hardest case
@@ -84,6 +85,19 @@ fn recall(exact: &VectorIndex, graph: &VectorIndex, queries: &[Vec<f32>]) -> f64
     hits as f64 / (queries.len() * K) as f64
 }
 
+/// p50 and p99 of 1000 single searches (criterion reports means of batches).
+fn percentiles(index: &VectorIndex, queries: &[Vec<f32>]) -> (Duration, Duration) {
+    let mut times: Vec<Duration> = (0..1000)
+        .map(|i| {
+            let started = Instant::now();
+            black_box(index.search(&queries[i % queries.len()], K));
+            started.elapsed()
+        })
+        .collect();
+    times.sort_unstable();
+    (times[499], times[989])
+}
+
 fn retrieval(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -92,17 +106,27 @@ fn retrieval(c: &mut Criterion) {
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     let mut rng = StdRng::seed_from_u64(0x5eed);
     let queries: Vec<Vec<f32>> = (0..100).map(|_| unit_vector(&mut rng)).collect();
-    for n in [1_000, 10_000] {
+    // The 100k graph takes minutes to build on two cores: opt in with ADAM_BENCH_HNSW_100K=1.
+    let graph_100k = std::env::var_os("ADAM_BENCH_HNSW_100K").is_some();
+    for n in [1_000, 10_000, 100_000] {
         let exact = index_of(&runtime, n, true);
-        let graph = index_of(&runtime, n, false);
-        eprintln!(
-            "{n} entries: HNSW recall@{K} versus exact over {} queries: {:.3}",
-            queries.len(),
-            recall(&exact, &graph, &queries)
-        );
+        let graph = (n < 100_000 || graph_100k).then(|| index_of(&runtime, n, false));
+        if let Some(graph) = &graph {
+            eprintln!(
+                "{n} entries: HNSW recall@{K} versus exact over {} queries: {:.3}",
+                queries.len(),
+                recall(&exact, graph, &queries)
+            );
+        }
+        let mut indexes = vec![("exact", &exact)];
+        indexes.extend(graph.as_ref().map(|g| ("hnsw", g)));
+        for (name, index) in &indexes {
+            let (p50, p99) = percentiles(index, &queries);
+            eprintln!("{n} entries, {name}: search p50 {p50:.2?}, p99 {p99:.2?} (1000 queries)");
+        }
         let mut group = c.benchmark_group(format!("search_top{K}_{n}"));
         group.sample_size(if n >= 100_000 { 10 } else { 20 });
-        for (name, index) in [("exact", &exact), ("hnsw", &graph)] {
+        for (name, index) in indexes {
             group.bench_function(name, |b| {
                 let mut i = 0;
                 b.iter(|| {

@@ -56,6 +56,9 @@ pub struct KnowledgeSettings {
     pub tokenizer: PathBuf,
     /// Passages retrieved per question.
     pub top_k: usize,
+    /// Tokens of passages (title and text) given to the answer engine at most; the best
+    /// passage is always given.
+    pub context_max_tokens: usize,
     /// Texts embedded per call while ingesting (small batches keep live questions from
     /// waiting long behind an ingestion).
     pub embed_batch: usize,
@@ -78,6 +81,7 @@ impl Default for KnowledgeSettings {
             chunk_overlap_tokens: 24,
             tokenizer: PathBuf::from("models/minilm/tokenizer.json"),
             top_k: 4,
+            context_max_tokens: 512,
             embed_batch: 8,
             demo_dir: None,
             limits: Default::default(),

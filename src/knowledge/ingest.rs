@@ -182,6 +182,11 @@ impl Knowledge {
         &self.store
     }
 
+    /// Tokens in `text`, counted as chunks are (the embedder's tokenizer).
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.chunker.count(text)
+    }
+
     /// The embedder in use.
     pub fn embedder(&self) -> &Arc<dyn Embedder> {
         &self.embedder

@@ -86,9 +86,6 @@ impl Realtime {
         let store = crate::knowledge::open_store(settings, &db, providers.embedder.dimension())
             .await
             .context("opening the vector store")?;
-        providers.retriever = Arc::new(crate::knowledge::retriever::DocumentRetriever::new(
-            store.clone(),
-        ));
         let knowledge = crate::knowledge::ingest::Knowledge::start(
             crate::knowledge::ingest::KnowledgeDeps {
                 db: db.clone(),
@@ -107,6 +104,10 @@ impl Realtime {
         )
         .await
         .context("starting document ingestion")?;
+        providers.retriever = Arc::new(crate::knowledge::retriever::DocumentRetriever::new(
+            knowledge.clone(),
+            settings.knowledge.context_max_tokens,
+        ));
         let registry_handle =
             SessionRegistryHandle::start(settings.session.max_sessions, metrics.clone())
                 .await
