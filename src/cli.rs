@@ -328,7 +328,7 @@ async fn eval(
     say(&format!(
         "\n{} answerable questions over {} chunks: hit@1 {:.1} %, hit@3 {:.1} %, answers correct {:.1} %\n\
          {} unanswerable questions: {:.1} % answered honestly\n\
-         store search: p50 {} µs, p99 {} µs",
+         retrieval (search + fusion): p50 {} µs, p99 {} µs",
         report.answerable,
         report.chunks,
         report.hit_at_1 * 100.0,

@@ -4,7 +4,7 @@
 //! store, and asks the answer engine, then reports retrieval hit@1/hit@3 (a passage
 //! among the first 1/3 holds every expected fact), answer correctness (the answer holds
 //! every fact; an unanswerable question gets no document answer), and the latency of the
-//! store search alone.
+//! retrieval (vector search, lexical fusion, context budget; not the embedding).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -49,7 +49,7 @@ pub struct Outcome {
     pub answer: String,
     /// The answer is right.
     pub correct: bool,
-    /// Store search time, µs.
+    /// Retrieval time (search, fusion, budget), µs.
     pub search_us: u64,
 }
 
@@ -70,9 +70,9 @@ pub struct Report {
     pub unanswerable_correct: f64,
     /// Chunks searched.
     pub chunks: usize,
-    /// Store search latency p50, µs.
+    /// Retrieval latency p50, µs.
     pub search_p50_us: u64,
-    /// Store search latency p99, µs.
+    /// Retrieval latency p99, µs.
     pub search_p99_us: u64,
     /// Every question.
     pub outcomes: Vec<Outcome>,
@@ -201,7 +201,6 @@ async fn evaluate(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let providers = &realtime.shared.providers;
-    let store = realtime.knowledge.store().clone();
     let k = settings.knowledge.top_k.max(3);
     let mut outcomes = Vec::new();
     for q in questions {
@@ -213,10 +212,17 @@ async fn evaluate(
             .pop()
             .context("no vector")?;
         let started = Instant::now();
-        let passages: Vec<Passage> = store
-            .search(&dealership.id, &vector, k)
+        let passages: Vec<Passage> = providers
+            .retriever
+            .retrieve(
+                &dealership.id,
+                &q.question,
+                &vector,
+                k,
+                CancellationToken::new(),
+            )
             .await
-            .map_err(|e| anyhow::anyhow!("search: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("retrieval: {e}"))?;
         let search_us = started.elapsed().as_micros() as u64;
         let rank = passages
             .iter()

@@ -59,6 +59,9 @@ pub struct KnowledgeSettings {
     /// Tokens of passages (title and text) given to the answer engine at most; the best
     /// passage is always given.
     pub context_max_tokens: usize,
+    /// Fetch more candidates from the vector store and re-rank them with BM25 (reciprocal
+    /// rank fusion with the vector ranking).
+    pub lexical_fusion: bool,
     /// Texts embedded per call while ingesting (small batches keep live questions from
     /// waiting long behind an ingestion).
     pub embed_batch: usize,
@@ -82,6 +85,7 @@ impl Default for KnowledgeSettings {
             tokenizer: PathBuf::from("models/minilm/tokenizer.json"),
             top_k: 4,
             context_max_tokens: 512,
+            lexical_fusion: false,
             embed_batch: 8,
             demo_dir: None,
             limits: Default::default(),

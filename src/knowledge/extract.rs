@@ -376,6 +376,33 @@ fn extract_text(text: &str) -> Vec<Section> {
     sections.0
 }
 
+/// A PDF page's text cut at its title lines: a short line without closing punctuation
+/// followed by a line that starts with a capital (a section title above sentences).
+/// Lines of running text that merely wrap are left alone.
+fn page_sections(text: &str) -> Vec<(Option<String>, String)> {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let mut out: Vec<(Option<String>, String)> = vec![(None, String::new())];
+    for (i, line) in lines.iter().enumerate() {
+        let next_starts_sentence = lines[i + 1..]
+            .iter()
+            .find(|l| !l.is_empty())
+            .is_some_and(|l| l.starts_with(|c: char| c.is_uppercase() || c.is_ascii_digit()));
+        let previous_ended = lines[..i]
+            .iter()
+            .rev()
+            .find(|l| !l.is_empty())
+            .is_none_or(|l| l.ends_with(['.', '!', '?', ':']) || looks_like_heading(l));
+        if !line.is_empty() && looks_like_heading(line) && next_starts_sentence && previous_ended {
+            out.push((Some(tidy_line(line)), String::new()));
+        } else if let Some((_, body)) = out.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    out.retain(|(_, body)| !body.trim().is_empty());
+    out
+}
+
 fn looks_like_heading(paragraph: &str) -> bool {
     let words = paragraph.split_whitespace().count();
     !paragraph.contains('\n')
@@ -486,7 +513,11 @@ fn extract_pdf(bytes: &[u8], limits: &Limits) -> Result<Vec<Section>, ExtractErr
             pdf_extract::output_doc_page(&doc, &mut output, page).map(|()| text)
         });
         match text {
-            Ok(Ok(text)) => sections.push(None, Some(page), &text),
+            Ok(Ok(text)) => {
+                for (heading, body) in page_sections(&text) {
+                    sections.push(heading, Some(page), &body);
+                }
+            }
             Ok(Err(e)) => {
                 failed_pages += 1;
                 first_failure.get_or_insert_with(|| format!("page {page}: {e}"));
@@ -851,6 +882,23 @@ mod text_heading_tests {
                 (
                     Some("Buying policies > Returns"),
                     "Used cars can be returned within 3 days.\nNew cars cannot."
+                ),
+            ]
+        );
+        // PDF pages: title lines head the sentences below them; wrapped lines do not.
+        let page = page_sections(
+            "Oil and filters\nA synthetic oil change costs 79 dollars.\nTires\nA tire rotation\ncosts 25 dollars.\n",
+        );
+        assert_eq!(
+            page,
+            [
+                (
+                    Some("Oil and filters".to_owned()),
+                    "A synthetic oil change costs 79 dollars.\n".to_owned()
+                ),
+                (
+                    Some("Tires".to_owned()),
+                    "A tire rotation\ncosts 25 dollars.\n".to_owned()
                 ),
             ]
         );

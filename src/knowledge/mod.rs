@@ -11,6 +11,7 @@
 pub mod chunk;
 pub mod extract;
 pub mod ingest;
+pub mod lexical;
 pub mod local;
 pub mod pgvector;
 pub mod pinecone;

@@ -13,15 +13,19 @@ use super::store::StoreError;
 pub struct DocumentRetriever {
     knowledge: Arc<Knowledge>,
     context_max_tokens: usize,
+    lexical_fusion: bool,
 }
 
 impl DocumentRetriever {
     /// Searches `knowledge`'s store; the passages returned hold at most
     /// `context_max_tokens` tokens together (always at least the best one).
-    pub fn new(knowledge: Arc<Knowledge>, context_max_tokens: usize) -> Self {
+    /// With `lexical_fusion`, more candidates are fetched and re-ranked with BM25
+    /// (see [`super::lexical`]).
+    pub fn new(knowledge: Arc<Knowledge>, context_max_tokens: usize, lexical_fusion: bool) -> Self {
         Self {
             knowledge,
             context_max_tokens,
+            lexical_fusion,
         }
     }
 }
@@ -49,20 +53,30 @@ impl Retriever for DocumentRetriever {
     fn retrieve<'a>(
         &'a self,
         tenant: &'a str,
-        _query: &'a str,
+        query: &'a str,
         embedding: &'a [f32],
         k: usize,
         cancel: CancellationToken,
     ) -> BoxFuture<'a, Result<Vec<Passage>, ProviderError>> {
         Box::pin(async move {
+            let candidates = if self.lexical_fusion {
+                (k * 5).max(20)
+            } else {
+                k
+            };
             let found = tokio::select! {
-                found = self.knowledge.store().search(tenant, embedding, k) => found,
+                found = self.knowledge.store().search(tenant, embedding, candidates) => found,
                 _ = cancel.cancelled() => return Err(ProviderError::Cancelled),
             };
             let passages = found.map_err(|e| match e {
                 StoreError::Unavailable(m) => ProviderError::Unavailable(m),
                 StoreError::Rejected(m) => ProviderError::Rejected(m),
             })?;
+            let passages = if self.lexical_fusion {
+                super::lexical::fuse(query, passages, k)
+            } else {
+                passages
+            };
             Ok(within_budget(passages, self.context_max_tokens, |t| {
                 self.knowledge.count_tokens(t)
             }))

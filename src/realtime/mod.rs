@@ -107,6 +107,7 @@ impl Realtime {
         providers.retriever = Arc::new(crate::knowledge::retriever::DocumentRetriever::new(
             knowledge.clone(),
             settings.knowledge.context_max_tokens,
+            settings.knowledge.lexical_fusion,
         ));
         let registry_handle =
             SessionRegistryHandle::start(settings.session.max_sessions, metrics.clone())
