@@ -111,10 +111,12 @@ mod tests {
 
     #[test]
     fn exact_words_lift_a_passage_the_vectors_ranked_lower() {
+        // Vectors put a passage with no shared word first; the words lift the one that
+        // has "test", "drive" and "appointment" over it.
         let dense = vec![
-            passage("You can book a service appointment online or by phone."),
             passage("Loaner cars are available for longer repairs."),
             passage("Test drives are available every day, and no appointment is needed."),
+            passage("You can book a service appointment online or by phone."),
         ];
         let fused = fuse("Do I need an appointment for a test drive?", dense, 2);
         assert_eq!(
