@@ -316,9 +316,8 @@ impl Knowledge {
             .observe(started.elapsed().as_secs_f64());
         let now = self.clock.now();
         match outcome {
-            Ok(Some((tenant, chunks))) => {
+            Ok(Some((_, chunks))) => {
                 self.metrics.documents.with_label_values(&["ready"]).inc();
-                self.semantic.clear(Some(&tenant));
                 tracing::info!(
                     document = id,
                     chunks,
@@ -436,6 +435,9 @@ impl Knowledge {
             .upsert(&tenant, id, &records)
             .await
             .map_err(|e| format!("{e}; re-index the document to try again"))?;
+        // Answers cached from before this version are forgotten before the document is
+        // reported ready (the cache actor handles the clear before any later lookup).
+        self.semantic.clear(Some(&tenant));
         let ready = documents::set_ready(
             &self.db,
             id,

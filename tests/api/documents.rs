@@ -560,3 +560,38 @@ async fn reindexing_moves_every_document_to_pinecone_and_isolation_holds_there()
     assert_eq!(resp.status(), 204);
     assert_eq!(pinecone.vector_count(&format!("dealership-{}", w.a)), 0);
 }
+
+#[tokio::test]
+async fn a_new_document_is_answered_at_once_not_the_cached_answer_from_before_it() {
+    let app = quick_app().await;
+    let World { a, admin_a, .. } = world(&app).await;
+    let question = "How much does the Zephyr valet service cost?";
+    let before = answer(&app, &admin_a.access, &a, question).await;
+    let again = answer(&app, &admin_a.access, &a, question).await;
+    assert_eq!(again["metrics"]["cache_hit"], true, "the answer was cached");
+    assert!(!before["output_text"].as_str().expect("text").contains("75"));
+    let id = upload_ok(
+        &app,
+        &admin_a.access,
+        "",
+        "valet.md",
+        b"The Zephyr valet service costs 75 dollars per visit.".to_vec(),
+    )
+    .await;
+    assert_eq!(settled(&app, &admin_a.access, &id).await["status"], "ready");
+    let after = answer(&app, &admin_a.access, &a, question).await;
+    assert_eq!(
+        after["metrics"]["cache_hit"], false,
+        "ingestion cleared the cache"
+    );
+    assert!(
+        after["output_text"]
+            .as_str()
+            .expect("text")
+            .contains("75 dollars")
+    );
+    assert_eq!(cited(&after), [id]);
+    let stats = json_body(app.get("/v1/cache/stats", Some(&admin_a.access)).await).await;
+    assert_eq!(stats["dealership_id"], a.as_str());
+    assert_eq!(stats["semantic"]["hits"], 1);
+}
