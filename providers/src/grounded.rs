@@ -15,7 +15,7 @@
 //! only used when every number, time, price and name in it appears in the source;
 //! otherwise the source sentences are spoken.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use adam_actors::ports::{
@@ -170,13 +170,37 @@ impl GroundedEngine {
         // "Saturday"), so a sentence must hold them to win over one that only matches the
         // earlier question.
         let own_weight = if context.is_empty() { 0.3 } else { 0.6 };
+        // A question word found in few candidate sentences ("Sunday") tells more than one
+        // found in many ("open").
+        let stems: Vec<HashSet<String>> = candidates
+            .iter()
+            .map(|(_, s)| words(s).iter().map(|w| stem(w).to_owned()).collect())
+            .collect();
+        let weights: HashMap<&str, f32> = keys
+            .iter()
+            .map(|k| {
+                let df = stems.iter().filter(|s| s.contains(k)).count() as f32;
+                (k.as_str(), (1.0 + stems.len() as f32 / df.max(1.0)).ln())
+            })
+            .collect();
+        let total: f32 = weights.values().sum();
+        let weighted = |sentence: &HashSet<String>| {
+            if total <= 0.0 {
+                return 0.0;
+            }
+            keys.iter()
+                .filter(|k| sentence.contains(*k))
+                .map(|k| weights.get(k.as_str()).copied().unwrap_or(0.0))
+                .sum::<f32>()
+                / total
+        };
         let mut scored: Vec<(f32, usize)> = sentence_vectors
             .iter()
             .zip(&candidates)
             .enumerate()
             .map(|(i, (v, (_, s)))| {
                 let score =
-                    cosine(q, v) + own_weight * overlap(&keys, s) + 0.15 * overlap(&context, s);
+                    cosine(q, v) + own_weight * weighted(&stems[i]) + 0.15 * overlap(&context, s);
                 (score, i)
             })
             .collect();
