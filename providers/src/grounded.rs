@@ -198,9 +198,10 @@ impl GroundedEngine {
             .iter()
             .zip(&candidates)
             .enumerate()
-            .map(|(i, (v, (_, s)))| {
-                let score =
-                    cosine(q, v) + own_weight * weighted(&stems[i]) + 0.15 * overlap(&context, s);
+            .map(|(i, (v, _))| {
+                let score = cosine(q, v)
+                    + own_weight * weighted(&stems[i])
+                    + 0.15 * overlap(&context, &stems[i]);
                 (score, i)
             })
             .collect();
@@ -443,13 +444,12 @@ fn content_words(question: &str) -> HashSet<String> {
         .collect()
 }
 
-/// Share of `keys` found in `sentence`.
-fn overlap(keys: &HashSet<String>, sentence: &str) -> f32 {
+/// Share of `keys` among a sentence's word stems.
+fn overlap(keys: &HashSet<String>, sentence: &HashSet<String>) -> f32 {
     if keys.is_empty() {
         return 0.0;
     }
-    let have: HashSet<String> = words(sentence).iter().map(|w| stem(w).to_owned()).collect();
-    keys.iter().filter(|k| have.contains(*k)).count() as f32 / keys.len() as f32
+    keys.iter().filter(|k| sentence.contains(*k)).count() as f32 / keys.len() as f32
 }
 
 /// Names and numbers in the question (capitalised words after the first, and words with

@@ -278,23 +278,20 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(ADMINS)?;
-    let doc = documents::get(&state.db, principal.tenant(), &id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    match state
+    let doc = match state
         .realtime
         .knowledge
         .delete(principal.tenant(), &id)
         .await
     {
-        Ok(true) => {}
-        Ok(false) => return Err(ApiError::NotFound),
+        Ok(Some(doc)) => doc,
+        Ok(None) => return Err(ApiError::NotFound),
         Err(DeleteError::Store(e)) => {
             tracing::error!(document = %id, error = %e, "vector store refused the deletion");
             return Err(ApiError::Unavailable);
         }
         Err(DeleteError::Db(e)) => return Err(e.into()),
-    }
+    };
     audit::record(
         &state.db,
         NewAuditEntry {

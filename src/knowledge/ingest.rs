@@ -261,16 +261,21 @@ impl Knowledge {
         Ok(ids.len())
     }
 
-    /// Removes a document's vectors, then the document; `false` when there is no such
-    /// document. If the store cannot remove the vectors, nothing is deleted.
-    pub async fn delete(&self, tenant: Tenant<'_>, id: &str) -> Result<bool, DeleteError> {
+    /// Removes a document's vectors, then the document, and returns what was deleted;
+    /// `None` when the tenant has no such document. If the store cannot remove the
+    /// vectors, nothing is deleted.
+    pub async fn delete(
+        &self,
+        tenant: Tenant<'_>,
+        id: &str,
+    ) -> Result<Option<Document>, DeleteError> {
         let Some(doc) = documents::get(&self.db, tenant, id).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         self.store.delete_document(&doc.dealership_id, id).await?;
         let deleted = documents::delete(&self.db, tenant, id).await?;
         self.semantic.clear(Some(&doc.dealership_id));
-        Ok(deleted)
+        Ok(deleted.then_some(doc))
     }
 
     /// Ingests every supported file of `dir` for `dealership_id` (the demo knowledge
@@ -316,7 +321,7 @@ impl Knowledge {
             .observe(started.elapsed().as_secs_f64());
         let now = self.clock.now();
         match outcome {
-            Ok(Some((_, chunks))) => {
+            Ok(Some(chunks)) => {
                 self.metrics.documents.with_label_values(&["ready"]).inc();
                 tracing::info!(
                     document = id,
@@ -338,8 +343,8 @@ impl Knowledge {
         }
     }
 
-    /// `Ok(None)`: the document vanished (deleted meanwhile).
-    async fn ingest(&self, id: &str) -> Result<Option<(String, usize)>, String> {
+    /// The chunks stored; `Ok(None)`: the document vanished (deleted meanwhile).
+    async fn ingest(&self, id: &str) -> Result<Option<usize>, String> {
         let db_error = |e: sqlx::Error| format!("database error: {e}");
         if !documents::set_status(&self.db, id, status::PROCESSING, None, self.clock.now())
             .await
@@ -453,7 +458,7 @@ impl Knowledge {
             let _ = self.store.delete_document(&tenant, id).await;
             return Ok(None);
         }
-        Ok(Some((tenant, rows.len())))
+        Ok(Some(rows.len()))
     }
 }
 

@@ -161,17 +161,14 @@ impl VectorStore for PgVectorStore {
             Ok(rows
                 .into_iter()
                 .map(|(document_id, title, heading, page, text, score)| {
-                    ChunkRecord {
-                        id: String::new(),
+                    super::store::passage(
                         document_id,
-                        seq: 0,
-                        title,
-                        heading,
-                        page: page.and_then(|p| u32::try_from(p).ok()),
+                        &title,
+                        heading.as_deref(),
+                        page.and_then(|p| u32::try_from(p).ok()),
                         text,
-                        vector: Vec::new(),
-                    }
-                    .passage(score)
+                        score,
+                    )
                 })
                 .collect())
         })

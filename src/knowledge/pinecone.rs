@@ -660,17 +660,14 @@ fn passage_from_metadata(m: &Map<String, Value>, score: f32) -> Option<Passage> 
             .filter(|n| n.is_finite() && *n >= 0.0 && *n <= f64::from(u32::MAX))
             .map(|n| n as u32)
     };
-    let record = ChunkRecord {
-        id: text("chunk_id").unwrap_or_default(),
-        document_id: text("document_id")?,
-        seq: number("seq").unwrap_or(0),
-        title: text("title").unwrap_or_default(),
-        heading: text("heading"),
-        page: number("page"),
-        text: text("text")?,
-        vector: Vec::new(),
-    };
-    Some(record.passage(score))
+    Some(super::store::passage(
+        text("document_id")?,
+        &text("title").unwrap_or_default(),
+        text("heading").as_deref(),
+        number("page"),
+        text("text")?,
+        score,
+    ))
 }
 
 fn retryable(status: StatusCode) -> bool {

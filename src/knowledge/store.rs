@@ -29,16 +29,36 @@ pub struct ChunkRecord {
 impl ChunkRecord {
     /// The passage a search returns for this chunk.
     pub fn passage(&self, score: f32) -> Passage {
-        Passage {
-            document_id: self.document_id.clone(),
-            title: match &self.heading {
-                Some(h) if !h.is_empty() => format!("{} — {h}", self.title),
-                _ => self.title.clone(),
-            },
-            text: self.text.clone(),
+        passage(
+            self.document_id.clone(),
+            &self.title,
+            self.heading.as_deref(),
+            self.page,
+            self.text.clone(),
             score,
-            page: self.page,
-        }
+        )
+    }
+}
+
+/// A search result as the conversation cites it: the document's name with the section
+/// heading ("service-menu.pdf — Brakes"), the chunk text and its similarity.
+pub fn passage(
+    document_id: String,
+    title: &str,
+    heading: Option<&str>,
+    page: Option<u32>,
+    text: String,
+    score: f32,
+) -> Passage {
+    Passage {
+        document_id,
+        title: match heading {
+            Some(h) if !h.is_empty() => format!("{title} — {h}"),
+            _ => title.to_owned(),
+        },
+        text,
+        score,
+        page,
     }
 }
 
