@@ -1,0 +1,103 @@
+//! The REST resources of Adam's API (docs/API.md), as the browser sees them.
+
+export type Role = "super_admin" | "dealership_admin" | "user";
+
+export interface User {
+  id: string;
+  email: string;
+  role: Role;
+  dealership_id: string | null;
+  display_name: string | null;
+  disabled: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface TokenPair {
+  access_token: string;
+  refresh_token: string;
+  token_type: string;
+  expires_in: number;
+}
+
+export interface Dealership {
+  id: string;
+  name: string;
+  allowed_origins: string[];
+  persona: string;
+  voice: string;
+  avatar: Record<string, unknown>;
+  embed_key: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export type DocumentStatus = "queued" | "processing" | "ready" | "failed";
+
+export interface KnowledgeDocument {
+  id: string;
+  dealership_id: string;
+  filename: string;
+  kind: string;
+  content_type: string;
+  size_bytes: number;
+  status: DocumentStatus;
+  error: string | null;
+  chunk_count: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Citation {
+  document_id: string;
+  title: string;
+  text: string;
+  score: number;
+  page: number | null;
+}
+
+export interface ResponseMetrics {
+  stt_ms: number | null;
+  answer_first_token_ms: number | null;
+  tts_first_audio_ms: number | null;
+  voice_to_voice_ms: number | null;
+  cache_hit: boolean;
+}
+
+export interface SessionSummary {
+  id: string;
+  dealership_id: string;
+  user_id: string | null;
+  transport: string;
+  started_at: string;
+  ended_at: string | null;
+  end_reason: string | null;
+}
+
+export interface SessionTurn {
+  seq: number;
+  user_text: string;
+  assistant_text: string;
+  status: "completed" | "cancelled" | "failed";
+  interrupted: boolean;
+  citations: Citation[];
+  latency_ms: number | null;
+  metrics: Partial<ResponseMetrics>;
+  started_at: string;
+}
+
+export interface SessionDetail extends SessionSummary {
+  turns: SessionTurn[];
+}
+
+export interface CacheLevelStats {
+  hits: number;
+  misses: number;
+  entries: number;
+}
+
+export interface CacheStats {
+  dealership_id: string | null;
+  embedding: CacheLevelStats;
+  semantic: CacheLevelStats;
+}
