@@ -28,7 +28,7 @@ export function Avatar({ state, viseme, settings, label }: AvatarProps) {
   const clip = useRef<SVGPathElement>(null);
   const teeth = useRef<SVGRectElement>(null);
   const eyes = useRef<SVGGElement>(null);
-  const clipId = useMemo(() => `adam-mouth-clip-${++instances}`, []);
+  const clipId = useMemo(() => `adam-avatar-${++instances}`, []);
   const colors = avatarColors(settings);
 
   useEffect(() => {
@@ -72,12 +72,16 @@ export function Avatar({ state, viseme, settings, label }: AvatarProps) {
     <div class={`adam-avatar adam-avatar--${state}`} data-state={state} role="img" aria-label={`${label}, ${stateLabel(state)}`}>
       <svg viewBox="0 0 200 200" aria-hidden="true">
         <defs>
-          <clipPath id={clipId}>
+          <clipPath id={`${clipId}-mouth`}>
             <path ref={clip} />
+          </clipPath>
+          <clipPath id={`${clipId}-frame`}>
+            <circle cx="100" cy="100" r="90" />
           </clipPath>
         </defs>
         <circle class="adam-avatar__ring" cx="100" cy="100" r="96" />
         <circle class="adam-avatar__backdrop" cx="100" cy="100" r="90" />
+        <g clip-path={`url(#${clipId}-frame)`}>
         <g class="adam-avatar__figure">
           <path d="M38 200 C42 166 66 152 100 152 C134 152 158 166 162 200 Z" fill={colors.accent} />
           <path d="M86 150 L100 166 L114 150 Z" fill="#ffffff" opacity="0.9" />
@@ -109,8 +113,9 @@ export function Avatar({ state, viseme, settings, label }: AvatarProps) {
           <g ref={mouth} class="adam-avatar__mouth" data-viseme="sil">
             <path ref={lips} fill="#b8555a" />
             <path ref={opening} fill="#3a1a1f" />
-            <rect ref={teeth} fill="#ffffff" rx="1.5" clip-path={`url(#${clipId})`} />
+            <rect ref={teeth} fill="#ffffff" rx="1.5" clip-path={`url(#${clipId}-mouth)`} />
           </g>
+        </g>
         </g>
       </svg>
     </div>

@@ -1,0 +1,133 @@
+//! The admin pages' shell: sign-in, the dealership picker of a super_admin, the navigation and
+//! the page of the current `#/route`.
+
+import { useEffect, useState } from "preact/hooks";
+import { currentUser, isAdmin, signOut } from "../api/auth";
+import type { Api } from "../api/http";
+import type { Dealership, User } from "../api/types";
+import { Header } from "../app/Header";
+import { SignIn } from "../app/SignIn";
+import { CachePage } from "./CachePage";
+import { DocumentsPage } from "./DocumentsPage";
+import type { Scope } from "./scope";
+import { SessionsPage } from "./SessionsPage";
+import { SettingsPage } from "./SettingsPage";
+import { UsersPage } from "./UsersPage";
+
+const ROUTES = [
+  { path: "documents", title: "Documents", page: DocumentsPage },
+  { path: "users", title: "Users", page: UsersPage },
+  { path: "sessions", title: "Sessions", page: SessionsPage },
+  { path: "settings", title: "Settings", page: SettingsPage },
+  { path: "cache", title: "Cache", page: CachePage },
+] as const;
+
+function currentRoute() {
+  const path = window.location.hash.replace(/^#\/?/, "");
+  return ROUTES.find((route) => route.path === path) ?? ROUTES[0];
+}
+
+export function AdminApp({ api }: { api: Api }) {
+  const [user, setUser] = useState<User | null | "loading">(api.tokens.accessToken ? "loading" : null);
+
+  useEffect(() => {
+    if (user === "loading") currentUser(api).then(setUser, () => setUser(null));
+    return api.tokens.subscribe(() => {
+      if (!api.tokens.accessToken) setUser(null);
+    });
+  }, []);
+
+  if (user === "loading") return <Header subtitle="Admin" />;
+  if (user === null) {
+    return (
+      <>
+        <Header subtitle="Admin" />
+        <main class="page-main">
+          <SignIn api={api} title="Adam admin" lead="Sign in to manage documents, users, sessions and settings." onSignedIn={setUser} />
+        </main>
+      </>
+    );
+  }
+  if (!isAdmin(user)) {
+    return (
+      <>
+        <Header subtitle="Admin" />
+        <main class="page-main">
+          <div class="card card--narrow">
+            <h1>Administrators only</h1>
+            <p class="card__lead">{user.email} is not an administrator.</p>
+            <a class="adam-button" href="/">
+              Talk to the assistant
+            </a>{" "}
+            <button class="adam-button" type="button" onClick={() => void signOut(api)}>
+              Sign out
+            </button>
+          </div>
+        </main>
+      </>
+    );
+  }
+  return <Shell api={api} user={user} />;
+}
+
+function Shell({ api, user }: { api: Api; user: User }) {
+  const [route, setRoute] = useState(currentRoute);
+  const [dealerships, setDealerships] = useState<Dealership[]>([]);
+  const [picked, setPicked] = useState<string | null>(user.dealership_id);
+
+  useEffect(() => {
+    const onHash = () => setRoute(currentRoute());
+    window.addEventListener("hashchange", onHash);
+    return () => window.removeEventListener("hashchange", onHash);
+  }, []);
+
+  useEffect(() => {
+    api.request<Dealership[]>("/v1/dealerships").then((list) => {
+      setDealerships(list);
+      setPicked((current) => current ?? list[0]?.id ?? null);
+    });
+  }, []);
+
+  const scope: Scope | null = picked ? { api, user, dealershipId: picked } : null;
+  const Page = route.page;
+  const dealershipName = dealerships.find((d) => d.id === picked)?.name;
+
+  return (
+    <>
+      <Header subtitle="Admin">
+        {user.role === "super_admin" && dealerships.length > 0 ? (
+          <select class="adam-input page-header__select" aria-label="Dealership" value={picked ?? ""} onChange={(e) => setPicked(e.currentTarget.value)}>
+            {dealerships.map((d) => (
+              <option key={d.id} value={d.id}>
+                {d.name}
+              </option>
+            ))}
+          </select>
+        ) : (
+          dealershipName && <span class="page-header__who">{dealershipName}</span>
+        )}
+        <span class="page-header__who">
+          {user.email} · {user.role === "super_admin" ? "super admin" : "admin"}
+        </span>
+        <a class="adam-button" href="/">
+          Conversation
+        </a>
+        <button class="adam-button" type="button" onClick={() => void signOut(api)}>
+          Sign out
+        </button>
+      </Header>
+      <div class="admin">
+        <nav class="admin-nav" aria-label="Admin sections">
+          {ROUTES.map((r) => (
+            <a key={r.path} href={`#/${r.path}`} class={r.path === route.path ? "admin-nav__link admin-nav__link--active" : "admin-nav__link"} aria-current={r.path === route.path ? "page" : undefined}>
+              {r.title}
+            </a>
+          ))}
+        </nav>
+        <main class="admin-main">
+          {scope ? <Page key={`${route.path}:${scope.dealershipId}`} scope={scope} onDealershipsChanged={setDealerships} /> : <p class="admin-empty">No dealership yet.</p>}
+        </main>
+      </div>
+    </>
+  );
+}

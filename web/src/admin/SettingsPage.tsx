@@ -1,0 +1,168 @@
+//! The dealership's settings: name, persona, voice, avatar, allowed origins, and the embed
+//! key with the snippet that puts the widget on the dealership's site.
+
+import { useEffect, useState } from "preact/hooks";
+import type { Dealership } from "../api/types";
+import type { PageProps } from "./scope";
+import { describeError, useResource } from "./useResource";
+
+interface Draft {
+  name: string;
+  persona: string;
+  voice: string;
+  avatar: string;
+  origins: string;
+}
+
+function draftOf(d: Dealership): Draft {
+  return {
+    name: d.name,
+    persona: d.persona,
+    voice: d.voice,
+    avatar: JSON.stringify(d.avatar, null, 2),
+    origins: d.allowed_origins.join("\n"),
+  };
+}
+
+/** The `<script>` tag a dealership pastes into its site. */
+export function embedSnippet(embedKey: string, adamOrigin: string = window.location.origin): string {
+  return `<script src="${adamOrigin}/widget.js" data-embed-key="${embedKey}" async></script>`;
+}
+
+export function SettingsPage({ scope, onDealershipsChanged }: PageProps) {
+  const { api, dealershipId } = scope;
+  const dealership = useResource(() => api.request<Dealership>(`/v1/dealerships/${dealershipId}`), dealershipId);
+  const [draft, setDraft] = useState<Draft | null>(null);
+  const [message, setMessage] = useState<{ tone: "error" | "info"; text: string } | null>(null);
+  const [copied, setCopied] = useState(false);
+
+  useEffect(() => {
+    if (dealership.data) setDraft(draftOf(dealership.data));
+  }, [dealership.data]);
+
+  if (!dealership.data || !draft) return <section class="admin-page">{dealership.error && <p class="adam-notice adam-notice--error">{dealership.error}</p>}</section>;
+  const d = dealership.data;
+  const field = (key: keyof Draft) => (e: { currentTarget: { value: string } }) => setDraft({ ...draft, [key]: e.currentTarget.value });
+
+  const save = async (event: Event) => {
+    event.preventDefault();
+    setMessage(null);
+    let avatar: unknown;
+    try {
+      avatar = JSON.parse(draft.avatar.trim() || "{}");
+    } catch {
+      setMessage({ tone: "error", text: "Avatar: not valid JSON." });
+      return;
+    }
+    if (typeof avatar !== "object" || avatar === null || Array.isArray(avatar)) {
+      setMessage({ tone: "error", text: "Avatar: must be a JSON object, e.g. {\"name\": \"Ava\"}." });
+      return;
+    }
+    try {
+      await api.request(`/v1/dealerships/${d.id}`, {
+        method: "PATCH",
+        body: {
+          name: draft.name.trim(),
+          persona: draft.persona,
+          voice: draft.voice.trim(),
+          avatar,
+          allowed_origins: draft.origins.split(/\s+/).filter(Boolean),
+        },
+      });
+      setMessage({ tone: "info", text: "Saved." });
+      await dealership.reload();
+      onDealershipsChanged(await api.request<Dealership[]>("/v1/dealerships"));
+    } catch (err) {
+      setMessage({ tone: "error", text: describeError(err) });
+    }
+  };
+
+  const rotate = async () => {
+    if (!window.confirm("Rotate the embed key? The current key stops working at once: every site using it must get the new snippet.")) return;
+    try {
+      await api.request(`/v1/dealerships/${d.id}/embed-key`, { method: "POST" });
+      await dealership.reload();
+      setMessage({ tone: "info", text: "A new embed key is active; update the snippet on your site." });
+    } catch (err) {
+      setMessage({ tone: "error", text: describeError(err) });
+    }
+  };
+
+  const snippet = embedSnippet(d.embed_key);
+  const copy = async () => {
+    await navigator.clipboard.writeText(snippet);
+    setCopied(true);
+    setTimeout(() => setCopied(false), 1500);
+  };
+
+  return (
+    <section class="admin-page">
+      <header class="admin-page__head">
+        <div>
+          <h1>Settings</h1>
+          <p class="admin-page__lead">How the assistant presents itself, and where it may be embedded.</p>
+        </div>
+      </header>
+      {message && <p class={`adam-notice adam-notice--${message.tone}`}>{message.text}</p>}
+
+      <div class="settings-grid">
+        <form class="card form" onSubmit={save}>
+          <label class="field">
+            Dealership name
+            <input class="adam-input" required maxLength={200} value={draft.name} onInput={field("name")} />
+          </label>
+          <label class="field">
+            Persona
+            <span class="field__hint">The assistant's instructions: tone, what to offer, what to avoid.</span>
+            <textarea class="adam-input" rows={5} maxLength={20000} value={draft.persona} onInput={field("persona")} />
+          </label>
+          <label class="field">
+            Voice
+            <span class="field__hint">The speech voice name ("default" for the server's voice).</span>
+            <input class="adam-input" required maxLength={100} value={draft.voice} onInput={field("voice")} />
+          </label>
+          <label class="field">
+            Avatar
+            <span class="field__hint">
+              JSON. The built-in avatar reads <code>name</code>, <code>skin_color</code>, <code>hair_color</code> and <code>accent_color</code> (hex colours).
+            </span>
+            <textarea class="adam-input adam-input--code" rows={5} value={draft.avatar} onInput={field("avatar")} />
+          </label>
+          <label class="field">
+            Allowed origins
+            <span class="field__hint">One per line, e.g. https://www.your-dealership.com — the sites where the widget may run.</span>
+            <textarea class="adam-input adam-input--code" rows={4} value={draft.origins} onInput={field("origins")} />
+          </label>
+          <div>
+            <button class="adam-button adam-button--primary" type="submit">
+              Save settings
+            </button>
+          </div>
+        </form>
+
+        <div class="card embed">
+          <h2>Website widget</h2>
+          <p class="card__lead">Paste this into your site's pages, before &lt;/body&gt;. It only works on the allowed origins.</p>
+          <pre class="embed__snippet" data-snippet>
+            {snippet}
+          </pre>
+          <div class="embed__actions">
+            <button class="adam-button" type="button" onClick={() => void copy()}>
+              {copied ? "Copied" : "Copy snippet"}
+            </button>
+            <a class="adam-button" href={`/?embed_key=${encodeURIComponent(d.embed_key)}`} target="_blank" rel="noopener">
+              Try it
+            </a>
+          </div>
+          <h3>Embed key</h3>
+          <p class="embed__key">
+            <code data-embed-key>{d.embed_key}</code>
+          </p>
+          <button class="adam-button adam-button--danger" type="button" onClick={() => void rotate()}>
+            Rotate key
+          </button>
+        </div>
+      </div>
+    </section>
+  );
+}

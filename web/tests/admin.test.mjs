@@ -1,0 +1,61 @@
+// @ts-check
+// The admin pages: an admin uploads a document, watches it become ready, and the assistant
+// then answers from it.
+
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { env, expectTransport, launchBrowser, lines, shotPath, signIn, waitFor } from "./support.mjs";
+
+const FACT_FILE = "dealership-mascot.md";
+const FACT = "# Our mascot\n\nThe Demo Motors mascot is a golden retriever named Biscuit. Biscuit greets visitors in the showroom every weekday morning.\n";
+
+test("Admin: a document uploaded on the documents page becomes ready, and the assistant answers from it", async (t) => {
+  const file = join(tmpdir(), FACT_FILE);
+  writeFileSync(file, FACT);
+  const browser = await launchBrowser(env.silenceWav); // typed questions only
+  t.after(() => browser.close());
+  const { page } = browser;
+
+  await page.goto(`${env.adamUrl}/admin/`);
+  await signIn(page);
+  await page.getByRole("link", { name: "Documents" }).click();
+  await page.locator('input[type="file"]').setInputFiles(file);
+  const row = page.locator(`tr[data-document="${FACT_FILE}"]`);
+  await waitFor("the uploaded document in the list", () => row.count(), { timeoutMs: 15000 });
+  const status = await waitFor(
+    "the document to be ready",
+    async () => {
+      const value = await row.getAttribute("data-status");
+      if (value === "failed") throw new Error(`ingestion failed: ${await row.innerText()}`);
+      return value === "ready" ? value : null;
+    },
+    { timeoutMs: 60000 },
+  );
+  assert.equal(status, "ready");
+  assert.match(await row.locator("td.num").first().innerText(), /^[1-9]\d*$/, "a ready document has chunks");
+  await page.screenshot({ path: shotPath("admin-documents"), fullPage: true });
+
+  // The other admin sections load without an error.
+  for (const section of ["Users", "Sessions", "Settings", "Cache"]) {
+    await page.getByRole("link", { name: section }).click();
+    await waitFor(`the ${section} page`, () => page.getByRole("heading", { level: 1, name: section }).count());
+    assert.equal(await page.locator(".adam-notice--error").count(), 0, `${section} shows an error`);
+    if (section === "Settings") {
+      assert.match(await page.locator("[data-snippet]").innerText(), /<script src="[^"]+\/widget\.js" data-embed-key="pk_[^"]+" async><\/script>/);
+    }
+  }
+
+  // The assistant now knows the fact (asked in writing: the microphone only hears silence).
+  await page.goto(`${env.adamUrl}/?transport=websocket`);
+  await page.getByRole("button", { name: "Start conversation" }).click();
+  await expectTransport(page, "websocket");
+  await page.getByLabel("Type a question").fill("What is the name of the dealership mascot?");
+  await page.getByRole("button", { name: "Send" }).click();
+  const answer = await waitFor("an answer naming the mascot", async () => (await lines(page, "assistant")).find((text) => /biscuit/i.test(text)), {
+    timeoutMs: 30000,
+  });
+  assert.match(answer, /biscuit/i);
+});

@@ -1,0 +1,113 @@
+// @ts-check
+// The conversation page, spoken to through Chromium's fake microphone: over WebRTC, over the
+// WebSocket fallback, and a barge-in.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { demoDealership, diagnostics, env, expectTransport, launchBrowser, lines, recordMouth, shotPath, signIn, waitFor } from "./support.mjs";
+
+/** What the question WAV asks, and what the demo dealership's documents answer. */
+const QUESTION = /opening hours/i;
+const ANSWER = /saturday/i;
+/** What the barge-in WAV asks over the first answer, and the documents' answer. */
+const SECOND_QUESTION = /where is the dealership/i;
+const SECOND_ANSWER = /harbor road/i;
+
+/**
+ * The checks a customer would make on one spoken question: their words appear, the answer
+ * appears and is heard, and the avatar's lips move while it is.
+ * @param {import("playwright-core").Page} page
+ * @param {Awaited<ReturnType<typeof recordMouth>>} mouth
+ * @param {string} shot
+ */
+async function expectSpokenAnswer(page, mouth, shot) {
+  const heard = await waitFor("the customer's question in the transcript", async () => (await lines(page, "user")).find((text) => QUESTION.test(text)), {
+    timeoutMs: 30000,
+  });
+  assert.match(heard, QUESTION);
+  const answer = await waitFor("the assistant's answer text", async () => (await lines(page, "assistant")).find((text) => ANSWER.test(text)), { timeoutMs: 30000 });
+  assert.match(answer, ANSWER);
+  await waitFor("the avatar to speak", () => page.locator('[data-state="speaking"]').count(), { timeoutMs: 15000 });
+  await page.screenshot({ path: shotPath(shot) });
+  const shapes = await waitFor("three different mouth shapes while speaking", async () => {
+    const seen = await mouth.spokenShapes();
+    return seen.length >= 3 ? seen : null;
+  });
+  assert.ok(shapes.length >= 3, `mouth shapes: ${shapes}`);
+}
+
+test("WebRTC: a visitor with the embed key asks aloud, reads and hears the answer, and the avatar's mouth moves", async (t) => {
+  const { dealership } = await demoDealership();
+  const browser = await launchBrowser(env.questionWav);
+  t.after(() => browser.close());
+  const { page } = browser;
+  await page.goto(`${env.adamUrl}/?embed_key=${encodeURIComponent(dealership.embed_key)}&transport=webrtc`);
+  const mouth = await recordMouth(page);
+  await page.getByRole("button", { name: "Start conversation" }).click();
+  await expectTransport(page, "webrtc");
+  await expectSpokenAnswer(page, mouth, "conversation-webrtc");
+
+  const audio = await waitFor("inbound RTP audio packets", async () => {
+    const stats = (await diagnostics(page))?.inboundAudio;
+    return stats && stats.packetsReceived > 0 ? stats : null;
+  });
+  assert.ok(audio.packetsReceived > 0);
+  await waitFor("the answer to finish", () => page.locator('[data-role="assistant"][data-status="completed"]').count(), { timeoutMs: 60000 });
+  assert.match(await page.locator("[data-latency]").first().innerText(), /Reply in \d+ ms/);
+});
+
+test("WebSocket fallback: a signed-in user asks aloud, reads and hears the answer, and the avatar's mouth moves", async (t) => {
+  const browser = await launchBrowser(env.questionWav);
+  t.after(() => browser.close());
+  const { page } = browser;
+  await page.goto(`${env.adamUrl}/?transport=websocket`);
+  await signIn(page);
+  const mouth = await recordMouth(page);
+  await page.getByRole("button", { name: "Start conversation" }).click();
+  await expectTransport(page, "websocket");
+  await expectSpokenAnswer(page, mouth, "conversation-websocket");
+
+  const frames = (await diagnostics(page))?.audioFramesReceived ?? 0;
+  assert.ok(frames > 0, "no PCM frame of the answer was received");
+  await waitFor("the answer to finish", () => page.locator('[data-role="assistant"][data-status="completed"]').count(), { timeoutMs: 60000 });
+});
+
+test("Barge-in: speaking over the answer stops its audio at once, and the new question is answered", async (t) => {
+  const { dealership } = await demoDealership();
+  const browser = await launchBrowser(env.bargeInWav);
+  t.after(() => browser.close());
+  const { page } = browser;
+  await page.goto(`${env.adamUrl}/?embed_key=${encodeURIComponent(dealership.embed_key)}`);
+  await page.getByRole("button", { name: "Start conversation" }).click();
+  await waitFor("the conversation to go live", () => page.locator("[data-transport]").count(), { timeoutMs: 20000 });
+  await waitFor("the avatar to speak the first answer", () => page.locator('[data-state="speaking"]').count(), { timeoutMs: 30000 });
+
+  // Measured in the page, so the answer to the second question cannot start in between.
+  const stop = await page.evaluate(async () => {
+    const conversation = /** @type {any} */ (window).__adam;
+    const deadline = performance.now() + 30000;
+    while (!conversation.eventLog.includes("response.done:cancelled")) {
+      if (performance.now() > deadline) return { cancelled: false, stoppedWithinMs: null, events: conversation.eventLog.slice(-20) };
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const cancelledAt = performance.now();
+    while ((await conversation.diagnostics()).playing) {
+      if (performance.now() - cancelledAt > 1000) break;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return { cancelled: true, stoppedWithinMs: performance.now() - cancelledAt, events: conversation.eventLog.slice(-20) };
+  });
+  assert.ok(stop.cancelled, `no cancelled response; events: ${stop.events}`);
+  assert.ok(stop.events.includes("response.output_audio.cleared"), `no response.output_audio.cleared; events: ${stop.events}`);
+  assert.ok(stop.stoppedWithinMs !== null && stop.stoppedWithinMs < 200, `playback went on ${stop.stoppedWithinMs} ms after the cancellation`);
+  await waitFor("the interrupted answer to be marked", () => page.locator('[data-role="assistant"][data-status="cancelled"]').count());
+
+  const second = await waitFor("the second question in the transcript", async () => (await lines(page, "user")).find((text) => SECOND_QUESTION.test(text)), {
+    timeoutMs: 30000,
+  });
+  assert.match(second, SECOND_QUESTION);
+  const answer = await waitFor("the answer to the second question", async () => (await lines(page, "assistant")).find((text) => SECOND_ANSWER.test(text)), {
+    timeoutMs: 30000,
+  });
+  assert.match(answer, SECOND_ANSWER);
+});
