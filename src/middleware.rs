@@ -162,12 +162,14 @@ fn cors(http: &HttpSettings) -> CorsLayer {
         .iter()
         .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
         .collect();
-    // Starting a conversation is also called by the embeddable widget from dealership
-    // sites: that one route answers any origin, and the handler itself checks the origin
-    // against the embed key's dealership (no cookie is involved).
+    // Starting a conversation (and sending its WebRTC offer) is also called by the
+    // embeddable widget from dealership sites: those routes answer any origin, and the
+    // handlers check the origin against the embed key's dealership, then the ticket.
     let allow = AllowOrigin::predicate(
         move |origin: &HeaderValue, parts: &axum::http::request::Parts| {
-            let starts_session = parts.uri.path() == "/v1/sessions"
+            let path = parts.uri.path();
+            let starts_session = (path == "/v1/sessions"
+                || (path.starts_with("/v1/sessions/") && path.ends_with("/webrtc")))
                 && (parts.method == Method::POST
                     || (parts.method == Method::OPTIONS
                         && parts

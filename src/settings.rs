@@ -37,6 +37,74 @@ pub struct Settings {
     pub cache: CacheSettings,
     /// Documents, chunking, vector store and retrieval.
     pub knowledge: KnowledgeSettings,
+    /// The WebRTC transport.
+    pub webrtc: WebRtcSettings,
+    /// The browser client and admin pages.
+    pub web: WebSettings,
+}
+
+/// `[webrtc]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebRtcSettings {
+    /// Offer the WebRTC transport (`POST /v1/sessions/{id}/webrtc`).
+    pub enabled: bool,
+    /// Local IPs the media sockets bind; `0.0.0.0` means every non-loopback interface.
+    pub udp_bind_ips: Vec<String>,
+    /// UDP ports for media, inclusive (one port per connection); 0 and 0: any free port.
+    pub udp_port_min: u16,
+    /// See `udp_port_min`.
+    pub udp_port_max: u16,
+    /// Public IPs to advertise instead of the bound ones (a 1:1 NAT, e.g. a cloud VM).
+    pub nat_1to1_ips: Vec<String>,
+    /// STUN servers (`stun:host:port`), given to browsers and used for Adam's own candidates.
+    pub stun_urls: Vec<String>,
+    /// TURN servers (`turn:host:3478?transport=udp`, `turns:…`) given to browsers.
+    pub turn_urls: Vec<String>,
+    /// Shared secret of the TURN server's REST API (coturn `use-auth-secret`), from
+    /// `ADAM__WEBRTC__TURN_SHARED_SECRET`: each session gets its own expiring credential.
+    #[serde(skip_serializing)]
+    pub turn_shared_secret: Option<SecretString>,
+    /// Lifetime of a TURN credential, seconds.
+    pub turn_credential_ttl_secs: u64,
+    /// Seconds for the peer connection to come up after the answer.
+    pub connect_timeout_secs: u64,
+    /// Longest wait for Adam's own ICE candidates before answering, ms.
+    pub gather_timeout_ms: u64,
+}
+
+impl Default for WebRtcSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            udp_bind_ips: vec!["0.0.0.0".into(), "127.0.0.1".into()],
+            udp_port_min: 0,
+            udp_port_max: 0,
+            nat_1to1_ips: Vec::new(),
+            stun_urls: Vec::new(),
+            turn_urls: Vec::new(),
+            turn_shared_secret: None,
+            turn_credential_ttl_secs: 3600,
+            connect_timeout_secs: 15,
+            gather_timeout_ms: 3000,
+        }
+    }
+}
+
+/// `[web]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSettings {
+    /// Folder of the built browser client (`scripts/web.sh` builds `web/dist`).
+    pub dir: PathBuf,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("web/dist"),
+        }
+    }
 }
 
 /// `[knowledge]`
@@ -329,6 +397,8 @@ impl Default for Settings {
             providers: ProviderSettings::default(),
             cache: CacheSettings::default(),
             knowledge: KnowledgeSettings::default(),
+            webrtc: WebRtcSettings::default(),
+            web: WebSettings::default(),
         }
     }
 }
@@ -436,7 +506,7 @@ pub struct CliOverrides {
 }
 
 /// Secret settings and the environment variables they come from, read verbatim.
-const SECRET_VARS: [(&str, &str); 3] = [
+const SECRET_VARS: [(&str, &str); 4] = [
     ("auth.jwt_secret", "ADAM__AUTH__JWT_SECRET"),
     (
         "bootstrap.admin_password",
@@ -445,6 +515,10 @@ const SECRET_VARS: [(&str, &str); 3] = [
     (
         "knowledge.pinecone.api_key",
         crate::knowledge::pinecone::PineconeConfig::API_KEY_ENV,
+    ),
+    (
+        "webrtc.turn_shared_secret",
+        "ADAM__WEBRTC__TURN_SHARED_SECRET",
     ),
 ];
 
@@ -476,6 +550,7 @@ impl Settings {
                 match key {
                     "auth.jwt_secret" => settings.auth.jwt_secret = secret,
                     "knowledge.pinecone.api_key" => settings.knowledge.pinecone.api_key = secret,
+                    "webrtc.turn_shared_secret" => settings.webrtc.turn_shared_secret = secret,
                     _ => settings.bootstrap.admin_password = secret,
                 }
             }
@@ -620,6 +695,41 @@ impl Settings {
             return Err(invalid(
                 "session.output_sample_rate",
                 "must be 8000 to 48000",
+            ));
+        }
+        let w = &self.webrtc;
+        if (w.udp_port_min == 0) != (w.udp_port_max == 0) || w.udp_port_min > w.udp_port_max {
+            return Err(invalid(
+                "webrtc.udp_port_min",
+                "set both udp_port_min and udp_port_max (min ≤ max), or neither",
+            ));
+        }
+        for ip in w.udp_bind_ips.iter().chain(&w.nat_1to1_ips) {
+            if ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(invalid(
+                    "webrtc.udp_bind_ips",
+                    format!("`{ip}` is not an IP address"),
+                ));
+            }
+        }
+        if w.enabled && w.udp_bind_ips.is_empty() {
+            return Err(invalid("webrtc.udp_bind_ips", "needs at least one IP"));
+        }
+        for url in w.stun_urls.iter().chain(&w.turn_urls) {
+            if !["stun:", "stuns:", "turn:", "turns:"]
+                .iter()
+                .any(|p| url.starts_with(p))
+            {
+                return Err(invalid(
+                    "webrtc.stun_urls",
+                    format!("`{url}` must start with stun:, stuns:, turn: or turns:"),
+                ));
+            }
+        }
+        if !w.turn_urls.is_empty() && w.turn_shared_secret.is_none() {
+            return Err(invalid(
+                "webrtc.turn_urls",
+                "TURN needs ADAM__WEBRTC__TURN_SHARED_SECRET",
             ));
         }
         if self.session.max_sessions == 0 {

@@ -146,7 +146,7 @@ impl Application {
         let realtime = state.realtime.clone();
         let draining = state.draining.clone();
         let drain_timeout = Duration::from_secs(state.settings.session.drain_timeout_secs);
-        let app = middleware::apply(crate::api::router(), state);
+        let app = middleware::apply(crate::api::router(&state.settings.web.dir), state);
         let stopping = Arc::new(Notify::new());
         let signal = {
             let stopping = stopping.clone();

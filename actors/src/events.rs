@@ -165,6 +165,15 @@ pub enum ServerEvent {
         /// Why.
         reason: String,
     },
+    /// The last event of a WebRTC session (the WebSocket says this with its close frame):
+    /// the peer connection closes next.
+    #[serde(rename = "session.closed")]
+    SessionClosed {
+        /// Close code, as the WebSocket close codes.
+        code: u16,
+        /// Why.
+        reason: String,
+    },
     /// Something went wrong; the session goes on unless a close follows.
     #[serde(rename = "error")]
     Error {
@@ -204,6 +213,7 @@ impl ServerEvent {
             ServerEvent::OutputAudioCleared { .. } => "response.output_audio.cleared",
             ServerEvent::ResponseDone { .. } => "response.done",
             ServerEvent::SessionClosing { .. } => "session.closing",
+            ServerEvent::SessionClosed { .. } => "session.closed",
             ServerEvent::Error { .. } => "error",
         }
     }

@@ -68,6 +68,9 @@ pub struct SessionSettings {
     pub answer_timeout: Duration,
     /// Passages retrieved per question.
     pub retrieval_top_k: usize,
+    /// The transport fixes the sample rates (WebRTC: Opus at 48 kHz); `session.update`
+    /// may not change them.
+    pub fixed_sample_rates: bool,
 }
 
 impl Default for SessionSettings {
@@ -89,6 +92,7 @@ impl Default for SessionSettings {
             early_transcription_ms: 0,
             answer_timeout: Duration::from_secs(30),
             retrieval_top_k: 4,
+            fixed_sample_rates: false,
         }
     }
 }
@@ -653,6 +657,17 @@ impl SessionState {
         }
         if let Some(r) = update.output_sample_rate.filter(|r| !rate_ok(*r)) {
             return Err(format!("output_sample_rate {r} is outside 8000–48000"));
+        }
+        let changes_rate = update
+            .input_sample_rate
+            .is_some_and(|r| r != self.settings.input_sample_rate)
+            || update
+                .output_sample_rate
+                .is_some_and(|r| r != self.settings.output_sample_rate);
+        if self.settings.fixed_sample_rates && changes_rate {
+            return Err(
+                "this transport fixes the sample rates (WebRTC carries Opus at 48000 Hz)".into(),
+            );
         }
         if let Some(v) = &update.voice
             && (v.is_empty() || v.len() > 100)

@@ -20,7 +20,7 @@ use super::{audit, auth, caches, dealerships, documents, error, ops, sessions, u
         dealerships::list, dealerships::create, dealerships::get, dealerships::update,
         dealerships::delete, dealerships::rotate_embed_key,
         audit::list, sessions::list, sessions::get, sessions::delete,
-        crate::realtime::routes::create, crate::realtime::routes::upgrade,
+        crate::realtime::routes::create, crate::realtime::routes::upgrade, crate::realtime::routes::webrtc,
         caches::stats, caches::clear,
         documents::upload, documents::list, documents::get, documents::content,
         documents::delete, documents::reindex, documents::reindex_all,

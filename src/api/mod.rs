@@ -1,5 +1,5 @@
 //! The HTTP surface: versioned JSON API under `/v1`, health, metrics, the OpenAPI
-//! document and its docs page, and the web client's placeholder page.
+//! document and its docs page, and the browser client's files.
 
 pub mod audit;
 pub mod auth;
@@ -12,14 +12,16 @@ pub mod extract;
 pub mod ops;
 pub mod sessions;
 pub mod users;
+pub mod web;
 
 use axum::Router;
 use axum::routing::{get, post};
 
 use crate::startup::AppState;
 
-/// Every route, without middleware (see [`crate::middleware::apply`]).
-pub fn router() -> Router<AppState> {
+/// Every route, without middleware (see [`crate::middleware::apply`]); the browser
+/// client's files from `web_dir` answer the paths no route takes.
+pub fn router(web_dir: &std::path::Path) -> Router<AppState> {
     let v1 = Router::new()
         .route("/auth/login", post(auth::login))
         .route("/auth/refresh", post(auth::refresh))
@@ -51,6 +53,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/sessions/{id}/ws", get(crate::realtime::routes::upgrade))
         .route(
+            "/sessions/{id}/webrtc",
+            post(crate::realtime::routes::webrtc),
+        )
+        .route(
             "/sessions/{id}",
             get(sessions::get).delete(sessions::delete),
         )
@@ -70,12 +76,11 @@ pub fn router() -> Router<AppState> {
         .route("/cache/stats", get(caches::stats))
         .route("/cache", axum::routing::delete(caches::clear))
         .route("/openapi.json", get(docs::openapi_json));
-    Router::new()
-        .nest("/v1", v1)
-        .route("/", get(ops::index))
+    let api = Router::new()
+        .nest("/v1", v1.fallback(ops::not_found))
         .route("/docs", get(docs::docs_page))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .fallback(ops::not_found)
+        .route("/metrics", get(ops::metrics));
+    web::serve(api, web_dir)
 }

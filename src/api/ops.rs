@@ -1,9 +1,8 @@
-//! Operations endpoints: liveness, readiness, Prometheus metrics, the index page and
-//! the JSON 404.
+//! Operations endpoints: liveness, readiness, Prometheus metrics and the JSON 404.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -11,10 +10,12 @@ use super::error::ApiError;
 use super::extract::Json;
 use crate::startup::AppState;
 
-/// Strict policy for Adam's own pages: no inline script, nothing from elsewhere.
-pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-connect-src 'self'; media-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; \
-frame-ancestors 'none'";
+/// Strict policy for Adam's own pages: no inline script, nothing from elsewhere. Inline
+/// styles are allowed (the avatar animates SVG attributes); media and WebSocket
+/// connections go to this origin only.
+pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+img-src 'self' data: blob:; connect-src 'self' ws: wss:; media-src 'self' blob:; worker-src 'self' blob:; \
+object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Health report.
 #[derive(Debug, Serialize, ToSchema)]
@@ -68,16 +69,6 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    response
-}
-
-/// The web client (a placeholder until the browser client lands).
-pub async fn index() -> Response {
-    let mut response = Html(include_str!("../../web/index.html")).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(PAGE_CSP),
     );
     response
 }

@@ -6,6 +6,7 @@ pub mod routes;
 pub mod sink;
 pub mod socket;
 pub mod tickets;
+pub mod webrtc;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,8 @@ pub struct Realtime {
     pub embedded: Option<Arc<adam_providers::embedded::Embedded>>,
     /// Documents, ingestion and the vector store.
     pub knowledge: Arc<crate::knowledge::ingest::Knowledge>,
+    /// The WebRTC transport.
+    pub webrtc: Arc<webrtc::WebRtc>,
     /// The transcript writer (flushed on shutdown).
     sink: Arc<sink::DbSink>,
 }
@@ -121,7 +124,10 @@ impl Realtime {
             sink: sink.clone(),
             metrics,
         });
+        let webrtc =
+            Arc::new(webrtc::WebRtc::new(&settings.webrtc, registry).context("starting WebRTC")?);
         Ok(Self {
+            webrtc,
             knowledge,
             sink,
             embedded,

@@ -1,12 +1,12 @@
-//! `POST /v1/sessions` (ticket for a new conversation) and
-//! `GET /v1/sessions/{id}/ws` (the WebSocket upgrade).
+//! `POST /v1/sessions` (ticket for a new conversation), `GET /v1/sessions/{id}/ws` (the
+//! WebSocket upgrade) and `POST /v1/sessions/{id}/webrtc` (the WebRTC offer/answer).
 
 use std::time::Duration;
 
 use adam_actors::RegistryError;
 use adam_actors::events::TurnDetection;
-use adam_actors::outbox::outbox;
-use adam_actors::session::{SessionArgs, SessionSettings};
+use adam_actors::outbox::{Outbox, OutboxReceiver, outbox};
+use adam_actors::session::{SessionArgs, SessionHandle, SessionSettings};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -16,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::socket::{self, SocketLimits};
 use super::tickets::Grant;
+use super::webrtc::{IceServer, NegotiationError, SessionDescription};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::Json;
 use crate::auth::Role;
@@ -38,10 +39,19 @@ pub struct SessionTicket {
     pub session_id: String,
     /// Relative WebSocket URL including the ticket.
     pub ws_url: String,
-    /// One-time ticket.
+    /// Relative URL to `POST` a WebRTC offer to, including the same ticket (absent when
+    /// the node does not offer WebRTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webrtc_url: Option<String>,
+    /// ICE servers for the browser's `RTCPeerConnection` (empty when none are needed).
+    pub ice_servers: Vec<IceServer>,
+    /// One-time ticket: opens either transport, once.
     pub ticket: String,
     /// Seconds the ticket stays valid.
     pub expires_in: u64,
+    /// The dealership's avatar settings, for the client to render.
+    #[schema(value_type = Object)]
+    pub avatar: serde_json::Value,
 }
 
 /// Ticket query.
@@ -137,55 +147,72 @@ pub async fn create(
         persona: dealership.persona.clone(),
         voice: dealership.voice.clone(),
     });
+    let webrtc = &state.realtime.webrtc;
     Ok((
         StatusCode::CREATED,
         Json(SessionTicket {
             ws_url: format!("/v1/sessions/{session_id}/ws?ticket={ticket}"),
+            webrtc_url: webrtc
+                .enabled()
+                .then(|| format!("/v1/sessions/{session_id}/webrtc?ticket={ticket}")),
+            ice_servers: webrtc.ice_servers(&session_id, state.clock.now()),
             session_id,
             ticket,
             expires_in: state.realtime.tickets.ttl_secs(),
+            avatar: serde_json::from_str(&dealership.avatar)
+                .unwrap_or_else(|_| serde_json::json!({})),
         }),
     ))
 }
 
-/// Upgrades to the realtime WebSocket (see `docs/protocol.md`).
-#[utoipa::path(get, path = "/v1/sessions/{id}/ws", tag = "sessions",
-    params(("id" = String, Path), TicketQuery),
-    responses((status = 101, description = "Switching protocols"), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
-#[tracing::instrument(skip_all, fields(session_id = %id))]
-pub async fn upgrade(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(query): Query<TicketQuery>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
-    let ticket = query.ticket.ok_or(ApiError::Unauthorized)?;
+/// Redeems the ticket of `id` and checks the browser origin against it.
+fn redeem(
+    state: &AppState,
+    id: &str,
+    ticket: Option<String>,
+    headers: &HeaderMap,
+) -> Result<Grant, ApiError> {
+    let ticket = ticket.ok_or(ApiError::Unauthorized)?;
     let grant = state
         .realtime
         .tickets
-        .redeem(&ticket, &id)
+        .redeem(&ticket, id)
         .ok_or(ApiError::Unauthorized)?;
-    if let Some(o) = origin(&headers)
+    if let Some(o) = origin(headers)
         && !grant.allowed_origins.iter().any(|a| a == o)
     {
         return Err(ApiError::Forbidden);
     }
+    Ok(grant)
+}
+
+/// Starts the session actor tree for a redeemed ticket.
+async fn start_session(
+    state: &AppState,
+    id: &str,
+    grant: Grant,
+    transport: &str,
+) -> Result<(SessionHandle, Outbox, OutboxReceiver), ApiError> {
     let cfg = &state.settings.session;
     let (outbox_tx, outbox_rx) = outbox(
         cfg.outbound_queue,
         cfg.slow_client_drops,
         state.realtime.shared.metrics.clone(),
     );
+    // WebRTC carries Opus at 48 kHz; the session resamples for the models.
+    let (input_sample_rate, output_sample_rate, fixed_sample_rates) = match transport {
+        "webrtc" => (super::webrtc::SAMPLE_RATE, super::webrtc::SAMPLE_RATE, true),
+        _ => (cfg.input_sample_rate, cfg.output_sample_rate, false),
+    };
     let args = SessionArgs {
-        id: id.clone(),
+        id: id.to_owned(),
         tenant: grant.tenant,
         user_id: grant.user_id,
-        transport: "websocket".into(),
+        transport: transport.into(),
         settings: SessionSettings {
-            input_sample_rate: cfg.input_sample_rate,
-            output_sample_rate: cfg.output_sample_rate,
+            input_sample_rate,
+            output_sample_rate,
+            fixed_sample_rates,
             voice: grant.voice,
             turn_detection: TurnDetection {
                 silence_duration_ms: cfg.silence_ms,
@@ -201,21 +228,43 @@ pub async fn upgrade(
         outbox: outbox_tx.clone(),
         shared: state.realtime.shared.clone(),
     };
-    let session = match state.realtime.registry.start_session(args).await {
-        Ok(s) => s,
-        Err(RegistryError::Busy(_)) => return Err(ApiError::Busy),
-        Err(RegistryError::Draining) => return Err(ApiError::Draining),
-        Err(e) => return Err(ApiError::Internal(anyhow::anyhow!(e))),
-    };
-    let limits = SocketLimits {
+    match state.realtime.registry.start_session(args).await {
+        Ok(s) => Ok((s, outbox_tx, outbox_rx)),
+        Err(RegistryError::Busy(_)) => Err(ApiError::Busy),
+        Err(RegistryError::Draining) => Err(ApiError::Draining),
+        Err(e) => Err(ApiError::Internal(anyhow::anyhow!(e))),
+    }
+}
+
+fn limits(state: &AppState) -> SocketLimits {
+    let cfg = &state.settings.session;
+    SocketLimits {
         max_message_bytes: cfg.max_message_bytes,
         max_messages_per_sec: cfg.max_messages_per_sec,
         idle_timeout: Duration::from_secs(cfg.idle_timeout_secs),
         ping_every: Duration::from_secs(15),
-    };
+    }
+}
+
+/// Upgrades to the realtime WebSocket (see `docs/protocol.md`).
+#[utoipa::path(get, path = "/v1/sessions/{id}/ws", tag = "sessions",
+    params(("id" = String, Path), TicketQuery),
+    responses((status = 101, description = "Switching protocols"), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(session_id = %id))]
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<TicketQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let grant = redeem(&state, &id, query.ticket, &headers)?;
+    let (session, outbox_tx, outbox_rx) = start_session(&state, &id, grant, "websocket").await?;
+    let limits = limits(&state);
     // The transport enforces our own (smaller) limit and closes with 1009; tungstenite's
     // limit only guards against absurd frames.
-    let hard_limit = (cfg.max_message_bytes * 16).max(1 << 20);
+    let hard_limit = (limits.max_message_bytes * 16).max(1 << 20);
     let failed = session.clone();
     Ok(ws
         .max_message_size(hard_limit)
@@ -226,4 +275,55 @@ pub async fn upgrade(
         })
         .on_upgrade(move |sock| socket::run(sock, session, outbox_tx, outbox_rx, limits))
         .into_response())
+}
+
+/// Answers a WebRTC offer and starts the session on that peer connection (see
+/// `docs/protocol.md#webrtc`).
+#[utoipa::path(post, path = "/v1/sessions/{id}/webrtc", tag = "sessions",
+    params(("id" = String, Path), TicketQuery),
+    request_body = SessionDescription,
+    responses((status = 201, body = SessionDescription), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(session_id = %id))]
+pub async fn webrtc(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<TicketQuery>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<SessionDescription>), ApiError> {
+    let transport = state.realtime.webrtc.clone();
+    if !transport.enabled() {
+        return Err(ApiError::NotFound);
+    }
+    let offer: SessionDescription = serde_json::from_slice(&body).map_err(|e| {
+        if e.is_data() {
+            ApiError::validation("body", e.to_string())
+        } else {
+            ApiError::BadRequest("malformed JSON body".into())
+        }
+    })?;
+    let grant = redeem(&state, &id, query.ticket, &headers)?;
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(ApiError::Draining);
+    }
+    let peer = transport.negotiate(offer).await.map_err(|e| match e {
+        NegotiationError::InvalidOffer(message) => ApiError::validation("sdp", message),
+        NegotiationError::NoPort => ApiError::Busy,
+        NegotiationError::Internal(message) => ApiError::Internal(anyhow::anyhow!(message)),
+    })?;
+    let answer = peer.answer.clone();
+    let (session, outbox_tx, outbox_rx) = match start_session(&state, &id, grant, "webrtc").await {
+        Ok(started) => started,
+        Err(e) => {
+            peer.close().await;
+            return Err(e);
+        }
+    };
+    let limits = limits(&state);
+    tokio::spawn(super::webrtc::run(
+        transport, peer, session, outbox_tx, outbox_rx, limits,
+    ));
+    Ok((StatusCode::CREATED, Json(answer)))
 }

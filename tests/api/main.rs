@@ -15,3 +15,4 @@ mod roles;
 mod tenancy;
 mod throttling;
 mod voice;
+mod webrtc;

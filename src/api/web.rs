@@ -1,0 +1,67 @@
+//! The browser client, admin pages and embeddable widget: the files `scripts/web.sh`
+//! builds into `web.dir`, served with the pages' security policy. Hashed assets are
+//! cached for good; pages are revalidated. Without a build, `/` says how to make one.
+
+use std::path::Path;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use tower_http::services::ServeDir;
+
+use super::ops::{PAGE_CSP, not_found};
+use crate::startup::AppState;
+
+const NOT_BUILT: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<title>Adam</title></head><body><h1>Adam</h1><p>The server is running, but the browser \
+client has not been built: run <code>bash scripts/web.sh</code> (or <code>make run</code>), \
+or point <code>web.dir</code> at a build. The management API is documented at \
+<a href=\"/docs\">/docs</a>.</p></body></html>";
+
+/// The static files of `dir` as the router's fallback (unknown paths stay JSON 404s).
+pub fn serve(router: Router<AppState>, dir: &Path) -> Router<AppState> {
+    if !dir.join("index.html").is_file() {
+        tracing::warn!(dir = %dir.display(), "the web client is not built; serving a notice at /");
+        return router
+            .route("/", get(|| async { page(Html(NOT_BUILT).into_response()) }))
+            .fallback(not_found);
+    }
+    let files = ServeDir::new(dir)
+        .append_index_html_on_directories(true)
+        .fallback(axum::routing::any(not_found).with_state(()));
+    router.fallback_service(
+        Router::new()
+            .fallback_service(files)
+            .layer(middleware::from_fn(headers)),
+    )
+}
+
+fn page(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_CSP),
+    );
+    response
+}
+
+async fn headers(request: Request, next: Next) -> Response {
+    let immutable = request.uri().path().starts_with("/assets/");
+    let mut response = next.run(request).await;
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let cache = if immutable && response.status().is_success() {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if is_html { page(response) } else { response }
+}
