@@ -54,9 +54,9 @@ def write(name, *parts):
         w.setparams(params)
         w.writeframes(b"".join(parts))
 
-write("question.wav", silence(1.5), question, silence(40))
+write("question.wav", silence(3), question, silence(40))
 # The second question starts ~3.5 s after the first ends: the first answer is playing by then.
-write("barge-in.wav", silence(1.5), question, silence(3.5), second, silence(40))
+write("barge-in.wav", silence(3), question, silence(3.5), second, silence(40))
 write("silence.wav", silence(10))
 PY
 export ADAM_TEST_QUESTION_WAV="$work/question.wav"

@@ -14,6 +14,8 @@ export default defineConfig({
     emptyOutDir: true,
     // Adam's Content-Security-Policy allows scripts from 'self' only: no inline polyfill.
     modulePreload: { polyfill: false },
+    // The capture worklet must stay a file: CSP blocks worklets from data: URLs.
+    assetsInlineLimit: (file) => (file.endsWith("capture-worklet.js") ? false : undefined),
     rollupOptions: {
       input: {
         conversation: resolve(import.meta.dirname, "index.html"),

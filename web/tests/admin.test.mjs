@@ -9,15 +9,14 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { env, expectTransport, launchBrowser, lines, shotPath, signIn, waitFor } from "./support.mjs";
 
-const FACT_FILE = "dealership-mascot.md";
+/** A name of its own, so that the row found is this run's upload. */
+const FACT_FILE = `dealership-mascot-${Date.now()}.md`;
 const FACT = "# Our mascot\n\nThe Demo Motors mascot is a golden retriever named Biscuit. Biscuit greets visitors in the showroom every weekday morning.\n";
 
 test("Admin: a document uploaded on the documents page becomes ready, and the assistant answers from it", async (t) => {
   const file = join(tmpdir(), FACT_FILE);
   writeFileSync(file, FACT);
-  const browser = await launchBrowser(env.silenceWav); // typed questions only
-  t.after(() => browser.close());
-  const { page } = browser;
+  const page = await launchBrowser(t, env.silenceWav); // typed questions only
 
   await page.goto(`${env.adamUrl}/admin/`);
   await signIn(page);

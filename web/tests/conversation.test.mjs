@@ -28,19 +28,17 @@ async function expectSpokenAnswer(page, mouth, shot) {
   const answer = await waitFor("the assistant's answer text", async () => (await lines(page, "assistant")).find((text) => ANSWER.test(text)), { timeoutMs: 30000 });
   assert.match(answer, ANSWER);
   await waitFor("the avatar to speak", () => page.locator('[data-state="speaking"]').count(), { timeoutMs: 15000 });
-  await page.screenshot({ path: shotPath(shot) });
   const shapes = await waitFor("three different mouth shapes while speaking", async () => {
     const seen = await mouth.spokenShapes();
     return seen.length >= 3 ? seen : null;
   });
   assert.ok(shapes.length >= 3, `mouth shapes: ${shapes}`);
+  await page.screenshot({ path: shotPath(shot) });
 }
 
 test("WebRTC: a visitor with the embed key asks aloud, reads and hears the answer, and the avatar's mouth moves", async (t) => {
   const { dealership } = await demoDealership();
-  const browser = await launchBrowser(env.questionWav);
-  t.after(() => browser.close());
-  const { page } = browser;
+  const page = await launchBrowser(t, env.questionWav);
   await page.goto(`${env.adamUrl}/?embed_key=${encodeURIComponent(dealership.embed_key)}&transport=webrtc`);
   const mouth = await recordMouth(page);
   await page.getByRole("button", { name: "Start conversation" }).click();
@@ -57,9 +55,7 @@ test("WebRTC: a visitor with the embed key asks aloud, reads and hears the answe
 });
 
 test("WebSocket fallback: a signed-in user asks aloud, reads and hears the answer, and the avatar's mouth moves", async (t) => {
-  const browser = await launchBrowser(env.questionWav);
-  t.after(() => browser.close());
-  const { page } = browser;
+  const page = await launchBrowser(t, env.questionWav);
   await page.goto(`${env.adamUrl}/?transport=websocket`);
   await signIn(page);
   const mouth = await recordMouth(page);
@@ -74,9 +70,7 @@ test("WebSocket fallback: a signed-in user asks aloud, reads and hears the answe
 
 test("Barge-in: speaking over the answer stops its audio at once, and the new question is answered", async (t) => {
   const { dealership } = await demoDealership();
-  const browser = await launchBrowser(env.bargeInWav);
-  t.after(() => browser.close());
-  const { page } = browser;
+  const page = await launchBrowser(t, env.bargeInWav);
   await page.goto(`${env.adamUrl}/?embed_key=${encodeURIComponent(dealership.embed_key)}`);
   await page.getByRole("button", { name: "Start conversation" }).click();
   await waitFor("the conversation to go live", () => page.locator("[data-transport]").count(), { timeoutMs: 20000 });

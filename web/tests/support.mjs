@@ -31,9 +31,13 @@ export const env = {
 
 mkdirSync(env.shotsDir, { recursive: true });
 
-/** Chromium with a fake microphone that plays `wav` (in a loop) and a fresh profile.
- *  @param {string} wav */
-export async function launchBrowser(wav) {
+/**
+ * Chromium with a fake microphone that plays `wav` (in a loop) and a fresh profile, closed
+ * when the test ends; the page's console errors and warnings are reported with the test.
+ * @param {import("node:test").TestContext} t
+ * @param {string} wav
+ */
+export async function launchBrowser(t, wav) {
   const profile = mkdtempSync(join(tmpdir(), "adam-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: env.chromium,
@@ -55,22 +59,15 @@ export async function launchBrowser(wav) {
     ],
   });
   const page = context.pages()[0] ?? (await context.newPage());
-  /** @type {string[]} */
-  const problems = [];
-  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  page.on("pageerror", (error) => t.diagnostic(`page error: ${error.message}`));
   page.on("console", (message) => {
-    if (message.type() === "error" || message.type() === "warning") problems.push(`console ${message.type()}: ${message.text()}`);
+    if (message.type() === "error" || message.type() === "warning") t.diagnostic(`console ${message.type()}: ${message.text()}`);
   });
-  return {
-    context,
-    page,
-    /** Console errors and warnings so far, for failure messages. */
-    problems,
-    async close() {
-      await context.close();
-      rmSync(profile, { recursive: true, force: true });
-    },
-  };
+  t.after(async () => {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  });
+  return page;
 }
 
 /**
@@ -156,6 +153,7 @@ export async function signIn(page) {
  * @param {string} [hostSelector] the widget's host element, when the avatar is in its shadow root
  */
 export async function recordMouth(page, hostSelector) {
+  await waitFor("the avatar", () => page.locator(`${hostSelector ?? ""} [data-viseme]`.trim()).count(), { timeoutMs: 15000 });
   await page.evaluate((host) => {
     const root = host ? document.querySelector(host)?.shadowRoot : document;
     const mouth = root?.querySelector("[data-viseme]");

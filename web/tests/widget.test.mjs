@@ -48,9 +48,7 @@ test("Widget: on the dealership's own site (an allowed origin) a visitor opens i
   await api.request("PATCH", `/v1/dealerships/${dealership.id}`, { allowed_origins: [...allowed, origin] });
   t.after(() => api.request("PATCH", `/v1/dealerships/${dealership.id}`, { allowed_origins: allowed }));
 
-  const browser = await launchBrowser(env.questionWav);
-  t.after(() => browser.close());
-  const { page } = browser;
+  const page = await launchBrowser(t, env.questionWav);
   await page.goto(`${origin}/`);
   const widget = page.locator("[data-adam-widget]");
   const launcher = widget.getByRole("button", { name: "Talk with our assistant" });

@@ -82,40 +82,40 @@ export function Avatar({ state, viseme, settings, label }: AvatarProps) {
         <circle class="adam-avatar__ring" cx="100" cy="100" r="96" />
         <circle class="adam-avatar__backdrop" cx="100" cy="100" r="90" />
         <g clip-path={`url(#${clipId}-frame)`}>
-        <g class="adam-avatar__figure">
-          <path d="M38 200 C42 166 66 152 100 152 C134 152 158 166 162 200 Z" fill={colors.accent} />
-          <path d="M86 150 L100 166 L114 150 Z" fill="#ffffff" opacity="0.9" />
-          <rect x="88" y="136" width="24" height="20" rx="8" fill={colors.skin} />
-          <ellipse cx="49" cy="102" rx="8" ry="12" fill={colors.skin} />
-          <ellipse cx="151" cy="102" rx="8" ry="12" fill={colors.skin} />
-          <ellipse cx="100" cy="98" rx="50" ry="58" fill={colors.skin} />
-          <path
-            d="M50 96 C46 56 70 34 102 34 C134 34 156 54 151 96 C146 78 138 66 126 60 C108 70 80 72 62 66 C56 74 52 84 50 96 Z"
-            fill={colors.hair}
-          />
-          <g class="adam-avatar__brows" fill="none" stroke={colors.hair} stroke-width="3.5" stroke-linecap="round">
-            <path d="M70 80 Q80 75 90 79" />
-            <path d="M110 79 Q120 75 130 80" />
-          </g>
-          <g ref={eyes} class="adam-avatar__eyes">
-            <ellipse cx="80" cy="96" rx="9" ry="6.5" fill="#ffffff" />
-            <ellipse cx="120" cy="96" rx="9" ry="6.5" fill="#ffffff" />
-            <g class="adam-avatar__irises">
-              <circle cx="80" cy="96" r="4.6" fill="#3b2f2a" />
-              <circle cx="120" cy="96" r="4.6" fill="#3b2f2a" />
-              <circle cx="81.6" cy="94.4" r="1.4" fill="#ffffff" />
-              <circle cx="121.6" cy="94.4" r="1.4" fill="#ffffff" />
+          <g class="adam-avatar__figure">
+            <path d="M38 200 C42 166 66 152 100 152 C134 152 158 166 162 200 Z" fill={colors.accent} />
+            <path d="M86 150 L100 166 L114 150 Z" fill="#ffffff" opacity="0.9" />
+            <rect x="88" y="136" width="24" height="20" rx="8" fill={colors.skin} />
+            <ellipse cx="49" cy="102" rx="8" ry="12" fill={colors.skin} />
+            <ellipse cx="151" cy="102" rx="8" ry="12" fill={colors.skin} />
+            <ellipse cx="100" cy="98" rx="50" ry="58" fill={colors.skin} />
+            <path
+              d="M50 96 C46 56 70 34 102 34 C134 34 156 54 151 96 C146 78 138 66 126 60 C108 70 80 72 62 66 C56 74 52 84 50 96 Z"
+              fill={colors.hair}
+            />
+            <g class="adam-avatar__brows" fill="none" stroke={colors.hair} stroke-width="3.5" stroke-linecap="round">
+              <path d="M70 80 Q80 75 90 79" />
+              <path d="M110 79 Q120 75 130 80" />
+            </g>
+            <g ref={eyes} class="adam-avatar__eyes">
+              <ellipse cx="80" cy="96" rx="9" ry="6.5" fill="#ffffff" />
+              <ellipse cx="120" cy="96" rx="9" ry="6.5" fill="#ffffff" />
+              <g class="adam-avatar__irises">
+                <circle cx="80" cy="96" r="4.6" fill="#3b2f2a" />
+                <circle cx="120" cy="96" r="4.6" fill="#3b2f2a" />
+                <circle cx="81.6" cy="94.4" r="1.4" fill="#ffffff" />
+                <circle cx="121.6" cy="94.4" r="1.4" fill="#ffffff" />
+              </g>
+            </g>
+            <path d="M100 100 Q97 113 95 116 Q100 119 105 116" fill="none" stroke="#00000022" stroke-width="2" stroke-linecap="round" />
+            <ellipse cx="70" cy="118" rx="8" ry="4.5" fill="#f0808033" />
+            <ellipse cx="130" cy="118" rx="8" ry="4.5" fill="#f0808033" />
+            <g ref={mouth} class="adam-avatar__mouth" data-viseme="sil">
+              <path ref={lips} fill="#b8555a" />
+              <path ref={opening} fill="#3a1a1f" />
+              <rect ref={teeth} fill="#ffffff" rx="1.5" clip-path={`url(#${clipId}-mouth)`} />
             </g>
           </g>
-          <path d="M100 100 Q97 113 95 116 Q100 119 105 116" fill="none" stroke="#00000022" stroke-width="2" stroke-linecap="round" />
-          <ellipse cx="70" cy="118" rx="8" ry="4.5" fill="#f0808033" />
-          <ellipse cx="130" cy="118" rx="8" ry="4.5" fill="#f0808033" />
-          <g ref={mouth} class="adam-avatar__mouth" data-viseme="sil">
-            <path ref={lips} fill="#b8555a" />
-            <path ref={opening} fill="#3a1a1f" />
-            <rect ref={teeth} fill="#ffffff" rx="1.5" clip-path={`url(#${clipId}-mouth)`} />
-          </g>
-        </g>
         </g>
       </svg>
     </div>

@@ -35,8 +35,11 @@ function mount(tag: HTMLScriptElement): void {
     captureWorkletUrl: URL.createObjectURL(new Blob([workletSource], { type: "text/javascript" })),
   });
 
-  const host = document.createElement("div");
+  // A custom element, reset inline: the site's rules for `div` and the like cannot match the
+  // host, and nothing it inherits reaches inside.
+  const host = document.createElement("adam-widget");
   host.setAttribute("data-adam-widget", "");
+  host.style.setProperty("all", "initial", "important");
   const shadow = host.attachShadow({ mode: "open" });
   const style = document.createElement("style");
   style.textContent = [controlsCss, conversationCss, widgetCss].join("\n");
