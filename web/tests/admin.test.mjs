@@ -22,19 +22,19 @@ test("Admin: a document uploaded on the documents page becomes ready, and the as
   await signIn(page);
   await page.getByRole("link", { name: "Documents" }).click();
   await page.locator('input[type="file"]').setInputFiles(file);
-  const row = page.locator(`tr[data-document="${FACT_FILE}"]`);
-  await waitFor("the uploaded document in the list", () => row.count(), { timeoutMs: 15000 });
+  const documentRow = page.locator(`tr[data-document="${FACT_FILE}"]`);
+  await waitFor("the uploaded document in the list", () => documentRow.count(), { timeoutMs: 15000 });
   const status = await waitFor(
     "the document to be ready",
     async () => {
-      const value = await row.getAttribute("data-status");
-      if (value === "failed") throw new Error(`ingestion failed: ${await row.innerText()}`);
+      const value = await documentRow.getAttribute("data-status");
+      if (value === "failed") throw new Error(`ingestion failed: ${await documentRow.innerText()}`);
       return value === "ready" ? value : null;
     },
     { timeoutMs: 60000 },
   );
   assert.equal(status, "ready");
-  assert.match(await row.locator("td.num").first().innerText(), /^[1-9]\d*$/, "a ready document has chunks");
+  assert.match(await documentRow.locator("td.num").first().innerText(), /^[1-9]\d*$/, "a ready document has chunks");
   await page.screenshot({ path: shotPath("admin-documents"), fullPage: true });
 
   // The other admin sections load without an error.
@@ -57,4 +57,15 @@ test("Admin: a document uploaded on the documents page becomes ready, and the as
     timeoutMs: 30000,
   });
   assert.match(answer, /biscuit/i);
+  // Leaving the page mid-answer would (rightly) save the turn as interrupted.
+  await waitFor("the answer to be spoken in full", () => page.locator('[data-role="assistant"][data-status="completed"]').count(), { timeoutMs: 30000 });
+
+  // The turn is in the session's transcript, with the document as its source.
+  await page.goto(`${env.adamUrl}/admin/#/sessions`);
+  const row = page.locator("tr[data-session]").first();
+  await row.getByRole("button", { name: "Transcript" }).click();
+  const turn = page.locator(".turn", { hasText: /biscuit/i });
+  await turn.waitFor({ timeout: 15000 });
+  assert.match(await turn.innerText(), /dealership-mascot-\d+\.md/i);
+  await page.screenshot({ path: shotPath("admin-session-transcript") });
 });

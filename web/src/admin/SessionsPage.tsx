@@ -127,10 +127,10 @@ function TranscriptPanel({ scope, sessionId, onClose }: { scope: PageProps["scop
         {session?.turns.map((turn) => (
           <li key={turn.seq} class="turn">
             <p class="turn__user">
-              <strong>Customer</strong> {turn.user_text}
+              <span class="turn__who">Customer</span> {turn.user_text}
             </p>
             <p class="turn__assistant">
-              <strong>Assistant</strong> {turn.assistant_text || <em>(nothing was heard)</em>}
+              <span class="turn__who">Assistant</span> {turn.assistant_text || <em>(nothing was heard)</em>}
             </p>
             <p class="turn__meta">
               <StatusBadge status={turn.interrupted ? "interrupted" : turn.status} />
