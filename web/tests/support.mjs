@@ -5,6 +5,7 @@
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 
 /** @param {string} name */
@@ -59,13 +60,19 @@ export async function launchBrowser(t, wav) {
     ],
   });
   const page = context.pages()[0] ?? (await context.newPage());
-  page.on("pageerror", (error) => t.diagnostic(`page error: ${error.message}`));
-  page.on("console", (message) => {
-    if (message.type() === "error" || message.type() === "warning") t.diagnostic(`console ${message.type()}: ${message.text()}`);
+  /** @type {string[]} */
+  const policyViolations = [];
+  context.on("console", (message) => {
+    if (message.type() !== "error" && message.type() !== "warning") return;
+    t.diagnostic(`console ${message.type()}: ${message.text()}`);
+    if (message.text().includes("Content Security Policy")) policyViolations.push(message.text());
   });
+  context.on("weberror", (error) => t.diagnostic(`page error: ${error.error().message}`));
   t.after(async () => {
     await context.close();
     rmSync(profile, { recursive: true, force: true });
+    // Adam's pages must work under the policy Adam sends with them.
+    assert.deepEqual(policyViolations, [], "Content-Security-Policy violations");
   });
   return page;
 }

@@ -49,6 +49,13 @@ export function UsersPage({ scope }: PageProps) {
             </tr>
           </thead>
           <tbody>
+            {users.data?.length === 0 && (
+              <tr>
+                <td colSpan={5} class="table__empty">
+                  No users in this dealership yet: add its admins and staff above.
+                </td>
+              </tr>
+            )}
             {users.data?.map((u) => {
               const self = u.id === me.id;
               return (

@@ -2,7 +2,7 @@
 //! single shared refresh when the access token has expired.
 
 import type { TokenPair } from "./types";
-import { TokenStore } from "./tokens";
+import type { TokenStore } from "./tokens";
 
 /** A refusal from Adam (`{"error": {"code", "message", "field"?}}`) or a network failure. */
 export class ApiError extends Error {

@@ -4,7 +4,6 @@
 import "../ui/controls.css";
 import "../ui/conversation.css";
 import "../ui/page.css";
-import "./app.css";
 import { render } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { currentUser, isAdmin, signOut } from "../api/auth";

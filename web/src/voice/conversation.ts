@@ -105,7 +105,8 @@ export class Conversation {
     const { phase } = this.state.get();
     if (phase === "connecting" || phase === "live" || phase === "reconnecting") return;
     this.failures = 0;
-    this.state.update({ phase: "connecting", notice: null });
+    // A new conversation: the assistant remembers nothing of the previous one, nor should the page.
+    this.state.update({ phase: "connecting", notice: null, lines: [], lastMetrics: null });
     try {
       this.microphone ??= await openMicrophone();
     } catch (error) {
@@ -419,7 +420,7 @@ export class Conversation {
   }
 
   private requireMicrophone(): MediaStream {
-    if (!this.microphone) throw new TransportFailed("websocket", "the microphone is closed");
+    if (!this.microphone) throw new Error("the microphone is closed"); // ended meanwhile
     return this.microphone;
   }
 }

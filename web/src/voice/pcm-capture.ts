@@ -1,7 +1,7 @@
 //! Microphone → 20 ms PCM16 frames, for the WebSocket transport.
 
-/** Capture runs in this context's sample rate, which Adam accepts as `input_sample_rate`. */
-export const FRAME_MS = 20;
+/** Frames of 20 ms at the context's sample rate (sent to Adam as `input_sample_rate`). */
+const FRAME_MS = 20;
 
 /** Streams `stream`'s first audio track through the capture worklet into `onFrame`. */
 export class PcmCapture {
