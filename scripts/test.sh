@@ -12,7 +12,7 @@ export ADAM_ESPEAK_WORKER="${ADAM_ESPEAK_WORKER:-$PWD/models/bin/espeak-worker}"
 step() { printf '\n==> %s\n' "$*"; }
 
 step "setup"
-bash scripts/setup.sh
+bash scripts/setup.sh --with-browser
 bash scripts/postgres.sh install
 
 if cargo nextest --version >/dev/null 2>&1; then
@@ -32,6 +32,9 @@ cargo build --workspace --all-targets --locked
 
 step "tests on SQLite"
 run_tests
+
+step "browser tests (Chromium, WebRTC and WebSocket, admin pages, widget)"
+ADAM_BIN="$CARGO_TARGET_DIR/debug/adam" bash scripts/browser-test.sh
 
 pg_dir="/tmp/adam-test-pg-$$"
 pg_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
