@@ -58,10 +58,29 @@ test("Ended by an admin: the admin ends a live conversation on the Sessions page
   await admin.getByRole("button", { name: "Sign in" }).click();
   const live = admin.locator("tr[data-session]", { hasText: "live" }).first();
   await live.waitFor({ timeout: 15000 });
+  const sessionId = await live.getAttribute("data-session");
   await live.getByRole("button", { name: "End" }).click();
 
   const notice = await waitFor("the customer's notice", () => noticeText(customer), { timeoutMs: 15000 });
   assert.match(notice, /ended by the dealership/);
   assert.equal(await customer.getByRole("button", { name: "Start a new conversation" }).count(), 1);
-  await waitFor("the session to leave the live list", async () => (await admin.getByRole("heading", { name: /Live now \(0\)/ }).count()) > 0, { timeoutMs: 15000 });
+  const ended = admin.locator(`tr[data-session="${sessionId}"]`, { hasText: "ended by admin" });
+  await waitFor("the session to be listed as ended by admin", () => ended.count(), { timeoutMs: 15000 });
+});
+
+test("WebRTC refused: the page falls back to the WebSocket by itself, with a new session", async (t) => {
+  const { dealership } = await demoDealership();
+  const page = await launchBrowser(t, env.silenceWav);
+  /** @type {string[]} */
+  const sessions = [];
+  page.on("response", (response) => {
+    if (response.url().endsWith("/v1/sessions") && response.status() === 201) sessions.push(response.url());
+  });
+  // As a server (or a proxy in front of it) without WebRTC would answer the offer.
+  await page.route("**/v1/sessions/*/webrtc*", (route) => route.fulfill({ status: 404, json: { error: { code: "not_found", message: "no such route" } } }));
+  await page.goto(`${env.adamUrl}/?embed_key=${encodeURIComponent(dealership.embed_key)}`);
+  await page.getByRole("button", { name: "Start conversation" }).click();
+  await waitFor("the conversation to go live over the WebSocket", () => page.locator('[data-transport="websocket"]').count(), { timeoutMs: 20000 });
+  assert.equal(sessions.length, 2, "one session for the WebRTC attempt, a new one for the WebSocket (tickets work once)");
+  assert.equal(await page.locator(".adam-notice").count(), 0, "a silent fallback");
 });

@@ -9,6 +9,8 @@ import { TransportFailed, withTimeout, type Transport, type TransportHandlers } 
 
 /** Non-trickle ICE: the offer carries the candidates gathered within this time. */
 const ICE_GATHERING_MS = 2000;
+/** Adam's answer to the offer (it gathers its own candidates first). */
+const ANSWER_TIMEOUT_MS = 8000;
 /** From the answer to a connected peer and an open data channel. */
 const CONNECT_TIMEOUT_MS = 5000;
 /** Playout delay assumed until the receiver's statistics tell (jitter buffer + decoding). */
@@ -134,9 +136,10 @@ export class WebRtcTransport implements Transport {
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ type: "offer", sdp: offer.sdp }),
         credentials: "omit",
+        signal: AbortSignal.timeout(ANSWER_TIMEOUT_MS),
       });
     } catch {
-      throw new TransportFailed("webrtc", "the WebRTC offer could not be sent");
+      throw new TransportFailed("webrtc", "no answer to the WebRTC offer");
     }
     if (!res.ok) {
       const error = await errorFromResponse(res);
