@@ -112,7 +112,7 @@ impl WebRtcMetrics {
                 "Answer sent until the peer connection and its events channel are up",
             )
             .buckets(vec![
-                0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 20.0,
+                0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0,
             ]),
         )?;
         let failures = IntCounterVec::new(
@@ -499,7 +499,7 @@ pub async fn run(
         ssrc,
         payload_type,
         answer: _,
-        _port,
+        _port: port,
         live,
     } = peer;
     let activity = Arc::new(Activity::new());
@@ -609,6 +609,7 @@ pub async fn run(
     }
     drop(channel);
     drop(pc);
+    drop(port);
     drop(live);
 }
 

@@ -559,3 +559,47 @@ async fn a_hundred_sessions_leave_no_connection_task_or_actor_behind() {
         metrics(&app).await
     );
 }
+
+#[tokio::test]
+async fn media_ports_come_from_the_configured_range_and_are_returned() {
+    // Two ports, chosen where no other test binds (ephemeral ports start at 32768).
+    let base = 20_000 + (std::process::id() % 5_000) as u16 * 2;
+    let app = spawn_app_with(move |s| {
+        s.webrtc.udp_bind_ips = vec!["127.0.0.1".into()];
+        s.webrtc.udp_port_min = base;
+        s.webrtc.udp_port_max = base + 1;
+    })
+    .await;
+    let who = caller(&app).await;
+    let (first, _) = connect(&app, &who).await;
+    let (second, _) = connect(&app, &who).await;
+    for c in [&first, &second] {
+        let answer = c.pc.remote_description().await.expect("answer").sdp;
+        assert!(
+            answer.contains(&format!(" {base} typ host"))
+                || answer.contains(&format!(" {} typ host", base + 1)),
+            "the answer's candidate uses a port of the range: {answer}"
+        );
+    }
+    // The range is exhausted: the third offer is refused as busy, and burns no port.
+    let t = ticket(&app, &who).await;
+    let (_third, offer) = client().await;
+    let resp = post_offer(
+        &app,
+        t["webrtc_url"].as_str().expect("url"),
+        json!({"type": "offer", "sdp": offer}),
+    )
+    .await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(json_body(resp).await["error"]["code"], "busy");
+    // A session that ends gives its port back.
+    first.pc.close().await.expect("close");
+    let freed = eventually(Duration::from_secs(10), || async {
+        gauge(&metrics(&app).await, "adam_webrtc_peer_connections") == 1
+    })
+    .await;
+    assert!(freed, "the first session ended");
+    let (fourth, _) = connect(&app, &who).await;
+    let _ = fourth.pc.close().await;
+    let _ = second.pc.close().await;
+}
