@@ -291,19 +291,12 @@ pub async fn webrtc(
     Path(id): Path<String>,
     Query(query): Query<TicketQuery>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    Json(offer): Json<SessionDescription>,
 ) -> Result<(StatusCode, Json<SessionDescription>), ApiError> {
     let transport = state.realtime.webrtc.clone();
     if !transport.enabled() {
         return Err(ApiError::NotFound);
     }
-    let offer: SessionDescription = serde_json::from_slice(&body).map_err(|e| {
-        if e.is_data() {
-            ApiError::validation("body", e.to_string())
-        } else {
-            ApiError::BadRequest("malformed JSON body".into())
-        }
-    })?;
     let grant = redeem(&state, &id, query.ticket, &headers)?;
     if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(ApiError::Draining);

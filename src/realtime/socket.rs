@@ -26,6 +26,36 @@ pub struct SocketLimits {
     pub ping_every: Duration,
 }
 
+/// Counts a client's messages in one-second windows against `session.max_messages_per_sec`.
+#[derive(Debug)]
+pub struct MessageRate {
+    window_start: Instant,
+    count: u32,
+    limit: u32,
+}
+
+impl MessageRate {
+    /// A counter allowing `limit` messages a second.
+    pub fn new(limit: u32) -> Self {
+        Self {
+            window_start: Instant::now(),
+            count: 0,
+            limit,
+        }
+    }
+
+    /// Counts one message; true when it is one too many (a flood).
+    pub fn flooded(&mut self) -> bool {
+        let now = Instant::now();
+        if now.duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.window_start = now;
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count > self.limit
+    }
+}
+
 /// Close codes.
 pub mod close {
     /// Normal closure.
@@ -82,8 +112,7 @@ async fn read_loop<S>(
 where
     S: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
-    let mut window_start = Instant::now();
-    let mut window_count = 0u32;
+    let mut rate = MessageRate::new(limits.max_messages_per_sec);
     let closing = outbox.closed();
     tokio::pin!(closing);
     // Only audio and events count as activity; keepalive pongs do not.
@@ -109,13 +138,7 @@ where
         if matches!(message, Message::Binary(_) | Message::Text(_)) {
             last_activity = Instant::now();
         }
-        let now = Instant::now();
-        if now.duration_since(window_start) >= Duration::from_secs(1) {
-            window_start = now;
-            window_count = 0;
-        }
-        window_count += 1;
-        if window_count > limits.max_messages_per_sec {
+        if rate.flooded() {
             outbox.close(close::POLICY, "message flood");
             return "message flood";
         }

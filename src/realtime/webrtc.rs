@@ -41,7 +41,7 @@ use webrtc::peer_connection::{
     SettingEngineBuilder, register_default_interceptors,
 };
 
-use super::socket::{SocketLimits, close};
+use super::socket::{MessageRate, SocketLimits, close};
 use crate::settings::WebRtcSettings;
 
 /// Opus runs at 48 kHz; one RTP packet carries 20 ms.
@@ -726,8 +726,7 @@ async fn read_channel(
     activity: Arc<Activity>,
     open: watch::Sender<bool>,
 ) {
-    let mut window_start = Instant::now();
-    let mut window_count = 0u32;
+    let mut rate = MessageRate::new(limits.max_messages_per_sec);
     while let Some(event) = dc.poll().await {
         match event {
             DataChannelEvent::OnOpen => {
@@ -736,13 +735,7 @@ async fn read_channel(
             DataChannelEvent::OnClose => return,
             DataChannelEvent::OnMessage(message) => {
                 activity.touch();
-                let now = Instant::now();
-                if now.duration_since(window_start) >= Duration::from_secs(1) {
-                    window_start = now;
-                    window_count = 0;
-                }
-                window_count += 1;
-                if window_count > limits.max_messages_per_sec {
+                if rate.flooded() {
                     session.end("message flood", close::POLICY);
                     return;
                 }

@@ -603,3 +603,19 @@ async fn media_ports_come_from_the_configured_range_and_are_returned() {
     let _ = fourth.pc.close().await;
     let _ = second.pc.close().await;
 }
+
+#[tokio::test]
+async fn a_flood_on_the_events_channel_ends_the_session_with_1008() {
+    let app = rtc_app().await;
+    let (mut client, _) = connect(&app, &caller(&app).await).await;
+    let ping = json!({"type": "session.update", "session": {}}).to_string();
+    for _ in 0..400 {
+        if client.channel.send_text(&ping).await.is_err() {
+            break;
+        }
+    }
+    let closed = client.next("session.closed").await;
+    assert_eq!(closed["code"], 1008, "{closed}");
+    assert_eq!(closed["reason"], "message flood");
+    let _ = client.pc.close().await;
+}
