@@ -116,7 +116,8 @@ status=0
 echo
 echo "browser tests took $(($(date +%s) - started_at)) s; screenshots in $ADAM_SHOTS_DIR"
 if ((status != 0)); then
-    echo "--- last lines of Adam's log ---"
+    cp "$work/adam.log" "$ADAM_SHOTS_DIR/adam.log"
+    echo "--- last lines of Adam's log (all of it: $ADAM_SHOTS_DIR/adam.log) ---"
     tail -n 30 "$work/adam.log"
 fi
 exit "$status"

@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { env, expectTransport, launchBrowser, lines, shotPath, signIn, waitFor } from "./support.mjs";
+import { env, expectTransport, launchBrowser, shotPath, signIn, waitFor, waitForLine } from "./support.mjs";
 
 /** A name of its own, so that the row found is this run's upload. */
 const FACT_FILE = `dealership-mascot-${Date.now()}.md`;
@@ -53,10 +53,7 @@ test("Admin: a document uploaded on the documents page becomes ready, and the as
   await expectTransport(page, "websocket");
   await page.getByLabel("Type a question").fill("What is the name of the dealership mascot?");
   await page.getByRole("button", { name: "Send" }).click();
-  const answer = await waitFor("an answer naming the mascot", async () => (await lines(page, "assistant")).find((text) => /biscuit/i.test(text)), {
-    timeoutMs: 30000,
-  });
-  assert.match(answer, /biscuit/i);
+  assert.match(await waitForLine(page, "assistant", /biscuit/i), /biscuit/i);
   // Leaving the page mid-answer would (rightly) save the turn as interrupted.
   await waitFor("the answer to be spoken in full", () => page.locator('[data-role="assistant"][data-status="completed"]').count(), { timeoutMs: 30000 });
 

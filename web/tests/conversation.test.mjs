@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { demoDealership, diagnostics, env, expectTransport, launchBrowser, lines, recordMouth, shotPath, signIn, waitFor } from "./support.mjs";
+import { demoDealership, diagnostics, env, expectTransport, launchBrowser, recordMouth, shotPath, signIn, waitFor, waitForLine } from "./support.mjs";
 
 /** What the question WAV asks, and what the demo dealership's documents answer. */
 const QUESTION = /opening hours/i;
@@ -21,12 +21,8 @@ const SECOND_ANSWER = /harbor road/i;
  * @param {string} shot
  */
 async function expectSpokenAnswer(page, mouth, shot) {
-  const heard = await waitFor("the customer's question in the transcript", async () => (await lines(page, "user")).find((text) => QUESTION.test(text)), {
-    timeoutMs: 30000,
-  });
-  assert.match(heard, QUESTION);
-  const answer = await waitFor("the assistant's answer text", async () => (await lines(page, "assistant")).find((text) => ANSWER.test(text)), { timeoutMs: 30000 });
-  assert.match(answer, ANSWER);
+  assert.match(await waitForLine(page, "user", QUESTION), QUESTION);
+  assert.match(await waitForLine(page, "assistant", ANSWER), ANSWER);
   await waitFor("the avatar to speak", () => page.locator('[data-state="speaking"]').count(), { timeoutMs: 15000 });
   const shapes = await waitFor("three different mouth shapes while speaking", async () => {
     const seen = await mouth.spokenShapes();
@@ -96,12 +92,6 @@ test("Barge-in: speaking over the answer stops its audio at once, and the new qu
   assert.ok(stop.stoppedWithinMs !== null && stop.stoppedWithinMs < 200, `playback went on ${stop.stoppedWithinMs} ms after the cancellation`);
   await waitFor("the interrupted answer to be marked", () => page.locator('[data-role="assistant"][data-status="cancelled"]').count());
 
-  const second = await waitFor("the second question in the transcript", async () => (await lines(page, "user")).find((text) => SECOND_QUESTION.test(text)), {
-    timeoutMs: 30000,
-  });
-  assert.match(second, SECOND_QUESTION);
-  const answer = await waitFor("the answer to the second question", async () => (await lines(page, "assistant")).find((text) => SECOND_ANSWER.test(text)), {
-    timeoutMs: 30000,
-  });
-  assert.match(answer, SECOND_ANSWER);
+  assert.match(await waitForLine(page, "user", SECOND_QUESTION), SECOND_QUESTION);
+  assert.match(await waitForLine(page, "assistant", SECOND_ANSWER), SECOND_ANSWER);
 });

@@ -196,8 +196,27 @@ export function diagnostics(page) {
 /** The text of the transcript lines of `role` ("user" or "assistant") in `scope`.
  *  @param {import("playwright-core").Page | import("playwright-core").Locator} scope
  *  @param {"user" | "assistant"} role */
-export async function lines(scope, role) {
+async function lines(scope, role) {
   return scope.locator(`[data-role="${role}"] .adam-line__text`).allInnerTexts();
+}
+
+/**
+ * Waits for a transcript line of `role` matching `pattern`; a timeout reports every line shown
+ * and the latest events the page received.
+ * @param {import("playwright-core").Page | import("playwright-core").Locator} scope
+ * @param {"user" | "assistant"} role
+ * @param {RegExp} pattern
+ * @param {number} [timeoutMs]
+ */
+export async function waitForLine(scope, role, pattern, timeoutMs = 30000) {
+  try {
+    return await waitFor(`a ${role} line matching ${pattern}`, async () => (await lines(scope, role)).find((text) => pattern.test(text)), { timeoutMs });
+  } catch (error) {
+    const page = "page" in scope ? scope.page() : scope;
+    const shown = await page.locator(".adam-transcript, .adam-notice").allInnerTexts();
+    const events = await page.evaluate(() => /** @type {any} */ (window).__adam?.eventLog.slice(-15) ?? null);
+    throw new Error(`${error instanceof Error ? error.message : error}\n  shown: ${JSON.stringify(shown)}\n  latest events: ${JSON.stringify(events)}`);
+  }
 }
 
 /** @param {string} name */

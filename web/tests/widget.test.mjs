@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { test } from "node:test";
-import { demoDealership, env, launchBrowser, lines, shotPath, waitFor } from "./support.mjs";
+import { demoDealership, env, launchBrowser, shotPath, waitFor, waitForLine } from "./support.mjs";
 
 /** @param {string} embedKey */
 function hostPage(embedKey) {
@@ -59,11 +59,7 @@ test("Widget: on the dealership's own site (an allowed origin) a visitor opens i
   await launcher.click();
   // Whichever transport the widget settles on (WebRTC, or the WebSocket fallback).
   await waitFor("the widget's conversation to go live", () => widget.locator("[data-transport]").count(), { timeoutMs: 20000 });
-  const question = await waitFor("the visitor's question in the widget", async () => (await lines(widget, "user")).find((text) => /opening hours/i.test(text)), {
-    timeoutMs: 30000,
-  });
-  assert.match(question, /opening hours/i);
-  const answer = await waitFor("the answer in the widget", async () => (await lines(widget, "assistant")).find((text) => /saturday/i.test(text)), { timeoutMs: 30000 });
-  assert.match(answer, /saturday/i);
+  assert.match(await waitForLine(widget, "user", /opening hours/i), /opening hours/i);
+  assert.match(await waitForLine(widget, "assistant", /saturday/i), /saturday/i);
   await page.screenshot({ path: shotPath("widget") });
 });

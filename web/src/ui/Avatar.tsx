@@ -5,7 +5,7 @@
 import { useEffect, useMemo, useRef } from "preact/hooks";
 import type { Viseme } from "../voice/events";
 import type { AvatarState } from "../voice/conversation";
-import { easeShape, MOUTH_SHAPES, mouthPaths, type MouthShape } from "./mouth";
+import { easeShape, MOUTH_SHAPES, mouthPaths, shapeDistance, type MouthShape } from "./mouth";
 
 export interface AvatarProps {
   state: AvatarState;
@@ -38,6 +38,8 @@ export function Avatar({ state, viseme, settings, label }: AvatarProps) {
     let shown: Viseme | null = null;
     let nextBlink = last + blinkInterval();
     let blinkEnd = 0;
+    let eyesClosed = false;
+    let painted = false;
 
     const draw = (now: number) => {
       const target = viseme();
@@ -45,23 +47,32 @@ export function Avatar({ state, viseme, settings, label }: AvatarProps) {
         shown = target;
         mouth.current?.setAttribute("data-viseme", target);
       }
-      drawn = easeShape(drawn, MOUTH_SHAPES[target], now - last);
+      const next = easeShape(drawn, MOUTH_SHAPES[target], now - last);
       last = now;
-      const paths = mouthPaths(drawn, MOUTH_X, MOUTH_Y);
-      lips.current?.setAttribute("d", paths.lips);
-      opening.current?.setAttribute("d", paths.opening);
-      clip.current?.setAttribute("d", paths.opening);
-      const [x, y, w, h] = paths.teeth;
-      teeth.current?.setAttribute("x", x.toFixed(2));
-      teeth.current?.setAttribute("y", y.toFixed(2));
-      teeth.current?.setAttribute("width", w.toFixed(2));
-      teeth.current?.setAttribute("height", Math.max(0, h).toFixed(2));
+      // A mouth at rest is not redrawn: an idle page costs (almost) no CPU.
+      if (shapeDistance(next, drawn) > 0.002 || !painted) {
+        drawn = next;
+        painted = true;
+        const paths = mouthPaths(drawn, MOUTH_X, MOUTH_Y);
+        lips.current?.setAttribute("d", paths.lips);
+        opening.current?.setAttribute("d", paths.opening);
+        clip.current?.setAttribute("d", paths.opening);
+        const [x, y, w, h] = paths.teeth;
+        teeth.current?.setAttribute("x", x.toFixed(2));
+        teeth.current?.setAttribute("y", y.toFixed(2));
+        teeth.current?.setAttribute("width", w.toFixed(2));
+        teeth.current?.setAttribute("height", Math.max(0, h).toFixed(2));
+      }
 
       if (now >= nextBlink) {
         blinkEnd = now + 140;
         nextBlink = now + blinkInterval();
       }
-      eyes.current?.classList.toggle("adam-avatar__eyes--closed", now < blinkEnd);
+      const closed = now < blinkEnd;
+      if (closed !== eyesClosed) {
+        eyesClosed = closed;
+        eyes.current?.classList.toggle("adam-avatar__eyes--closed", closed);
+      }
       frame = requestAnimationFrame(draw);
     };
     frame = requestAnimationFrame(draw);
@@ -70,6 +81,7 @@ export function Avatar({ state, viseme, settings, label }: AvatarProps) {
 
   return (
     <div class={`adam-avatar adam-avatar--${state}`} data-state={state} role="img" aria-label={`${label}, ${stateLabel(state)}`}>
+      <span class="adam-avatar__ring" aria-hidden="true" />
       <svg viewBox="0 0 200 200" aria-hidden="true">
         <defs>
           <clipPath id={`${clipId}-mouth`}>
@@ -79,10 +91,9 @@ export function Avatar({ state, viseme, settings, label }: AvatarProps) {
             <circle cx="100" cy="100" r="90" />
           </clipPath>
         </defs>
-        <circle class="adam-avatar__ring" cx="100" cy="100" r="96" />
         <circle class="adam-avatar__backdrop" cx="100" cy="100" r="90" />
         <g clip-path={`url(#${clipId}-frame)`}>
-          <g class="adam-avatar__figure">
+          <g>
             <path d="M38 200 C42 166 66 152 100 152 C134 152 158 166 162 200 Z" fill={colors.accent} />
             <path d="M86 150 L100 166 L114 150 Z" fill="#ffffff" opacity="0.9" />
             <rect x="88" y="136" width="24" height="20" rx="8" fill={colors.skin} />

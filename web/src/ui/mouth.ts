@@ -47,6 +47,17 @@ export function easeShape(from: MouthShape, to: MouthShape, dtMs: number, tauMs 
   };
 }
 
+/** How far apart two poses are (the largest difference of a parameter). */
+export function shapeDistance(a: MouthShape, b: MouthShape): number {
+  return Math.max(
+    Math.abs(a.width - b.width),
+    Math.abs(a.open - b.open),
+    Math.abs(a.round - b.round),
+    Math.abs(a.teeth - b.teeth),
+    Math.abs(a.press - b.press),
+  );
+}
+
 export interface MouthPaths {
   /** The lips (outer outline). */
   lips: string;

@@ -158,11 +158,6 @@ export class Conversation {
     };
   }
 
-  /** The RTCPeerConnection of a WebRTC conversation, for diagnostics. */
-  peerConnection(): RTCPeerConnection | null {
-    return this.transport instanceof WebRtcTransport ? this.transport.peer : null;
-  }
-
   private async connect(): Promise<void> {
     const attempt = ++this.attempt;
     try {

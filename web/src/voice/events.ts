@@ -44,7 +44,6 @@ export type ServerEvent =
 
 /** Events the client sends. */
 export type ClientEvent =
-  | { type: "session.update"; session: { input_sample_rate?: number; output_sample_rate?: number } }
   | {
       type: "conversation.item.create";
       item: { type: "message"; role: "user"; content: { type: "input_text"; text: string }[] };

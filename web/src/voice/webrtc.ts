@@ -38,7 +38,7 @@ export class WebRtcTransport implements Transport {
   private serverClosed: { code: number; reason: string } | null = null;
 
   private constructor(
-    readonly peer: RTCPeerConnection,
+    private readonly peer: RTCPeerConnection,
     private readonly handlers: TransportHandlers,
   ) {
     this.channel = peer.createDataChannel("events", { ordered: true });

@@ -8,8 +8,6 @@ import type { SessionTicket } from "./session";
 import { TransportFailed, withTimeout, type Transport, type TransportHandlers } from "./transport";
 
 const CONNECT_TIMEOUT_MS = 8000;
-/** Capture and playback rate; within Adam's 8000–48000 Hz and what microphones deliver. */
-const SAMPLE_RATE = 48000;
 
 /** Counters the browser tests read. */
 export interface WebSocketStats {
@@ -27,6 +25,9 @@ export class WebSocketTransport implements Transport {
   private closed = false;
   private isOpen = false;
   private readonly opened: Promise<void>;
+  /** Resolves with the session's `input_sample_rate` from `session.created`. */
+  private readonly created: Promise<number>;
+  private onCreated: (inputSampleRate: number) => void = () => undefined;
   private refused: (error: Error) => void = () => undefined;
 
   private constructor(
@@ -44,6 +45,9 @@ export class WebSocketTransport implements Transport {
       this.refused = reject;
     });
     this.opened.catch(() => undefined); // a refusal after a timeout is nobody's concern
+    this.created = new Promise((resolve) => {
+      this.onCreated = resolve;
+    });
     socket.onmessage = (message) => this.receive(message.data as ArrayBuffer | string);
     socket.onclose = (event) => this.finish(event.code === 1006 ? null : event.code, event.reason);
     socket.onerror = () => undefined; // always followed by onclose
@@ -61,12 +65,14 @@ export class WebSocketTransport implements Transport {
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     const socket = new WebSocket(url);
     socket.binaryType = "arraybuffer";
-    const transport = new WebSocketTransport(socket, new AudioContext({ sampleRate: SAMPLE_RATE, latencyHint: "interactive" }), handlers);
+    const transport = new WebSocketTransport(socket, new AudioContext({ latencyHint: "interactive" }), handlers);
     try {
       await withTimeout(transport.opened, CONNECT_TIMEOUT_MS, "websocket", "opening the WebSocket");
       await transport.context.resume();
-      transport.send({ type: "session.update", session: { input_sample_rate: transport.context.sampleRate } });
-      transport.capture = await PcmCapture.start(transport.context, workletUrl, microphone, (pcm) => transport.sendAudio(pcm));
+      // The microphone is resampled by the browser to the rate Adam expects, so no
+      // `session.update` has to race the first audio frames.
+      const inputRate = await withTimeout(transport.created, CONNECT_TIMEOUT_MS, "websocket", "waiting for session.created");
+      transport.capture = await PcmCapture.start(microphone, inputRate, workletUrl, (pcm) => transport.sendAudio(pcm));
       return transport;
     } catch (error) {
       transport.close();
@@ -110,7 +116,9 @@ export class WebSocketTransport implements Transport {
     }
     const event = parseServerEvent(data);
     if (!event) return;
-    if (event.type === "response.output_audio.started") {
+    if (event.type === "session.created") {
+      this.onCreated(event.session.input_sample_rate);
+    } else if (event.type === "response.output_audio.started") {
       this.dropping = false;
       this.player.begin(event.response_id, event.sample_rate);
     } else if (event.type === "response.output_audio.cleared") {
