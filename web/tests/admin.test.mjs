@@ -66,3 +66,19 @@ test("Admin: a document uploaded on the documents page becomes ready, and the as
   assert.match(await turn.innerText(), /dealership-mascot-\d+\.md/i);
   await page.screenshot({ path: shotPath("admin-session-transcript") });
 });
+
+test("Reload: a page the browser revalidates (304 Not Modified) still runs under Adam's policy", async (t) => {
+  const page = await launchBrowser(t, env.silenceWav);
+  /** @type {string[]} */
+  const blocked = [];
+  page.on("console", (message) => {
+    if (message.text().includes("Content Security Policy")) blocked.push(message.text());
+  });
+  for (const path of ["/admin/", "/"]) {
+    await page.goto(`${env.adamUrl}${path}`);
+    await page.getByRole("button", { name: "Sign in" }).waitFor({ timeout: 15000 });
+    await page.reload();
+    const shown = await waitFor(`${path} after a reload`, () => page.getByRole("button", { name: "Sign in" }).count(), { timeoutMs: 5000 }).catch(() => 0);
+    assert.ok(shown, `${path} is blank after a reload; the browser blocked: ${blocked.join(" | ") || "nothing"}`);
+  }
+});

@@ -6,8 +6,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { demoDealership, diagnostics, env, expectTransport, launchBrowser, recordMouth, shotPath, signIn, waitFor, waitForLine } from "./support.mjs";
 
-/** What the question WAV asks, and what the demo dealership's documents answer. */
-const QUESTION = /opening hours/i;
+/** What the question WAV asks ("What are your opening hours on Saturday?", as Whisper tiny
+ *  hears espeak: "opening hours" sometimes comes out as "opening our own"), and what the
+ *  demo dealership's documents answer. */
+const QUESTION = /opening .*saturday/i;
 const ANSWER = /saturday/i;
 /** What the barge-in WAV asks over the first answer, and the documents' answer. */
 const SECOND_QUESTION = /where is the dealership/i;
