@@ -10,10 +10,9 @@ use super::error::ApiError;
 use super::extract::Json;
 use crate::startup::AppState;
 
-/// Strict policy for Adam's own pages: no inline script, nothing from elsewhere. Inline
-/// styles are allowed (the avatar animates SVG attributes); media and WebSocket
-/// connections go to this origin only.
-pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+/// Strict policy for Adam's own pages: no inline script or style, nothing from elsewhere;
+/// media, workers and WebSocket connections to this origin only.
+pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
 img-src 'self' data: blob:; connect-src 'self' ws: wss:; media-src 'self' blob:; worker-src 'self' blob:; \
 object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
