@@ -503,4 +503,41 @@ mod tests {
         s.smtp.host = "smtp.example.com".into();
         assert_eq!(s.validate().expect_err("short lease").0, "email.lease_secs");
     }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
+    fn secrets_come_verbatim_from_the_environment_only() {
+        use secrecy::ExposeSecret;
+        use std::path::Path;
+
+        use crate::settings::CliOverrides;
+
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "adam.toml",
+                "[email]\ntransport = \"smtp\"\n[email.smtp]\nhost = \"smtp.example.com\"\nusername = \"adam\"\n",
+            )?;
+            let err = Settings::load(Path::new("adam.toml"), &CliOverrides::default())
+                .expect_err("a username without a password");
+            assert!(err.to_string().contains("email.smtp.username"), "{err}");
+
+            jail.set_env(SmtpSettings::PASSWORD_ENV, "00012345");
+            jail.set_env(MailgunSettings::API_KEY_ENV, "key-0042");
+            let settings =
+                Settings::load(Path::new("adam.toml"), &CliOverrides::default()).expect("loads");
+            let password = settings.email.smtp.password.expect("password set");
+            assert_eq!(password.expose_secret(), "00012345");
+            let key = settings.email.mailgun.api_key.expect("key set");
+            assert_eq!(key.expose_secret(), "key-0042");
+
+            jail.create_file(
+                "leaky.toml",
+                "[email.mailgun]\napi_key = \"key-in-a-file\"\n",
+            )?;
+            let err = Settings::load(Path::new("leaky.toml"), &CliOverrides::default())
+                .expect_err("a key in the file is refused");
+            assert!(err.to_string().contains("api_key"), "{err}");
+            Ok(())
+        });
+    }
 }

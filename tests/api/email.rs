@@ -524,8 +524,7 @@ async fn of_many_senders_racing_for_a_due_email_exactly_one_claims_it() {
     let claimed: Vec<_> = futures_util::future::join_all(claims)
         .await
         .into_iter()
-        .map(|r| r.expect("claim"))
-        .filter_map(|row| row)
+        .filter_map(|r| r.expect("claim"))
         .collect();
     assert_eq!(claimed.len(), 1, "exactly one sender holds the email");
     let row = &claimed[0];
