@@ -35,6 +35,7 @@ pub async fn run(db: &Db, settings: &Settings, now: i64) -> anyhow::Result<Optio
                     persona: dealerships::DEFAULT_PERSONA.into(),
                     voice: "default".into(),
                     avatar: "{}".into(),
+                    lead_email: None,
                 },
                 now,
             )

@@ -172,6 +172,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                     persona: dealerships::DEFAULT_PERSONA.into(),
                     voice: "default".into(),
                     avatar: "{}".into(),
+                    lead_email: None,
                 },
                 crate::clock::Clock::system().now(),
             )

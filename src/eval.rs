@@ -163,6 +163,7 @@ async fn evaluate(
                     persona: dealerships::DEFAULT_PERSONA.into(),
                     voice: "default".into(),
                     avatar: "{}".into(),
+                    lead_email: None,
                 },
                 clock.now(),
             )

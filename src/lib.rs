@@ -9,6 +9,8 @@
 //! - [`auth`]: roles, JWT tokens, passwords, login throttling, the `Principal` extractor.
 //! - [`db`]: SQLite/PostgreSQL pool, migrations and tenant-scoped repositories.
 //! - [`knowledge`]: documents → text → chunks → vectors (local, pgvector, Pinecone) → retrieval.
+//! - [`email`]: templates, the durable outbox and its worker, log/SMTP/Mailgun transports,
+//!   invitation, password-reset and lead emails.
 //! - [`realtime`]: the node's actor system, session tickets and the WebSocket transport.
 //! - [`bootstrap`]: first-run demo dealership and super_admin.
 //! - [`metrics`]: the Prometheus registry.
@@ -23,6 +25,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod clock;
 pub mod db;
+pub mod email;
 pub mod eval;
 pub mod knowledge;
 pub mod metrics;

@@ -41,6 +41,8 @@ pub struct Settings {
     pub webrtc: WebRtcSettings,
     /// The browser client and admin pages.
     pub web: WebSettings,
+    /// Outgoing email.
+    pub email: crate::email::EmailSettings,
 }
 
 /// `[webrtc]`
@@ -399,6 +401,7 @@ impl Default for Settings {
             knowledge: KnowledgeSettings::default(),
             webrtc: WebRtcSettings::default(),
             web: WebSettings::default(),
+            email: Default::default(),
         }
     }
 }
@@ -506,7 +509,7 @@ pub struct CliOverrides {
 }
 
 /// Secret settings and the environment variables they come from, read verbatim.
-const SECRET_VARS: [(&str, &str); 4] = [
+const SECRET_VARS: [(&str, &str); 6] = [
     ("auth.jwt_secret", "ADAM__AUTH__JWT_SECRET"),
     (
         "bootstrap.admin_password",
@@ -519,6 +522,14 @@ const SECRET_VARS: [(&str, &str); 4] = [
     (
         "webrtc.turn_shared_secret",
         "ADAM__WEBRTC__TURN_SHARED_SECRET",
+    ),
+    (
+        "email.smtp.password",
+        crate::email::SmtpSettings::PASSWORD_ENV,
+    ),
+    (
+        "email.mailgun.api_key",
+        crate::email::MailgunSettings::API_KEY_ENV,
     ),
 ];
 
@@ -551,6 +562,8 @@ impl Settings {
                     "auth.jwt_secret" => settings.auth.jwt_secret = secret,
                     "knowledge.pinecone.api_key" => settings.knowledge.pinecone.api_key = secret,
                     "webrtc.turn_shared_secret" => settings.webrtc.turn_shared_secret = secret,
+                    "email.smtp.password" => settings.email.smtp.password = secret,
+                    "email.mailgun.api_key" => settings.email.mailgun.api_key = secret,
                     _ => settings.bootstrap.admin_password = secret,
                 }
             }
@@ -784,6 +797,9 @@ impl Settings {
         {
             return Err(invalid("bootstrap.admin_email", "must be an email address"));
         }
+        self.email
+            .validate()
+            .map_err(|(key, problem)| invalid(key, problem))?;
         Ok(())
     }
 

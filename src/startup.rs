@@ -38,6 +38,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Live conversations.
     pub realtime: crate::realtime::Realtime,
+    /// Outgoing email (queued here, sent by the outbox worker).
+    pub email: crate::email::Mailer,
     /// Set once shutdown began: readiness is red and new sessions are refused.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -90,7 +92,11 @@ impl Application {
                 .with_context(|| format!("loading the demo documents from {}", dir.display()))?;
             tracing::info!(documents = queued, dir = %dir.display(), "demo documents queued for the first dealership");
         }
+        let email =
+            crate::email::Mailer::new(&settings, db.clone(), clock.clone(), metrics.registry())
+                .context("setting up email")?;
         let state = AppState {
+            email,
             login_throttle: Arc::new(LoginThrottle::new(&settings.auth, clock.clone())),
             rate_limits: Arc::new(RateLimits::new(&settings.rate_limit)),
             metrics,
@@ -142,6 +148,7 @@ impl Application {
         } = self;
         let grace = Duration::from_secs(state.settings.http.shutdown_grace_secs);
         let sweeper = middleware::spawn_sweeper(state.clone());
+        let outbox = state.email.start_worker();
         let db = state.db.clone();
         let realtime = state.realtime.clone();
         let draining = state.draining.clone();
@@ -192,6 +199,7 @@ impl Application {
             }
         };
         sweeper.abort();
+        outbox.stop().await;
         realtime.stop();
         // Every transcript reaches the database before the pool closes.
         realtime.flush_transcripts(Duration::from_secs(10)).await;

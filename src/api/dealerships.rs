@@ -35,6 +35,8 @@ pub struct DealershipOut {
     pub avatar: serde_json::Value,
     /// Current public embed key.
     pub embed_key: Option<String>,
+    /// Where conversation summaries and leads are emailed (null: not sent).
+    pub lead_email: Option<String>,
     /// RFC 3339.
     pub created_at: String,
     /// RFC 3339.
@@ -50,6 +52,7 @@ impl DealershipOut {
             name: d.name,
             persona: d.persona,
             voice: d.voice,
+            lead_email: d.lead_email,
             embed_key,
             created_at: rfc3339(d.created_at),
             updated_at: rfc3339(d.updated_at),
@@ -73,6 +76,8 @@ pub struct CreateDealership {
     /// Avatar settings object.
     #[schema(value_type = Option<Object>)]
     pub avatar: Option<serde_json::Value>,
+    /// Address for conversation summaries and leads.
+    pub lead_email: Option<String>,
 }
 
 /// Changes to a dealership.
@@ -90,6 +95,19 @@ pub struct UpdateDealership {
     /// Avatar settings object.
     #[schema(value_type = Option<Object>)]
     pub avatar: Option<serde_json::Value>,
+    /// Address for conversation summaries and leads; `null` stops them.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub lead_email: Option<Option<String>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`, by default).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// A freshly rotated key.
@@ -153,6 +171,17 @@ fn validate_origins(origins: &[String]) -> Result<String, ApiError> {
     Ok(serde_json::to_string(origins).unwrap_or_else(|_| "[]".into()))
 }
 
+fn validate_lead_email(email: &str) -> Result<String, ApiError> {
+    let email = email.trim();
+    if email.len() > 254 || email.parse::<lettre::Address>().is_err() {
+        return Err(ApiError::validation(
+            "lead_email",
+            "must be an email address",
+        ));
+    }
+    Ok(email.to_owned())
+}
+
 fn validate_avatar(avatar: &serde_json::Value) -> Result<String, ApiError> {
     if !avatar.is_object() {
         return Err(ApiError::validation("avatar", "must be a JSON object"));
@@ -201,6 +230,11 @@ pub async fn create(
     validate_voice(&voice)?;
     let allowed_origins = validate_origins(&req.allowed_origins)?;
     let avatar = validate_avatar(&req.avatar.unwrap_or_else(|| serde_json::json!({})))?;
+    let lead_email = req
+        .lead_email
+        .as_deref()
+        .map(validate_lead_email)
+        .transpose()?;
     let now = state.clock.now();
     let d = dealerships::insert(
         &state.db,
@@ -210,6 +244,7 @@ pub async fn create(
             persona,
             voice,
             avatar,
+            lead_email,
         },
         now,
     )
@@ -283,6 +318,11 @@ pub async fn update(
             .map(validate_origins)
             .transpose()?,
         avatar: req.avatar.as_ref().map(validate_avatar).transpose()?,
+        lead_email: match req.lead_email {
+            Some(Some(email)) => Some(Some(validate_lead_email(&email)?)),
+            Some(None) => Some(None),
+            None => None,
+        },
     };
     let now = state.clock.now();
     let d = dealerships::update(&state.db, tenant, &id, &patch, now)
@@ -294,6 +334,7 @@ pub async fn update(
         ("voice", patch.voice.is_some()),
         ("allowed_origins", patch.allowed_origins.is_some()),
         ("avatar", patch.avatar.is_some()),
+        ("lead_email", patch.lead_email.is_some()),
     ]
     .into_iter()
     .filter_map(|(k, set)| set.then_some(k))

@@ -8,7 +8,9 @@ use utoipa::{Modify, OpenApi};
 
 use super::extract::Json;
 use super::ops::PAGE_CSP;
-use super::{audit, auth, caches, dealerships, documents, error, ops, sessions, users};
+use super::{
+    audit, auth, caches, dealerships, documents, error, ops, password_reset, sessions, users,
+};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -16,7 +18,8 @@ use super::{audit, auth, caches, dealerships, documents, error, ops, sessions, u
     info(title = "Adam API", description = "Realtime voice and avatar session server: management API."),
     paths(
         auth::login, auth::refresh, auth::logout, auth::me, auth::patch_me,
-        users::list, users::create, users::get, users::update, users::delete,
+        password_reset::request, password_reset::confirm,
+        users::list, users::create, users::get, users::update, users::delete, users::invite,
         dealerships::list, dealerships::create, dealerships::get, dealerships::update,
         dealerships::delete, dealerships::rotate_embed_key,
         audit::list, sessions::list, sessions::get, sessions::delete,

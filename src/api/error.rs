@@ -13,6 +13,10 @@ pub enum ApiError {
     /// 400: the request is malformed (e.g. broken JSON).
     #[error("{0}")]
     BadRequest(String),
+    /// 400: a one-time link's token is unknown (`token_invalid`), used (`token_used`)
+    /// or expired (`token_expired`).
+    #[error("{}", .0.message())]
+    Link(crate::email::account::LinkProblem),
     /// 401: missing, invalid or expired credentials.
     #[error("authentication required")]
     Unauthorized,
@@ -93,7 +97,7 @@ impl ApiError {
     /// HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Link(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -113,6 +117,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::Link(problem) => problem.code(),
             ApiError::Unauthorized => "unauthorized",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::Forbidden => "forbidden",
@@ -202,6 +207,16 @@ impl From<sqlx::Error> for ApiError {
                 ApiError::Unavailable
             }
             other => ApiError::Internal(anyhow::Error::new(other).context("database query")),
+        }
+    }
+}
+
+impl From<crate::email::EmailError> for ApiError {
+    fn from(err: crate::email::EmailError) -> Self {
+        match err {
+            crate::email::EmailError::Database(e) => e.into(),
+            crate::email::EmailError::NotFound => ApiError::NotFound,
+            other => ApiError::Internal(other.into()),
         }
     }
 }

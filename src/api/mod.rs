@@ -10,6 +10,7 @@ pub mod documents;
 pub mod error;
 pub mod extract;
 pub mod ops;
+pub mod password_reset;
 pub mod sessions;
 pub mod users;
 pub mod web;
@@ -26,12 +27,18 @@ pub fn router(web_dir: &std::path::Path) -> Router<AppState> {
         .route("/auth/login", post(auth::login))
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
+        .route("/auth/password-reset", post(password_reset::request))
+        .route(
+            "/auth/password-reset/confirm",
+            post(password_reset::confirm),
+        )
         .route("/me", get(auth::me).patch(auth::patch_me))
         .route("/users", get(users::list).post(users::create))
         .route(
             "/users/{id}",
             get(users::get).patch(users::update).delete(users::delete),
         )
+        .route("/users/{id}/invite", post(users::invite))
         .route(
             "/dealerships",
             get(dealerships::list).post(dealerships::create),

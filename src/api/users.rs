@@ -13,6 +13,7 @@ use crate::clock::rfc3339;
 use crate::db::audit::{self, NewAuditEntry};
 use crate::db::users::{self, NewUser, User, UserPatch};
 use crate::db::{Tenant, dealerships, is_unique_violation, tokens};
+use crate::email::account;
 use crate::startup::AppState;
 
 const ADMINS: &[Role] = &[Role::SuperAdmin, Role::DealershipAdmin];
@@ -59,8 +60,12 @@ impl From<User> for UserOut {
 pub struct CreateUser {
     /// Email, unique.
     pub email: String,
-    /// Initial password (8 characters to 72 bytes).
-    pub password: String,
+    /// Initial password (8 characters to 72 bytes); omit it with `invite: true`.
+    pub password: Option<String>,
+    /// Email the user a link to choose their own password instead (valid
+    /// `email.invite_ttl_secs`, once).
+    #[serde(default)]
+    pub invite: bool,
     /// Role; a dealership_admin may only create `user` or `dealership_admin`.
     pub role: Role,
     /// Dealership; only a super_admin may choose it (others get their own).
@@ -144,8 +149,29 @@ pub async fn create(
     let email = normalize_email(&req.email);
     validate_email(&email)?;
     validate_display_name(&req.display_name)?;
-    password::check_rules(&req.password)
-        .map_err(|e| ApiError::validation("password", e.to_string()))?;
+    let initial_password = match (req.password, req.invite) {
+        (Some(p), false) => {
+            password::check_rules(&p)
+                .map_err(|e| ApiError::validation("password", e.to_string()))?;
+            p
+        }
+        (None, true) => {
+            // Nobody knows it: the user chooses their own with the invitation link.
+            format!("{}{}", password::generate(), password::generate())
+        }
+        (Some(_), true) => {
+            return Err(ApiError::validation(
+                "password",
+                "must be absent when invite is true",
+            ));
+        }
+        (None, false) => {
+            return Err(ApiError::validation(
+                "password",
+                "is required unless invite is true",
+            ));
+        }
+    };
     if req.role == Role::SuperAdmin && !principal.is_super() {
         return Err(ApiError::Forbidden);
     }
@@ -175,7 +201,7 @@ pub async fn create(
     } else {
         principal.dealership_id.clone()
     };
-    let hash = password::hash(req.password).await?;
+    let hash = password::hash(initial_password).await?;
     let now = state.clock.now();
     let new = NewUser {
         email,
@@ -201,12 +227,74 @@ pub async fn create(
             action: "user.create",
             target_type: "user",
             target_id: &user.id,
-            details: serde_json::json!({"email": user.email, "role": user.role}),
+            details: serde_json::json!({"email": user.email, "role": user.role, "invited": req.invite}),
         },
         now,
     )
     .await?;
+    if req.invite {
+        let inviter = users::get(&state.db, Tenant::All, &principal.user_id).await?;
+        let inviter = inviter.map(|u| inviter_name(&u));
+        account::send_invite(&state.email, &user, inviter.as_deref()).await?;
+    }
     Ok((StatusCode::CREATED, Json(UserOut::from(user))))
+}
+
+/// How an invitation names the admin who sent it.
+fn inviter_name(admin: &User) -> String {
+    if admin.display_name.is_empty() {
+        admin.email.clone()
+    } else {
+        format!("{} ({})", admin.display_name, admin.email)
+    }
+}
+
+/// The answer to sending an invitation.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InviteSent {
+    /// Id of the queued email (`email_outbox`).
+    pub email_id: String,
+}
+
+/// Emails the user a new link to choose their password (an invitation sent again, or
+/// an admin's answer to a forgotten password). Earlier links keep working until one is
+/// used or they expire.
+#[utoipa::path(post, path = "/v1/users/{id}/invite", tag = "users", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 202, body = InviteSent), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(actor = %principal.user_id, target = %id))]
+pub async fn invite(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<InviteSent>), ApiError> {
+    principal.require(ADMINS)?;
+    let user = users::get(&state.db, principal.tenant(), &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if user.disabled {
+        return Err(ApiError::Conflict(
+            "the user is disabled; enable them first".into(),
+        ));
+    }
+    let inviter = users::get(&state.db, Tenant::All, &principal.user_id).await?;
+    let inviter = inviter.map(|u| inviter_name(&u));
+    let email_id = account::send_invite(&state.email, &user, inviter.as_deref()).await?;
+    audit::record(
+        &state.db,
+        NewAuditEntry {
+            dealership_id: user.dealership_id.as_deref(),
+            actor_user_id: Some(&principal.user_id),
+            action: "user.invite",
+            target_type: "user",
+            target_id: &user.id,
+            details: serde_json::json!({"email": user.email}),
+        },
+        state.clock.now(),
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(InviteSent { email_id })))
 }
 
 /// One user of the caller's tenant.

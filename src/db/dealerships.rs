@@ -20,6 +20,8 @@ pub struct Dealership {
     pub voice: String,
     /// JSON object of avatar settings.
     pub avatar: String,
+    /// Where conversation summaries and leads are emailed (none: not sent).
+    pub lead_email: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -39,6 +41,8 @@ pub struct NewDealership {
     pub voice: String,
     /// JSON object text.
     pub avatar: String,
+    /// Lead address.
+    pub lead_email: Option<String>,
 }
 
 /// Fields to change; `None` keeps the stored value.
@@ -54,6 +58,8 @@ pub struct DealershipPatch {
     pub voice: Option<String>,
     /// New JSON object text.
     pub avatar: Option<String>,
+    /// `Some(None)` clears the lead address, `Some(Some(a))` sets it.
+    pub lead_email: Option<Option<String>>,
 }
 
 /// The default persona of a new dealership.
@@ -78,8 +84,8 @@ pub async fn insert(db: &Db, new: NewDealership, now: i64) -> Result<Dealership,
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         sqlx::query(
-            "INSERT INTO dealerships (id, name, allowed_origins, persona, voice, avatar, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            "INSERT INTO dealerships (id, name, allowed_origins, persona, voice, avatar, lead_email, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
         )
         .bind(&id)
         .bind(&new.name)
@@ -87,6 +93,7 @@ pub async fn insert(db: &Db, new: NewDealership, now: i64) -> Result<Dealership,
         .bind(&new.persona)
         .bind(&new.voice)
         .bind(&new.avatar)
+        .bind(new.lead_email.as_deref())
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -108,6 +115,7 @@ pub async fn insert(db: &Db, new: NewDealership, now: i64) -> Result<Dealership,
         persona: new.persona,
         voice: new.voice,
         avatar: new.avatar,
+        lead_email: new.lead_email,
         created_at: now,
         updated_at: now,
     })
@@ -117,7 +125,7 @@ pub async fn insert(db: &Db, new: NewDealership, now: i64) -> Result<Dealership,
 pub async fn get(db: &Db, tenant: Tenant<'_>, id: &str) -> Result<Option<Dealership>, sqlx::Error> {
     on_pool!(db, |pool| {
         sqlx::query_as::<_, Dealership>(
-            "SELECT id, name, allowed_origins, persona, voice, avatar, created_at, updated_at \
+            "SELECT id, name, allowed_origins, persona, voice, avatar, lead_email, created_at, updated_at \
              FROM dealerships WHERE id = $1 AND ($2 IS NULL OR id = $2)",
         )
         .bind(id)
@@ -131,7 +139,7 @@ pub async fn get(db: &Db, tenant: Tenant<'_>, id: &str) -> Result<Option<Dealers
 pub async fn find_by_name(db: &Db, name: &str) -> Result<Option<Dealership>, sqlx::Error> {
     on_pool!(db, |pool| {
         sqlx::query_as::<_, Dealership>(
-            "SELECT id, name, allowed_origins, persona, voice, avatar, created_at, updated_at \
+            "SELECT id, name, allowed_origins, persona, voice, avatar, lead_email, created_at, updated_at \
              FROM dealerships WHERE name = $1 ORDER BY created_at LIMIT 1",
         )
         .bind(name)
@@ -144,7 +152,7 @@ pub async fn find_by_name(db: &Db, name: &str) -> Result<Option<Dealership>, sql
 pub async fn list(db: &Db, tenant: Tenant<'_>) -> Result<Vec<Dealership>, sqlx::Error> {
     on_pool!(db, |pool| {
         sqlx::query_as::<_, Dealership>(
-            "SELECT id, name, allowed_origins, persona, voice, avatar, created_at, updated_at \
+            "SELECT id, name, allowed_origins, persona, voice, avatar, lead_email, created_at, updated_at \
              FROM dealerships WHERE ($1 IS NULL OR id = $1) ORDER BY created_at, id",
         )
         .bind(tenant.filter())
@@ -165,7 +173,8 @@ pub async fn update(
         sqlx::query(
             "UPDATE dealerships SET name = COALESCE($1, name), allowed_origins = COALESCE($2, allowed_origins), \
              persona = COALESCE($3, persona), voice = COALESCE($4, voice), avatar = COALESCE($5, avatar), \
-             updated_at = $6 WHERE id = $7 AND ($8 IS NULL OR id = $8)",
+             updated_at = $6, lead_email = CASE WHEN $9 THEN $10 ELSE lead_email END \
+             WHERE id = $7 AND ($8 IS NULL OR id = $8)",
         )
         .bind(patch.name.as_deref())
         .bind(patch.allowed_origins.as_deref())
@@ -175,6 +184,8 @@ pub async fn update(
         .bind(now)
         .bind(id)
         .bind(tenant.filter())
+        .bind(patch.lead_email.is_some())
+        .bind(patch.lead_email.clone().flatten())
         .execute(pool)
         .await?
         .rows_affected()
@@ -229,7 +240,8 @@ pub async fn active_embed_key(
 pub async fn by_embed_key(db: &Db, key: &str) -> Result<Option<Dealership>, sqlx::Error> {
     on_pool!(db, |pool| {
         sqlx::query_as::<_, Dealership>(
-            "SELECT d.id, d.name, d.allowed_origins, d.persona, d.voice, d.avatar, d.created_at, d.updated_at \
+            "SELECT d.id, d.name, d.allowed_origins, d.persona, d.voice, d.avatar, d.lead_email, d.created_at, \
+             d.updated_at \
              FROM dealerships d JOIN embed_keys k ON k.dealership_id = d.id \
              WHERE k.key = $1 AND k.revoked_at IS NULL",
         )

@@ -7,8 +7,10 @@
 pub mod audit;
 pub mod dealerships;
 pub mod documents;
+pub mod outbox;
 pub mod sessions;
 pub mod tokens;
+pub mod user_tokens;
 pub mod users;
 
 use std::str::FromStr;

@@ -4,7 +4,11 @@
 mod auth_tokens;
 mod cli;
 mod documents;
+mod email;
+mod email_delivery;
+mod fake_mailgun;
 mod fake_pinecone;
+mod fake_smtp;
 mod headers;
 mod helpers;
 mod ops;

@@ -1,0 +1,248 @@
+//! The email outbox: every email is a row before it is sent, and stays one afterwards
+//! (`sent` or `failed`, never deleted).
+//!
+//! A row is claimed by one sender at a time with a conditional `UPDATE` that only matches
+//! while the row is `queued` and due, and that moves `next_attempt_at` to the end of the
+//! sender's lease: a sender that dies mid-send leaves a row that becomes due again when
+//! the lease ends. The outcome is written only by the holder of the lease (`lease_id`).
+
+use super::{Db, new_ordered_id, on_pool};
+
+/// Row status: waiting (or being sent under a lease).
+pub const QUEUED: &str = "queued";
+/// Row status: the transport accepted it.
+pub const SENT: &str = "sent";
+/// Row status: given up (a permanent refusal, or every attempt failed).
+pub const FAILED: &str = "failed";
+
+/// An outbox row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxEmail {
+    /// Id.
+    pub id: String,
+    /// `invite`, `password_reset` or `lead`.
+    pub kind: String,
+    /// Dealership concerned, if any.
+    pub dealership_id: Option<String>,
+    /// Recipient address.
+    pub to_addr: String,
+    /// Reply-To address, if any.
+    pub reply_to: Option<String>,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub body_text: String,
+    /// HTML body.
+    pub body_html: String,
+    /// `queued`, `sent` or `failed`.
+    pub status: String,
+    /// Send attempts started so far.
+    pub attempts: i32,
+    /// When it is due (unix seconds); while claimed, the end of the lease.
+    pub next_attempt_at: i64,
+    /// The claim of the sender working on it.
+    pub lease_id: Option<String>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// What the transport answered (Mailgun's message id, the SMTP server's reply).
+    pub provider_ref: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+    /// Unix seconds, once sent.
+    pub sent_at: Option<i64>,
+}
+
+/// A rendered email to queue.
+#[derive(Debug, Clone)]
+pub struct NewEmail {
+    /// `invite`, `password_reset` or `lead`.
+    pub kind: &'static str,
+    /// Dealership concerned, if any.
+    pub dealership_id: Option<String>,
+    /// Recipient.
+    pub to_addr: String,
+    /// Reply-To, if any.
+    pub reply_to: Option<String>,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub body_text: String,
+    /// HTML body.
+    pub body_html: String,
+}
+
+/// `SELECT <all outbox columns> FROM email_outbox <rest>` as a static string.
+macro_rules! outbox_columns {
+    () => {
+        "id, kind, dealership_id, to_addr, reply_to, subject, body_text, body_html, status, \
+         attempts, next_attempt_at, lease_id, last_error, provider_ref, created_at, updated_at, sent_at"
+    };
+}
+
+/// Queues an email, due at once; returns its (time-ordered) id.
+pub async fn insert(db: &Db, email: &NewEmail, now: i64) -> Result<String, sqlx::Error> {
+    let id = new_ordered_id();
+    on_pool!(db, |pool| {
+        sqlx::query(
+            "INSERT INTO email_outbox (id, kind, dealership_id, to_addr, reply_to, subject, body_text, \
+             body_html, status, attempts, next_attempt_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $9, $9)",
+        )
+        .bind(&id)
+        .bind(email.kind)
+        .bind(email.dealership_id.as_deref())
+        .bind(&email.to_addr)
+        .bind(email.reply_to.as_deref())
+        .bind(&email.subject)
+        .bind(&email.body_text)
+        .bind(&email.body_html)
+        .bind(now)
+        .execute(pool)
+        .await?;
+    });
+    Ok(id)
+}
+
+/// Claims the next due row for `lease_id` until `lease_until`, counting an attempt.
+/// `None` when nothing is due. Of several senders racing for a row exactly one gets it;
+/// the others move on to the next.
+pub async fn claim_next(
+    db: &Db,
+    lease_id: &str,
+    now: i64,
+    lease_until: i64,
+) -> Result<Option<OutboxEmail>, sqlx::Error> {
+    const CANDIDATES: i64 = 8;
+    let due: Vec<String> = on_pool!(db, |pool| {
+        sqlx::query_scalar(
+            "SELECT id FROM email_outbox WHERE status = 'queued' AND next_attempt_at <= $1 \
+             ORDER BY next_attempt_at, created_at, id LIMIT $2",
+        )
+        .bind(now)
+        .bind(CANDIDATES)
+        .fetch_all(pool)
+        .await?
+    });
+    for id in due {
+        let claimed = on_pool!(db, |pool| {
+            sqlx::query_as::<_, OutboxEmail>(concat!(
+                "UPDATE email_outbox SET attempts = attempts + 1, lease_id = $1, next_attempt_at = $2, \
+                 updated_at = $3 WHERE id = $4 AND status = 'queued' AND next_attempt_at <= $3 RETURNING ",
+                outbox_columns!()
+            ))
+            .bind(lease_id)
+            .bind(lease_until)
+            .bind(now)
+            .bind(&id)
+            .fetch_optional(pool)
+            .await?
+        });
+        if claimed.is_some() {
+            return Ok(claimed);
+        }
+    }
+    Ok(None)
+}
+
+/// Records a successful send; false when the lease was lost meanwhile.
+pub async fn mark_sent(
+    db: &Db,
+    id: &str,
+    lease_id: &str,
+    provider_ref: Option<&str>,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let n = on_pool!(db, |pool| {
+        sqlx::query(
+            "UPDATE email_outbox SET status = 'sent', sent_at = $1, updated_at = $1, provider_ref = $2, \
+             lease_id = NULL WHERE id = $3 AND lease_id = $4 AND status = 'queued'",
+        )
+        .bind(now)
+        .bind(provider_ref)
+        .bind(id)
+        .bind(lease_id)
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    Ok(n == 1)
+}
+
+/// Puts a row back in the queue, due at `next_attempt_at`, keeping the error.
+pub async fn reschedule(
+    db: &Db,
+    id: &str,
+    lease_id: &str,
+    next_attempt_at: i64,
+    error: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let n = on_pool!(db, |pool| {
+        sqlx::query(
+            "UPDATE email_outbox SET next_attempt_at = $1, last_error = $2, updated_at = $3, lease_id = NULL \
+             WHERE id = $4 AND lease_id = $5 AND status = 'queued'",
+        )
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(now)
+        .bind(id)
+        .bind(lease_id)
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    Ok(n == 1)
+}
+
+/// Gives up on a row, keeping the error.
+pub async fn mark_failed(
+    db: &Db,
+    id: &str,
+    lease_id: &str,
+    error: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let n = on_pool!(db, |pool| {
+        sqlx::query(
+            "UPDATE email_outbox SET status = 'failed', last_error = $1, updated_at = $2, lease_id = NULL \
+             WHERE id = $3 AND lease_id = $4 AND status = 'queued'",
+        )
+        .bind(error)
+        .bind(now)
+        .bind(id)
+        .bind(lease_id)
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    Ok(n == 1)
+}
+
+/// One row by id (operators and tests).
+pub async fn get(db: &Db, id: &str) -> Result<Option<OutboxEmail>, sqlx::Error> {
+    on_pool!(db, |pool| {
+        sqlx::query_as::<_, OutboxEmail>(concat!(
+            "SELECT ",
+            outbox_columns!(),
+            " FROM email_outbox WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+    })
+}
+
+/// Every row, oldest first (operators and tests).
+pub async fn list(db: &Db) -> Result<Vec<OutboxEmail>, sqlx::Error> {
+    on_pool!(db, |pool| {
+        sqlx::query_as::<_, OutboxEmail>(concat!(
+            "SELECT ",
+            outbox_columns!(),
+            " FROM email_outbox ORDER BY created_at, id"
+        ))
+        .fetch_all(pool)
+        .await
+    })
+}

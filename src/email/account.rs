@@ -1,0 +1,223 @@
+//! Invitation and password-reset emails. Both carry a one-time link to the admin's
+//! set-password page, `{http.public_url}/admin/#/set-password?token=…`, whose page
+//! sends the token with the new password to `POST /v1/auth/password-reset/confirm`.
+//!
+//! A token is 32 random bytes (base64url); only its SHA-256 is stored. It works once,
+//! until it expires (`email.invite_ttl_secs`, `email.reset_ttl_secs`), and not at all
+//! once the user's password changed after it was issued. Setting a password revokes
+//! every other link of that user.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use minijinja::context;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::templates::human_duration;
+use super::{EmailError, Mailer};
+use crate::db::user_tokens::{self, Redeemed, UserToken};
+use crate::db::users::{self, User};
+use crate::db::{Db, Tenant, dealerships};
+
+/// Path (and fragment) of the set-password page; the token follows.
+pub const SET_PASSWORD_PATH: &str = "/admin/#/set-password?token=";
+
+/// Longest token accepted; real ones are 43 characters.
+const MAX_TOKEN_LEN: usize = 128;
+
+/// What a link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A new user chooses their first password.
+    Invite,
+    /// A user who forgot their password chooses a new one.
+    PasswordReset,
+}
+
+impl Purpose {
+    /// The stored name (also the email template's name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Invite => "invite",
+            Purpose::PasswordReset => "password_reset",
+        }
+    }
+
+    fn ttl(self, mailer: &Mailer) -> i64 {
+        match self {
+            Purpose::Invite => mailer.settings().invite_ttl_secs,
+            Purpose::PasswordReset => mailer.settings().reset_ttl_secs,
+        }
+    }
+}
+
+/// Why a link's token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkProblem {
+    /// Unknown, malformed, superseded by a later password change, or its user is gone
+    /// or disabled.
+    Invalid,
+    /// Already used (or revoked when another link was used).
+    Used,
+    /// Past its lifetime.
+    Expired,
+}
+
+impl LinkProblem {
+    /// Stable error code.
+    pub fn code(self) -> &'static str {
+        match self {
+            LinkProblem::Invalid => "token_invalid",
+            LinkProblem::Used => "token_used",
+            LinkProblem::Expired => "token_expired",
+        }
+    }
+
+    /// Message for people.
+    pub fn message(self) -> &'static str {
+        match self {
+            LinkProblem::Invalid => "this link is not valid; ask for a new one",
+            LinkProblem::Used => "this link was already used; ask for a new one",
+            LinkProblem::Expired => "this link has expired; ask for a new one",
+        }
+    }
+}
+
+/// SHA-256 of a token, hex: the only form in which tokens are stored.
+pub fn hash_token(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Stores a new token for `user` and returns the link carrying it.
+async fn issue_link(mailer: &Mailer, user: &User, purpose: Purpose) -> Result<String, EmailError> {
+    let token = new_token();
+    let now = mailer.now();
+    user_tokens::insert(
+        mailer.db(),
+        &user.id,
+        purpose.as_str(),
+        &hash_token(&token),
+        now,
+        now + purpose.ttl(mailer),
+    )
+    .await?;
+    Ok(mailer.url(&format!("{SET_PASSWORD_PATH}{token}")))
+}
+
+/// Emails `user` an invitation to choose their password; `invited_by` names the admin.
+/// Returns the outbox id.
+pub async fn send_invite(
+    mailer: &Mailer,
+    user: &User,
+    invited_by: Option<&str>,
+) -> Result<String, EmailError> {
+    let dealership = match &user.dealership_id {
+        Some(id) => dealerships::get(mailer.db(), Tenant::All, id)
+            .await?
+            .map(|d| d.name),
+        None => None,
+    };
+    let link = issue_link(mailer, user, Purpose::Invite).await?;
+    let context = context! {
+        display_name => user.display_name.clone(),
+        dealership => dealership,
+        invited_by => invited_by,
+        link => link,
+        expires_in => human_duration(Purpose::Invite.ttl(mailer)),
+    };
+    mailer
+        .queue(
+            Purpose::Invite.as_str(),
+            context,
+            &user.email,
+            None,
+            user.dealership_id.as_deref(),
+        )
+        .await
+}
+
+/// Emails a password-reset link to the account with this (normalised) address.
+/// Nothing is sent, and `Ok(None)` returned, when no enabled account has it.
+pub async fn send_password_reset(
+    mailer: &Mailer,
+    email: &str,
+) -> Result<Option<String>, EmailError> {
+    let Some(user) = users::by_email(mailer.db(), email)
+        .await?
+        .filter(|u| !u.disabled)
+    else {
+        return Ok(None);
+    };
+    let link = issue_link(mailer, &user, Purpose::PasswordReset).await?;
+    let context = context! {
+        display_name => user.display_name.clone(),
+        link => link,
+        expires_in => human_duration(Purpose::PasswordReset.ttl(mailer)),
+    };
+    let id = mailer
+        .queue(
+            Purpose::PasswordReset.as_str(),
+            context,
+            &user.email,
+            None,
+            user.dealership_id.as_deref(),
+        )
+        .await?;
+    Ok(Some(id))
+}
+
+/// Uses up a link's token: the token row and its user, or why it is refused.
+pub async fn redeem(
+    db: &Db,
+    token: &str,
+    now: i64,
+) -> Result<Result<(UserToken, User), LinkProblem>, sqlx::Error> {
+    let token = token.trim();
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return Ok(Err(LinkProblem::Invalid));
+    }
+    let redeemed = match user_tokens::redeem(db, &hash_token(token), now).await? {
+        Redeemed::Ok(redeemed) => redeemed,
+        Redeemed::Unknown => return Ok(Err(LinkProblem::Invalid)),
+        Redeemed::Used => return Ok(Err(LinkProblem::Used)),
+        Redeemed::Expired => return Ok(Err(LinkProblem::Expired)),
+    };
+    let user = users::get(db, Tenant::All, &redeemed.user_id)
+        .await?
+        // A password set after the link was sent (by its owner or an admin) retires it.
+        .filter(|u| !u.disabled && redeemed.created_at >= u.password_changed_at);
+    Ok(match user {
+        Some(user) => Ok((redeemed, user)),
+        None => Err(LinkProblem::Invalid),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_url_safe_and_stored_hashed() {
+        let a = new_token();
+        let b = new_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+        let hash = hash_token(&a);
+        assert_eq!(hash.len(), 64);
+        assert_ne!(hash, a);
+        assert_eq!(hash, hash_token(&a));
+    }
+}
