@@ -107,9 +107,16 @@ export class Conversation {
     this.failures = 0;
     // A new conversation: the assistant remembers nothing of the previous one, nor should the page.
     this.state.update({ phase: "connecting", notice: null, lines: [], lastMetrics: null });
+    const attempt = this.attempt;
     try {
-      this.microphone ??= await openMicrophone();
+      const microphone = this.microphone ?? (await openMicrophone());
+      if (attempt !== this.attempt) {
+        closeMicrophone(microphone); // ended while the browser asked for permission
+        return;
+      }
+      this.microphone = microphone;
     } catch (error) {
+      if (attempt !== this.attempt) return;
       const text = error instanceof MicrophoneError ? error.message : "The microphone could not be started.";
       this.state.update({ phase: "idle", notice: { tone: "error", text } });
       return;
