@@ -61,5 +61,6 @@ test("Widget: on the dealership's own site (an allowed origin) a visitor opens i
   await waitFor("the widget's conversation to go live", () => widget.locator("[data-transport]").count(), { timeoutMs: 20000 });
   assert.match(await waitForLine(widget, "user", /opening .*saturday/i), /opening .*saturday/i);
   assert.match(await waitForLine(widget, "assistant", /saturday/i), /saturday/i);
+  await waitFor("the widget's avatar to speak", () => widget.locator('[data-state="speaking"]').count(), { timeoutMs: 15000 });
   await page.screenshot({ path: shotPath("widget") });
 });
