@@ -90,12 +90,16 @@ poll() {
 }
 fail() {
     echo "browser-test: $*" >&2
-    echo "--- last lines of Adam's log ---" >&2
-    tail -n 40 "$work/adam.log" >&2
+    echo "--- Adam's log: errors, then the last lines ---" >&2
+    grep -a -m 10 -iE "error|panicked" "$work/adam.log" >&2 || true
+    tail -n 20 "$work/adam.log" >&2
     exit 1
 }
 
-poll 120 curl -sf "$ADAM_URL/readyz" -o /dev/null || fail "Adam did not become ready within 120 s"
+if ! poll 120 curl -sf "$ADAM_URL/readyz" -o /dev/null; then
+    kill -0 "$adam_pid" 2>/dev/null || fail "Adam exited during startup"
+    fail "Adam did not become ready within 120 s"
+fi
 curl -sf "$ADAM_URL/admin/" | grep -q '<div id="app">' \
     || fail "Adam does not serve the built client (web/dist) at /admin/: this server build has no static file service"
 
