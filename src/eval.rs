@@ -152,7 +152,9 @@ async fn evaluate(
     db.migrate().await?;
     let clock = Clock::system();
     let registry = prometheus::Registry::new();
-    let realtime = Realtime::start(settings, db.clone(), clock.clone(), &registry).await?;
+    // Its outbox worker never runs: an evaluation sends no email.
+    let mailer = crate::email::Mailer::new(settings, db.clone(), clock.clone(), &registry)?;
+    let realtime = Realtime::start(settings, db.clone(), clock.clone(), mailer, &registry).await?;
     let dealership = match source {
         Source::Folder(dir) => {
             let d = dealerships::insert(

@@ -77,10 +77,14 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.http.listen))?;
         let metrics = Metrics::new().context("registering metrics")?;
+        let email =
+            crate::email::Mailer::new(&settings, db.clone(), clock.clone(), metrics.registry())
+                .context("setting up email")?;
         let realtime = crate::realtime::Realtime::start(
             &settings,
             db.clone(),
             clock.clone(),
+            email.clone(),
             metrics.registry(),
         )
         .await?;
@@ -92,9 +96,6 @@ impl Application {
                 .with_context(|| format!("loading the demo documents from {}", dir.display()))?;
             tracing::info!(documents = queued, dir = %dir.display(), "demo documents queued for the first dealership");
         }
-        let email =
-            crate::email::Mailer::new(&settings, db.clone(), clock.clone(), metrics.registry())
-                .context("setting up email")?;
         let state = AppState {
             email,
             login_throttle: Arc::new(LoginThrottle::new(&settings.auth, clock.clone())),

@@ -2,6 +2,7 @@
 //! caches, providers, transcript sink), session creation with one-time tickets, and the
 //! WebSocket transport. The protocol is documented in `docs/protocol.md`.
 
+pub mod leads;
 pub mod routes;
 pub mod sink;
 pub mod socket;
@@ -53,6 +54,7 @@ impl Realtime {
         settings: &Settings,
         db: Db,
         clock: Clock,
+        mailer: crate::email::Mailer,
         registry: &prometheus::Registry,
     ) -> anyhow::Result<Self> {
         let metrics = ActorMetrics::new(registry).context("registering conversation metrics")?;
@@ -116,7 +118,7 @@ impl Realtime {
             SessionRegistryHandle::start(settings.session.max_sessions, metrics.clone())
                 .await
                 .context("starting the session registry")?;
-        let sink = Arc::new(sink::DbSink::start(db, clock));
+        let sink = Arc::new(sink::DbSink::start(db, clock, mailer));
         let shared = Arc::new(Shared {
             providers,
             embeddings,

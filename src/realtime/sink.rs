@@ -1,6 +1,7 @@
 //! The transcript sink: session starts, turns and ends written to the database in order
 //! by one task per node, off every actor's mailbox. A write that fails is retried a few
-//! times with backoff, so a brief database outage loses nothing.
+//! times with backoff, so a brief database outage loses nothing. Once a session's end is
+//! written, a conversation that is a lead is emailed to the dealership.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::clock::Clock;
 use crate::db::{Db, new_id, sessions};
+use crate::email::Mailer;
 
 enum Write {
     Started(SessionRecord, i64),
@@ -74,8 +76,8 @@ async fn apply(db: &Db, write: &Write) -> Result<(), sqlx::Error> {
 }
 
 impl DbSink {
-    /// Starts the writer task.
-    pub fn start(db: Db, clock: Clock) -> Self {
+    /// Starts the writer task; leads go out through `mailer`.
+    pub fn start(db: Db, clock: Clock, mailer: Mailer) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<Write>();
         tokio::spawn(async move {
             while let Some(write) = rx.recv().await {
@@ -86,7 +88,15 @@ impl DbSink {
                 let mut delay = Duration::from_millis(100);
                 for attempt in 1..=ATTEMPTS {
                     match apply(&db, &write).await {
-                        Ok(()) => break,
+                        Ok(()) => {
+                            if let Write::Ended(id, _, _) = &write {
+                                let (db, mailer, id) = (db.clone(), mailer.clone(), id.clone());
+                                tokio::spawn(async move {
+                                    super::leads::follow_up(&db, &mailer, &id).await;
+                                });
+                            }
+                            break;
+                        }
                         Err(e) if attempt == ATTEMPTS => {
                             tracing::error!(error = %e, "transcript write failed for good");
                         }

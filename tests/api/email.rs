@@ -557,3 +557,75 @@ async fn of_many_senders_racing_for_a_due_email_exactly_one_claims_it() {
             .expect("update")
     );
 }
+
+#[tokio::test]
+async fn a_conversation_where_the_customer_asks_for_a_call_back_emails_a_lead() {
+    let app = spawn_app_with(|s| {
+        fast_mail(s);
+        let sim = &mut s.providers.simulated;
+        sim.answer = "Of course, someone will call you.".into();
+        sim.tts_ms_per_char = 2;
+        sim.answer_first_token_ms = 5;
+        sim.tts_first_byte_ms = 5;
+    })
+    .await;
+    let root = app.admin().await;
+    let list = json_body(app.get("/v1/dealerships", Some(&root.access)).await).await;
+    let dealership = list[0]["id"].as_str().expect("demo dealership").to_owned();
+    let resp = app
+        .patch(
+            &format!("/v1/dealerships/{dealership}"),
+            Some(&root.access),
+            json!({"lead_email": "sales@demo-motors.example"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+
+    // A conversation without contact details is no lead.
+    let (_, url) = crate::realtime::new_session(&app).await;
+    let mut ws = crate::realtime::connect(&url, None).await.expect("ws");
+    crate::realtime::ask(&mut ws, "What are your opening hours?").await;
+    crate::realtime::read_until(&mut ws, "response.done").await;
+    drop(ws);
+    // The lead-bearing one: the customer asks for a call back and leaves a number.
+    let (id, url) = crate::realtime::new_session(&app).await;
+    let mut ws = crate::realtime::connect(&url, None).await.expect("ws");
+    crate::realtime::ask(&mut ws, "Is the hybrid in stock?").await;
+    crate::realtime::read_until(&mut ws, "response.done").await;
+    crate::realtime::ask(
+        &mut ws,
+        "My name is Jane Doe. Please call me back tomorrow at 555-123-4567.",
+    )
+    .await;
+    crate::realtime::read_until(&mut ws, "response.done").await;
+    drop(ws);
+
+    let mail = nth_mail(&app, 1).await;
+    assert_eq!(mail.to, "sales@demo-motors.example");
+    assert!(mail.text.contains("Jane Doe"), "{}", mail.text);
+    assert!(mail.text.contains("555-123-4567"), "{}", mail.text);
+    assert!(
+        mail.text.contains("Is the hybrid in stock?"),
+        "{}",
+        mail.text
+    );
+    assert!(
+        mail.text.contains(&id),
+        "the transcript link: {}",
+        mail.text
+    );
+    // Both sessions have ended and been followed up; only one was a lead.
+    let both_ended = eventually(WAIT, || async {
+        let sessions = json_body(app.get("/v1/sessions", Some(&root.access)).await).await;
+        sessions
+            .as_array()
+            .is_some_and(|s| s.len() == 2 && s.iter().all(|s| !s["ended_at"].is_null()))
+    })
+    .await;
+    assert!(both_ended);
+    assert_eq!(
+        mail_files(&app).len(),
+        1,
+        "the conversation without details is no lead"
+    );
+}
