@@ -438,8 +438,9 @@ async fn drive<S>(
         let keepalive_at = last_sent + timing.keepalive;
         let idle_at = owed_since.map(|t| t + timing.idle);
         tokio::select! {
-            () = cancel.cancelled() => break Ok(()),
-            () = events.closed() => break Ok(()),
+            // Cancelled, or the owner dropped the session: say goodbye and stop.
+            () = cancel.cancelled() => break Err(Failure::from(ProviderError::Cancelled)),
+            () = events.closed() => break Err(Failure::from(ProviderError::Cancelled)),
             command = commands.recv(), if !closing => {
                 let message = match command {
                     Some(Command::Audio(bytes)) => Message::binary(bytes),
@@ -448,11 +449,7 @@ async fn drive<S>(
                         closing = true;
                         control("CloseStream")
                     }
-                    None => {
-                        // The owner is gone: say goodbye and stop.
-                        let _ = socket.send(control("CloseStream")).await;
-                        break Ok(());
-                    }
+                    None => break Err(Failure::from(ProviderError::Cancelled)),
                 };
                 if let Err(e) = socket.send(message).await {
                     break Err(ws::socket_failure(&provider, &e));
@@ -501,8 +498,19 @@ async fn drive<S>(
             }
         }
     };
-    if let Err(failure) = result {
-        let _ = events.try_send(Err(failure.error));
+    match result {
+        Err(Failure {
+            error: ProviderError::Cancelled,
+            ..
+        }) => {
+            if !closing {
+                let _ = socket.send(control("CloseStream")).await;
+            }
+        }
+        Err(failure) => {
+            let _ = events.try_send(Err(failure.error));
+        }
+        Ok(()) => {}
     }
     // Bounded: a peer that never answers the close handshake must not keep the task.
     let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
