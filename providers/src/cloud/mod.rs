@@ -13,7 +13,8 @@
 //!   word timings from the character alignment and dead-socket detection.
 //! - [`openai_tts`]: OpenAI text to speech (raw PCM streamed over HTTP).
 //! - [`resilience`]: timeouts, retries before the first output, the circuit breaker and
-//!   metrics, around any provider ([`resilience::Guarded`]).
+//!   metrics.
+//! - [`guarded`]: the resilience layer around any port implementation.
 //! - [`breaker`]: the circuit breaker state machine.
 //! - [`fallback`]: provider chains per stage that move on only while nothing was emitted.
 //! - [`metrics`]: the `provider_*` Prometheus series.
@@ -30,6 +31,7 @@ pub mod deepgram;
 pub mod elevenlabs;
 pub mod embeddings;
 pub mod fallback;
+pub mod guarded;
 pub mod http;
 pub mod metrics;
 pub mod openai_stt;
@@ -59,5 +61,51 @@ pub mod keys {
             .ok()
             .filter(|v| !v.trim().is_empty())
             .map(SecretString::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+    use serde_json::json;
+
+    use super::chat::ChatConfig;
+    use super::deepgram::DeepgramConfig;
+    use super::elevenlabs::ElevenLabsConfig;
+    use super::embeddings::EmbeddingsConfig;
+    use super::openai_stt::TranscriptionConfig;
+    use super::openai_tts::OpenAiTtsConfig;
+
+    fn check<C: Serialize + DeserializeOwned + Default + PartialEq + std::fmt::Debug>() {
+        let serialized = serde_json::to_value(C::default()).expect("serialize");
+        let text = serialized.to_string();
+        assert!(!text.contains("key\""), "no key field in {text}");
+        assert_eq!(
+            serde_json::from_value::<C>(serialized).expect("round trip"),
+            C::default()
+        );
+        // Missing fields take their defaults; a key in the file is refused.
+        assert_eq!(
+            serde_json::from_value::<C>(json!({})).expect("defaults"),
+            C::default()
+        );
+        assert!(serde_json::from_value::<C>(json!({"api_key": "sk-123"})).is_err());
+        assert!(serde_json::from_value::<C>(json!({"resilience": {"retries": 3}})).is_err());
+        let partial: C =
+            serde_json::from_value(json!({"resilience": {"max_retries": 0}})).expect("partial");
+        let back = serde_json::to_value(&partial).expect("serialize");
+        assert_eq!(back["resilience"]["max_retries"], 0);
+        assert_eq!(back["resilience"]["idle_timeout_ms"], 5_000);
+    }
+
+    #[test]
+    fn configs_have_defaults_refuse_unknown_fields_and_hold_no_keys() {
+        check::<ChatConfig>();
+        check::<EmbeddingsConfig>();
+        check::<TranscriptionConfig>();
+        check::<DeepgramConfig>();
+        check::<ElevenLabsConfig>();
+        check::<OpenAiTtsConfig>();
     }
 }

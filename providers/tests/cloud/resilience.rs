@@ -10,7 +10,8 @@ use adam_actors::ports::{
 use adam_providers::cloud::chat::ChatCompletions;
 use adam_providers::cloud::elevenlabs::ElevenLabsTts;
 use adam_providers::cloud::fallback::{FallbackAnswer, FallbackTts};
-use adam_providers::cloud::resilience::{Guarded, ProviderGuard, ResilienceConfig, Stage};
+use adam_providers::cloud::guarded::Guarded;
+use adam_providers::cloud::resilience::{ProviderGuard, ResilienceConfig, Stage};
 use prometheus::Registry;
 use tokio::sync::mpsc;
 
