@@ -37,10 +37,14 @@ pub struct ChatConfig {
     pub base_url: String,
     /// Model id as the endpoint names it (`openai/gpt-4o-mini` on OpenRouter).
     pub model: String,
-    /// Longest answer, tokens (`max_tokens`).
+    /// Longest answer, tokens.
     pub max_tokens: u32,
-    /// Sampling temperature.
-    pub temperature: f32,
+    /// The request field carrying `max_tokens`: `max_tokens` (OpenRouter, local servers,
+    /// older OpenAI models) or `max_completion_tokens` (OpenAI's reasoning and GPT-5
+    /// models refuse the other).
+    pub max_tokens_field: MaxTokensField,
+    /// Sampling temperature; unset for models that accept only their default.
+    pub temperature: Option<f64>,
     /// Largest prompt, tokens: passages and history are trimmed to fit.
     pub max_prompt_tokens: usize,
     /// Tokenizer counting the prompt: `auto` (from the model name), `cl100k`, `o200k`.
@@ -65,7 +69,8 @@ impl Default for ChatConfig {
             base_url: "https://openrouter.ai/api/v1".into(),
             model: "openai/gpt-4o-mini".into(),
             max_tokens: 300,
-            temperature: 0.3,
+            max_tokens_field: MaxTokensField::MaxTokens,
+            temperature: Some(0.3),
             max_prompt_tokens: 4_000,
             tokenizer: TokenEncoding::Auto,
             instructions: "You answer customers of a car dealership on the phone. Reply in one \
@@ -80,6 +85,16 @@ impl Default for ChatConfig {
             resilience: ResilienceConfig::default(),
         }
     }
+}
+
+/// Name of the answer-length field of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxTokensField {
+    /// `max_tokens`.
+    MaxTokens,
+    /// `max_completion_tokens`.
+    MaxCompletionTokens,
 }
 
 /// The streaming chat completions client.
@@ -148,14 +163,21 @@ impl ChatCompletions {
     }
 
     fn body(&self, prompt: &Prompt) -> serde_json::Value {
-        json!({
+        let mut body = json!({
             "model": self.config.model,
             "messages": prompt.messages,
             "stream": true,
             "stream_options": { "include_usage": true },
-            "max_tokens": self.config.max_tokens,
-            "temperature": self.config.temperature,
-        })
+        });
+        let field = match self.config.max_tokens_field {
+            MaxTokensField::MaxTokens => "max_tokens",
+            MaxTokensField::MaxCompletionTokens => "max_completion_tokens",
+        };
+        body[field] = json!(self.config.max_tokens);
+        if let Some(t) = self.config.temperature {
+            body["temperature"] = json!(t);
+        }
+        body
     }
 
     async fn run(
@@ -202,6 +224,17 @@ impl ChatCompletions {
             .await
             .map_err(|e| http::transport(provider, &e))?;
         let response = http::check(provider, response).await?;
+        if is_json(&response) {
+            // Some servers answer a failed stream with a plain JSON error and a 200.
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| http::transport(provider, &e))?;
+            let message = http::error_message(&body).unwrap_or_else(|| "no event stream".into());
+            return Err(Failure::from(ProviderError::Unavailable(format!(
+                "{provider}: {message}"
+            ))));
+        }
         let mut stream = ChatStream::new(self.config.citations);
         let mut body = response.bytes_stream();
         let idle = self.config.resilience.idle_timeout();
@@ -277,6 +310,14 @@ impl AnswerEngine for ChatCompletions {
     ) -> BoxFuture<'a, Result<AnswerUsage, ProviderError>> {
         Box::pin(self.run(request, tokens, cancel))
     }
+}
+
+fn is_json(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"))
 }
 
 /// What one event meant.

@@ -15,6 +15,7 @@
 //! and `Error`; a close frame before `CloseStream` is a failure (1008: the audio or
 //! request was refused; 1011: Deepgram's side, e.g. no audio for 10 s).
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use adam_actors::ports::{BoxFuture, CancellationToken, ProviderError, SpeechToText, SttRequest};
@@ -288,40 +289,51 @@ impl DeepgramStt {
         cancel: &CancellationToken,
     ) -> Result<String, Failure> {
         let socket = self.connect(request.sample_rate).await?;
-        let mut session = self.session(socket, cancel.child_token());
+        let (sender, mut events) = self.session(socket, cancel.child_token()).split();
         let frame = (request.sample_rate as usize * FRAME_MS / 1000).max(1);
-        for chunk in request.audio.chunks(frame) {
-            session.send_audio(chunk).await?;
-        }
-        session.finalize().await?;
-        session.close().await?;
-        let mut finals: Vec<String> = Vec::new();
-        while let Some(event) = session.next_event().await {
-            match event? {
-                SttEvent::Transcript {
-                    text,
-                    is_final: true,
-                    from_finalize,
-                    ..
-                } => {
-                    if !text.is_empty() {
-                        finals.push(text);
-                    }
-                    if from_finalize {
-                        break;
-                    }
-                }
-                SttEvent::Transcript { text, .. } => {
-                    let mut shown = finals.clone();
-                    shown.push(text);
-                    // Interim text is advisory: never wait for a slow reader.
-                    let _ = partial.try_send(shown.join(" "));
-                }
-                SttEvent::Metadata { .. } | SttEvent::Closed => break,
-                SttEvent::SpeechStarted { .. } | SttEvent::UtteranceEnd { .. } => {}
+        // Audio goes out while results come in: a long turn's interim results must not
+        // fill the event queue while the upload waits.
+        let upload = async {
+            for chunk in request.audio.chunks(frame) {
+                sender.send_audio(chunk).await?;
             }
-        }
-        Ok(finals.join(" "))
+            sender.finalize().await?;
+            sender.close().await
+        };
+        let collect = async {
+            let mut finals: Vec<String> = Vec::new();
+            while let Some(event) = events.next().await {
+                match event? {
+                    SttEvent::Transcript {
+                        text,
+                        is_final: true,
+                        from_finalize,
+                        ..
+                    } => {
+                        if !text.is_empty() {
+                            finals.push(text);
+                        }
+                        if from_finalize {
+                            break;
+                        }
+                    }
+                    SttEvent::Transcript { text, .. } => {
+                        let mut shown = finals.clone();
+                        shown.push(text);
+                        // Interim text is advisory: never wait for a slow reader.
+                        let _ = partial.try_send(shown.join(" "));
+                    }
+                    SttEvent::Metadata { .. } | SttEvent::Closed => break,
+                    SttEvent::SpeechStarted { .. } | SttEvent::UtteranceEnd { .. } => {}
+                }
+            }
+            Ok::<_, ProviderError>(finals.join(" "))
+        };
+        let (uploaded, transcript) = tokio::join!(upload, collect);
+        // The socket's own error (in the events) says more than a refused send.
+        let transcript = transcript?;
+        uploaded?;
+        Ok(transcript)
     }
 }
 
@@ -356,16 +368,26 @@ enum Command {
 }
 
 /// A live Deepgram stream. Dropping it sends `CloseStream`, closes the socket and ends
-/// its task.
+/// its task; [`DeepgramSession::split`] gives the sending and receiving halves to two
+/// tasks.
+#[derive(Debug)]
 pub struct DeepgramSession {
-    commands: mpsc::Sender<Command>,
-    events: mpsc::Receiver<Result<SttEvent, ProviderError>>,
+    sender: DeepgramSender,
+    events: DeepgramEvents,
 }
 
-impl std::fmt::Debug for DeepgramSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeepgramSession").finish_non_exhaustive()
-    }
+/// The sending half of a session (cheap to clone). When every sender is dropped the
+/// stream is closed as by [`DeepgramSender::close`]; events go on until `Closed`.
+#[derive(Debug, Clone)]
+pub struct DeepgramSender {
+    commands: mpsc::Sender<Command>,
+    failure: Arc<OnceLock<ProviderError>>,
+}
+
+/// The receiving half of a session. Dropping it ends the session.
+#[derive(Debug)]
+pub struct DeepgramEvents {
+    events: mpsc::Receiver<Result<SttEvent, ProviderError>>,
 }
 
 impl DeepgramSession {
@@ -379,20 +401,57 @@ impl DeepgramSession {
     {
         let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
         let (event_tx, events) = mpsc::channel(EVENT_QUEUE);
-        tokio::spawn(drive(
-            socket, command_rx, event_tx, timing, provider, cancel,
-        ));
-        Self { commands, events }
+        let failure = Arc::new(OnceLock::new());
+        let link = Link {
+            commands: command_rx,
+            events: event_tx,
+            failure: failure.clone(),
+        };
+        tokio::spawn(drive(socket, link, timing, provider, cancel));
+        Self {
+            sender: DeepgramSender { commands, failure },
+            events: DeepgramEvents { events },
+        }
     }
 
-    async fn command(&self, command: Command) -> Result<(), ProviderError> {
-        self.commands
-            .send(command)
-            .await
-            .map_err(|_| ProviderError::Unavailable("Deepgram session ended".into()))
+    /// The two halves.
+    pub fn split(self) -> (DeepgramSender, DeepgramEvents) {
+        (self.sender, self.events)
     }
 
     /// Sends PCM16 audio (at the session's rate).
+    pub async fn send_audio(&self, samples: &[i16]) -> Result<(), ProviderError> {
+        self.sender.send_audio(samples).await
+    }
+
+    /// Asks Deepgram to transcribe what it holds now (`Finalize`).
+    pub async fn finalize(&self) -> Result<(), ProviderError> {
+        self.sender.finalize().await
+    }
+
+    /// Ends the stream (`CloseStream`).
+    pub async fn close(&self) -> Result<(), ProviderError> {
+        self.sender.close().await
+    }
+
+    /// The next event; `None` after the stream ended (or failed: the error comes first).
+    pub async fn next_event(&mut self) -> Option<Result<SttEvent, ProviderError>> {
+        self.events.next().await
+    }
+}
+
+impl DeepgramSender {
+    async fn command(&self, command: Command) -> Result<(), ProviderError> {
+        self.commands.send(command).await.map_err(|_| {
+            self.failure
+                .get()
+                .cloned()
+                .unwrap_or_else(|| ProviderError::Unavailable("Deepgram session ended".into()))
+        })
+    }
+
+    /// Sends PCM16 audio (at the session's rate). Waits while the socket is behind
+    /// (bounded queue); fails with the session's error once it has ended.
     pub async fn send_audio(&self, samples: &[i16]) -> Result<(), ProviderError> {
         self.command(Command::Audio(pcm_bytes(samples))).await
     }
@@ -407,11 +466,20 @@ impl DeepgramSession {
     pub async fn close(&self) -> Result<(), ProviderError> {
         self.command(Command::Close).await
     }
+}
 
+impl DeepgramEvents {
     /// The next event; `None` after the stream ended (or failed: the error comes first).
-    pub async fn next_event(&mut self) -> Option<Result<SttEvent, ProviderError>> {
+    pub async fn next(&mut self) -> Option<Result<SttEvent, ProviderError>> {
         self.events.recv().await
     }
+}
+
+/// The task's ends of the session's channels.
+struct Link {
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Result<SttEvent, ProviderError>>,
+    failure: Arc<OnceLock<ProviderError>>,
 }
 
 fn control(kind: &str) -> Message {
@@ -422,14 +490,18 @@ fn control(kind: &str) -> Message {
 /// watchdog (silence while results are owed is a dead socket).
 async fn drive<S>(
     mut socket: S,
-    mut commands: mpsc::Receiver<Command>,
-    events: mpsc::Sender<Result<SttEvent, ProviderError>>,
+    link: Link,
     timing: Timing,
     provider: String,
     cancel: CancellationToken,
 ) where
     S: Sink<Message, Error = WsError> + Stream<Item = Result<Message, WsError>> + Unpin,
 {
+    let Link {
+        mut commands,
+        events,
+        failure: failure_slot,
+    } = link;
     let mut last_sent = Instant::now();
     // Since when a reply is owed (audio, Finalize or CloseStream sent, nothing since).
     let mut owed_since: Option<Instant> = None;
@@ -445,11 +517,11 @@ async fn drive<S>(
                 let message = match command {
                     Some(Command::Audio(bytes)) => Message::binary(bytes),
                     Some(Command::Finalize) => control("Finalize"),
-                    Some(Command::Close) => {
+                    // Every sender gone: the same as an explicit close.
+                    Some(Command::Close) | None => {
                         closing = true;
                         control("CloseStream")
                     }
-                    None => break Err(Failure::from(ProviderError::Cancelled)),
                 };
                 if let Err(e) = socket.send(message).await {
                     break Err(ws::socket_failure(&provider, &e));
@@ -508,6 +580,7 @@ async fn drive<S>(
             }
         }
         Err(failure) => {
+            let _ = failure_slot.set(failure.error.clone());
             let _ = events.try_send(Err(failure.error));
         }
         Ok(()) => {}

@@ -6,7 +6,7 @@ use adam_actors::ports::{
     AnswerEngine, AnswerRequest, AnswerUsage, CancellationToken, ContextTurn, Passage,
     ProviderError,
 };
-use adam_providers::cloud::chat::{ChatCompletions, ChatConfig};
+use adam_providers::cloud::chat::{ChatCompletions, ChatConfig, MaxTokensField};
 use adam_providers::cloud::resilience::ResilienceConfig;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -109,6 +109,8 @@ async fn streams_an_answer_without_citation_markers_and_reports_usage() {
     assert_eq!(sent.json["stream"], json!(true));
     assert_eq!(sent.json["stream_options"], json!({"include_usage": true}));
     assert_eq!(sent.json["model"], "openai/gpt-4o-mini");
+    assert_eq!(sent.json["max_tokens"], 300);
+    assert_eq!(sent.json["temperature"], 0.3);
     let messages = sent.json["messages"].as_array().expect("messages");
     assert_eq!(messages.len(), 4, "system, one earlier turn, the question");
     let system = messages[0]["content"].as_str().expect("system");
@@ -167,11 +169,16 @@ async fn a_local_server_gets_no_key_and_usage_is_estimated_when_not_sent() {
     fake.set_answer(&["Eight", " to two."], None);
     let mut cfg = config(&fake, resilience());
     cfg.citations = false;
+    cfg.max_tokens_field = MaxTokensField::MaxCompletionTokens;
+    cfg.temperature = None;
     let engine = ChatCompletions::new(cfg, None, metrics().1).expect("client");
     let (result, tokens) = answer(&engine, CancellationToken::new()).await;
     let usage = result.expect("answer");
     assert_eq!(tokens.concat(), "Eight to two.");
-    assert!(fake.requests()[0].headers.get("authorization").is_none());
+    let sent = &fake.requests()[0];
+    assert!(sent.headers.get("authorization").is_none());
+    assert_eq!(sent.json["max_completion_tokens"], 300);
+    assert!(sent.json.get("max_tokens").is_none() && sent.json.get("temperature").is_none());
     assert!(
         usage.prompt_tokens > 20 && usage.completion_tokens > 0,
         "{usage:?}"
@@ -290,6 +297,19 @@ async fn malformed_events_and_cut_streams_fail() {
         "{result:?}"
     );
     assert_eq!(tokens, ["We"]);
+
+    // A 200 with a JSON error instead of an event stream.
+    fake.push(Reply::status(
+        200,
+        json!({"error": {"message": "Model overloaded", "code": 503}}),
+    ));
+    let (result, _) = answer(&engine, CancellationToken::new()).await;
+    assert_eq!(
+        result,
+        Err(ProviderError::Unavailable(
+            "openrouter: Model overloaded".into()
+        ))
+    );
 
     // The body ends cleanly but without [DONE] or a finish reason.
     fake.push(Reply::Body(vec![Piece::text(&chunk(

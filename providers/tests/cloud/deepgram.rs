@@ -227,3 +227,47 @@ async fn dropping_a_session_says_goodbye() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_long_turn_with_many_interim_results_does_not_stall() {
+    let fake = FakeDeepgram::start().await;
+    fake.push(Mode::Chatty);
+    let stt = client(&fake, resilience());
+    // 30 s of audio: 300 frames, each answered with an interim result.
+    let request = SttRequest {
+        audio: Arc::from(vec![7i16; 480_000]),
+        sample_rate: 16_000,
+    };
+    let (tx, _rx) = mpsc::channel(4);
+    let result = within(
+        Duration::from_secs(10),
+        stt.transcribe(request, tx, CancellationToken::new()),
+    )
+    .await;
+    assert_eq!(result, Ok(format!("{FINAL_1} {FINAL_2}")));
+    assert_eq!(fake.conns()[0].audio_bytes, 960_000);
+}
+
+#[tokio::test]
+async fn split_halves_close_when_the_sender_is_dropped() {
+    let fake = FakeDeepgram::start().await;
+    let stt = client(&fake, resilience());
+    let session = stt
+        .open_session(16_000, CancellationToken::new())
+        .await
+        .expect("session");
+    let (sender, mut events) = session.split();
+    sender.send_audio(&[9; 3_200]).await.expect("audio");
+    drop(sender);
+    let mut seen = Vec::new();
+    while let Some(event) = within(Duration::from_secs(3), events.next()).await {
+        seen.push(event.expect("no error"));
+    }
+    assert!(matches!(seen.first(), Some(SttEvent::SpeechStarted { .. })));
+    assert!(matches!(seen[seen.len() - 2], SttEvent::Metadata { .. }));
+    assert_eq!(seen.last(), Some(&SttEvent::Closed));
+    assert_eq!(
+        fake.conns()[0].controls.last().map(String::as_str),
+        Some("CloseStream")
+    );
+}

@@ -35,6 +35,8 @@ pub enum Mode {
     },
     /// Accept, read everything, answer nothing (a dead socket).
     Silent,
+    /// The documented protocol, with an interim result after every audio frame.
+    Chatty,
     /// Close with this code after the first audio.
     CloseWith { code: u16, reason: &'static str },
 }
@@ -205,6 +207,9 @@ async fn run(mut socket: WebSocket, mode: Mode, rate: usize, conn: Arc<Mutex<Con
                             .to_string()
                             .into(),
                     ));
+                }
+                if matches!(mode, Mode::Chatty) {
+                    replies.push(results(INTERIM, false, false, false));
                 }
                 // Interim text once 200 ms of audio is in.
                 if !interim_sent && total >= rate * 2 / 5 {
