@@ -1,5 +1,6 @@
-//! Adam's embedded providers: real local implementations of the `adam-actors` ports, so a
-//! fresh install answers out loud with no API key and no network.
+//! Adam's providers: real local implementations of the `adam-actors` ports, so a fresh
+//! install answers out loud with no API key and no network, and clients for cloud
+//! services.
 //!
 //! - [`silero`]: Silero voice activity detection (ONNX Runtime, loaded at run time).
 //! - [`whisper`]: Whisper speech to text (whisper.cpp through whisper-rs).
@@ -11,7 +12,11 @@
 //!   retrieved passages.
 //! - [`embedded`]: the whole embedded provider set, and the model check.
 //! - [`pool`]: the bounded worker pools every model runs on, and the admission signal.
+//! - [`cloud`]: clients for cloud services (OpenAI-compatible LLMs, embeddings and
+//!   speech, Deepgram, ElevenLabs), with timeouts, retries, circuit breakers and
+//!   fallback chains.
 
+pub mod cloud;
 pub mod embedded;
 pub mod espeak;
 pub mod grounded;

@@ -1,0 +1,273 @@
+//! `DeepgramStt` and `DeepgramSession` against the fake Deepgram endpoint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adam_actors::ports::{CancellationToken, ProviderError, SpeechToText, SttRequest};
+use adam_providers::cloud::deepgram::{DeepgramConfig, DeepgramSession, DeepgramStt, SttEvent};
+use adam_providers::cloud::resilience::ResilienceConfig;
+use tokio::sync::mpsc;
+
+use crate::fakes::deepgram::{FINAL_1, FINAL_2, FakeDeepgram, INTERIM, KEY, Mode};
+use crate::support::{eventually, key, metrics, no_retries, only_idle_timeout, resilience, within};
+
+fn config(fake: &FakeDeepgram, resilience: ResilienceConfig) -> DeepgramConfig {
+    DeepgramConfig {
+        url: fake.url(),
+        keepalive_ms: 100,
+        resilience,
+        ..DeepgramConfig::default()
+    }
+}
+
+fn client(fake: &FakeDeepgram, resilience: ResilienceConfig) -> DeepgramStt {
+    DeepgramStt::new(config(fake, resilience), key(KEY), metrics().1).expect("client")
+}
+
+async fn next(session: &mut DeepgramSession) -> SttEvent {
+    within(Duration::from_secs(3), session.next_event())
+        .await
+        .expect("an event")
+        .expect("no error")
+}
+
+/// Half a second of audio at 16 kHz.
+fn turn() -> SttRequest {
+    SttRequest {
+        audio: Arc::from(vec![100i16; 8_000]),
+        sample_rate: 16_000,
+    }
+}
+
+async fn transcribe(stt: &DeepgramStt) -> (Result<String, ProviderError>, Vec<String>) {
+    let (tx, mut rx) = mpsc::channel(16);
+    let result = within(
+        Duration::from_secs(5),
+        stt.transcribe(turn(), tx, CancellationToken::new()),
+    )
+    .await;
+    let mut partials = Vec::new();
+    while let Ok(p) = rx.try_recv() {
+        partials.push(p);
+    }
+    (result, partials)
+}
+
+#[tokio::test]
+async fn an_utterance_is_streamed_finalized_and_assembled() {
+    let fake = FakeDeepgram::start().await;
+    let stt = client(&fake, resilience());
+    let (result, partials) = transcribe(&stt).await;
+    assert_eq!(result, Ok(format!("{FINAL_1} {FINAL_2}")));
+    assert_eq!(partials, [INTERIM]);
+    let conn = &fake.conns()[0];
+    assert_eq!(conn.auth.as_deref(), Some(&*format!("Token {KEY}")));
+    for (k, v) in [
+        ("encoding", "linear16"),
+        ("sample_rate", "16000"),
+        ("channels", "1"),
+        ("interim_results", "true"),
+        ("endpointing", "300"),
+        ("utterance_end_ms", "1000"),
+        ("vad_events", "true"),
+        ("model", "nova-3"),
+    ] {
+        assert_eq!(conn.query.get(k).map(String::as_str), Some(v), "{k}");
+    }
+    assert_eq!(
+        conn.audio_bytes, 16_000,
+        "every sample, as 16-bit little-endian"
+    );
+    assert_eq!(conn.controls, ["Finalize", "CloseStream"]);
+}
+
+#[tokio::test]
+async fn a_refused_handshake_is_retried_on_429_and_not_on_401() {
+    let fake = FakeDeepgram::start().await;
+    fake.push(Mode::Refuse {
+        code: 429,
+        headers: vec![("retry-after", "0")],
+    });
+    let stt = client(&fake, resilience());
+    assert!(transcribe(&stt).await.0.is_ok());
+    assert_eq!(fake.attempts(), 2);
+
+    let fake = FakeDeepgram::start().await;
+    let stt =
+        DeepgramStt::new(config(&fake, resilience()), key("wrong"), metrics().1).expect("client");
+    let (result, _) = transcribe(&stt).await;
+    assert!(
+        matches!(result, Err(ProviderError::Rejected(ref m)) if m.contains("401") && m.contains("Invalid credentials")),
+        "{result:?}"
+    );
+    assert_eq!(fake.attempts(), 1);
+}
+
+#[tokio::test]
+async fn a_silent_socket_times_out_instead_of_hanging() {
+    let fake = FakeDeepgram::start().await;
+    fake.push(Mode::Silent);
+    let stt = client(&fake, only_idle_timeout());
+    let (result, _) = transcribe(&stt).await;
+    assert_eq!(result, Err(ProviderError::Timeout));
+    eventually("the socket was closed", || fake.conns()[0].ended).await;
+}
+
+#[tokio::test]
+async fn close_codes_map_to_errors() {
+    let fake = FakeDeepgram::start().await;
+    fake.push(Mode::CloseWith {
+        code: 1011,
+        reason: "NET-0000: no audio received",
+    });
+    let stt = client(&fake, no_retries());
+    let (result, _) = transcribe(&stt).await;
+    assert!(
+        matches!(result, Err(ProviderError::Unavailable(ref m)) if m.contains("1011")),
+        "{result:?}"
+    );
+
+    fake.push(Mode::CloseWith {
+        code: 1008,
+        reason: "DATA-0000: the payload cannot be decoded as audio",
+    });
+    let (result, _) = transcribe(&stt).await;
+    assert!(
+        matches!(result, Err(ProviderError::Rejected(ref m)) if m.contains("DATA-0000")),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn cancellation_closes_the_socket_promptly() {
+    let fake = FakeDeepgram::start().await;
+    fake.push(Mode::Silent);
+    let stt = client(&fake, resilience());
+    let cancel = CancellationToken::new();
+    let (tx, _rx) = mpsc::channel(8);
+    let call = stt.transcribe(turn(), tx, cancel.clone());
+    let (result, ()) = within(Duration::from_secs(3), async {
+        tokio::join!(call, async {
+            eventually("audio reached the fake", || {
+                fake.conns().first().is_some_and(|c| c.audio_bytes > 0)
+            })
+            .await;
+            cancel.cancel();
+        })
+    })
+    .await;
+    assert_eq!(result, Err(ProviderError::Cancelled));
+    eventually("the fake saw the socket close", || fake.conns()[0].ended).await;
+}
+
+#[tokio::test]
+async fn a_streaming_session_reports_endpointing_and_keeps_the_socket_alive() {
+    let fake = FakeDeepgram::start().await;
+    let stt = client(&fake, resilience());
+    let mut session = stt
+        .open_session(16_000, CancellationToken::new())
+        .await
+        .expect("session");
+    // Idle: keep-alives go out instead of audio.
+    eventually("a KeepAlive", || {
+        fake.conns()[0].controls.iter().any(|c| c == "KeepAlive")
+    })
+    .await;
+    for _ in 0..4 {
+        session.send_audio(&[50; 1_600]).await.expect("audio");
+    }
+    let mut events = Vec::new();
+    events.push(next(&mut session).await);
+    events.push(next(&mut session).await);
+    session.finalize().await.expect("finalize");
+    for _ in 0..3 {
+        events.push(next(&mut session).await);
+    }
+    assert_eq!(events[0], SttEvent::SpeechStarted { at_secs: 0.1 });
+    assert!(
+        matches!(&events[1], SttEvent::Transcript { text, is_final: false, .. } if text == INTERIM)
+    );
+    assert!(
+        matches!(&events[2], SttEvent::Transcript { text, is_final: true, speech_final: false, .. } if text == FINAL_1)
+    );
+    assert!(matches!(
+        &events[3],
+        SttEvent::Transcript { text, is_final: true, speech_final: true, from_finalize: true } if text == FINAL_2
+    ));
+    assert_eq!(
+        events[4],
+        SttEvent::UtteranceEnd {
+            last_word_end_secs: 1.9
+        }
+    );
+    session.close().await.expect("close");
+    assert!(matches!(
+        next(&mut session).await,
+        SttEvent::Metadata { .. }
+    ));
+    assert_eq!(next(&mut session).await, SttEvent::Closed);
+    assert!(session.next_event().await.is_none());
+    eventually("the fake saw the end", || fake.conns()[0].ended).await;
+}
+
+#[tokio::test]
+async fn dropping_a_session_says_goodbye() {
+    let fake = FakeDeepgram::start().await;
+    let stt = client(&fake, resilience());
+    let session = stt
+        .open_session(16_000, CancellationToken::new())
+        .await
+        .expect("session");
+    session.send_audio(&[1; 160]).await.expect("audio");
+    eventually("audio arrived", || fake.conns()[0].audio_bytes == 320).await;
+    drop(session);
+    eventually("CloseStream and the socket closed", || {
+        let c = &fake.conns()[0];
+        c.ended && c.controls.last().is_some_and(|k| k == "CloseStream")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_long_turn_with_many_interim_results_does_not_stall() {
+    let fake = FakeDeepgram::start().await;
+    fake.push(Mode::Chatty);
+    let stt = client(&fake, resilience());
+    // 30 s of audio: 300 frames, each answered with an interim result.
+    let request = SttRequest {
+        audio: Arc::from(vec![7i16; 480_000]),
+        sample_rate: 16_000,
+    };
+    let (tx, _rx) = mpsc::channel(4);
+    let result = within(
+        Duration::from_secs(10),
+        stt.transcribe(request, tx, CancellationToken::new()),
+    )
+    .await;
+    assert_eq!(result, Ok(format!("{FINAL_1} {FINAL_2}")));
+    assert_eq!(fake.conns()[0].audio_bytes, 960_000);
+}
+
+#[tokio::test]
+async fn split_halves_close_when_the_sender_is_dropped() {
+    let fake = FakeDeepgram::start().await;
+    let stt = client(&fake, resilience());
+    let session = stt
+        .open_session(16_000, CancellationToken::new())
+        .await
+        .expect("session");
+    let (sender, mut events) = session.split();
+    sender.send_audio(&[9; 3_200]).await.expect("audio");
+    drop(sender);
+    let mut seen = Vec::new();
+    while let Some(event) = within(Duration::from_secs(3), events.next()).await {
+        seen.push(event.expect("no error"));
+    }
+    assert!(matches!(seen.first(), Some(SttEvent::SpeechStarted { .. })));
+    assert!(matches!(seen[seen.len() - 2], SttEvent::Metadata { .. }));
+    assert_eq!(seen.last(), Some(&SttEvent::Closed));
+    assert_eq!(
+        fake.conns()[0].controls.last().map(String::as_str),
+        Some("CloseStream")
+    );
+}

@@ -1,0 +1,270 @@
+//! A fake Deepgram live endpoint (`/v1/listen`) as documented: `Authorization: Token`,
+//! handshake refusals as HTTP statuses with a JSON body, binary `linear16` audio in,
+//! `KeepAlive` / `Finalize` / `CloseStream` control messages, `SpeechStarted`, interim
+//! and final `Results` (`is_final`, `speech_final`, `from_finalize`), `UtteranceEnd`,
+//! `Metadata` after `CloseStream`, then a normal close.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::{Server, serve};
+
+pub const KEY: &str = "dg-test-key";
+pub const INTERIM: &str = "when do";
+pub const FINAL_1: &str = "When do you open";
+pub const FINAL_2: &str = "on Saturday?";
+
+/// How the next connection behaves.
+#[derive(Clone, Debug)]
+pub enum Mode {
+    /// The documented protocol.
+    Normal,
+    /// Refuse the handshake.
+    Refuse {
+        code: u16,
+        headers: Vec<(&'static str, &'static str)>,
+    },
+    /// Accept, read everything, answer nothing (a dead socket).
+    Silent,
+    /// The documented protocol, with an interim result after every audio frame.
+    Chatty,
+    /// Close with this code after the first audio.
+    CloseWith { code: u16, reason: &'static str },
+}
+
+/// What one connection carried.
+#[derive(Clone, Debug, Default)]
+pub struct Conn {
+    pub query: HashMap<String, String>,
+    pub auth: Option<String>,
+    pub audio_bytes: usize,
+    /// `type` of each text message received, in order.
+    pub controls: Vec<String>,
+    pub ended: bool,
+}
+
+#[derive(Default)]
+struct FakeState {
+    modes: Mutex<VecDeque<Mode>>,
+    conns: Mutex<Vec<Arc<Mutex<Conn>>>>,
+    attempts: AtomicUsize,
+}
+
+pub struct FakeDeepgram {
+    server: Server,
+    state: Arc<FakeState>,
+}
+
+impl FakeDeepgram {
+    pub async fn start() -> Self {
+        let state = Arc::new(FakeState::default());
+        let router = Router::new()
+            .route("/v1/listen", get(listen))
+            .with_state(state.clone());
+        Self {
+            server: serve(router).await,
+            state,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/v1/listen", self.server.addr)
+    }
+
+    pub fn push(&self, mode: Mode) {
+        self.state.modes.lock().expect("lock").push_back(mode);
+    }
+
+    /// Handshakes attempted (refused ones included).
+    pub fn attempts(&self) -> usize {
+        self.state.attempts.load(Ordering::SeqCst)
+    }
+
+    pub fn conns(&self) -> Vec<Conn> {
+        self.state
+            .conns
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|c| c.lock().expect("lock").clone())
+            .collect()
+    }
+}
+
+async fn listen(
+    State(state): State<Arc<FakeState>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    state.attempts.fetch_add(1, Ordering::SeqCst);
+    let mode = state
+        .modes
+        .lock()
+        .expect("lock")
+        .pop_front()
+        .unwrap_or(Mode::Normal);
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if auth.as_deref() != Some(&format!("Token {KEY}")) {
+        return refuse(401, &[], "INVALID_AUTH", "Invalid credentials.");
+    }
+    if let Mode::Refuse { code, headers } = &mode {
+        return refuse(*code, headers, "TOO_MANY_REQUESTS", "Too many requests.");
+    }
+    let conn = Arc::new(Mutex::new(Conn {
+        query: query.clone(),
+        auth,
+        ..Conn::default()
+    }));
+    state.conns.lock().expect("lock").push(conn.clone());
+    let rate: usize = query
+        .get("sample_rate")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(16_000);
+    upgrade.on_upgrade(move |socket| async move {
+        run(socket, mode, rate, conn.clone()).await;
+        conn.lock().expect("lock").ended = true;
+    })
+}
+
+fn refuse(
+    code: u16,
+    headers: &[(&'static str, &'static str)],
+    err_code: &str,
+    message: &str,
+) -> Response {
+    let mut map = HeaderMap::new();
+    map.insert("content-type", HeaderValue::from_static("application/json"));
+    map.insert("dg-error", HeaderValue::from_str(message).expect("header"));
+    for (k, v) in headers {
+        map.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+    }
+    let body = json!({"err_code": err_code, "err_msg": message, "request_id": "req-1"});
+    (
+        StatusCode::from_u16(code).expect("status"),
+        map,
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn results(text: &str, is_final: bool, speech_final: bool, from_finalize: bool) -> Message {
+    let event = json!({
+        "type": "Results",
+        "channel_index": [0, 1],
+        "duration": 1.0,
+        "start": 0.0,
+        "is_final": is_final,
+        "speech_final": speech_final,
+        "from_finalize": from_finalize,
+        "channel": {"alternatives": [{"transcript": text, "confidence": 0.98, "words": []}]},
+        "metadata": {"request_id": "req-1", "model_info": {"name": "nova-3"}},
+    });
+    Message::Text(event.to_string().into())
+}
+
+async fn run(mut socket: WebSocket, mode: Mode, rate: usize, conn: Arc<Mutex<Conn>>) {
+    let mut interim_sent = false;
+    let mut started = false;
+    while let Some(Ok(message)) = socket.recv().await {
+        let mut replies = Vec::new();
+        match message {
+            Message::Binary(audio) => {
+                let total = {
+                    let mut c = conn.lock().expect("lock");
+                    c.audio_bytes += audio.len();
+                    c.audio_bytes
+                };
+                match &mode {
+                    Mode::Silent => continue,
+                    Mode::CloseWith { code, reason } => {
+                        let _ = socket
+                            .send(Message::Close(Some(CloseFrame {
+                                code: *code,
+                                reason: (*reason).into(),
+                            })))
+                            .await;
+                        return;
+                    }
+                    _ => {}
+                }
+                if !started {
+                    started = true;
+                    replies.push(Message::Text(
+                        json!({"type": "SpeechStarted", "channel": [0], "timestamp": 0.1})
+                            .to_string()
+                            .into(),
+                    ));
+                }
+                if matches!(mode, Mode::Chatty) {
+                    replies.push(results(INTERIM, false, false, false));
+                }
+                // Interim text once 200 ms of audio is in.
+                if !interim_sent && total >= rate * 2 / 5 {
+                    interim_sent = true;
+                    replies.push(results(INTERIM, false, false, false));
+                }
+            }
+            Message::Text(text) => {
+                let kind = serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| v["type"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| format!("invalid: {text}"));
+                conn.lock().expect("lock").controls.push(kind.clone());
+                if matches!(mode, Mode::Silent) {
+                    continue;
+                }
+                match kind.as_str() {
+                    "Finalize" => {
+                        replies.push(results(FINAL_1, true, false, false));
+                        replies.push(results(FINAL_2, true, true, true));
+                        replies.push(Message::Text(
+                            json!({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": 1.9}).to_string().into(),
+                        ));
+                    }
+                    "CloseStream" => {
+                        let metadata = json!({
+                            "type": "Metadata",
+                            "transaction_key": "deprecated",
+                            "request_id": "req-1",
+                            "sha256": "0",
+                            "created": "2026-01-01T00:00:00.000Z",
+                            "duration": 1.0,
+                            "channels": 1,
+                        });
+                        let _ = socket
+                            .send(Message::Text(metadata.to_string().into()))
+                            .await;
+                        let _ = socket
+                            .send(Message::Close(Some(CloseFrame {
+                                code: 1000,
+                                reason: "".into(),
+                            })))
+                            .await;
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+            Message::Close(_) => return,
+            _ => {}
+        }
+        for reply in replies {
+            if socket.send(reply).await.is_err() {
+                return;
+            }
+        }
+    }
+}
