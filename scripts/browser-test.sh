@@ -70,6 +70,7 @@ export ADAM_ADMIN_EMAIL="admin@browser-test.local"
 export ADAM_ADMIN_PASSWORD="browser-test-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
 
 step "start Adam on $ADAM_URL ($ADAM_BIN)"
+# A short drain: stopping it at the end need not wait for conversations to finish.
 ADAM__DATA_DIR="$work/data" \
 ADAM__DATABASE__URL="sqlite://$work/adam.db" \
 ADAM__HTTP__LISTEN="127.0.0.1:$port" \
@@ -77,6 +78,8 @@ ADAM__HTTP__PUBLIC_URL="$ADAM_URL" \
 ADAM__HTTP__CORS_ALLOWED_ORIGINS="[\"$ADAM_URL\"]" \
 ADAM__BOOTSTRAP__ADMIN_EMAIL="$ADAM_ADMIN_EMAIL" \
 ADAM__BOOTSTRAP__ADMIN_PASSWORD="$ADAM_ADMIN_PASSWORD" \
+ADAM__SESSION__DRAIN_TIMEOUT_SECS=2 \
+ADAM__HTTP__SHUTDOWN_GRACE_SECS=2 \
     "$ADAM_BIN" serve >"$work/adam.log" 2>&1 &
 adam_pid=$!
 
