@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use adam_providers::cloud::keys;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
@@ -207,12 +208,76 @@ pub struct SessionSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct ProviderSettings {
     /// `embedded` (local models, the default) or `simulated` (deterministic, configurable
-    /// latencies; tests and load tests).
+    /// latencies; tests and load tests): voice activity detection, and every stage whose
+    /// chain below is empty or names `profile`.
     pub profile: String,
     /// Latencies and texts of the simulated providers.
     pub simulated: adam_actors::simulated::SimulatedConfig,
     /// Model files and pools of the embedded providers.
     pub embedded: adam_providers::embedded::EmbeddedConfig,
+    /// Speech to text, tried in order while nothing was produced: `profile`, `openai`,
+    /// `deepgram`. Empty: the profile's own.
+    pub stt: Vec<String>,
+    /// Answers: `profile`, `openrouter`, `openai`.
+    pub answer: Vec<String>,
+    /// Speech: `profile`, `elevenlabs`, `openai`.
+    pub tts: Vec<String>,
+    /// Embeddings (one, since documents are indexed with it): `profile` or `openai`.
+    pub embeddings: String,
+    /// OpenRouter (or any OpenAI-compatible chat server).
+    pub openrouter: adam_providers::cloud::chat::ChatConfig,
+    /// OpenAI's chat, embeddings, transcription and speech.
+    pub openai: OpenAiSettings,
+    /// Deepgram live transcription.
+    pub deepgram: adam_providers::cloud::deepgram::DeepgramConfig,
+    /// ElevenLabs speech.
+    pub elevenlabs: adam_providers::cloud::elevenlabs::ElevenLabsConfig,
+    /// API keys, from the environment only (`ADAM__PROVIDERS__<NAME>__API_KEY`).
+    #[serde(skip)]
+    pub keys: ProviderKeys,
+}
+
+/// `[providers.openai]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenAiSettings {
+    /// Chat completions.
+    pub chat: adam_providers::cloud::chat::ChatConfig,
+    /// Embeddings.
+    pub embeddings: adam_providers::cloud::embeddings::EmbeddingsConfig,
+    /// Transcription.
+    pub transcription: adam_providers::cloud::openai_stt::TranscriptionConfig,
+    /// Speech.
+    pub speech: adam_providers::cloud::openai_tts::OpenAiTtsConfig,
+}
+
+impl Default for OpenAiSettings {
+    fn default() -> Self {
+        Self {
+            chat: adam_providers::cloud::chat::ChatConfig {
+                name: "openai".into(),
+                base_url: "https://api.openai.com/v1".into(),
+                model: "gpt-4o-mini".into(),
+                ..Default::default()
+            },
+            embeddings: Default::default(),
+            transcription: Default::default(),
+            speech: Default::default(),
+        }
+    }
+}
+
+/// Cloud API keys (never in files).
+#[derive(Debug, Clone, Default)]
+pub struct ProviderKeys {
+    /// `ADAM__PROVIDERS__OPENROUTER__API_KEY`.
+    pub openrouter: Option<SecretString>,
+    /// `ADAM__PROVIDERS__OPENAI__API_KEY`.
+    pub openai: Option<SecretString>,
+    /// `ADAM__PROVIDERS__DEEPGRAM__API_KEY`.
+    pub deepgram: Option<SecretString>,
+    /// `ADAM__PROVIDERS__ELEVENLABS__API_KEY`.
+    pub elevenlabs: Option<SecretString>,
 }
 
 /// `[cache]`
@@ -257,6 +322,15 @@ impl Default for ProviderSettings {
             profile: "simulated".into(),
             simulated: adam_actors::simulated::SimulatedConfig::default(),
             embedded: adam_providers::embedded::EmbeddedConfig::default(),
+            stt: Vec::new(),
+            answer: Vec::new(),
+            tts: Vec::new(),
+            embeddings: "profile".into(),
+            openrouter: Default::default(),
+            openai: OpenAiSettings::default(),
+            deepgram: Default::default(),
+            elevenlabs: Default::default(),
+            keys: ProviderKeys::default(),
         }
     }
 }
@@ -509,7 +583,7 @@ pub struct CliOverrides {
 }
 
 /// Secret settings and the environment variables they come from, read verbatim.
-const SECRET_VARS: [(&str, &str); 6] = [
+const SECRET_VARS: [(&str, &str); 10] = [
     ("auth.jwt_secret", "ADAM__AUTH__JWT_SECRET"),
     (
         "bootstrap.admin_password",
@@ -531,6 +605,10 @@ const SECRET_VARS: [(&str, &str); 6] = [
         "email.mailgun.api_key",
         crate::email::MailgunSettings::API_KEY_ENV,
     ),
+    ("providers.openrouter.api_key", keys::OPENROUTER),
+    ("providers.openai.api_key", keys::OPENAI),
+    ("providers.deepgram.api_key", keys::DEEPGRAM),
+    ("providers.elevenlabs.api_key", keys::ELEVENLABS),
 ];
 
 impl Settings {
@@ -556,7 +634,9 @@ impl Settings {
         let mut settings: Settings = figment.extract().map_err(Box::new)?;
         // Secrets are taken verbatim: figment would turn `00012345` into a number.
         for (key, var) in SECRET_VARS {
-            if let Ok(value) = std::env::var(var) {
+            if let Ok(value) = std::env::var(var).map(|v| v.trim().to_owned())
+                && !value.is_empty()
+            {
                 let secret = Some(SecretString::from(value));
                 match key {
                     "auth.jwt_secret" => settings.auth.jwt_secret = secret,
@@ -564,6 +644,10 @@ impl Settings {
                     "webrtc.turn_shared_secret" => settings.webrtc.turn_shared_secret = secret,
                     "email.smtp.password" => settings.email.smtp.password = secret,
                     "email.mailgun.api_key" => settings.email.mailgun.api_key = secret,
+                    "providers.openrouter.api_key" => settings.providers.keys.openrouter = secret,
+                    "providers.openai.api_key" => settings.providers.keys.openai = secret,
+                    "providers.deepgram.api_key" => settings.providers.keys.deepgram = secret,
+                    "providers.elevenlabs.api_key" => settings.providers.keys.elevenlabs = secret,
                     _ => settings.bootstrap.admin_password = secret,
                 }
             }
@@ -776,6 +860,37 @@ impl Settings {
             return Err(invalid(
                 "session",
                 "max_messages_per_sec, ticket_ttl_secs and idle_timeout_secs must be positive",
+            ));
+        }
+        let p = &self.providers;
+        for (key, chain, known) in [
+            (
+                "providers.stt",
+                &p.stt,
+                &["profile", "openai", "deepgram"][..],
+            ),
+            (
+                "providers.answer",
+                &p.answer,
+                &["profile", "openrouter", "openai"][..],
+            ),
+            (
+                "providers.tts",
+                &p.tts,
+                &["profile", "elevenlabs", "openai"][..],
+            ),
+        ] {
+            if let Some(unknown) = chain.iter().find(|n| !known.contains(&n.as_str())) {
+                return Err(invalid(
+                    key,
+                    format!("`{unknown}` is not one of {}", known.join(", ")),
+                ));
+            }
+        }
+        if !["profile", "openai"].contains(&p.embeddings.as_str()) {
+            return Err(invalid(
+                "providers.embeddings",
+                format!("`{}` is not one of profile, openai", p.embeddings),
             ));
         }
         if !["embedded", "simulated"].contains(&self.providers.profile.as_str()) {

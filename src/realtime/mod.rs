@@ -2,6 +2,7 @@
 //! caches, providers, transcript sink), session creation with one-time tickets, and the
 //! WebSocket transport. The protocol is documented in `docs/protocol.md`.
 
+pub mod cloud;
 pub mod leads;
 pub mod routes;
 pub mod sink;
@@ -58,7 +59,7 @@ impl Realtime {
         registry: &prometheus::Registry,
     ) -> anyhow::Result<Self> {
         let metrics = ActorMetrics::new(registry).context("registering conversation metrics")?;
-        let (mut providers, embedded) = match settings.providers.profile.as_str() {
+        let (providers, embedded) = match settings.providers.profile.as_str() {
             "simulated" => (settings.providers.simulated.providers(), None),
             "embedded" => {
                 let started = std::time::Instant::now();
@@ -74,6 +75,8 @@ impl Realtime {
             }
             other => anyhow::bail!("providers.profile `{other}` is not available"),
         };
+        let (mut providers, embedder_id) =
+            cloud::assemble(providers, &settings.providers, registry)?;
         let embeddings =
             EmbeddingCacheHandle::start(settings.cache.embedding_capacity, metrics.clone())
                 .await
@@ -96,11 +99,7 @@ impl Realtime {
                 db: db.clone(),
                 store,
                 embedder: providers.embedder.clone(),
-                embedder_id: format!(
-                    "{}:{}",
-                    settings.providers.profile,
-                    providers.embedder.dimension()
-                ),
+                embedder_id,
                 semantic: semantic.clone(),
                 clock: clock.clone(),
             },

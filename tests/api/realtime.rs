@@ -96,7 +96,7 @@ fn frame(speech: bool, n: usize) -> Vec<u8> {
 }
 
 /// Sends `ms` of audio at real-time pace (20 ms frames on a timer).
-async fn stream_audio(ws: &mut Ws, speech: bool, ms: usize) {
+pub(crate) async fn stream_audio(ws: &mut Ws, speech: bool, ms: usize) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     for n in 0..ms / 20 {
         tick.tick().await;

@@ -1,0 +1,179 @@
+//! Conversations on cloud providers, each pointed at a fake of its vendor's wire protocol
+//! (the fakes of `providers/tests/cloud/fakes`): a spoken turn through OpenAI
+//! transcription, an OpenRouter-style streamed answer and ElevenLabs speech; a dead
+//! speech socket and a failing LLM falling back to the profile's providers; startup
+//! refusing a chain whose key is missing.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{TestApp, spawn_app_with};
+use crate::realtime::{Item, connect, event, new_session, read_until, stream_audio};
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../providers/tests/cloud/fakes/mod.rs"]
+mod fakes;
+
+use fakes::elevenlabs::{FakeElevenLabs, Mode};
+use fakes::openai::{FakeOpenAi, Reply};
+
+/// Fast resilience for tests: short timeouts, one retry.
+fn quick(r: &mut adam_providers::cloud::resilience::ResilienceConfig) {
+    r.connect_timeout_ms = 1_000;
+    r.first_byte_timeout_ms = 2_000;
+    r.idle_timeout_ms = 1_000;
+    r.total_timeout_ms = 5_000;
+    r.max_retries = 1;
+    r.backoff_initial_ms = 10;
+    r.backoff_max_ms = 20;
+}
+
+async fn cloud_app(openai: &FakeOpenAi, eleven: &FakeElevenLabs) -> TestApp {
+    let (base, eleven_base) = (openai.base_url(), eleven.base_url());
+    spawn_app_with(move |s| {
+        s.session.silence_ms = 300;
+        let p = &mut s.providers;
+        p.simulated.answer = "The simulated answer.".into();
+        p.simulated.tts_ms_per_char = 10;
+        p.stt = vec!["openai".into()];
+        p.answer = vec!["openrouter".into(), "profile".into()];
+        p.tts = vec!["elevenlabs".into(), "profile".into()];
+        p.openai.transcription.base_url = base.clone();
+        quick(&mut p.openai.transcription.resilience);
+        p.openrouter.base_url = base;
+        quick(&mut p.openrouter.resilience);
+        p.elevenlabs.base_url = eleven_base;
+        p.elevenlabs.voice_id = "voice-1".into();
+        quick(&mut p.elevenlabs.resilience);
+        p.keys.openai = Some("sk-openai-test".to_owned().into());
+        p.keys.openrouter = Some("sk-or-test".to_owned().into());
+        p.keys.elevenlabs = Some(fakes::elevenlabs::KEY.to_owned().into());
+    })
+    .await
+}
+
+/// Speaks one turn (1 s of tone, then silence) and reads until the response is done.
+async fn spoken_turn(app: &TestApp) -> Vec<Item> {
+    let (_, url) = new_session(app).await;
+    let mut ws = connect(&url, None).await.expect("ws");
+    stream_audio(&mut ws, true, 1_000).await;
+    let silence = tokio::spawn(async move {
+        stream_audio(&mut ws, false, 1_500).await;
+        ws
+    });
+    let mut ws = silence.await.expect("silence");
+    read_until(&mut ws, "response.done").await
+}
+
+fn audio_frames(items: &[Item]) -> usize {
+    items.iter().filter(|i| matches!(i, Item::Audio(_))).count()
+}
+
+#[tokio::test]
+async fn a_spoken_turn_runs_on_cloud_stt_llm_and_tts() {
+    let openai = FakeOpenAi::start().await;
+    let eleven = FakeElevenLabs::start().await;
+    let app = cloud_app(&openai, &eleven).await;
+    let items = spoken_turn(&app).await;
+    let transcript = event(
+        &items,
+        "conversation.item.input_audio_transcription.completed",
+    );
+    assert_eq!(transcript["transcript"], "When do you open on Saturday?");
+    let done = event(&items, "response.done");
+    assert_eq!(done["response"]["status"], "completed", "{done}");
+    // The streamed answer, citation markers taken out.
+    assert_eq!(
+        done["response"]["output_text"],
+        "We open at 8 on Saturdays."
+    );
+    assert!(
+        audio_frames(&items) > 0,
+        "ElevenLabs audio reached the client"
+    );
+    let paths: Vec<String> = openai.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(
+        paths.iter().any(|p| p.ends_with("/audio/transcriptions")),
+        "{paths:?}"
+    );
+    assert!(
+        paths.iter().any(|p| p.ends_with("/chat/completions")),
+        "{paths:?}"
+    );
+    let conns = eleven.conns();
+    assert!(!conns.is_empty(), "speech came from the ElevenLabs fake");
+    assert_eq!(conns[0].key.as_deref(), Some(fakes::elevenlabs::KEY));
+    assert_eq!(conns[0].voice, "voice-1");
+    // The provider series are exported.
+    let metrics = app
+        .get("/metrics", None)
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    assert!(
+        metrics.contains(
+            "adam_provider_requests_total{outcome=\"ok\",provider=\"openrouter\",stage=\"answer\"}"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_speech_socket_and_a_failing_llm_fall_back_to_the_local_providers() {
+    let openai = FakeOpenAi::start().await;
+    let eleven = FakeElevenLabs::start().await;
+    let app = cloud_app(&openai, &eleven).await;
+    // Transcription works; then the LLM answers 500 to the first try and its retry.
+    openai.push(Reply::Normal);
+    openai.push(Reply::status(
+        500,
+        json!({"error": {"message": "upstream down", "code": 500}}),
+    ));
+    openai.push(Reply::status(
+        500,
+        json!({"error": {"message": "upstream down", "code": 500}}),
+    ));
+    // ElevenLabs accepts and then goes silent, every time.
+    for _ in 0..4 {
+        eleven.push(Mode::Silent);
+    }
+    let started = std::time::Instant::now();
+    let items = spoken_turn(&app).await;
+    let done = event(&items, "response.done");
+    assert_eq!(done["response"]["status"], "completed", "{done}");
+    assert_eq!(
+        done["response"]["output_text"], "The simulated answer.",
+        "the local answer engine took over"
+    );
+    assert!(audio_frames(&items) > 0, "the local voice spoke it");
+    assert!(
+        !eleven.conns().is_empty(),
+        "ElevenLabs was tried (its socket accepted, then went silent)"
+    );
+    // The dead socket was given up on within its idle limit, not after a minute.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_chain_naming_a_service_without_its_key_stops_startup() {
+    let mut settings = crate::helpers::test_settings();
+    settings.data_dir = std::env::temp_dir().join(format!("adam-cloud-{}", uuid::Uuid::new_v4()));
+    settings.database.url = format!("sqlite://{}", settings.data_dir.join("adam.db").display());
+    std::fs::create_dir_all(&settings.data_dir).expect("dir");
+    settings.providers.tts = vec!["elevenlabs".into()];
+    let err =
+        adam::startup::Application::build_with_clock(settings, adam::clock::Clock::adjustable())
+            .await
+            .err()
+            .expect("refused");
+    assert!(
+        format!("{err:#}").contains("ADAM__PROVIDERS__ELEVENLABS__API_KEY"),
+        "{err:#}"
+    );
+}
