@@ -49,19 +49,18 @@ fn page(mut response: Response) -> Response {
 
 async fn headers(request: Request, next: Next) -> Response {
     let immutable = request.uri().path().starts_with("/assets/");
-    let mut response = next.run(request).await;
-    let is_html = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/html"));
-    let cache = if immutable && response.status().is_success() {
-        "public, max-age=31536000, immutable"
-    } else {
-        "no-cache"
-    };
+    let response = next.run(request).await;
+    let cache =
+        if immutable && (response.status().is_success() || response.status().is_redirection()) {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        };
+    // Every static response carries the pages' policy: a `304 Not Modified` has no
+    // content type, and browsers apply its headers to the cached page.
+    let mut response = page(response);
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    if is_html { page(response) } else { response }
+    response
 }

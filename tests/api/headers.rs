@@ -160,3 +160,36 @@ async fn cors_allows_only_listed_origins() {
         .expect("sent");
     assert!(resp.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test]
+async fn revalidated_pages_keep_the_page_policy() {
+    let app = spawn_app_with(|s| {
+        let dir = s.data_dir.join("web");
+        std::fs::create_dir_all(dir.join("admin")).expect("dir");
+        std::fs::write(dir.join("index.html"), "<!doctype html><title>t</title>").expect("page");
+        std::fs::write(
+            dir.join("admin/index.html"),
+            "<!doctype html><title>a</title>",
+        )
+        .expect("page");
+        s.web.dir = dir;
+    })
+    .await;
+    for path in ["/", "/admin/"] {
+        let first = app.get(path, None).await;
+        assert_eq!(first.status(), 200, "{path}");
+        let modified = first.headers()["last-modified"].clone();
+        let again = app
+            .client
+            .get(app.url(path))
+            .header("if-modified-since", modified)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(again.status(), 304, "{path}");
+        let csp = again.headers()["content-security-policy"]
+            .to_str()
+            .expect("ascii");
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+    }
+}
