@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Browser tests: a real Chromium (Debian's /usr/bin/chromium, driven by playwright-core) talks
 # to a real Adam through a fake microphone that plays speech made with espeak-ng. Covers the
-# conversation page over WebRTC and over the WebSocket, barge-in, the admin pages and the
-# embeddable widget on another origin. Screenshots go to $ADAM_SHOTS_DIR.
+# conversation page over WebRTC and over the WebSocket, barge-in, the admin pages (with the
+# invitation and password-reset emails, read from the .eml files Adam's "log" email transport
+# writes) and the embeddable widget on another origin. Screenshots go to $ADAM_SHOTS_DIR.
 #
 #   ADAM_BIN        the server binary (default: $CARGO_TARGET_DIR/debug/adam)
 #   ADAM_SHOTS_DIR  where screenshots go (default: /tmp/adam-browser-shots)
+#   ADAM_BROWSER_TESTS  which test files to run, relative to web/ (default: tests/*.test.mjs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started_at="$(date +%s)"
@@ -68,6 +70,8 @@ port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); 
 export ADAM_URL="http://127.0.0.1:$port"
 export ADAM_ADMIN_EMAIL="admin@browser-test.local"
 export ADAM_ADMIN_PASSWORD="browser-test-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
+# Emails: the default transport ("log") writes each one to <data_dir>/mail/<id>.eml.
+export ADAM_TEST_MAIL_DIR="$work/data/mail"
 
 step "start Adam on $ADAM_URL ($ADAM_BIN)"
 # A short drain: stopping it at the end need not wait for conversations to finish.
@@ -119,7 +123,8 @@ poll 180 demo_ready || fail "the demo documents were not ingested within 180 s"
 
 step "browser tests"
 status=0
-(cd web && node --test --test-concurrency=1 --test-timeout=240000 tests/*.test.mjs) || status=$?
+# shellcheck disable=SC2086 # a list of files (or a glob) on purpose
+(cd web && node --test --test-concurrency=1 --test-timeout=240000 ${ADAM_BROWSER_TESTS:-tests/*.test.mjs}) || status=$?
 
 echo
 echo "browser tests took $(($(date +%s) - started_at)) s; screenshots in $ADAM_SHOTS_DIR"

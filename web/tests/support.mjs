@@ -1,8 +1,9 @@
 // @ts-check
 // What the browser tests share: the Adam under test (started by scripts/browser-test.sh), a
-// Chromium whose microphone plays a WAV file, polling with timeouts, and the REST API.
+// Chromium whose microphone plays a WAV file, polling with timeouts, the REST API, and the
+// emails Adam writes as .eml files.
 
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
@@ -26,6 +27,8 @@ export const env = {
   bargeInWav: required("ADAM_TEST_BARGE_IN_WAV"),
   /** Silence only (for typed questions). */
   silenceWav: required("ADAM_TEST_SILENCE_WAV"),
+  /** Where Adam's "log" email transport writes each email as `<id>.eml`. */
+  mailDir: required("ADAM_TEST_MAIL_DIR"),
   shotsDir: process.env.ADAM_SHOTS_DIR ?? "/tmp/adam-browser-shots",
   chromium: process.env.CHROMIUM ?? "/usr/bin/chromium",
 };
@@ -145,12 +148,129 @@ export async function demoDealership() {
   return { api, dealership };
 }
 
-/** Signs in on the page's sign-in form.
- *  @param {import("playwright-core").Page} page */
-export async function signIn(page) {
-  await page.getByLabel("Email").fill(env.adminEmail);
-  await page.getByLabel("Password").fill(env.adminPassword);
-  await page.getByRole("button", { name: "Sign in" }).click();
+/** Signs in on the page's sign-in form, as the bootstrap admin unless told otherwise.
+ *  @param {import("playwright-core").Page} page
+ *  @param {{ email: string, password: string }} [as] */
+export async function signIn(page, as = { email: env.adminEmail, password: env.adminPassword }) {
+  await page.getByLabel("Email").fill(as.email);
+  await page.getByLabel("Password").fill(as.password);
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+}
+
+/**
+ * @typedef {{ file: string, to: string, subject: string, text: string, mtimeMs: number }} Email
+ */
+
+/**
+ * Waits for an email Adam wrote to `to` whose subject matches `subject` and whose file is not
+ * in `excluding` (the files there before, from `emailFiles()`); with its plain-text body decoded.
+ * @param {string} to
+ * @param {RegExp} subject
+ * @param {{ excluding?: Set<string>, timeoutMs?: number }} [options]
+ * @returns {Promise<Email>}
+ */
+export function waitForEmail(to, subject, { excluding = new Set(), timeoutMs = 15000 } = {}) {
+  return waitFor(
+    `a new email to ${to} with a subject matching ${subject} in ${env.mailDir}`,
+    () =>
+      readEmails()
+        .filter((email) => !excluding.has(email.file) && email.to.toLowerCase().includes(to.toLowerCase()) && subject.test(email.subject))
+        .sort((a, b) => b.mtimeMs - a.mtimeMs)[0],
+    { timeoutMs, intervalMs: 200 },
+  );
+}
+
+/** The email files written so far. */
+export function emailFiles() {
+  return new Set(readEmails().map((email) => email.file));
+}
+
+/** Every email in the mail folder (none while it does not exist).
+ *  @returns {Email[]} */
+export function readEmails() {
+  /** @type {string[]} */
+  let names = [];
+  try {
+    names = readdirSync(env.mailDir).filter((name) => name.endsWith(".eml") && !name.startsWith("."));
+  } catch {
+    return [];
+  }
+  return names.map((name) => {
+    const file = join(env.mailDir, name);
+    const message = parseMime(readFileSync(file, "latin1"));
+    return {
+      file,
+      to: message.headers.get("to") ?? "",
+      subject: decodeWords(message.headers.get("subject") ?? ""),
+      text: plainText(message) ?? "",
+      mtimeMs: statSync(file).mtimeMs,
+    };
+  });
+}
+
+/** The set-password link in an email's text.
+ *  @param {Email} email */
+export function setPasswordLink(email) {
+  const link = email.text.match(/https?:\/\/\S+\/admin\/#\/set-password\?token=[A-Za-z0-9_-]+/)?.[0];
+  if (!link) throw new Error(`no set-password link in ${email.file}:\n${email.text}`);
+  return link;
+}
+
+/**
+ * @typedef {{ headers: Map<string, string>, body: string }} MimePart
+ */
+
+/** Headers (lower-case names, folded lines joined) and body of a MIME entity, read as latin1
+ *  so that bytes survive until the body is decoded.
+ *  @param {string} raw
+ *  @returns {MimePart} */
+function parseMime(raw) {
+  const split = raw.search(/\r?\n\r?\n/);
+  const head = split < 0 ? raw : raw.slice(0, split);
+  const body = split < 0 ? "" : raw.slice(split).replace(/^\r?\n\r?\n/, "");
+  /** @type {Map<string, string>} */
+  const headers = new Map();
+  for (const line of head.replace(/\r?\n[ \t]+/g, " ").split(/\r?\n/)) {
+    const colon = line.indexOf(":");
+    if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+  }
+  return { headers, body };
+}
+
+/** The decoded text/plain part of a (possibly multipart) message.
+ *  @param {MimePart} part
+ *  @returns {string | null} */
+function plainText(part) {
+  const type = part.headers.get("content-type") ?? "text/plain";
+  const boundary = type.match(/boundary="?([^";]+)"?/i)?.[1];
+  if (/^multipart\//i.test(type) && boundary) {
+    for (const chunk of part.body.split(`--${boundary}`).slice(1)) {
+      if (chunk.startsWith("--")) break;
+      const text = plainText(parseMime(chunk.replace(/^\r?\n/, "")));
+      if (text !== null) return text;
+    }
+    return null;
+  }
+  if (!/^text\/plain/i.test(type)) return null;
+  const encoding = (part.headers.get("content-transfer-encoding") ?? "7bit").toLowerCase();
+  if (encoding === "base64") return Buffer.from(part.body.replace(/\s+/g, ""), "base64").toString("utf8");
+  if (encoding === "quoted-printable") {
+    const bytes = part.body.replace(/=\r?\n/g, "").replace(/=([0-9A-Fa-f]{2})/g, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
+    return Buffer.from(bytes, "latin1").toString("utf8");
+  }
+  return Buffer.from(part.body, "latin1").toString("utf8");
+}
+
+/** Decodes RFC 2047 encoded words (`=?utf-8?b?…?=`) in a header.
+ *  @param {string} value */
+function decodeWords(value) {
+  return value
+    .replace(/(\?=)\s+(=\?)/g, "$1$2")
+    .replace(/=\?([^?]+)\?([bBqQ])\?([^?]*)\?=/g, (_, _charset, kind, text) =>
+      kind.toLowerCase() === "b"
+        ? Buffer.from(text, "base64").toString("utf8")
+        : Buffer.from(text.replace(/_/g, " ").replace(/=([0-9A-Fa-f]{2})/g, (/** @type {string} */ _m, /** @type {string} */ hex) => String.fromCharCode(parseInt(hex, 16))), "latin1").toString("utf8"),
+    );
 }
 
 /**

@@ -1,5 +1,5 @@
-//! The admin pages' shell: sign-in, the dealership picker of a super_admin, the navigation and
-//! the page of the current `#/route`.
+//! The admin pages' shell: sign-in, the set-password page of the emailed links, the dealership
+//! picker of a super_admin, the navigation and the page of the current `#/route`.
 
 import { useEffect, useState } from "preact/hooks";
 import { currentUser, isAdmin, signOut } from "../api/auth";
@@ -11,6 +11,7 @@ import { CachePage } from "./CachePage";
 import { DocumentsPage } from "./DocumentsPage";
 import type { Scope } from "./scope";
 import { SessionsPage } from "./SessionsPage";
+import { SetPasswordPage } from "./SetPasswordPage";
 import { SettingsPage } from "./SettingsPage";
 import { UsersPage } from "./UsersPage";
 
@@ -22,13 +23,39 @@ const ROUTES = [
   { path: "cache", title: "Cache", page: CachePage },
 ] as const;
 
-function currentRoute() {
-  const path = window.location.hash.replace(/^#\/?/, "");
+/** The fragment's route: `#/users` → `{path: "users"}`, `#/set-password?token=x` → its params too. */
+function hashRoute(): { path: string; params: URLSearchParams } {
+  const [path = "", query = ""] = window.location.hash.replace(/^#\/?/, "").split("?", 2);
+  return { path, params: new URLSearchParams(query) };
+}
+
+/** The admin section at `path`; Documents by default. */
+function section(path: string) {
   return ROUTES.find((route) => route.path === path) ?? ROUTES[0];
+}
+
+/** Follows `hashchange`. */
+function useHashRoute() {
+  const [route, setRoute] = useState(hashRoute);
+  useEffect(() => {
+    const onHash = () => setRoute(hashRoute());
+    window.addEventListener("hashchange", onHash);
+    return () => window.removeEventListener("hashchange", onHash);
+  }, []);
+  return route;
+}
+
+/** Leaves the set-password link for the sign-in form, replacing it in the history: the used
+ *  link's token should not linger one "back" away. */
+function leaveForSignIn() {
+  history.replaceState(null, "", window.location.pathname + window.location.search);
+  window.dispatchEvent(new HashChangeEvent("hashchange"));
 }
 
 export function AdminApp({ api }: { api: Api }) {
   const [user, setUser] = useState<User | null | "loading">(api.tokens.accessToken ? "loading" : null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const route = useHashRoute();
 
   useEffect(() => {
     if (user === "loading") currentUser(api).then(setUser, () => setUser(null));
@@ -37,13 +64,35 @@ export function AdminApp({ api }: { api: Api }) {
     });
   }, []);
 
+  // An emailed link works whoever is signed in in this tab (the link is the proof).
+  if (route.path === "set-password") {
+    const done = async () => {
+      // Setting a password signs its user out everywhere; sign in again, as them.
+      if (api.tokens.refreshToken) await signOut(api);
+      setNotice("Your password is set. Sign in with your email address and the new password.");
+      leaveForSignIn();
+    };
+    return (
+      <>
+        <Header subtitle="Admin" />
+        <main class="page-main">
+          <SetPasswordPage key={route.params.get("token")} api={api} token={route.params.get("token")} onDone={() => void done()} onSignIn={leaveForSignIn} />
+        </main>
+      </>
+    );
+  }
   if (user === "loading") return <Header subtitle="Admin" />;
   if (user === null) {
     return (
       <>
         <Header subtitle="Admin" />
         <main class="page-main">
-          <SignIn api={api} title="Adam admin" lead="Sign in to manage documents, users, sessions and settings." onSignedIn={setUser} />
+          <SignIn api={api} title="Adam admin" lead="Sign in to manage documents, users, sessions and settings." notice={notice}
+            onSignedIn={(signedIn) => {
+              setNotice(null);
+              setUser(signedIn);
+            }}
+          />
         </main>
       </>
     );
@@ -71,15 +120,9 @@ export function AdminApp({ api }: { api: Api }) {
 }
 
 function Shell({ api, user }: { api: Api; user: User }) {
-  const [route, setRoute] = useState(currentRoute);
+  const route = section(useHashRoute().path);
   const [dealerships, setDealerships] = useState<Dealership[]>([]);
   const [picked, setPicked] = useState<string | null>(user.dealership_id);
-
-  useEffect(() => {
-    const onHash = () => setRoute(currentRoute());
-    window.addEventListener("hashchange", onHash);
-    return () => window.removeEventListener("hashchange", onHash);
-  }, []);
 
   useEffect(() => {
     api.request<Dealership[]>("/v1/dealerships").then((list) => {

@@ -1,13 +1,15 @@
-//! The dealership's settings: name, persona, voice, avatar, allowed origins, and the embed
-//! key with the snippet that puts the widget on the dealership's site.
+//! The dealership's settings: name, lead email, persona, voice, avatar, allowed origins, and
+//! the embed key with the snippet that puts the widget on the dealership's site.
 
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { ApiError } from "../api/http";
 import type { Dealership } from "../api/types";
 import type { PageProps } from "./scope";
 import { describeError, useResource } from "./useResource";
 
 interface Draft {
   name: string;
+  leadEmail: string;
   persona: string;
   voice: string;
   avatar: string;
@@ -17,11 +19,38 @@ interface Draft {
 function draftOf(d: Dealership): Draft {
   return {
     name: d.name,
+    leadEmail: d.lead_email ?? "",
     persona: d.persona,
     voice: d.voice,
     avatar: JSON.stringify(d.avatar, null, 2),
     origins: d.allowed_origins.join("\n"),
   };
+}
+
+/** The form's name of each field Adam validates (the `field` of a 422). */
+const FIELD_LABELS: Record<string, string> = {
+  name: "Dealership name",
+  lead_email: "Lead email",
+  persona: "Persona",
+  voice: "Voice",
+  avatar: "Avatar",
+  allowed_origins: "Allowed origins",
+};
+
+/** A field Adam (or the form) refused, and why. */
+interface Invalid {
+  field: string;
+  reason: string;
+}
+
+/** The reason under a refused field. */
+function FieldError({ field, invalid }: { field: string; invalid: Invalid | null }) {
+  if (invalid?.field !== field) return null;
+  return (
+    <span class="field__error" data-field-error={field}>
+      {invalid.reason.charAt(0).toUpperCase() + invalid.reason.slice(1)}.
+    </span>
+  );
 }
 
 /** The `<script>` tag a dealership pastes into its site. */
@@ -35,6 +64,13 @@ export function SettingsPage({ scope, onDealershipsChanged }: PageProps) {
   const [draft, setDraft] = useState<Draft | null>(null);
   const [message, setMessage] = useState<{ tone: "error" | "info"; text: string } | null>(null);
   const [copied, setCopied] = useState(false);
+  const [invalid, setInvalid] = useState<Invalid | null>(null);
+  const form = useRef<HTMLFormElement>(null);
+
+  // The Save button is far below some fields: bring the refused one into view.
+  useEffect(() => {
+    if (invalid) form.current?.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus();
+  }, [invalid]);
 
   useEffect(() => {
     if (dealership.data) setDraft(draftOf(dealership.data));
@@ -44,25 +80,30 @@ export function SettingsPage({ scope, onDealershipsChanged }: PageProps) {
   const d = dealership.data;
   const field = (key: keyof Draft) => (e: { currentTarget: { value: string } }) => setDraft({ ...draft, [key]: e.currentTarget.value });
 
+  const refuse = (field: string, reason: string) => {
+    setInvalid({ field, reason });
+    setMessage({ tone: "error", text: `Not saved: ${FIELD_LABELS[field] ?? field}: ${reason}.` });
+  };
+
   const save = async (event: Event) => {
     event.preventDefault();
     setMessage(null);
+    setInvalid(null);
     let avatar: unknown;
     try {
       avatar = JSON.parse(draft.avatar.trim() || "{}");
     } catch {
-      setMessage({ tone: "error", text: "Avatar: not valid JSON." });
-      return;
+      return refuse("avatar", "is not valid JSON");
     }
     if (typeof avatar !== "object" || avatar === null || Array.isArray(avatar)) {
-      setMessage({ tone: "error", text: "Avatar: must be a JSON object, e.g. {\"name\": \"Ava\"}." });
-      return;
+      return refuse("avatar", 'must be a JSON object, e.g. {"name": "Ava"}');
     }
     try {
       await api.request(`/v1/dealerships/${d.id}`, {
         method: "PATCH",
         body: {
           name: draft.name.trim(),
+          lead_email: draft.leadEmail.trim() || null,
           persona: draft.persona,
           voice: draft.voice.trim(),
           avatar,
@@ -73,7 +114,8 @@ export function SettingsPage({ scope, onDealershipsChanged }: PageProps) {
       await dealership.reload();
       onDealershipsChanged(await api.request<Dealership[]>("/v1/dealerships"));
     } catch (err) {
-      setMessage({ tone: "error", text: describeError(err) });
+      if (err instanceof ApiError && err.field && err.field in FIELD_LABELS) refuse(err.field, err.message);
+      else setMessage({ tone: "error", text: describeError(err) });
     }
   };
 
@@ -103,35 +145,60 @@ export function SettingsPage({ scope, onDealershipsChanged }: PageProps) {
           <p class="admin-page__lead">How the assistant presents itself, and where it may be embedded.</p>
         </div>
       </header>
-      {message && <p class={`adam-notice adam-notice--${message.tone}`}>{message.text}</p>}
+      {message && (
+        <p class={`adam-notice adam-notice--${message.tone}`} role={message.tone === "error" ? "alert" : "status"}>
+          {message.text}
+        </p>
+      )}
 
       <div class="settings-grid">
-        <form class="card form" onSubmit={save}>
+        <form class="card form" ref={form} onSubmit={save}>
           <label class="field">
             Dealership name
-            <input class="adam-input" required maxLength={200} value={draft.name} onInput={field("name")} />
+            <input class="adam-input" required maxLength={200} value={draft.name} aria-invalid={invalid?.field === "name"} onInput={field("name")} />
+            <FieldError field="name" invalid={invalid} />
+          </label>
+          <label class="field">
+            Lead email
+            <span class="field__hint">
+              Where a conversation is emailed when the customer leaves contact details (an email address, a phone number, a call-back request). Empty: no lead emails.
+            </span>
+            <input
+              class="adam-input"
+              type="email"
+              maxLength={254}
+              placeholder="sales@your-dealership.com"
+              value={draft.leadEmail}
+              aria-invalid={invalid?.field === "lead_email"}
+              onInput={field("leadEmail")}
+            />
+            <FieldError field="lead_email" invalid={invalid} />
           </label>
           <label class="field">
             Persona
             <span class="field__hint">The assistant's instructions: tone, what to offer, what to avoid.</span>
-            <textarea class="adam-input" rows={5} maxLength={20000} value={draft.persona} onInput={field("persona")} />
+            <textarea class="adam-input" rows={5} maxLength={20000} value={draft.persona} aria-invalid={invalid?.field === "persona"} onInput={field("persona")} />
+            <FieldError field="persona" invalid={invalid} />
           </label>
           <label class="field">
             Voice
             <span class="field__hint">The speech voice name ("default" for the server's voice).</span>
-            <input class="adam-input" required maxLength={100} value={draft.voice} onInput={field("voice")} />
+            <input class="adam-input" required maxLength={100} value={draft.voice} aria-invalid={invalid?.field === "voice"} onInput={field("voice")} />
+            <FieldError field="voice" invalid={invalid} />
           </label>
           <label class="field">
             Avatar
             <span class="field__hint">
               JSON. The built-in avatar reads <code>name</code>, <code>skin_color</code>, <code>hair_color</code> and <code>accent_color</code> (hex colours).
             </span>
-            <textarea class="adam-input adam-input--code" rows={5} value={draft.avatar} onInput={field("avatar")} />
+            <textarea class="adam-input adam-input--code" rows={5} value={draft.avatar} aria-invalid={invalid?.field === "avatar"} onInput={field("avatar")} />
+            <FieldError field="avatar" invalid={invalid} />
           </label>
           <label class="field">
             Allowed origins
             <span class="field__hint">One per line, e.g. https://www.your-dealership.com — the sites where the widget may run.</span>
-            <textarea class="adam-input adam-input--code" rows={4} value={draft.origins} onInput={field("origins")} />
+            <textarea class="adam-input adam-input--code" rows={4} value={draft.origins} aria-invalid={invalid?.field === "allowed_origins"} onInput={field("origins")} />
+            <FieldError field="allowed_origins" invalid={invalid} />
           </label>
           <div>
             <button class="adam-button adam-button--primary" type="submit">

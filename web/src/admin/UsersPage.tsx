@@ -1,4 +1,5 @@
-//! The dealership's users: create, change role, disable, delete.
+//! The dealership's users: invite (or create with a password), resend an invitation, change
+//! role, disable, delete.
 
 import { useState } from "preact/hooks";
 import type { Role, User } from "../api/types";
@@ -15,16 +16,26 @@ export function UsersPage({ scope }: PageProps) {
     async () => (await api.request<User[]>("/v1/users")).filter((u) => u.dealership_id === dealershipId),
     dealershipId,
   );
-  const [error, setError] = useState<string | null>(null);
+  const [message, setMessage] = useState<{ tone: "error" | "info"; text: string } | null>(null);
 
-  const act = async (what: () => Promise<unknown>) => {
-    setError(null);
+  /** Runs an action on a user, says `done` when it worked, then reloads the list. */
+  const act = async (what: () => Promise<unknown>, done?: string) => {
+    setMessage(null);
     try {
       await what();
+      if (done) setMessage({ tone: "info", text: done });
     } catch (err) {
-      setError(describeError(err));
+      setMessage({ tone: "error", text: describeError(err) });
     }
     await users.reload();
+  };
+
+  // Adam does not say who has chosen a password yet: any user can be sent a new link.
+  const resendInvitation = (u: User) => {
+    const confirmed = window.confirm(
+      `Email ${u.email} a new link to choose their password?\n\nFor an invitation that expired or a forgotten password. A password they already have keeps working until they use the link.`,
+    );
+    if (confirmed) void act(() => api.request(`/v1/users/${u.id}/invite`, { method: "POST" }), `A new link was sent to ${u.email}.`);
   };
 
   return (
@@ -35,8 +46,19 @@ export function UsersPage({ scope }: PageProps) {
           <p class="admin-page__lead">People who sign in for this dealership. Admins manage it; users can talk to the assistant.</p>
         </div>
       </header>
-      <CreateUser scope={scope} onCreated={() => void users.reload()} />
-      {(error || users.error) && <p class="adam-notice adam-notice--error">{error ?? users.error}</p>}
+      <CreateUser
+        scope={scope}
+        onCreated={(done) => {
+          setMessage({ tone: "info", text: done });
+          void users.reload();
+        }}
+      />
+      {message && (
+        <p class={`adam-notice adam-notice--${message.tone}`} role={message.tone === "error" ? "alert" : "status"}>
+          {message.text}
+        </p>
+      )}
+      {users.error && <p class="adam-notice adam-notice--error">{users.error}</p>}
       <div class="table-wrap">
         <table class="table">
           <thead>
@@ -81,6 +103,11 @@ export function UsersPage({ scope }: PageProps) {
                   <td class="table__actions">
                     {!self && (
                       <>
+                        {!u.disabled && (
+                          <button class="adam-button adam-button--small" type="button" onClick={() => resendInvitation(u)}>
+                            Resend invitation
+                          </button>
+                        )}
                         <button
                           class="adam-button adam-button--small"
                           type="button"
@@ -110,23 +137,29 @@ export function UsersPage({ scope }: PageProps) {
   );
 }
 
-function CreateUser({ scope, onCreated }: { scope: PageProps["scope"]; onCreated: () => void }) {
+/** Adds a user: by default Adam emails them an invitation to choose their own password;
+ *  "Set a password now" gives them one instead (to pass on by other means). */
+function CreateUser({ scope, onCreated }: { scope: PageProps["scope"]; onCreated: (done: string) => void }) {
   const [email, setEmail] = useState("");
   const [name, setName] = useState("");
-  const [password, setPassword] = useState("");
   const [role, setRole] = useState<Role>("user");
+  const [withPassword, setWithPassword] = useState(false);
+  const [password, setPassword] = useState("");
   const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
 
   const submit = async (event: Event) => {
     event.preventDefault();
     setError(null);
+    const address = email.trim();
+    setBusy(true);
     try {
       await scope.api.request("/v1/users", {
         method: "POST",
         body: {
-          email: email.trim(),
-          password,
+          email: address,
           role,
+          ...(withPassword ? { password } : { invite: true }),
           ...(name.trim() ? { display_name: name.trim() } : {}),
           ...(scope.user.role === "super_admin" ? { dealership_id: scope.dealershipId } : {}),
         },
@@ -134,34 +167,46 @@ function CreateUser({ scope, onCreated }: { scope: PageProps["scope"]; onCreated
       setEmail("");
       setName("");
       setPassword("");
-      onCreated();
+      onCreated(withPassword ? `${address} can sign in now with the password you set.` : `Invitation sent to ${address}.`);
     } catch (err) {
       setError(describeError(err));
+    } finally {
+      setBusy(false);
     }
   };
 
   return (
-    <form class="inline-form" onSubmit={submit}>
+    <form class="inline-form inline-form--user" onSubmit={submit} aria-label="Add a user">
       <input class="adam-input" type="email" required placeholder="Email" aria-label="Email" value={email} onInput={(e) => setEmail(e.currentTarget.value)} />
       <input class="adam-input" placeholder="Name (optional)" aria-label="Name" value={name} onInput={(e) => setName(e.currentTarget.value)} />
-      <input
-        class="adam-input"
-        type="password"
-        required
-        minLength={8}
-        autocomplete="new-password"
-        placeholder="Password (8+ characters)"
-        aria-label="Password"
-        value={password}
-        onInput={(e) => setPassword(e.currentTarget.value)}
-      />
       <select class="adam-input" aria-label="Role" value={role} onChange={(e) => setRole(e.currentTarget.value as Role)}>
         <option value="user">{ROLE_NAMES.user}</option>
         <option value="dealership_admin">{ROLE_NAMES.dealership_admin}</option>
       </select>
-      <button class="adam-button adam-button--primary" type="submit">
-        Add user
+      <button class="adam-button adam-button--primary" type="submit" disabled={busy}>
+        {withPassword ? "Add user" : "Invite by email"}
       </button>
+      <div class="inline-form__options">
+        <label class="check">
+          <input type="checkbox" checked={withPassword} onChange={(e) => setWithPassword(e.currentTarget.checked)} />
+          Set a password now
+        </label>
+        {withPassword ? (
+          <input
+            class="adam-input inline-form__password"
+            type="password"
+            required
+            minLength={8}
+            autocomplete="new-password"
+            placeholder="Password (8+ characters)"
+            aria-label="Password"
+            value={password}
+            onInput={(e) => setPassword(e.currentTarget.value)}
+          />
+        ) : (
+          <span class="inline-form__hint">They get an email with a link to choose their own password.</span>
+        )}
+      </div>
       {error && <p class="adam-notice adam-notice--error inline-form__error">{error}</p>}
     </form>
   );

@@ -14,6 +14,8 @@ export class ApiError extends Error {
     message: string,
     /** The offending field of a 422. */
     readonly field?: string,
+    /** Seconds to wait before trying again (`Retry-After` of a 429). */
+    readonly retryAfterSecs?: number,
   ) {
     super(message);
     this.name = "ApiError";
@@ -23,7 +25,10 @@ export class ApiError extends Error {
 /** Turns a non-2xx response into an `ApiError`, whatever its body. */
 export async function errorFromResponse(res: Response): Promise<ApiError> {
   const body: unknown = await res.json().catch(() => null);
-  return errorFromBody(res.status, body);
+  const error = errorFromBody(res.status, body);
+  const retryAfter = Number(res.headers.get("Retry-After"));
+  if (!Number.isFinite(retryAfter) || retryAfter <= 0) return error;
+  return new ApiError(error.status, error.code, error.message, error.field, retryAfter);
 }
 
 /** Reads Adam's error shape out of a parsed body (also used for XMLHttpRequest uploads). */

@@ -28,6 +28,8 @@ export interface Dealership {
   voice: string;
   avatar: Record<string, unknown>;
   embed_key: string;
+  /** Where leads (conversations in which a customer left contact details) are emailed; null: none. */
+  lead_email: string | null;
   created_at: string;
   updated_at: string;
 }

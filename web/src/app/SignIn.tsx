@@ -1,22 +1,29 @@
-//! Email and password sign-in, shared by the conversation page and the admin pages.
+//! Email and password sign-in, shared by the conversation page and the admin pages, with the
+//! way to a forgotten password.
 
 import { useState } from "preact/hooks";
 import { signIn } from "../api/auth";
 import { ApiError, type Api } from "../api/http";
 import type { User } from "../api/types";
+import { ForgotPassword } from "./ForgotPassword";
 
 export interface SignInProps {
   api: Api;
   title: string;
   lead: string;
   onSignedIn: (user: User) => void;
+  /** Shown above the form (e.g. "your password is set"). */
+  notice?: string | null;
 }
 
-export function SignIn({ api, title, lead, onSignedIn }: SignInProps) {
+export function SignIn({ api, title, lead, onSignedIn, notice }: SignInProps) {
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [forgot, setForgot] = useState(false);
+
+  if (forgot) return <ForgotPassword api={api} initialEmail={email.trim()} onBack={() => setForgot(false)} />;
 
   const submit = async (event: Event) => {
     event.preventDefault();
@@ -35,6 +42,11 @@ export function SignIn({ api, title, lead, onSignedIn }: SignInProps) {
     <div class="card card--narrow">
       <h1>{title}</h1>
       <p class="card__lead">{lead}</p>
+      {notice && (
+        <p class="adam-notice adam-notice--info card__notice" role="status">
+          {notice}
+        </p>
+      )}
       <form class="form" onSubmit={submit}>
         <label class="field">
           Email
@@ -58,6 +70,9 @@ export function SignIn({ api, title, lead, onSignedIn }: SignInProps) {
         )}
         <button class="adam-button adam-button--primary" type="submit" disabled={busy}>
           {busy ? "Signing in…" : "Sign in"}
+        </button>
+        <button class="link-button" type="button" onClick={() => setForgot(true)}>
+          Forgot password?
         </button>
       </form>
     </div>
