@@ -287,6 +287,8 @@ struct Response {
     turn_done: bool,
     /// A sentence went to TTS: the client may hold audio of this response.
     spoke: bool,
+    /// The answer failed: the apology is being spoken, then it ends `failed`.
+    failed: bool,
 }
 
 /// The session actor.
@@ -444,6 +446,7 @@ impl SessionState {
             cache_hit: false,
             turn_done: false,
             spoke: false,
+            failed: false,
         });
         if turn.is_none() {
             self.fail_response(&response_id, "turn_failed", "could not start the answer");
@@ -490,15 +493,24 @@ impl SessionState {
         self.finish_response(status, text);
     }
 
+    /// The answer failed: the customer gets an `error` event and hears a short apology
+    /// (what was queued of the answer is dropped), then the response ends `failed`. When
+    /// speech output itself failed (`tts_…` codes), or the apology fails too, the apology
+    /// is only written and the response ends at once.
     fn fail_response(&mut self, response_id: &str, code: &str, message: &str) {
         if !self.is_current(response_id) {
             return;
         }
         self.outbox.event(ServerEvent::error(code, message));
-        self.outbox.event(ServerEvent::OutputTextDelta {
-            response_id: response_id.to_owned(),
-            delta: APOLOGY.into(),
-        });
+        let apologising = self.current.as_ref().is_some_and(|r| r.failed);
+        // A broken voice cannot say sorry: then the apology is only written.
+        let voice_works = !code.starts_with("tts_");
+        if !apologising {
+            self.outbox.event(ServerEvent::OutputTextDelta {
+                response_id: response_id.to_owned(),
+                delta: APOLOGY.into(),
+            });
+        }
         if let Some(resp) = self.current.as_mut() {
             resp.cancel.cancel();
             if let Some(turn) = resp.turn.take() {
@@ -517,7 +529,27 @@ impl SessionState {
                 response_id: response_id.to_owned(),
             });
         }
-        self.finish_response(ResponseStatus::Failed, APOLOGY.into());
+        if apologising || !voice_works || self.draining.is_some() {
+            self.finish_response(ResponseStatus::Failed, APOLOGY.into());
+            return;
+        }
+        let cancel = self.cancel.child_token();
+        if let Some(resp) = self.current.as_mut() {
+            resp.failed = true;
+            resp.turn_done = true;
+            resp.spoke = true;
+            resp.words.clear();
+            resp.answer_text = APOLOGY.into();
+            resp.cancel = cancel.clone();
+        }
+        let _ = self.tts.cast(TtsMsg::Speak {
+            response_id: response_id.to_owned(),
+            text: APOLOGY.into(),
+            cancel,
+        });
+        let _ = self.tts.cast(TtsMsg::EndOfResponse {
+            response_id: response_id.to_owned(),
+        });
     }
 
     fn finish_response(&mut self, status: ResponseStatus, output_text: String) {
@@ -981,7 +1013,12 @@ impl Actor for Session {
                 );
             }
             SessionMsg::AudioStarted { response_id, at } => {
-                if let Some(resp) = state.current.as_mut().filter(|r| r.id == response_id) {
+                // The apology's audio is no answer latency.
+                if let Some(resp) = state
+                    .current
+                    .as_mut()
+                    .filter(|r| r.id == response_id && !r.failed)
+                {
                     resp.audio_started_at = Some(at);
                     if let Some(first) = resp.first_token_at {
                         state
@@ -1011,8 +1048,13 @@ impl Actor for Session {
                     .as_ref()
                     .filter(|r| r.id == response_id && r.turn_done)
                 {
+                    let status = if resp.failed {
+                        ResponseStatus::Failed
+                    } else {
+                        ResponseStatus::Completed
+                    };
                     let text = resp.answer_text.trim().to_owned();
-                    state.finish_response(ResponseStatus::Completed, text);
+                    state.finish_response(status, text);
                 }
             }
             SessionMsg::TtsFailed { response_id, error } => {

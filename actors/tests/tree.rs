@@ -1130,9 +1130,20 @@ async fn answer_engine_timeout_or_outage_fails_that_response_and_the_next_turn_w
         match first.last() {
             Some(Outbound::Event(ServerEvent::ResponseDone { response })) => {
                 assert_eq!(response.status, ResponseStatus::Failed);
+                assert!(response.output_text.starts_with("Sorry"), "{response:?}");
             }
             other => panic!("expected response.done, got {other:?}"),
         }
+        // The customer hears the apology: audio follows the error, before the end.
+        let error_at = first
+            .iter()
+            .position(|i| kind(i) == "error")
+            .expect("error event");
+        assert!(
+            !frames(&first[error_at..]).is_empty(),
+            "the apology is spoken: [{}]",
+            summary(&first)
+        );
     }
 }
 
