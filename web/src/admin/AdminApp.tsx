@@ -66,6 +66,7 @@ export function AdminApp({ api }: { api: Api }) {
 
   // An emailed link works whoever is signed in in this tab (the link is the proof).
   if (route.path === "set-password") {
+    const token = route.params.get("token");
     const done = async () => {
       // Setting a password signs its user out everywhere; sign in again, as them.
       if (api.tokens.refreshToken) await signOut(api);
@@ -76,7 +77,7 @@ export function AdminApp({ api }: { api: Api }) {
       <>
         <Header subtitle="Admin" />
         <main class="page-main">
-          <SetPasswordPage key={route.params.get("token")} api={api} token={route.params.get("token")} onDone={() => void done()} onSignIn={leaveForSignIn} />
+          <SetPasswordPage key={token} api={api} token={token} onDone={() => void done()} onSignIn={leaveForSignIn} />
         </main>
       </>
     );
@@ -87,7 +88,11 @@ export function AdminApp({ api }: { api: Api }) {
       <>
         <Header subtitle="Admin" />
         <main class="page-main">
-          <SignIn api={api} title="Adam admin" lead="Sign in to manage documents, users, sessions and settings." notice={notice}
+          <SignIn
+            api={api}
+            title="Adam admin"
+            lead="Sign in to manage documents, users, sessions and settings."
+            notice={notice}
             onSignedIn={(signedIn) => {
               setNotice(null);
               setUser(signedIn);
