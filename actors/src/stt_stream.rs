@@ -17,8 +17,10 @@ use crate::session::{SessionMsg, Shared, uuid_like};
 
 /// VAD frame length.
 const FRAME_MS: u32 = 20;
-/// Audio kept from before speech was confirmed, so the first syllable is not lost.
-const PREROLL_MS: u32 = 300;
+/// Audio kept from before speech was confirmed, so the first syllable is not lost. Opus
+/// (WebRTC) delays Silero's onset: at 300 ms Whisper heard "I'm does the service department
+/// open…" for "What time does…"; 600 ms keeps the whole question (tests/api/voice.rs).
+const PREROLL_MS: u32 = 600;
 
 /// Arguments.
 pub struct SttArgs {

@@ -527,3 +527,30 @@ async fn a_follow_up_question_is_read_with_the_one_before_it() {
             >= 1.0
     );
 }
+
+#[tokio::test]
+async fn a_spoken_question_over_webrtc_is_heard_word_for_word() {
+    let app = voice_app().await;
+    let (mut client, _) = crate::webrtc::connect(&app, &crate::webrtc::caller(&app).await).await;
+    let question = "What time does the service department open on Saturday?";
+    let mut audio = vec![0i16; 48_000 / 2];
+    audio.extend(Resampler::new(16_000, 48_000).process(&speak(question)));
+    audio.extend(vec![0i16; 48_000 * 2]);
+    client.send_pcm(&audio).await;
+    let heard = client
+        .next("conversation.item.input_audio_transcription.completed")
+        .await;
+    let heard = heard["transcript"].as_str().unwrap_or("").to_lowercase();
+    assert!(
+        heard.starts_with("what time does the service department open on saturday"),
+        "Opus at 48 kHz through the session's resampler keeps the whole question: {heard}"
+    );
+    let done = client.next("response.done").await;
+    assert!(
+        done["response"]["output_text"]
+            .as_str()
+            .unwrap_or("")
+            .contains('8'),
+        "{done}"
+    );
+}

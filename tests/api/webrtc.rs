@@ -82,7 +82,7 @@ impl PeerConnectionEventHandler for ClientHandler {
 }
 
 /// A browser stand-in: a microphone track, the `events` channel, received packets.
-struct Client {
+pub(crate) struct Client {
     pc: Arc<dyn PeerConnection>,
     channel: Arc<dyn DataChannel>,
     events: mpsc::UnboundedReceiver<Value>,
@@ -183,12 +183,12 @@ async fn client() -> (Client, String) {
 }
 
 /// Who opens sessions: the bootstrap admin, for the demo dealership.
-struct Caller {
+pub(crate) struct Caller {
     token: String,
     dealership: String,
 }
 
-async fn caller(app: &TestApp) -> Caller {
+pub(crate) async fn caller(app: &TestApp) -> Caller {
     let root = app.admin().await;
     let list = json_body(app.get("/v1/dealerships", Some(&root.access)).await).await;
     Caller {
@@ -220,7 +220,7 @@ async fn post_offer(app: &TestApp, url: &str, body: Value) -> reqwest::Response 
 }
 
 /// A connected client: offer posted, answer applied, `session.created` received.
-async fn connect(app: &TestApp, caller: &Caller) -> (Client, String) {
+pub(crate) async fn connect(app: &TestApp, caller: &Caller) -> (Client, String) {
     let ticket = ticket(app, caller).await;
     let (mut client, offer) = client().await;
     let url = ticket["webrtc_url"].as_str().expect("webrtc_url");
@@ -244,7 +244,7 @@ async fn connect(app: &TestApp, caller: &Caller) -> (Client, String) {
 
 impl Client {
     /// The next event of type `kind` (earlier ones are skipped), within 10 s.
-    async fn next(&mut self, kind: &str) -> Value {
+    pub(crate) async fn next(&mut self, kind: &str) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             match tokio::time::timeout_at(deadline, self.events.recv()).await {
@@ -265,21 +265,28 @@ impl Client {
 
     /// `ms` of loud noise (speech to the simulated VAD) or silence, Opus at 20 ms pace.
     async fn speak(&mut self, ms: usize, loud: bool) {
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
         let mut x: u32 = 0x9e37_79b9;
-        for _ in 0..ms / 20 {
+        let samples: Vec<i16> = (0..ms * 48)
+            .map(|_| {
+                if !loud {
+                    return 0;
+                }
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                ((x % 8000) as i32 - 4000) as i16
+            })
+            .collect();
+        self.send_pcm(&samples).await;
+    }
+
+    /// 48 kHz PCM as the microphone: Opus packets of 20 ms on a real-time timer.
+    pub(crate) async fn send_pcm(&mut self, samples: &[i16]) {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        for chunk in samples.chunks(960) {
             tick.tick().await;
-            let frame: Vec<i16> = (0..960)
-                .map(|_| {
-                    if !loud {
-                        return 0;
-                    }
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    ((x % 8000) as i32 - 4000) as i16
-                })
-                .collect();
+            let mut frame = chunk.to_vec();
+            frame.resize(960, 0);
             let mut out = [0u8; 1500];
             let len = self.encoder.encode(&frame, &mut out).expect("encode");
             self.sequence = self.sequence.wrapping_add(1);
