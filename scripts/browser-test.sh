@@ -128,6 +128,21 @@ status=0
 
 echo
 echo "browser tests took $(($(date +%s) - started_at)) s; screenshots in $ADAM_SHOTS_DIR"
+# How long Chromium's WebRTC connections took to come up (answer → connected and the events
+# channel open), from Adam's own histogram.
+curl -sf "$ADAM_URL/metrics" | python3 -c '
+import sys
+buckets, count = [], 0
+for line in sys.stdin:
+    if line.startswith("adam_webrtc_connect_seconds_bucket"):
+        le = line.split("le=\"")[1].split("\"")[0]
+        buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+    elif line.startswith("adam_webrtc_connect_seconds_count"):
+        count = float(line.split()[-1])
+if count:
+    median = next(le for le, n in buckets if n >= count / 2)
+    print(f"WebRTC connections: {int(count)}, median connect time <= {median * 1000:.0f} ms (histogram bucket)")
+' || true
 if ((status != 0)); then
     cp "$work/adam.log" "$ADAM_SHOTS_DIR/adam.log"
     echo "--- last lines of Adam's log (all of it: $ADAM_SHOTS_DIR/adam.log) ---"
