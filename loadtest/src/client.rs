@@ -3,11 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
 use crate::audio::{FRAME, Utterance};
+use crate::link::{Incoming, Link};
 use crate::{Auth, Config};
 
 /// Frame period.
@@ -18,7 +15,7 @@ const TURN_TIMEOUT: Duration = Duration::from_secs(30);
 /// What one session saw.
 #[derive(Debug, Default)]
 pub struct SessionOutcome {
-    /// Intended start → WebSocket open.
+    /// Intended start → transport open (WebSocket upgraded, or WebRTC answer applied).
     pub connect: Option<Duration>,
     /// Intended start → `session.created`.
     pub ready: Option<Duration>,
@@ -43,18 +40,6 @@ pub struct TurnOutcome {
     pub status: String,
     /// When the turn ended.
     pub finished: Instant,
-}
-
-fn ws_url(base: &str, path: &str) -> String {
-    let base = base.trim_end_matches('/');
-    let ws = if let Some(rest) = base.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else if let Some(rest) = base.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else {
-        base.to_owned()
-    };
-    format!("{ws}{path}")
 }
 
 /// Runs one session to the end; never panics on server misbehaviour.
@@ -100,24 +85,13 @@ async fn drive(
         return Err(format!("http_{}", resp.status().as_u16()));
     }
     let ticket: serde_json::Value = resp.json().await.map_err(|_| "http_body".to_owned())?;
-    let path = ticket["ws_url"].as_str().ok_or("http_body")?;
-    let mut request = ws_url(&config.url, path)
-        .into_client_request()
-        .map_err(|_| "ws_url".to_owned())?;
-    if let Some(o) = origin {
-        request
-            .headers_mut()
-            .insert("origin", o.parse().map_err(|_| "origin".to_owned())?);
-    }
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .map_err(|_| "ws_connect".to_owned())?;
+    let mut link = Link::open(config.transport, &config.url, &ticket, origin.as_deref()).await?;
     out.connect = Some(intended.elapsed());
     // Wait for session.created.
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) if t.as_str().contains("\"session.created\"") => break,
-            Ok(Some(Ok(_))) => continue,
+        match tokio::time::timeout(Duration::from_secs(10), link.next()).await {
+            Ok(Incoming::Event(e)) if e["type"] == "session.created" => break,
+            Ok(Incoming::Event(_) | Incoming::Audio(_)) => continue,
             _ => return Err("no_session_created".into()),
         }
     }
@@ -136,7 +110,6 @@ async fn drive(
         let mut first_audio: Option<Instant> = None;
         let mut barge_start: Option<Instant> = None;
         let mut barge_k = 0usize;
-        let mut rate = 24_000f64;
         let mut answer_audio = 0f64;
         let mut result = TurnOutcome {
             voice_to_voice: None,
@@ -165,15 +138,14 @@ async fn drive(
                         }
                         _ => utterance.frames.get(k).unwrap_or(&silence),
                     };
-                    let bytes: Vec<u8> = frame.iter().flat_map(|s| s.to_le_bytes()).collect();
-                    ws.send(Message::Binary(bytes.into())).await.map_err(|_| "ws_send".to_owned())?;
+                    link.send_frame(frame).await?;
                     k += 1;
                 }
-                msg = ws.next() => {
+                incoming = link.next() => {
                     let now = Instant::now();
-                    match msg {
-                        Some(Ok(Message::Binary(b))) => {
-                            answer_audio += b.len() as f64 / 2.0 / rate;
+                    match incoming {
+                        Incoming::Audio(secs) => {
+                            answer_audio += secs;
                             if first_audio.is_none() {
                                 first_audio = Some(now);
                                 result.voice_to_voice = Some(now.saturating_duration_since(speech_end));
@@ -185,35 +157,25 @@ async fn drive(
                                 }
                             }
                         }
-                        Some(Ok(Message::Text(t))) => {
-                            let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap_or_default();
-                            match v["type"].as_str().unwrap_or_default() {
-                                "response.output_audio.started" => {
-                                    rate = v["sample_rate"].as_f64().unwrap_or(24_000.0);
+                        Incoming::Event(v) => match v["type"].as_str().unwrap_or_default() {
+                            "response.output_audio.cleared" => {
+                                if let Some(b) = barge_start {
+                                    result.barge_in_stop.get_or_insert(now.saturating_duration_since(b));
                                 }
-                                "response.output_audio.cleared" => {
-                                    if let Some(b) = barge_start {
-                                        result.barge_in_stop.get_or_insert(now.saturating_duration_since(b));
-                                    }
-                                }
-                                "response.done" => {
-                                    if result.status.is_empty() {
-                                        result.status = v["response"]["status"].as_str().unwrap_or_default().to_owned();
-                                    }
-                                    answers_left -= 1;
-                                    if answers_left == 0 {
-                                        break;
-                                    }
-                                }
-                                "error" => out.error_events.push(v["error"]["code"].as_str().unwrap_or("unknown").to_owned()),
-                                _ => {}
                             }
-                        }
-                        Some(Ok(Message::Close(frame))) => {
-                            return Err(format!("closed_{}", frame.map(|f| u16::from(f.code)).unwrap_or(1005)));
-                        }
-                        Some(Ok(_)) => {}
-                        Some(Err(_)) | None => return Err("ws_read".into()),
+                            "response.done" => {
+                                if result.status.is_empty() {
+                                    result.status = v["response"]["status"].as_str().unwrap_or_default().to_owned();
+                                }
+                                answers_left -= 1;
+                                if answers_left == 0 {
+                                    break;
+                                }
+                            }
+                            "error" => out.error_events.push(v["error"]["code"].as_str().unwrap_or("unknown").to_owned()),
+                            _ => {}
+                        },
+                        Incoming::Closed(reason) => return Err(reason),
                     }
                 }
             }
@@ -222,6 +184,6 @@ async fn drive(
         result.finished = Instant::now();
         out.turns.push(result);
     }
-    let _ = ws.close(None).await;
+    link.close().await;
     Ok(())
 }

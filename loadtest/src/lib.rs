@@ -1,15 +1,18 @@
 //! `adam-loadtest`: opens N real conversations with a running Adam over the wire
-//! (WebSocket), streams speech at real-time pace, and measures what a customer would feel.
+//! (WebSocket or WebRTC), streams speech at real-time pace, and measures what a customer
+//! would feel.
 //!
 //! Latencies are measured from the **intended** send times (an open model: sessions
 //! arrive on a schedule and every audio frame has a due time), so a stalled client or
 //! server cannot hide its own delay (no coordinated omission).
 //!
-//! Modules: [`audio`] (the utterance), [`client`] (one virtual customer), [`report`]
+//! Modules: [`audio`] (the utterance), [`client`] (one virtual customer), [`link`] (the
+//! two transports), [`report`]
 //! (HDR histograms, JSON, Markdown and the SVG plot).
 
 pub mod audio;
 pub mod client;
+pub mod link;
 pub mod report;
 
 use std::sync::Arc;
@@ -24,6 +27,8 @@ use tokio::sync::Mutex;
 pub struct Config {
     /// Base URL of Adam, e.g. `http://127.0.0.1:8080`.
     pub url: String,
+    /// WebSocket or WebRTC.
+    pub transport: link::Transport,
     /// How sessions authenticate.
     #[serde(skip)]
     pub auth: Auth,

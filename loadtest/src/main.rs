@@ -8,7 +8,7 @@ use adam_loadtest::audio::Utterance;
 use adam_loadtest::{Auth, Config};
 use clap::Parser;
 
-/// Drive concurrent voice sessions against a running Adam over WebSocket.
+/// Drive concurrent voice sessions against a running Adam over WebSocket or WebRTC.
 ///
 /// Authenticate with --email (password from ADAM_LOADTEST_PASSWORD) or with
 /// --embed-key and --origin. Latencies are measured from intended send times.
@@ -30,6 +30,9 @@ struct Args {
     /// Origin header for the embed key.
     #[arg(long)]
     origin: Option<String>,
+    /// Transport: PCM16 over a WebSocket, or Opus over WebRTC with the events data channel.
+    #[arg(long, value_enum, default_value = "websocket")]
+    transport: adam_loadtest::link::Transport,
     /// Sessions to open.
     #[arg(long, default_value_t = 10)]
     sessions: usize,
@@ -93,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let config = Config {
         url: args.url.clone(),
+        transport: args.transport,
         auth,
         sessions: args.sessions,
         ramp_per_sec: args.ramp,

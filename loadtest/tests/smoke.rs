@@ -6,6 +6,7 @@ use adam::clock::Clock;
 use adam::settings::Settings;
 use adam::startup::Application;
 use adam_loadtest::audio::Utterance;
+use adam_loadtest::link::Transport;
 use adam_loadtest::{Auth, Config};
 use secrecy::SecretString;
 
@@ -35,6 +36,7 @@ async fn server(
     s.rate_limit.per_ip_burst = 100_000;
     s.rate_limit.per_ip_per_minute = 100_000;
     s.session.silence_ms = 300;
+    s.webrtc.udp_bind_ips = vec!["127.0.0.1".into()];
     let sim = &mut s.providers.simulated;
     sim.answer = answer.into();
     sim.tts_ms_per_char = 8;
@@ -71,6 +73,7 @@ async fn config(url: &str, sessions: usize, turns: usize, barge_in: Option<Durat
         .expect("json");
     Config {
         url: url.to_owned(),
+        transport: Transport::Websocket,
         auth: Auth::Bearer {
             token,
             dealership_id: dealerships[0]["id"].as_str().map(str::to_owned),
@@ -132,6 +135,29 @@ async fn measures_barge_in_stop_latency() {
         "{}",
         report.barge_in_stop.p50_ms
     );
+    server.abort();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drives_webrtc_sessions_with_opus_and_the_events_channel() {
+    let (url, server, dir) = server("We open at eight on weekdays.").await;
+    let mut cfg = config(&url, 4, 2, None).await;
+    cfg.transport = Transport::Webrtc;
+    let report = adam_loadtest::run(cfg, Utterance::synthetic(800, 600), false)
+        .await
+        .expect("run");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.sessions_ok, 4);
+    assert_eq!(report.turns, 8);
+    assert_eq!(report.voice_to_voice.count, 8);
+    assert!(
+        report.voice_to_voice.p50_ms >= 300.0,
+        "{}",
+        report.voice_to_voice.p50_ms
+    );
+    // Answer audio counted from the RTP packets (20 ms each).
+    assert!(report.answer_audio_mean_secs > 0.1, "{report:?}");
     server.abort();
     let _ = std::fs::remove_dir_all(dir);
 }
