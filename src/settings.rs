@@ -1001,6 +1001,22 @@ mod tests {
     }
 
     #[test]
+    fn a_heygen_default_avatar_needs_an_avatar_id() {
+        let mut settings = Settings::default();
+        settings.providers.avatar = "heygen".into();
+        let err = settings.validate().expect_err("no avatar_id");
+        assert!(
+            err.to_string().contains("`providers.heygen.avatar_id`"),
+            "{err}"
+        );
+        settings.providers.heygen.avatar_id = "avatar-1".into();
+        settings.validate().expect("valid");
+        settings.providers.avatar = "vidyard".into();
+        let err = settings.validate().expect_err("unknown");
+        assert!(err.to_string().contains("`providers.avatar`"), "{err}");
+    }
+
+    #[test]
     #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
     fn environment_overrides_file_and_cli_overrides_environment() {
         figment::Jail::expect_with(|jail| {

@@ -78,6 +78,14 @@ pub struct AvatarState {
     _alive: AliveGuard,
 }
 
+/// The session's children are killed when it ends (their `post_stop` does not run): the
+/// state going away ends a start in progress, and dropping the remote avatar stops it.
+impl Drop for AvatarState {
+    fn drop(&mut self) {
+        self.starting.cancel();
+    }
+}
+
 impl AvatarState {
     /// Drops the remote avatar after `error` and tells the session, which goes on with
     /// the built-in avatar.

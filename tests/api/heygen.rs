@@ -237,3 +237,22 @@ async fn the_avatar_setting_is_validated() {
         .await;
     assert_eq!(resp.status(), 200);
 }
+
+#[tokio::test]
+async fn heygen_as_the_node_default_without_its_key_stops_startup() {
+    let mut settings = crate::helpers::test_settings();
+    settings.data_dir = std::env::temp_dir().join(format!("adam-heygen-{}", uuid::Uuid::new_v4()));
+    settings.database.url = format!("sqlite://{}", settings.data_dir.join("adam.db").display());
+    std::fs::create_dir_all(&settings.data_dir).expect("dir");
+    settings.providers.avatar = "heygen".into();
+    settings.providers.heygen.avatar_id = "avatar-1".into();
+    let err =
+        adam::startup::Application::build_with_clock(settings, adam::clock::Clock::adjustable())
+            .await
+            .err()
+            .expect("refused");
+    assert!(
+        format!("{err:#}").contains("ADAM__PROVIDERS__HEYGEN__API_KEY"),
+        "{err:#}"
+    );
+}

@@ -88,7 +88,7 @@ impl Default for HeyGenConfig {
     }
 }
 
-/// The LiveAvatar client: starts one [`HeyGenSession`] per conversation.
+/// The LiveAvatar client: opens one [`HeyGenSession`] per conversation.
 pub struct HeyGen {
     config: HeyGenConfig,
     key: HeaderValue,
@@ -167,7 +167,7 @@ impl HeyGen {
     /// returns once its socket is `connected`. A failure after the session was created
     /// stops it again.
     #[tracing::instrument(skip_all, fields(provider = %self.config.name))]
-    pub async fn start(
+    pub async fn open(
         &self,
         avatar_id: &str,
         cancel: CancellationToken,
@@ -696,7 +696,7 @@ impl AvatarBackend for HeyGen {
         Box::pin(async move {
             tracing::debug!(session_id, "starting a LiveAvatar session");
             let session = self
-                .start(settings.avatar_id.as_deref().unwrap_or_default(), cancel)
+                .open(settings.avatar_id.as_deref().unwrap_or_default(), cancel)
                 .await?;
             Ok(Some(Box::new(session) as Box<dyn RemoteAvatar>))
         })

@@ -25,7 +25,7 @@ fn client(fake: &FakeHeyGen, resilience: ResilienceConfig) -> HeyGen {
 async fn start(heygen: &HeyGen, avatar_id: &str) -> Result<HeyGenSession, ProviderError> {
     within(
         Duration::from_secs(5),
-        heygen.start(avatar_id, CancellationToken::new()),
+        heygen.open(avatar_id, CancellationToken::new()),
     )
     .await
 }
@@ -180,7 +180,7 @@ async fn a_cancelled_start_stops_the_half_started_session() {
     let heygen = client(&fake, only_idle_timeout());
     let cancel = CancellationToken::new();
     let (result, ()) = within(Duration::from_secs(5), async {
-        tokio::join!(heygen.start("avatar-1", cancel.clone()), async {
+        tokio::join!(heygen.open("avatar-1", cancel.clone()), async {
             eventually("the socket opened", || {
                 fake.sessions().first().is_some_and(|s| s.socket_opened)
             })
