@@ -223,16 +223,28 @@ async fn a_quiet_session_is_kept_alive_and_stopped_when_dropped() {
     let fake = FakeHeyGen::start().await;
     let heygen = HeyGen::new(
         HeyGenConfig {
-            keep_alive_interval_ms: 100,
-            ..config(&fake, only_idle_timeout())
+            keep_alive_interval_ms: 200,
+            ..config(
+                &fake,
+                ResilienceConfig {
+                    idle_timeout_ms: 1_000,
+                    ..only_idle_timeout()
+                },
+            )
         },
         key(KEY),
         metrics().1,
     )
     .expect("client");
     let mut session = start(&heygen, "avatar-1").await.expect("started");
-    // Past twice the 300 ms idle limit with nothing said: the fake answers the pings.
-    eventually("eight keep-alives", || fake.session().keep_alives >= 8).await;
+    // Eleven keep-alives 200 ms apart: past twice the 1 s idle limit with nothing said,
+    // and the session lives on because the fake answers the pings.
+    within(Duration::from_secs(20), async {
+        while fake.session().keep_alives < 11 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
     session.speak(&piece(), 16_000).expect("still alive");
     assert!(fake.session().stops.is_empty());
     drop(session);
