@@ -69,6 +69,7 @@ pub struct AvatarController;
 /// Its state.
 pub struct AvatarState {
     session: ActorRef<SessionMsg>,
+    shared: Arc<Shared>,
     outbox: Outbox,
     remote: Option<Box<dyn RemoteAvatar>>,
     /// Ends a start still in progress when the controller stops.
@@ -95,8 +96,17 @@ impl AvatarState {
         };
         self.watcher = None;
         tracing::warn!(error = %error, "remote avatar lost; going on with the built-in avatar");
+        self.count("lost");
         stop_in_background(remote);
         let _ = self.session.cast(SessionMsg::AvatarFailed { error });
+    }
+
+    fn count(&self, outcome: &str) {
+        self.shared
+            .metrics
+            .remote_avatars
+            .with_label_values(&[outcome])
+            .inc();
     }
 
     /// Applies `call` to the remote avatar, if any; an error loses it.
@@ -146,6 +156,7 @@ impl Actor for AvatarController {
         Ok(AvatarState {
             _alive: AliveGuard::new(&args.shared.metrics.live_actors),
             session: args.session,
+            shared: args.shared,
             outbox: args.outbox,
             remote: None,
             starting,
@@ -200,12 +211,14 @@ impl Actor for AvatarController {
                 })));
                 let stream = remote.stream();
                 state.remote = Some(remote);
+                state.count("started");
                 let _ = state.session.cast(SessionMsg::AvatarReady(stream));
             }
             AvatarMsg::Started(Ok(None)) => {}
             AvatarMsg::Started(Err(ProviderError::Cancelled)) => {}
             AvatarMsg::Started(Err(error)) => {
                 tracing::warn!(error = %error, "remote avatar did not start; using the built-in avatar");
+                state.count("start_failed");
                 let _ = state.session.cast(SessionMsg::AvatarFailed { error });
             }
             AvatarMsg::RemoteFailed(error) => state.lose_remote(error),

@@ -1425,6 +1425,15 @@ async fn a_remote_avatar_gets_each_answers_audio_is_interrupted_by_barge_in_and_
     })
     .await;
     assert_eq!(avatars.log(|l| l.started), 1);
+    assert_eq!(remote_avatars(&node, "started"), 1);
+    assert_eq!(remote_avatars(&node, "lost"), 0);
+}
+
+fn remote_avatars(node: &Node, outcome: &str) -> u64 {
+    node.metrics()
+        .remote_avatars
+        .with_label_values(&[outcome])
+        .get()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1443,6 +1452,7 @@ async fn a_remote_avatar_that_fails_hands_over_to_the_builtin_one() {
     assert_eq!(done.status, ResponseStatus::Completed);
     assert!(items.iter().any(|i| kind(i) == "avatar.viseme"));
     assert!(!frames(&items).is_empty());
+    assert_eq!(remote_avatars(&node, "start_failed"), 1);
     session.end("client_disconnected", 1000);
 
     // Failing on its own mid-session: an error, then answers are no longer its own.
@@ -1465,5 +1475,6 @@ async fn a_remote_avatar_that_fails_hands_over_to_the_builtin_one() {
     assert_eq!(done.status, ResponseStatus::Completed);
     assert!(!frames(&items).is_empty());
     assert_eq!(avatars.log(|l| l.samples), 0, "the client plays it now");
+    assert_eq!(remote_avatars(&node, "lost"), 1);
     session.end("client_disconnected", 1000);
 }
