@@ -232,6 +232,13 @@ pub struct ProviderSettings {
     pub deepgram: adam_providers::cloud::deepgram::DeepgramConfig,
     /// ElevenLabs speech.
     pub elevenlabs: adam_providers::cloud::elevenlabs::ElevenLabsConfig,
+    /// The avatar of dealerships whose `avatar` setting names no `provider`: `builtin`
+    /// (drawn by the web client) or `heygen` (needs the HeyGen key and
+    /// `providers.heygen.avatar_id`).
+    pub avatar: String,
+    /// HeyGen LiveAvatar (LITE mode): built when its key is set, or when `avatar` is
+    /// `heygen`.
+    pub heygen: adam_providers::cloud::heygen::HeyGenConfig,
     /// API keys, from the environment only (`ADAM__PROVIDERS__<NAME>__API_KEY`).
     #[serde(skip)]
     pub keys: ProviderKeys,
@@ -278,6 +285,8 @@ pub struct ProviderKeys {
     pub deepgram: Option<SecretString>,
     /// `ADAM__PROVIDERS__ELEVENLABS__API_KEY`.
     pub elevenlabs: Option<SecretString>,
+    /// `ADAM__PROVIDERS__HEYGEN__API_KEY`.
+    pub heygen: Option<SecretString>,
 }
 
 /// `[cache]`
@@ -330,6 +339,8 @@ impl Default for ProviderSettings {
             openai: OpenAiSettings::default(),
             deepgram: Default::default(),
             elevenlabs: Default::default(),
+            avatar: "builtin".into(),
+            heygen: Default::default(),
             keys: ProviderKeys::default(),
         }
     }
@@ -583,7 +594,7 @@ pub struct CliOverrides {
 }
 
 /// Secret settings and the environment variables they come from, read verbatim.
-const SECRET_VARS: [(&str, &str); 10] = [
+const SECRET_VARS: [(&str, &str); 11] = [
     ("auth.jwt_secret", "ADAM__AUTH__JWT_SECRET"),
     (
         "bootstrap.admin_password",
@@ -609,6 +620,7 @@ const SECRET_VARS: [(&str, &str); 10] = [
     ("providers.openai.api_key", keys::OPENAI),
     ("providers.deepgram.api_key", keys::DEEPGRAM),
     ("providers.elevenlabs.api_key", keys::ELEVENLABS),
+    ("providers.heygen.api_key", keys::HEYGEN),
 ];
 
 impl Settings {
@@ -648,6 +660,7 @@ impl Settings {
                     "providers.openai.api_key" => settings.providers.keys.openai = secret,
                     "providers.deepgram.api_key" => settings.providers.keys.deepgram = secret,
                     "providers.elevenlabs.api_key" => settings.providers.keys.elevenlabs = secret,
+                    "providers.heygen.api_key" => settings.providers.keys.heygen = secret,
                     _ => settings.bootstrap.admin_password = secret,
                 }
             }
@@ -893,6 +906,22 @@ impl Settings {
                 format!("`{}` is not one of profile, openai", p.embeddings),
             ));
         }
+        match p.avatar.as_str() {
+            "builtin" => {}
+            "heygen" if p.heygen.avatar_id.trim().is_empty() => {
+                return Err(invalid(
+                    "providers.heygen.avatar_id",
+                    "is required when providers.avatar is \"heygen\"",
+                ));
+            }
+            "heygen" => {}
+            other => {
+                return Err(invalid(
+                    "providers.avatar",
+                    format!("`{other}` is not one of builtin, heygen"),
+                ));
+            }
+        }
         if !["embedded", "simulated"].contains(&self.providers.profile.as_str()) {
             return Err(invalid(
                 "providers.profile",
@@ -969,6 +998,22 @@ mod tests {
         };
         let err = settings.validate().expect_err("production needs a key");
         assert!(err.to_string().contains("auth.jwt_secret"), "{err}");
+    }
+
+    #[test]
+    fn a_heygen_default_avatar_needs_an_avatar_id() {
+        let mut settings = Settings::default();
+        settings.providers.avatar = "heygen".into();
+        let err = settings.validate().expect_err("no avatar_id");
+        assert!(
+            err.to_string().contains("`providers.heygen.avatar_id`"),
+            "{err}"
+        );
+        settings.providers.heygen.avatar_id = "avatar-1".into();
+        settings.validate().expect("valid");
+        settings.providers.avatar = "vidyard".into();
+        let err = settings.validate().expect_err("unknown");
+        assert!(err.to_string().contains("`providers.avatar`"), "{err}");
     }
 
     #[test]

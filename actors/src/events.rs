@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ports::{Passage, ResponseMetrics, ResponseStatus};
+use crate::ports::{AvatarStream, Passage, ResponseMetrics, ResponseStatus};
 
 /// Session parameters a client sees and may change with `session.update`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -146,6 +146,17 @@ pub enum ServerEvent {
         /// How long to hold it, ms.
         duration_ms: u32,
     },
+    /// A remote avatar is ready: join its room and show it; from the next response on it
+    /// speaks the answers (the client stops playing Adam's own audio frames).
+    #[serde(rename = "avatar.stream")]
+    AvatarStream {
+        /// Renderer (`heygen`).
+        provider: String,
+        /// LiveKit server URL.
+        livekit_url: String,
+        /// LiveKit access token for the browser.
+        access_token: String,
+    },
     /// Barge-in: drop every buffered audio frame of this response now.
     #[serde(rename = "response.output_audio.cleared")]
     OutputAudioCleared {
@@ -183,6 +194,15 @@ pub enum ServerEvent {
 }
 
 impl ServerEvent {
+    /// The `avatar.stream` event of a ready remote avatar.
+    pub fn avatar_stream(stream: AvatarStream) -> Self {
+        ServerEvent::AvatarStream {
+            provider: stream.provider,
+            livekit_url: stream.livekit_url,
+            access_token: stream.access_token,
+        }
+    }
+
     /// An `error` event.
     pub fn error(code: &str, message: impl Into<String>) -> Self {
         ServerEvent::Error {
@@ -210,6 +230,7 @@ impl ServerEvent {
             ServerEvent::OutputTextDelta { .. } => "response.output_text.delta",
             ServerEvent::OutputAudioStarted { .. } => "response.output_audio.started",
             ServerEvent::AvatarViseme { .. } => "avatar.viseme",
+            ServerEvent::AvatarStream { .. } => "avatar.stream",
             ServerEvent::OutputAudioCleared { .. } => "response.output_audio.cleared",
             ServerEvent::ResponseDone { .. } => "response.done",
             ServerEvent::SessionClosing { .. } => "session.closing",

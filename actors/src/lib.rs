@@ -4,7 +4,8 @@
 //! SessionRegistry ── Session ─┬─ SttStream        (VAD + end of turn → transcript)
 //!                             ├─ Turn (per reply)  (cache → retrieval → answer tokens → sentences)
 //!                             ├─ TtsStream        (sentences → paced audio frames)
-//!                             └─ AvatarController (word timings → visemes)
+//!                             └─ AvatarController (word timings → visemes; a remote
+//!                                                  avatar gets the answer audio)
 //! EmbeddingCache, SemanticCache: shared by every session.
 //! ```
 //!

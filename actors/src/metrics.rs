@@ -35,6 +35,10 @@ pub struct ActorMetrics {
     pub busy_refusals: IntCounter,
     /// Answers the answer engine was asked for (semantic cache hits do not count).
     pub answers_generated: IntCounter,
+    /// Remote avatars (HeyGen) by outcome: `started`, `start_failed`, `lost` (failed
+    /// during a session: dead connection, a send queue that stayed full, ended by the
+    /// vendor).
+    pub remote_avatars: IntCounterVec,
 }
 
 fn latency(name: &str, help: &str) -> Result<Histogram, prometheus::Error> {
@@ -94,6 +98,13 @@ impl ActorMetrics {
                 "answers_generated_total",
                 "Answers requested from the answer engine",
             )?,
+            remote_avatars: IntCounterVec::new(
+                Opts::new(
+                    "remote_avatars_total",
+                    "Remote avatars by outcome (started, start_failed, lost)",
+                ),
+                &["outcome"],
+            )?,
         };
         registry.register(Box::new(m.stt_latency.clone()))?;
         registry.register(Box::new(m.answer_first_token.clone()))?;
@@ -109,6 +120,7 @@ impl ActorMetrics {
         registry.register(Box::new(m.responses.clone()))?;
         registry.register(Box::new(m.busy_refusals.clone()))?;
         registry.register(Box::new(m.answers_generated.clone()))?;
+        registry.register(Box::new(m.remote_avatars.clone()))?;
         Ok(m)
     }
 

@@ -210,18 +210,72 @@ pub trait TextToSpeech: Send + Sync {
     ) -> BoxFuture<'a, Result<(), ProviderError>>;
 }
 
-/// A remote avatar renderer (e.g. HeyGen). The built-in avatar is drawn by the web
-/// client from viseme events and needs nothing here.
+/// A dealership's avatar choice, resolved against the node's default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AvatarSettings {
+    /// `builtin` (drawn by the web client from `avatar.viseme`) or a remote renderer
+    /// (`heygen`).
+    pub provider: String,
+    /// The remote renderer's avatar; `None`: its configured default.
+    pub avatar_id: Option<String>,
+}
+
+impl Default for AvatarSettings {
+    fn default() -> Self {
+        Self {
+            provider: "builtin".into(),
+            avatar_id: None,
+        }
+    }
+}
+
+/// What a browser needs to show a remote avatar: the room it streams into (sent to the
+/// client as `avatar.stream`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AvatarStream {
+    /// Renderer (`heygen`).
+    pub provider: String,
+    /// LiveKit server URL.
+    pub livekit_url: String,
+    /// LiveKit access token of the browser's participant.
+    pub access_token: String,
+}
+
+/// Starts remote avatars (e.g. HeyGen). The built-in avatar is drawn by the web client
+/// from viseme events and starts nothing here.
 pub trait AvatarBackend: Send + Sync {
-    /// The assistant starts saying `text` in `response_id`.
-    fn speak<'a>(
+    /// Starts the remote avatar of `session_id` as `settings` ask; `Ok(None)` when they
+    /// name no remote renderer. Resolves once the avatar is ready to take audio.
+    fn start<'a>(
         &'a self,
         session_id: &'a str,
-        response_id: &'a str,
-        text: &'a str,
-    ) -> BoxFuture<'a, Result<(), ProviderError>>;
-    /// Stop talking at once (barge-in).
-    fn interrupt<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<(), ProviderError>>;
+        settings: &'a AvatarSettings,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, Result<Option<Box<dyn RemoteAvatar>>, ProviderError>>;
+}
+
+/// One session's running remote avatar: it gets the audio of every response it speaks.
+/// Calls only queue work and return at once (they never block an actor's mailbox); an
+/// error means the avatar is gone. Dropping it stops it, like [`RemoteAvatar::stop`].
+pub trait RemoteAvatar: Send {
+    /// Where the browser watches it.
+    fn stream(&self) -> AvatarStream;
+    /// The next piece of `response_id`'s audio (PCM16 mono at `sample_rate`), as it is
+    /// produced.
+    fn audio(
+        &mut self,
+        response_id: &str,
+        samples: &[i16],
+        sample_rate: u32,
+    ) -> Result<(), ProviderError>;
+    /// All of `response_id`'s audio was given.
+    fn end_of_response(&mut self, response_id: &str) -> Result<(), ProviderError>;
+    /// Stop talking at once and drop the audio not yet spoken (barge-in, cancel).
+    fn interrupt(&mut self) -> Result<(), ProviderError>;
+    /// Resolves when the avatar fails on its own (dead connection, ended by the vendor).
+    fn failed(&self) -> BoxFuture<'static, ProviderError>;
+    /// Ends it (the session is over).
+    fn stop(self: Box<Self>) -> BoxFuture<'static, Result<(), ProviderError>>;
 }
 
 /// How a response ended.
@@ -314,7 +368,7 @@ pub struct Providers {
     pub retriever: Arc<dyn Retriever>,
     /// Text to speech.
     pub tts: Arc<dyn TextToSpeech>,
-    /// Remote avatar (a no-op for the built-in one).
+    /// Remote avatars (starts none for the built-in one).
     pub avatar: Arc<dyn AvatarBackend>,
 }
 

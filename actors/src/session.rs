@@ -1,8 +1,9 @@
 //! `Session`: supervisor of one conversation. Routes audio to `SttStream`, starts a
-//! `Turn` per user turn, feeds sentences to `TtsStream` and timings to
-//! `AvatarController`, handles barge-in, and keeps the session context cache (recent
-//! turns, persona, settings). Child failures are restarted within a budget; a failed
-//! turn ends with an error event and an apology; transcripts go to the sink.
+//! `Turn` per user turn, feeds sentences to `TtsStream` and timings (and, with a remote
+//! avatar, the answer audio) to `AvatarController`, handles barge-in, and keeps the
+//! session context cache (recent turns, persona, settings). Child failures are restarted
+//! within a budget; a failed turn ends with an error event and an apology; transcripts go
+//! to the sink.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -19,8 +20,9 @@ use crate::events::{
 use crate::metrics::{ActorMetrics, AliveGuard};
 use crate::outbox::Outbox;
 use crate::ports::{
-    CancellationToken, ContextTurn, Passage, ProviderError, Providers, ResponseMetrics,
-    ResponseStatus, SessionRecord, TranscriptSink, TurnRecord, WordTiming,
+    AvatarSettings, AvatarStream, CancellationToken, ContextTurn, Passage, ProviderError,
+    Providers, ResponseMetrics, ResponseStatus, SessionRecord, TranscriptSink, TurnRecord,
+    WordTiming,
 };
 use crate::semantic_cache::SemanticCacheHandle;
 use crate::stt_stream::{SttArgs, SttMsg, SttStream};
@@ -54,6 +56,8 @@ pub struct SessionSettings {
     pub turn_detection: TurnDetection,
     /// Persona / system prompt.
     pub persona: String,
+    /// The dealership's avatar (a remote one is started with the session).
+    pub avatar: AvatarSettings,
     /// Turns kept as context.
     pub history_turns: usize,
     /// Child restarts allowed per window before the session closes.
@@ -85,6 +89,7 @@ impl Default for SessionSettings {
                 max_turn_ms: 30_000,
             },
             persona: String::new(),
+            avatar: AvatarSettings::default(),
             history_turns: 6,
             restart_limit: 3,
             restart_window: Duration::from_secs(10),
@@ -245,6 +250,29 @@ pub enum SessionMsg {
         /// Words.
         words: Vec<WordTiming>,
     },
+    /// TtsStream: a piece of a response's audio as synthesized (responses spoken by the
+    /// remote avatar only).
+    AvatarAudio {
+        /// Response.
+        response_id: String,
+        /// PCM16 mono.
+        samples: Vec<i16>,
+        /// Its rate.
+        sample_rate: u32,
+    },
+    /// TtsStream: all of a response's audio was synthesized (remote avatar only).
+    AvatarAudioDone {
+        /// Response.
+        response_id: String,
+    },
+    /// AvatarController: the remote avatar is ready; later responses are its to speak.
+    AvatarReady(AvatarStream),
+    /// AvatarController: the remote avatar did not start, or failed; the built-in avatar
+    /// takes over.
+    AvatarFailed {
+        /// Why.
+        error: ProviderError,
+    },
     /// TtsStream: all audio of the response has played out.
     TtsFinished {
         /// Response.
@@ -289,6 +317,8 @@ struct Response {
     spoke: bool,
     /// The answer failed: the apology is being spoken, then it ends `failed`.
     failed: bool,
+    /// The remote avatar speaks it (it was ready when the response began).
+    to_avatar: bool,
 }
 
 /// The session actor.
@@ -315,6 +345,8 @@ pub struct SessionState {
     speech_ends: HashMap<String, Instant>,
     end_reason: Option<String>,
     draining: Option<String>,
+    /// The remote avatar is ready and speaks new responses.
+    remote_avatar: bool,
     _alive: AliveGuard,
 }
 
@@ -380,9 +412,11 @@ impl SessionState {
         }
     }
 
-    fn avatar_args(&self) -> AvatarArgs {
+    fn avatar_args(&self, session: ActorRef<SessionMsg>) -> AvatarArgs {
         AvatarArgs {
             session_id: self.id.clone(),
+            session,
+            settings: self.settings.avatar.clone(),
             outbox: self.outbox.clone(),
             shared: self.shared.clone(),
         }
@@ -447,6 +481,7 @@ impl SessionState {
             turn_done: false,
             spoke: false,
             failed: false,
+            to_avatar: self.remote_avatar,
         });
         if turn.is_none() {
             self.fail_response(&response_id, "turn_failed", "could not start the answer");
@@ -520,6 +555,7 @@ impl SessionState {
         let _ = self.tts.cast(TtsMsg::Cancel {
             response_id: response_id.to_owned(),
         });
+        let _ = self.avatar.cast(AvatarMsg::Cancel);
         if self
             .current
             .as_ref()
@@ -534,6 +570,7 @@ impl SessionState {
             return;
         }
         let cancel = self.cancel.child_token();
+        let mut to_avatar = false;
         if let Some(resp) = self.current.as_mut() {
             resp.failed = true;
             resp.turn_done = true;
@@ -541,11 +578,13 @@ impl SessionState {
             resp.words.clear();
             resp.answer_text = APOLOGY.into();
             resp.cancel = cancel.clone();
+            to_avatar = resp.to_avatar;
         }
         let _ = self.tts.cast(TtsMsg::Speak {
             response_id: response_id.to_owned(),
             text: APOLOGY.into(),
             cancel,
+            to_avatar,
         });
         let _ = self.tts.cast(TtsMsg::EndOfResponse {
             response_id: response_id.to_owned(),
@@ -659,7 +698,7 @@ impl SessionState {
                 let (avatar, _) = Actor::spawn_linked(
                     None,
                     AvatarController,
-                    self.avatar_args(),
+                    self.avatar_args(myself.clone()),
                     myself.get_cell(),
                 )
                 .await?;
@@ -740,6 +779,16 @@ impl SessionState {
     }
 }
 
+/// The `avatar_failed` message: what the customer sees, without vendor detail.
+fn avatar_failure_message(error: &ProviderError) -> &'static str {
+    match error {
+        ProviderError::Rejected(_) => {
+            "the video avatar was refused by its provider; the built-in avatar speaks instead"
+        }
+        _ => "the video avatar is unavailable; the built-in avatar speaks instead",
+    }
+}
+
 fn status_label(status: ResponseStatus) -> &'static str {
     match status {
         ResponseStatus::Completed => "completed",
@@ -794,6 +843,8 @@ impl Actor for Session {
         let (tts, _) = Actor::spawn_linked(None, TtsStream, tts_args, myself.get_cell()).await?;
         let avatar_args = AvatarArgs {
             session_id: args.id.clone(),
+            session: myself.clone(),
+            settings: args.settings.avatar.clone(),
             outbox: args.outbox.clone(),
             shared: shared.clone(),
         };
@@ -832,6 +883,7 @@ impl Actor for Session {
             speech_ends: HashMap::new(),
             end_reason: None,
             draining: None,
+            remote_avatar: false,
         };
         state.outbox.event(ServerEvent::SessionCreated {
             session: state.info(),
@@ -986,6 +1038,7 @@ impl Actor for Session {
                         response_id,
                         text,
                         cancel: resp.cancel.clone(),
+                        to_avatar: resp.to_avatar,
                     });
                 }
             }
@@ -1041,6 +1094,50 @@ impl Actor for Session {
                     resp.words.extend(words.iter().cloned());
                     let _ = state.avatar.cast(AvatarMsg::Words { response_id, words });
                 }
+            }
+            SessionMsg::AvatarAudio {
+                response_id,
+                samples,
+                sample_rate,
+            } => {
+                if state.remote_avatar
+                    && state
+                        .current
+                        .as_ref()
+                        .is_some_and(|r| r.id == response_id && r.to_avatar)
+                {
+                    let _ = state.avatar.cast(AvatarMsg::Audio {
+                        response_id,
+                        samples,
+                        sample_rate,
+                    });
+                }
+            }
+            SessionMsg::AvatarAudioDone { response_id } => {
+                if state.remote_avatar
+                    && state
+                        .current
+                        .as_ref()
+                        .is_some_and(|r| r.id == response_id && r.to_avatar)
+                {
+                    let _ = state.avatar.cast(AvatarMsg::EndOfResponse { response_id });
+                }
+            }
+            SessionMsg::AvatarReady(stream) => {
+                // Sent from this mailbox, like `response.created`: a response created
+                // after this event on the wire is the avatar's to speak.
+                state.remote_avatar = true;
+                state.outbox.event(ServerEvent::avatar_stream(stream));
+            }
+            SessionMsg::AvatarFailed { error } => {
+                state.remote_avatar = false;
+                if let Some(resp) = state.current.as_mut() {
+                    resp.to_avatar = false;
+                }
+                state.outbox.event(ServerEvent::error(
+                    "avatar_failed",
+                    avatar_failure_message(&error),
+                ));
             }
             SessionMsg::TtsFinished { response_id } => {
                 if let Some(resp) = state
@@ -1153,8 +1250,21 @@ impl Actor for Session {
                             "speech input restarted; please repeat",
                         ));
                     }
-                    // Only mouth shapes are lost; the answer goes on.
-                    _ => {}
+                    // Mouth shapes are lost, and the remote avatar with the actor (the
+                    // new one starts another); the answer goes on.
+                    ChildKind::Avatar => {
+                        if state.remote_avatar {
+                            state.remote_avatar = false;
+                            if let Some(resp) = state.current.as_mut() {
+                                resp.to_avatar = false;
+                            }
+                            state.outbox.event(ServerEvent::error(
+                                "avatar_failed",
+                                "the avatar restarted; the built-in avatar speaks until it is back",
+                            ));
+                        }
+                    }
+                    ChildKind::Turn => {}
                 }
                 state.restart_child(&myself, kind).await?;
             }

@@ -9,9 +9,9 @@ use tokio::sync::mpsc;
 
 use crate::audio::rms;
 use crate::ports::{
-    AnswerEngine, AnswerRequest, AnswerUsage, AvatarBackend, BoxFuture, CancellationToken,
-    Embedder, Passage, ProviderError, Providers, Retriever, SpeechToText, SttRequest, TextToSpeech,
-    TtsChunk, TtsRequest, Vad, VadFactory, WordTiming,
+    AnswerEngine, AnswerRequest, AnswerUsage, AvatarBackend, AvatarSettings, BoxFuture,
+    CancellationToken, Embedder, Passage, ProviderError, Providers, RemoteAvatar, Retriever,
+    SpeechToText, SttRequest, TextToSpeech, TtsChunk, TtsRequest, Vad, VadFactory, WordTiming,
 };
 
 /// Latencies and texts of the simulated providers.
@@ -329,16 +329,13 @@ impl TextToSpeech for SimTts {
 pub struct BuiltinAvatar;
 
 impl AvatarBackend for BuiltinAvatar {
-    fn speak<'a>(
+    fn start<'a>(
         &'a self,
         _: &'a str,
-        _: &'a str,
-        _: &'a str,
-    ) -> BoxFuture<'a, Result<(), ProviderError>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn interrupt<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), ProviderError>> {
-        Box::pin(async { Ok(()) })
+        _: &'a AvatarSettings,
+        _: CancellationToken,
+    ) -> BoxFuture<'a, Result<Option<Box<dyn RemoteAvatar>>, ProviderError>> {
+        Box::pin(async { Ok(None) })
     }
 }
 

@@ -1,7 +1,8 @@
 //! `TtsStream`: speaks a response sentence by sentence. A worker task per response
 //! synthesizes, resamples to the client's rate, cuts 20 ms frames and paces them out in
-//! real time (a small lead keeps the client's buffer fed). Cancellation drops the
-//! worker and everything queued in it at once.
+//! real time (a small lead keeps the client's buffer fed). A response the remote avatar
+//! speaks also has its audio handed on as it is synthesized, ahead of the pacing.
+//! Cancellation drops the worker and everything queued in it at once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use crate::events::ServerEvent;
 use crate::metrics::AliveGuard;
 use crate::outbox::Outbox;
 use crate::ports::{
-    CancellationToken, ProviderError, TtsChunk, TtsRequest, VisemeTiming, WordTiming,
+    CancellationToken, ProviderError, TextToSpeech, TtsChunk, TtsRequest, VisemeTiming, WordTiming,
 };
 use crate::session::{SessionMsg, Shared};
 use crate::turn::AbortOnDrop;
@@ -48,6 +49,8 @@ pub enum TtsMsg {
         text: String,
         /// The response's cancellation token.
         cancel: CancellationToken,
+        /// Hand the response's audio to the remote avatar too.
+        to_avatar: bool,
     },
     /// No more sentences for this response.
     EndOfResponse {
@@ -100,6 +103,7 @@ struct Playout {
     session: ActorRef<SessionMsg>,
     outbox: Outbox,
     cancel: CancellationToken,
+    to_avatar: bool,
     rate: u32,
     frame_len: usize,
     pending: Vec<i16>,
@@ -187,8 +191,16 @@ async fn run_worker(
                     voice: voice.clone(),
                 };
                 let cancel = playout.cancel.clone();
-                let synth =
-                    tokio::spawn(async move { provider.synthesize(request, tx, cancel).await });
+                let synth = if playout.to_avatar {
+                    let tee = AvatarTee {
+                        session: playout.session.clone(),
+                        response_id: playout.response_id.clone(),
+                        cancel: cancel.clone(),
+                    };
+                    tokio::spawn(async move { tee.synthesize(&*provider, request, tx).await })
+                } else {
+                    tokio::spawn(async move { provider.synthesize(request, tx, cancel).await })
+                };
                 while let Some(chunk) = rx.recv().await {
                     if !chunk.words.is_empty() {
                         let words: Vec<WordTiming> = chunk
@@ -243,6 +255,11 @@ async fn run_worker(
                 }
             }
             Work::End => {
+                if playout.to_avatar && !playout.cancel.is_cancelled() {
+                    let _ = playout.session.cast(SessionMsg::AvatarAudioDone {
+                        response_id: playout.response_id.clone(),
+                    });
+                }
                 if playout.drain(true).await && playout.played_out().await {
                     let _ = playout.session.cast(SessionMsg::TtsFinished {
                         response_id: playout.response_id.clone(),
@@ -254,8 +271,57 @@ async fn run_worker(
     }
 }
 
+/// Hands a sentence's audio to the remote avatar as the synthesizer produces it, before
+/// the real-time pacing, so the avatar's buffer runs ahead of its playback.
+struct AvatarTee {
+    session: ActorRef<SessionMsg>,
+    response_id: String,
+    cancel: CancellationToken,
+}
+
+impl AvatarTee {
+    /// Synthesizes `request` into `out`, copying each chunk's audio to the session.
+    async fn synthesize(
+        self,
+        provider: &dyn TextToSpeech,
+        request: TtsRequest,
+        out: mpsc::Sender<TtsChunk>,
+    ) -> Result<(), ProviderError> {
+        let (tx, mut rx) = mpsc::channel::<TtsChunk>(8);
+        let synth = provider.synthesize(request, tx, self.cancel.clone());
+        let Self {
+            session,
+            response_id,
+            cancel,
+        } = self;
+        // Owns `rx`: when the worker is gone the tee stops and drops it, so the
+        // synthesizer sees its channel closed.
+        let forward = async move {
+            while let Some(chunk) = rx.recv().await {
+                if !chunk.samples.is_empty() && !cancel.is_cancelled() {
+                    let _ = session.cast(SessionMsg::AvatarAudio {
+                        response_id: response_id.clone(),
+                        samples: chunk.samples.clone(),
+                        sample_rate: chunk.sample_rate,
+                    });
+                }
+                if out.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let (result, ()) = tokio::join!(synth, forward);
+        result
+    }
+}
+
 impl TtsState {
-    fn worker_for(&mut self, response_id: &str, cancel: CancellationToken) -> &Worker {
+    fn worker_for(
+        &mut self,
+        response_id: &str,
+        cancel: CancellationToken,
+        to_avatar: bool,
+    ) -> &Worker {
         if self
             .worker
             .as_ref()
@@ -267,6 +333,7 @@ impl TtsState {
                 session: self.session.clone(),
                 outbox: self.outbox.clone(),
                 cancel,
+                to_avatar,
                 rate: self.rate,
                 frame_len: samples_for_ms(FRAME_MS, self.rate).max(1),
                 pending: Vec::new(),
@@ -322,10 +389,11 @@ impl Actor for TtsStream {
                 response_id,
                 text,
                 cancel,
+                to_avatar,
             } => {
                 if !cancel.is_cancelled() && !text.trim().is_empty() {
                     let _ = state
-                        .worker_for(&response_id, cancel)
+                        .worker_for(&response_id, cancel, to_avatar)
                         .tx
                         .send(Work::Sentence(text));
                 }

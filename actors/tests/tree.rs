@@ -17,9 +17,10 @@ use adam_actors::events::{
 use adam_actors::metrics::ActorMetrics;
 use adam_actors::outbox::{OutboxReceiver, outbox};
 use adam_actors::ports::{
-    AnswerEngine, AnswerRequest, AnswerUsage, BoxFuture, CancellationToken, Embedder, Passage,
-    ProviderError, Providers, ResponseStatus, Retriever, SessionRecord, SpeechToText, SttRequest,
-    TextToSpeech, TranscriptSink, TtsChunk, TtsRequest, TurnRecord,
+    AnswerEngine, AnswerRequest, AnswerUsage, AvatarBackend, AvatarSettings, AvatarStream,
+    BoxFuture, CancellationToken, Embedder, Passage, ProviderError, Providers, RemoteAvatar,
+    ResponseStatus, Retriever, SessionRecord, SpeechToText, SttRequest, TextToSpeech,
+    TranscriptSink, TtsChunk, TtsRequest, TurnRecord,
 };
 use adam_actors::semantic_cache::{SemanticCacheConfig, SemanticCacheHandle};
 use adam_actors::session::{ChildKind, Shared};
@@ -1242,5 +1243,249 @@ async fn early_transcription_is_dropped_when_the_customer_goes_on_and_used_when_
     // The early call of the first pause, if it got to run before the speech went on, saw
     // only the first part, and its text was dropped.
     assert!(dropped.iter().all(|&ms| ms < 1500), "{calls:?}");
+    session.end("client_disconnected", 1000);
+}
+
+// ---------------------------------------------------------------------------------------
+// 10. A remote avatar (HeyGen's place): what it is given, and the hand-over when it fails.
+
+#[derive(Default)]
+struct AvatarLog {
+    started: usize,
+    samples: usize,
+    ends: Vec<String>,
+    interrupts: usize,
+    stopped: bool,
+}
+
+/// Starts recording avatars for sessions whose avatar provider is `remote`; fails the
+/// start with `refuse`.
+struct RecordingAvatars {
+    log: Arc<Mutex<AvatarLog>>,
+    refuse: Option<ProviderError>,
+    /// Makes the running avatar fail on its own.
+    break_it: tokio::sync::watch::Sender<Option<ProviderError>>,
+}
+
+impl RecordingAvatars {
+    fn new(refuse: Option<ProviderError>) -> Arc<Self> {
+        Arc::new(Self {
+            log: Arc::default(),
+            refuse,
+            break_it: tokio::sync::watch::channel(None).0,
+        })
+    }
+
+    fn log<T>(&self, read: impl FnOnce(&AvatarLog) -> T) -> T {
+        read(&self.log.lock().expect("avatar log"))
+    }
+}
+
+struct RecordedAvatar {
+    log: Arc<Mutex<AvatarLog>>,
+    broken: tokio::sync::watch::Receiver<Option<ProviderError>>,
+}
+
+impl AvatarBackend for RecordingAvatars {
+    fn start<'a>(
+        &'a self,
+        _: &'a str,
+        settings: &'a AvatarSettings,
+        _: CancellationToken,
+    ) -> BoxFuture<'a, Result<Option<Box<dyn RemoteAvatar>>, ProviderError>> {
+        Box::pin(async move {
+            if settings.provider != "remote" {
+                return Ok(None);
+            }
+            if let Some(error) = &self.refuse {
+                return Err(error.clone());
+            }
+            self.log.lock().expect("avatar log").started += 1;
+            Ok(Some(Box::new(RecordedAvatar {
+                log: self.log.clone(),
+                broken: self.break_it.subscribe(),
+            }) as Box<dyn RemoteAvatar>))
+        })
+    }
+}
+
+impl RemoteAvatar for RecordedAvatar {
+    fn stream(&self) -> AvatarStream {
+        AvatarStream {
+            provider: "remote".into(),
+            livekit_url: "wss://livekit.test".into(),
+            access_token: "browser-token".into(),
+        }
+    }
+
+    fn audio(&mut self, _: &str, samples: &[i16], rate: u32) -> Result<(), ProviderError> {
+        assert_eq!(rate, 24_000, "the simulated voice's rate");
+        self.log.lock().expect("avatar log").samples += samples.len();
+        Ok(())
+    }
+
+    fn end_of_response(&mut self, response_id: &str) -> Result<(), ProviderError> {
+        let mut log = self.log.lock().expect("avatar log");
+        log.ends.push(response_id.to_owned());
+        Ok(())
+    }
+
+    fn interrupt(&mut self) -> Result<(), ProviderError> {
+        self.log.lock().expect("avatar log").interrupts += 1;
+        Ok(())
+    }
+
+    fn failed(&self) -> BoxFuture<'static, ProviderError> {
+        let mut broken = self.broken.clone();
+        Box::pin(async move {
+            let error = broken
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|e| e.clone());
+            match error {
+                Some(error) => error,
+                None => std::future::pending().await,
+            }
+        })
+    }
+
+    fn stop(self: Box<Self>) -> BoxFuture<'static, Result<(), ProviderError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Like HeyGen's session, dropping it stops it (a session's children are killed, not
+/// stopped, when it ends).
+impl Drop for RecordedAvatar {
+    fn drop(&mut self) {
+        self.log.lock().expect("avatar log").stopped = true;
+    }
+}
+
+async fn remote_avatar_node(answer: &str, avatars: Arc<RecordingAvatars>) -> Node {
+    let mut providers = simulated(answer).providers();
+    providers.avatar = avatars;
+    Node::with_providers(providers, 10).await
+}
+
+fn with_remote_avatar() -> SessionSettings {
+    SessionSettings {
+        avatar: AvatarSettings {
+            provider: "remote".into(),
+            avatar_id: None,
+        },
+        ..SessionSettings::default()
+    }
+}
+
+fn response_id(items: &[Outbound]) -> String {
+    items
+        .iter()
+        .find_map(|i| match i {
+            Outbound::Event(ServerEvent::ResponseCreated { response }) => Some(response.id.clone()),
+            _ => None,
+        })
+        .expect("response.created")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_avatar_gets_each_answers_audio_is_interrupted_by_barge_in_and_stopped() {
+    let avatars = RecordingAvatars::new(None);
+    let node = remote_avatar_node(LONG_ANSWER, avatars.clone()).await;
+    let (session, mut client) = node
+        .try_open_with(with_remote_avatar())
+        .await
+        .expect("session starts");
+    let ready = client.until_event("avatar.stream").await;
+    assert!(matches!(
+        ready.last(),
+        Some(Outbound::Event(ServerEvent::AvatarStream { provider, livekit_url, access_token }))
+            if provider == "remote" && livekit_url == "wss://livekit.test" && access_token == "browser-token"
+    ));
+
+    // The whole answer: the avatar gets the same audio as the client (which pads its last
+    // 20 ms frame), then the end of the response.
+    type_text(&session, "When do you open?");
+    let (items, done) = client.until_done().await;
+    assert_eq!(done.status, ResponseStatus::Completed);
+    let sent: usize = frames(&items).iter().map(|f| f.len()).sum();
+    let given = avatars.log(|l| l.samples);
+    assert!(
+        given <= sent && sent - given < 480,
+        "avatar {given}, client {sent}"
+    );
+    assert_eq!(avatars.log(|l| l.ends.clone()), [response_id(&items)]);
+    assert_eq!(avatars.log(|l| l.interrupts), 0);
+
+    // The customer talks over the next answer: the avatar is interrupted.
+    type_text(&session, "And on Sundays?");
+    client.until_audio().await;
+    say(&session, &tone(1000));
+    let (_, cut) = client.until_done().await;
+    assert_eq!(cut.status, ResponseStatus::Cancelled);
+    eventually("the avatar was interrupted", WAIT, async || {
+        avatars.log(|l| l.interrupts) == 1
+    })
+    .await;
+    assert_eq!(avatars.log(|l| l.ends.len()), 1, "no end for a cut answer");
+
+    session.end("client_disconnected", 1000);
+    eventually("the avatar was stopped", WAIT, async || {
+        avatars.log(|l| l.stopped)
+    })
+    .await;
+    assert_eq!(avatars.log(|l| l.started), 1);
+    assert_eq!(remote_avatars(&node, "started"), 1);
+    assert_eq!(remote_avatars(&node, "lost"), 0);
+}
+
+fn remote_avatars(node: &Node, outcome: &str) -> u64 {
+    node.metrics()
+        .remote_avatars
+        .with_label_values(&[outcome])
+        .get()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_avatar_that_fails_hands_over_to_the_builtin_one() {
+    // Refused at the start: an error, and the built-in avatar speaks.
+    let avatars = RecordingAvatars::new(Some(ProviderError::Rejected("bad key".into())));
+    let node = remote_avatar_node(SHORT_ANSWER, avatars.clone()).await;
+    let (session, mut client) = node
+        .try_open_with(with_remote_avatar())
+        .await
+        .expect("session starts");
+    let items = client.until_event("error").await;
+    assert_eq!(errors(&items), ["avatar_failed"]);
+    type_text(&session, "When do you open?");
+    let (items, done) = client.until_done().await;
+    assert_eq!(done.status, ResponseStatus::Completed);
+    assert!(items.iter().any(|i| kind(i) == "avatar.viseme"));
+    assert!(!frames(&items).is_empty());
+    assert_eq!(remote_avatars(&node, "start_failed"), 1);
+    session.end("client_disconnected", 1000);
+
+    // Failing on its own mid-session: an error, then answers are no longer its own.
+    let avatars = RecordingAvatars::new(None);
+    let node = remote_avatar_node(SHORT_ANSWER, avatars.clone()).await;
+    let (session, mut client) = node
+        .try_open_with(with_remote_avatar())
+        .await
+        .expect("session starts");
+    client.until_event("avatar.stream").await;
+    avatars.break_it.send_replace(Some(ProviderError::Timeout));
+    let items = client.until_event("error").await;
+    assert_eq!(errors(&items), ["avatar_failed"]);
+    eventually("the failed avatar was stopped", WAIT, async || {
+        avatars.log(|l| l.stopped)
+    })
+    .await;
+    type_text(&session, "When do you open?");
+    let (items, done) = client.until_done().await;
+    assert_eq!(done.status, ResponseStatus::Completed);
+    assert!(!frames(&items).is_empty());
+    assert_eq!(avatars.log(|l| l.samples), 0, "the client plays it now");
+    assert_eq!(remote_avatars(&node, "lost"), 1);
     session.end("client_disconnected", 1000);
 }

@@ -182,9 +182,42 @@ fn validate_lead_email(email: &str) -> Result<String, ApiError> {
     Ok(email.to_owned())
 }
 
+/// Avatar renderers a dealership may choose.
+const AVATAR_PROVIDERS: [&str; 2] = ["builtin", "heygen"];
+
 fn validate_avatar(avatar: &serde_json::Value) -> Result<String, ApiError> {
     if !avatar.is_object() {
         return Err(ApiError::validation("avatar", "must be a JSON object"));
+    }
+    let provider = match avatar.get("provider") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(p)) if AVATAR_PROVIDERS.contains(&p.as_str()) => {
+            Some(p.as_str())
+        }
+        Some(_) => {
+            return Err(ApiError::validation(
+                "avatar.provider",
+                "must be one of builtin, heygen",
+            ));
+        }
+    };
+    let avatar_id = avatar.get("avatar_id");
+    let id_ok = |id: &str| !id.trim().is_empty() && id.len() <= 200;
+    match avatar_id {
+        None | Some(serde_json::Value::Null) if provider == Some("heygen") => {
+            return Err(ApiError::validation(
+                "avatar.avatar_id",
+                "is required with provider heygen (the LiveAvatar avatar's id)",
+            ));
+        }
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::String(id)) if id_ok(id) => {}
+        Some(_) => {
+            return Err(ApiError::validation(
+                "avatar.avatar_id",
+                "must be a string of 1 to 200 characters",
+            ));
+        }
     }
     let text = avatar.to_string();
     if text.len() > 16_384 {

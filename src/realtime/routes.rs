@@ -6,6 +6,7 @@ use std::time::Duration;
 use adam_actors::RegistryError;
 use adam_actors::events::TurnDetection;
 use adam_actors::outbox::{Outbox, OutboxReceiver, outbox};
+use adam_actors::ports::AvatarSettings;
 use adam_actors::session::{SessionArgs, SessionHandle, SessionSettings};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
@@ -146,6 +147,7 @@ pub async fn create(
         allowed_origins,
         persona: dealership.persona.clone(),
         voice: dealership.voice.clone(),
+        avatar: avatar_settings(&dealership.avatar, &state.settings.providers.avatar),
     });
     let webrtc = &state.realtime.webrtc;
     Ok((
@@ -163,6 +165,23 @@ pub async fn create(
                 .unwrap_or_else(|_| serde_json::json!({})),
         }),
     ))
+}
+
+/// A dealership's `avatar` JSON as the session needs it: its `provider` (else the node's
+/// `providers.avatar`) and `avatar_id`.
+fn avatar_settings(json: &str, default_provider: &str) -> AvatarSettings {
+    let value: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    let text = |key: &str| {
+        value[key]
+            .as_str()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    AvatarSettings {
+        provider: text("provider").unwrap_or_else(|| default_provider.to_owned()),
+        avatar_id: text("avatar_id"),
+    }
 }
 
 /// Redeems the ticket of `id` and checks the browser origin against it.
@@ -220,6 +239,7 @@ async fn start_session(
                 max_turn_ms: cfg.max_turn_ms,
             },
             persona: grant.persona,
+            avatar: grant.avatar,
             history_turns: cfg.history_turns,
             early_transcription_ms: cfg.early_transcription_ms,
             retrieval_top_k: state.settings.knowledge.top_k,

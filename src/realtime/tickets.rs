@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use adam_actors::ports::AvatarSettings;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
@@ -23,6 +24,8 @@ pub struct Grant {
     pub persona: String,
     /// Voice.
     pub voice: String,
+    /// The dealership's avatar.
+    pub avatar: AvatarSettings,
 }
 
 /// Ticket store.
@@ -81,6 +84,7 @@ mod tests {
             allowed_origins: vec![],
             persona: String::new(),
             voice: "default".into(),
+            avatar: AvatarSettings::default(),
         }
     }
 

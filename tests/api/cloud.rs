@@ -13,7 +13,7 @@ use crate::realtime::{Item, connect, event, new_session, read_until, stream_audi
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../providers/tests/cloud/fakes/mod.rs"]
-mod fakes;
+pub(crate) mod fakes;
 
 use fakes::elevenlabs::{FakeElevenLabs, Mode};
 use fakes::openai::{FakeOpenAi, Reply};

@@ -12,6 +12,7 @@ mod fake_pinecone;
 mod fake_smtp;
 mod headers;
 mod helpers;
+mod heygen;
 mod ops;
 mod pinecone;
 mod realtime;

@@ -12,6 +12,8 @@
 //! - [`elevenlabs`]: ElevenLabs text to speech over its `stream-input` WebSocket, with
 //!   word timings from the character alignment and dead-socket detection.
 //! - [`openai_tts`]: OpenAI text to speech (raw PCM streamed over HTTP).
+//! - [`heygen`]: HeyGen LiveAvatar in LITE mode, a remote avatar that renders Adam's own
+//!   speech into a LiveKit room (session start, keep-alive, stop, the command socket).
 //! - [`resilience`]: timeouts, retries before the first output, the circuit breaker and
 //!   metrics.
 //! - [`guarded`]: the resilience layer around any port implementation.
@@ -32,6 +34,7 @@ pub mod elevenlabs;
 pub mod embeddings;
 pub mod fallback;
 pub mod guarded;
+pub mod heygen;
 pub mod http;
 pub mod metrics;
 pub mod openai_stt;
@@ -54,6 +57,8 @@ pub mod keys {
     pub const DEEPGRAM: &str = "ADAM__PROVIDERS__DEEPGRAM__API_KEY";
     /// ElevenLabs (speech).
     pub const ELEVENLABS: &str = "ADAM__PROVIDERS__ELEVENLABS__API_KEY";
+    /// HeyGen LiveAvatar (remote avatar).
+    pub const HEYGEN: &str = "ADAM__PROVIDERS__HEYGEN__API_KEY";
 
     /// The key in `var`, taken verbatim; `None` when unset or blank.
     pub fn from_env(var: &str) -> Option<SecretString> {
@@ -74,6 +79,7 @@ mod tests {
     use super::deepgram::DeepgramConfig;
     use super::elevenlabs::ElevenLabsConfig;
     use super::embeddings::EmbeddingsConfig;
+    use super::heygen::HeyGenConfig;
     use super::openai_stt::TranscriptionConfig;
     use super::openai_tts::OpenAiTtsConfig;
 
@@ -107,5 +113,6 @@ mod tests {
         check::<DeepgramConfig>();
         check::<ElevenLabsConfig>();
         check::<OpenAiTtsConfig>();
+        check::<HeyGenConfig>();
     }
 }

@@ -114,6 +114,8 @@ pub enum Stage {
     Embed,
     /// Text to speech.
     Tts,
+    /// A remote avatar (starting its session).
+    Avatar,
 }
 
 impl Stage {
@@ -124,6 +126,7 @@ impl Stage {
             Stage::Answer => "answer",
             Stage::Embed => "embed",
             Stage::Tts => "tts",
+            Stage::Avatar => "avatar",
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod deepgram;
 pub mod elevenlabs;
+pub mod heygen;
 pub mod openai;
 
 use std::net::SocketAddr;
