@@ -119,6 +119,58 @@ impl Outbox {
     }
 }
 
+/// How long a transport keeps delivering what was queued before a close (the final
+/// events) before it closes the connection.
+pub const FINAL_EVENTS_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// What a transport does next.
+#[derive(Debug)]
+pub enum Delivery {
+    /// Send this event or audio frame.
+    Item(Outbound),
+    /// Close the connection with this code and reason.
+    Close(CloseFrame),
+}
+
+/// The session and its children are gone without asking to close: they crashed.
+fn crashed() -> CloseFrame {
+    (1011, "session ended".into())
+}
+
+impl OutboxReceiver {
+    /// The next item in order, or the close once the session asked for one (items are
+    /// delivered first). Cancel-safe, so it can sit in a `select!` beside other work.
+    pub async fn next(&mut self) -> Delivery {
+        loop {
+            tokio::select! {
+                biased;
+                item = self.items.recv() => {
+                    return match item {
+                        Some(item) => Delivery::Item(item),
+                        None => Delivery::Close(self.close.borrow().clone().unwrap_or_else(crashed)),
+                    };
+                }
+                changed = self.close.changed() => {
+                    if changed.is_err() {
+                        return Delivery::Close(crashed());
+                    }
+                    if let Some(frame) = self.close.borrow().clone() {
+                        return Delivery::Close(frame);
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a close: the next item queued before it, until `deadline`.
+    pub fn queued_before(&mut self, deadline: tokio::time::Instant) -> Option<Outbound> {
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        self.items.try_recv().ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use adam_actors::audio::{pcm16_from_le_bytes, pcm16_to_le_bytes};
 use adam_actors::events::{Outbound, ServerEvent, parse_client_event};
-use adam_actors::outbox::{Outbox, OutboxReceiver};
+use adam_actors::outbox::{Delivery, FINAL_EVENTS_GRACE, Outbox, OutboxReceiver};
 use adam_actors::session::SessionHandle;
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
@@ -188,23 +188,14 @@ where
     let frame = loop {
         tokio::select! {
             biased;
-            item = receiver.items.recv() => match item {
-                Some(item) => {
+            delivery = receiver.next() => match delivery {
+                Delivery::Item(item) => {
                     if send_item(&mut sink, item).await.is_err() {
                         return;
                     }
                 }
-                // Session and children are gone without asking to close: it crashed.
-                None => break receiver.close.borrow().clone().unwrap_or((close::INTERNAL, "session ended".into())),
+                Delivery::Close(frame) => break frame,
             },
-            changed = receiver.close.changed() => {
-                if changed.is_err() {
-                    break (close::INTERNAL, "session ended".into());
-                }
-                if let Some(frame) = receiver.close.borrow().clone() {
-                    break frame;
-                }
-            }
             _ = ping.tick() => {
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
                     return;
@@ -213,15 +204,10 @@ where
         }
     };
     // Deliver what the session queued before closing (its final events), briefly.
-    let deadline = Instant::now() + Duration::from_millis(500);
-    while Instant::now() < deadline {
-        match receiver.items.try_recv() {
-            Ok(item) => {
-                if send_item(&mut sink, item).await.is_err() {
-                    return;
-                }
-            }
-            Err(_) => break,
+    let deadline = Instant::now() + FINAL_EVENTS_GRACE;
+    while let Some(item) = receiver.queued_before(deadline) {
+        if send_item(&mut sink, item).await.is_err() {
+            return;
         }
     }
     let (code, reason) = frame;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use adam_actors::events::{Outbound, ServerEvent, parse_client_event};
-use adam_actors::outbox::{CloseFrame, Outbox, OutboxReceiver};
+use adam_actors::outbox::{CloseFrame, Delivery, FINAL_EVENTS_GRACE, Outbox, OutboxReceiver};
 use adam_actors::session::SessionHandle;
 use base64::Engine;
 use bytes::Bytes;
@@ -472,7 +472,8 @@ impl WebRtc {
     }
 }
 
-fn opus_codec() -> RTCRtpCodec {
+/// Opus as Adam negotiates it (48 kHz, signalled stereo as browsers do, in-band FEC).
+pub fn opus_codec() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: "audio/opus".to_owned(),
         clock_rate: SAMPLE_RATE,
@@ -630,8 +631,8 @@ async fn serve(
     let frame = loop {
         tokio::select! {
             biased;
-            item = receiver.items.recv() => match item {
-                Some(Outbound::Event(event)) => {
+            delivery = receiver.next() => match delivery {
+                Delivery::Item(Outbound::Event(event)) => {
                     if let ServerEvent::OutputAudioCleared { .. } = event {
                         writer.talkspurt_ended();
                     }
@@ -641,17 +642,9 @@ async fn serve(
                         break None;
                     }
                 }
-                Some(Outbound::Audio(samples)) => writer.write(&samples).await,
-                None => break receiver.close.borrow().clone().or(Some((close::INTERNAL, "session ended".into()))),
+                Delivery::Item(Outbound::Audio(samples)) => writer.write(&samples).await,
+                Delivery::Close(frame) => break Some(frame),
             },
-            changed = receiver.close.changed() => {
-                if changed.is_err() {
-                    break Some((close::INTERNAL, "session ended".into()));
-                }
-                if let Some(frame) = receiver.close.borrow().clone() {
-                    break Some(frame);
-                }
-            }
             event = events.recv() => match event {
                 Some(PeerEvent::State(
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed,
@@ -683,17 +676,15 @@ async fn serve(
     };
     if frame.is_some() {
         // Deliver what the session queued before closing (its final events), briefly.
-        let deadline = Instant::now() + Duration::from_millis(500);
-        while Instant::now() < deadline {
-            match receiver.items.try_recv() {
-                Ok(Outbound::Event(event)) => {
-                    let text = serde_json::to_string(&event).unwrap_or_default();
-                    if dc.send_text(&text).await.is_err() {
-                        break;
-                    }
-                }
-                Ok(Outbound::Audio(_)) => {}
-                Err(_) => break,
+        let deadline = Instant::now() + FINAL_EVENTS_GRACE;
+        while let Some(item) = receiver.queued_before(deadline) {
+            if let Outbound::Event(event) = item
+                && dc
+                    .send_text(&serde_json::to_string(&event).unwrap_or_default())
+                    .await
+                    .is_err()
+            {
+                break;
             }
         }
     }

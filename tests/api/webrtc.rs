@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
@@ -24,19 +24,9 @@ use webrtc::peer_connection::{
     RTCIceGatheringState, RTCSessionDescription,
 };
 
+use adam::realtime::webrtc::opus_codec;
+
 use crate::helpers::{TestApp, eventually, json_body, spawn_app_with};
-
-const OPUS_FMTP: &str = "minptime=10;useinbandfec=1";
-
-fn opus() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: "audio/opus".into(),
-        clock_rate: 48_000,
-        channels: 2,
-        sdp_fmtp_line: OPUS_FMTP.into(),
-        rtcp_feedback: vec![],
-    }
-}
 
 /// A server with a short, quick simulated answer, media on loopback only.
 async fn rtc_app() -> TestApp {
@@ -100,7 +90,7 @@ async fn client() -> (Client, String) {
     media
         .register_codec(
             rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters {
-                rtp_codec: opus(),
+                rtp_codec: opus_codec(),
                 payload_type: 111,
             },
             RtpCodecKind::Audio,
@@ -130,7 +120,7 @@ async fn client() -> (Client, String) {
                 ssrc: Some(mic_ssrc),
                 ..Default::default()
             },
-            codec: opus(),
+            codec: opus_codec(),
             ..Default::default()
         }],
     )));
