@@ -14,7 +14,8 @@
 //! - [`realtime`]: the node's actor system, session tickets and the WebSocket transport.
 //! - [`bootstrap`]: first-run demo dealership and super_admin.
 //! - [`metrics`]: the Prometheus registry.
-//! - [`clock`]: injectable time; [`telemetry`]: tracing setup.
+//! - [`clock`]: injectable time; [`telemetry`]: tracing setup; [`traces`]: one OTLP trace per
+//!   conversation turn.
 //!
 //! The conversation actor tree lives in the `adam-actors` crate, which knows nothing of
 //! HTTP or SQL.
@@ -34,3 +35,4 @@ pub mod realtime;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
+pub mod traces;

@@ -46,6 +46,10 @@ impl Metrics {
             Opts::new("rate_limited_total", "Requests refused with 429, by limit"),
             &["scope"],
         )?;
+        // Every limit's series exists from the start: dashboards show 0, not "no data".
+        for scope in ["ip", "user", "login", "password_reset"] {
+            rate_limited.with_label_values(&[scope]);
+        }
         let login_failures = IntCounter::new("login_failures_total", "Failed login attempts")?;
         let refresh_reuse = IntCounter::new(
             "refresh_token_reuse_total",

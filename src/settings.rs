@@ -444,6 +444,11 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// EnvFilter directives.
     pub filter: String,
+    /// OTLP/HTTP collector for one trace per conversation turn (e.g.
+    /// `http://otel-collector:4318`); empty: no traces.
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported traces.
+    pub otlp_service_name: String,
 }
 
 /// Log output format.
@@ -549,6 +554,8 @@ impl Default for LogSettings {
         Self {
             format: LogFormat::Human,
             filter: "info,adam=info,sqlx=warn,tower_http=info".into(),
+            otlp_endpoint: String::new(),
+            otlp_service_name: "adam".into(),
         }
     }
 }

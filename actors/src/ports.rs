@@ -53,13 +53,57 @@ pub struct SttRequest {
 
 /// Speech to text.
 pub trait SpeechToText: Send + Sync {
-    /// Transcribes a whole utterance; `partial` receives interim text when the provider has it.
+    /// Transcribes a whole utterance; `partial` receives the text so far (each one
+    /// replaces the previous) when the provider has interim results.
     fn transcribe<'a>(
         &'a self,
         request: SttRequest,
         partial: mpsc::Sender<String>,
         cancel: CancellationToken,
     ) -> BoxFuture<'a, Result<String, ProviderError>>;
+}
+
+/// What a listening speech-to-text stream is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenInput {
+    /// The next PCM16 mono audio, at the stream's rate.
+    Audio(Vec<i16>),
+    /// End the utterance under way now (a manual commit): its final text follows as
+    /// [`ListenEvent::EndOfTurn`].
+    Finalize,
+}
+
+/// What a listening speech-to-text stream hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenEvent {
+    /// Speech began.
+    SpeechStarted,
+    /// The utterance's text so far (interim: it replaces the previous one).
+    Interim(String),
+    /// The provider decided the utterance is over; its final text (may be empty).
+    EndOfTurn(String),
+}
+
+/// A live stream to a [`ListeningStt`]. Dropping `audio` closes it.
+#[derive(Debug)]
+pub struct Listening {
+    /// Audio and commands to the provider.
+    pub audio: mpsc::Sender<ListenInput>,
+    /// What it hears, in order; an error (or the end of the channel) means the stream is
+    /// gone.
+    pub events: mpsc::Receiver<Result<ListenEvent, ProviderError>>,
+}
+
+/// Speech to text that listens to the whole conversation and decides itself where the
+/// customer's turn ends (Deepgram's endpointing). Optional: without it, turns end on the
+/// local VAD's silence and each utterance goes to [`SpeechToText`].
+pub trait ListeningStt: Send + Sync {
+    /// Opens a stream for audio at `sample_rate`; it ends when `cancel` fires.
+    fn listen(
+        &self,
+        sample_rate: u32,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'_, Result<Listening, ProviderError>>;
 }
 
 /// A passage retrieved from the dealership's documents.
@@ -337,6 +381,23 @@ pub struct TurnRecord {
     pub latency_ms: Option<f64>,
     /// Stage timings.
     pub metrics: ResponseMetrics,
+    /// When each stage happened, by the wall clock (traces).
+    pub timeline: TurnTimeline,
+}
+
+/// When a turn's stages happened, by the wall clock: the spans of its trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnTimeline {
+    /// The customer stopped speaking (`None` for a typed question).
+    pub speech_end: Option<std::time::SystemTime>,
+    /// The transcript was final (the answer began).
+    pub transcript: std::time::SystemTime,
+    /// The first answer token.
+    pub first_token: Option<std::time::SystemTime>,
+    /// The first answer audio went out.
+    pub audio_started: Option<std::time::SystemTime>,
+    /// The response ended.
+    pub ended: std::time::SystemTime,
 }
 
 /// Where transcripts go (the database, in the server).
@@ -360,6 +421,8 @@ pub struct Providers {
     pub vad: Arc<dyn VadFactory>,
     /// Speech to text.
     pub stt: Arc<dyn SpeechToText>,
+    /// A provider that decides where turns end (`None`: the local VAD does).
+    pub listening: Option<Arc<dyn ListeningStt>>,
     /// Answers.
     pub answer: Arc<dyn AnswerEngine>,
     /// Embeddings.

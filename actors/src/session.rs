@@ -22,7 +22,7 @@ use crate::outbox::Outbox;
 use crate::ports::{
     AvatarSettings, AvatarStream, CancellationToken, ContextTurn, Passage, ProviderError,
     Providers, ResponseMetrics, ResponseStatus, SessionRecord, TranscriptSink, TurnRecord,
-    WordTiming,
+    TurnTimeline, WordTiming,
 };
 use crate::semantic_cache::SemanticCacheHandle;
 use crate::stt_stream::{SttArgs, SttMsg, SttStream};
@@ -634,6 +634,8 @@ impl SessionState {
                 self.history.pop_front();
             }
         }
+        let (now, wall_now) = (Instant::now(), std::time::SystemTime::now());
+        let wall = |at: Instant| wall_now - now.saturating_duration_since(at);
         let record = TurnRecord {
             session_id: self.id.clone(),
             seq: resp.seq,
@@ -643,6 +645,13 @@ impl SessionState {
             citations: resp.citations,
             latency_ms: m.voice_to_voice_ms,
             metrics: m,
+            timeline: TurnTimeline {
+                speech_end: resp.speech_end_at.map(wall),
+                transcript: wall(resp.transcript_at),
+                first_token: resp.first_token_at.map(wall),
+                audio_started: resp.audio_started_at.map(wall),
+                ended: wall_now,
+            },
         };
         let sink = self.shared.sink.clone();
         // Saved off the mailbox; the task outlives the session if the client is gone.

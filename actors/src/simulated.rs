@@ -80,6 +80,7 @@ impl SimulatedConfig {
                 threshold: cfg.vad_rms_threshold,
             }),
             stt: Arc::new(SimStt { cfg: cfg.clone() }),
+            listening: None,
             answer: Arc::new(SimAnswer { cfg: cfg.clone() }),
             embedder: Arc::new(HashEmbedder { dim: 128 }),
             retriever: Arc::new(NoRetriever),

@@ -1,5 +1,11 @@
 //! `SttStream`: voice activity detection and end-of-turn detection over the incoming
 //! audio, then transcription of each utterance off the mailbox.
+//!
+//! With a [`ListeningStt`] (Deepgram's endpointing) the audio also streams to the provider,
+//! which decides where each turn ends and gives its text; the local VAD still starts turns
+//! (barge-in stays immediate) and takes over, with the utterance it kept, when the provider
+//! does not end a turn within [`PROVIDER_END_GRACE`] of the local silence or its stream
+//! fails (then for the rest of the session).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -12,7 +18,10 @@ use crate::audio::samples_for_ms;
 use crate::endpoint::{EndpointConfig, EndpointEvent, Endpointer};
 use crate::events::TurnDetection;
 use crate::metrics::AliveGuard;
-use crate::ports::{CancellationToken, ProviderError, SpeechToText, SttRequest, Vad};
+use crate::ports::{
+    CancellationToken, ListenEvent, ListenInput, Listening, ProviderError, SpeechToText,
+    SttRequest, Vad,
+};
 use crate::session::{SessionMsg, Shared, uuid_like};
 
 /// VAD frame length.
@@ -21,6 +30,10 @@ const FRAME_MS: u32 = 20;
 /// (WebRTC) delays Silero's onset: at 300 ms Whisper heard "I'm does the service department
 /// open…" for "What time does…"; 600 ms keeps the whole question (tests/api/voice.rs).
 const PREROLL_MS: u32 = 600;
+
+/// How long after the local VAD's end of turn a listening provider still gets to end it
+/// itself (its endpointing runs on the same silence, plus a network round trip).
+pub const PROVIDER_END_GRACE: Duration = Duration::from_millis(2_500);
 
 /// Arguments.
 pub struct SttArgs {
@@ -55,6 +68,25 @@ pub enum SttMsg {
     },
     /// Fault injection.
     InjectPanic,
+    /// The listening provider's stream opened (or could not).
+    Listening {
+        /// Which opening.
+        generation: u64,
+        /// Where audio goes.
+        result: Result<mpsc::Sender<ListenInput>, ProviderError>,
+    },
+    /// What the listening provider heard.
+    Heard {
+        /// Which stream.
+        generation: u64,
+        /// The event, or why the stream ended.
+        event: Result<ListenEvent, ProviderError>,
+    },
+    /// The provider's time to end `item_id` is up.
+    ProviderGrace {
+        /// The turn.
+        item_id: String,
+    },
 }
 
 /// The actor.
@@ -77,7 +109,23 @@ pub struct SttState {
     cancel: CancellationToken,
     early_ms: u32,
     early: Option<Early>,
+    listen: Listen,
     _alive: AliveGuard,
+}
+
+/// The listening provider's side of the state.
+#[derive(Default)]
+struct Listen {
+    /// Audio to the provider while its stream works.
+    audio: Option<mpsc::Sender<ListenInput>>,
+    /// Bumped by every opening: events of an older stream are ignored.
+    generation: u64,
+    /// The current turn started while the provider listened: it ends the turn.
+    owns_turn: bool,
+    /// When the local VAD ended the current turn (the provider's end is awaited).
+    local_stop: Option<(u64, Instant)>,
+    /// Interim text already sent as deltas for the current turn.
+    shown: String,
 }
 
 /// A transcription started during the end-of-turn silence.
@@ -102,18 +150,185 @@ fn endpoint_config(td: &TurnDetection) -> EndpointConfig {
 }
 
 impl SttState {
-    fn configure(&mut self, rate: u32, td: &TurnDetection) {
+    fn configure(&mut self, myself: &ActorRef<SttMsg>, rate: u32, td: &TurnDetection) {
         if rate != self.rate {
             self.rate = rate;
             self.vad = self.shared.providers.vad.create(rate);
             self.pending.clear();
+            if self.listen.audio.take().is_some() {
+                self.open_listening(myself);
+            }
         }
         self.frame_len = samples_for_ms(FRAME_MS, rate).max(1);
         self.recent_cap = samples_for_ms(td.min_speech_ms + PREROLL_MS, rate);
         self.endpointer.reconfigure(endpoint_config(td));
     }
 
-    fn on_frame(&mut self, frame: Vec<i16>) {
+    /// Opens a stream to the listening provider, if there is one; events come back as
+    /// messages.
+    fn open_listening(&mut self, myself: &ActorRef<SttMsg>) {
+        let Some(provider) = self.shared.providers.listening.clone() else {
+            return;
+        };
+        self.listen.generation += 1;
+        let generation = self.listen.generation;
+        let (rate, cancel, myself) = (self.rate, self.cancel.child_token(), myself.clone());
+        tokio::spawn(async move {
+            let Listening { audio, mut events } = match provider.listen(rate, cancel).await {
+                Ok(listening) => listening,
+                Err(error) => {
+                    let result = Err(error);
+                    let _ = myself.cast(SttMsg::Listening { generation, result });
+                    return;
+                }
+            };
+            let opened = SttMsg::Listening {
+                generation,
+                result: Ok(audio),
+            };
+            if myself.cast(opened).is_err() {
+                return;
+            }
+            while let Some(event) = events.recv().await {
+                if myself.cast(SttMsg::Heard { generation, event }).is_err() {
+                    return; // the actor stopped
+                }
+            }
+            let event = Err(ProviderError::Unavailable("the stream ended".into()));
+            let _ = myself.cast(SttMsg::Heard { generation, event });
+        });
+    }
+
+    /// The listening provider is gone: the local VAD ends turns from now on, this one too.
+    fn listening_failed(&mut self, why: &str) {
+        if self.listen.audio.take().is_none() {
+            return;
+        }
+        tracing::warn!(
+            error = why,
+            "listening speech-to-text failed; turns end on the local VAD"
+        );
+        self.listen.generation += 1;
+        self.listen.owns_turn = false;
+        if let Some((at_ms, _)) = self.listen.local_stop.take() {
+            self.finish_utterance(at_ms);
+        }
+    }
+
+    fn on_heard(&mut self, event: ListenEvent) {
+        match event {
+            // The local VAD starts turns: it is faster, and the provider's own voice
+            // activity events also fire on noise.
+            ListenEvent::SpeechStarted => {}
+            ListenEvent::Interim(text) => {
+                if text.is_empty() {
+                    return;
+                }
+                let Some(item_id) = self.provider_item() else {
+                    return;
+                };
+                // Deltas append (docs/protocol.md): a revised beginning waits for the
+                // final transcript.
+                let shown = &mut self.listen.shown;
+                if let Some(delta) = text.strip_prefix(shown.as_str())
+                    && !delta.is_empty()
+                {
+                    let delta = delta.to_owned();
+                    *shown = text;
+                    let _ = self
+                        .session
+                        .cast(SessionMsg::TranscriptDelta { item_id, delta });
+                }
+            }
+            ListenEvent::EndOfTurn(text) => {
+                // An empty end while the customer still speaks (locally) is not an end.
+                if text.is_empty() && self.listen.local_stop.is_none() {
+                    return;
+                }
+                if self.item_id.is_none() && !text.is_empty() {
+                    self.start_item(0);
+                    self.listen.owns_turn = true;
+                }
+                if self.listen.owns_turn {
+                    self.finish_from_provider(text);
+                }
+            }
+        }
+    }
+
+    /// The current turn, when the provider ends it.
+    fn provider_item(&mut self) -> Option<String> {
+        if self.item_id.is_none() {
+            self.start_item(0);
+            self.listen.owns_turn = true;
+        }
+        self.listen
+            .owns_turn
+            .then(|| self.item_id.clone())
+            .flatten()
+    }
+
+    fn start_item(&mut self, at_ms: u64) {
+        let item_id = format!("item_{}", uuid_like());
+        self.item_id = Some(item_id.clone());
+        self.listen.shown.clear();
+        let _ = self.session.cast(SessionMsg::SpeechStarted {
+            item_id,
+            audio_ms: at_ms,
+        });
+    }
+
+    /// The provider ended the turn with `text`.
+    fn finish_from_provider(&mut self, text: String) {
+        let Some(item_id) = self.item_id.take() else {
+            return;
+        };
+        let (audio_ms, at) = self
+            .listen
+            .local_stop
+            .take()
+            .unwrap_or((self.endpointer.now_ms(), Instant::now()));
+        // The provider's word is final: a local turn still open ends with it.
+        let _ = self.endpointer.commit();
+        self.listen.owns_turn = false;
+        self.utterance.clear();
+        let _ = self.session.cast(SessionMsg::SpeechStopped {
+            item_id: item_id.clone(),
+            audio_ms,
+            at,
+        });
+        let _ = self.session.cast(SessionMsg::Transcript {
+            item_id,
+            result: Ok(text),
+            at: Instant::now(),
+        });
+    }
+
+    /// The local VAD ended a turn the provider owns: wait for the provider's end.
+    fn await_provider(&mut self, myself: &ActorRef<SttMsg>, at_ms: u64, finalize: bool) {
+        let Some(item_id) = self.item_id.clone() else {
+            return;
+        };
+        let lag = Duration::from_millis(self.endpointer.now_ms().saturating_sub(at_ms));
+        let ended_at = Instant::now().checked_sub(lag).unwrap_or_else(Instant::now);
+        self.listen.local_stop = Some((at_ms, ended_at));
+        if finalize
+            && let Some(audio) = &self.listen.audio
+            && audio.try_send(ListenInput::Finalize).is_err()
+        {
+            return self.listening_failed("the stream took no more input");
+        }
+        myself.send_after(PROVIDER_END_GRACE, move || SttMsg::ProviderGrace {
+            item_id,
+        });
+    }
+
+    fn on_frame(&mut self, myself: &ActorRef<SttMsg>, frame: Vec<i16>) {
+        if let Some(audio) = &self.listen.audio
+            && audio.try_send(ListenInput::Audio(frame.clone())).is_err()
+        {
+            self.listening_failed("audio queue full or stream closed");
+        }
         let speech = self.vad.is_speech(&frame);
         if speech && let Some(early) = self.early.take() {
             // The customer goes on: that transcript would miss the rest.
@@ -129,16 +344,25 @@ impl SttState {
         }
         match self.endpointer.push(speech, FRAME_MS) {
             Some(EndpointEvent::Started { at_ms }) => {
+                if self.listen.owns_turn && self.item_id.is_some() {
+                    // Speaking again before the provider ended the turn: the same turn.
+                    self.listen.local_stop = None;
+                    self.utterance.extend(self.recent.drain(..));
+                    return;
+                }
                 self.utterance = self.recent.drain(..).collect();
-                let item_id = format!("item_{}", uuid_like());
-                self.item_id = Some(item_id.clone());
-                let _ = self.session.cast(SessionMsg::SpeechStarted {
-                    item_id,
-                    audio_ms: at_ms,
-                });
+                self.start_item(at_ms);
+                self.listen.owns_turn = self.listen.audio.is_some();
             }
-            Some(EndpointEvent::Stopped { at_ms, .. }) => self.finish_utterance(at_ms),
-            None => self.maybe_start_early(),
+            Some(EndpointEvent::Stopped { at_ms, forced }) => {
+                if self.listen.owns_turn {
+                    self.await_provider(myself, at_ms, forced);
+                } else {
+                    self.finish_utterance(at_ms);
+                }
+            }
+            None if !self.listen.owns_turn => self.maybe_start_early(),
+            None => {}
         }
     }
 
@@ -169,6 +393,8 @@ impl SttState {
         let Some(item_id) = self.item_id.take() else {
             return;
         };
+        self.listen.owns_turn = false;
+        self.listen.local_stop = None;
         // The turn ended `now - at_ms` of audio ago (the silence we waited for).
         let lag = Duration::from_millis(self.endpointer.now_ms().saturating_sub(at_ms));
         let ended_at = Instant::now().checked_sub(lag).unwrap_or_else(Instant::now);
@@ -214,11 +440,19 @@ impl SttState {
                 let session = session.clone();
                 let item_id = item_id.clone();
                 tokio::spawn(async move {
-                    while let Some(delta) = partial_rx.recv().await {
-                        let _ = session.cast(SessionMsg::TranscriptDelta {
-                            item_id: item_id.clone(),
-                            delta,
-                        });
+                    // Each partial is the text so far; the client appends deltas.
+                    let mut shown = String::new();
+                    while let Some(text) = partial_rx.recv().await {
+                        if let Some(delta) = text.strip_prefix(shown.as_str())
+                            && !delta.is_empty()
+                        {
+                            let delta = delta.to_owned();
+                            shown = text;
+                            let _ = session.cast(SessionMsg::TranscriptDelta {
+                                item_id: item_id.clone(),
+                                delta,
+                            });
+                        }
                     }
                 })
             };
@@ -256,12 +490,12 @@ impl Actor for SttStream {
 
     async fn pre_start(
         &self,
-        _: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: SttArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let rate = args.sample_rate;
         let td = args.turn_detection;
-        Ok(SttState {
+        let mut state = SttState {
             _alive: AliveGuard::new(&args.shared.metrics.live_actors),
             vad: args.shared.providers.vad.create(rate),
             endpointer: Endpointer::new(endpoint_config(&td)),
@@ -278,12 +512,15 @@ impl Actor for SttStream {
             cancel: CancellationToken::new(),
             early_ms: args.early_transcription_ms,
             early: None,
-        })
+            listen: Listen::default(),
+        };
+        state.open_listening(&myself);
+        Ok(state)
     }
 
     async fn handle(
         &self,
-        _: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
@@ -295,20 +532,56 @@ impl Actor for SttStream {
                 while state.pending.len() - start >= frame_len {
                     let frame = state.pending[start..start + frame_len].to_vec();
                     start += frame_len;
-                    state.on_frame(frame);
+                    state.on_frame(&myself, frame);
                 }
                 state.pending.drain(..start);
             }
             SttMsg::Commit => {
                 if let Some(EndpointEvent::Stopped { at_ms, .. }) = state.endpointer.commit() {
-                    state.finish_utterance(at_ms);
+                    if state.listen.owns_turn {
+                        state.await_provider(&myself, at_ms, true);
+                    } else {
+                        state.finish_utterance(at_ms);
+                    }
                 }
             }
             SttMsg::Configure {
                 sample_rate,
                 turn_detection,
-            } => state.configure(sample_rate, &turn_detection),
+            } => state.configure(&myself, sample_rate, &turn_detection),
             SttMsg::InjectPanic => panic!("injected fault in SttStream"),
+            SttMsg::Listening { generation, result } => {
+                if generation != state.listen.generation {
+                    return Ok(()); // an older stream's; dropping its sender closes it
+                }
+                match result {
+                    Ok(audio) => state.listen.audio = Some(audio),
+                    Err(error) => tracing::warn!(
+                        %error,
+                        "listening speech-to-text unavailable; turns end on the local VAD"
+                    ),
+                }
+            }
+            SttMsg::Heard { generation, event } => {
+                if generation != state.listen.generation {
+                    return Ok(());
+                }
+                match event {
+                    Ok(event) => state.on_heard(event),
+                    Err(error) => state.listening_failed(&error.to_string()),
+                }
+            }
+            SttMsg::ProviderGrace { item_id } => {
+                if state.listen.owns_turn
+                    && state.item_id.as_deref() == Some(item_id.as_str())
+                    && let Some((at_ms, _)) = state.listen.local_stop
+                {
+                    tracing::warn!(
+                        "the speech-to-text provider did not end the turn; transcribing it here"
+                    );
+                    state.finish_utterance(at_ms);
+                }
+            }
         }
         Ok(())
     }

@@ -116,6 +116,7 @@ pub async fn start(
         providers: Providers {
             vad: Arc::new(vad),
             stt: Arc::new(stt),
+            listening: None,
             answer: Arc::new(answer),
             embedder,
             // The server answers retrieval from the dealership's documents.

@@ -1,5 +1,5 @@
 //! Invitation and password-reset emails. Both carry a one-time link to the admin's
-//! set-password page, `{http.public_url}/admin/#/set-password?token=…`, whose page
+//! set-password page, `{http.public_url}/admin/#/set-password?token=…&for=invite|reset`, whose page
 //! sends the token with the new password to `POST /v1/auth/password-reset/confirm`.
 //!
 //! A token is 32 random bytes (base64url); only its SHA-256 is stored. It works once,
@@ -110,7 +110,12 @@ async fn issue_link(mailer: &Mailer, user: &User, purpose: Purpose) -> Result<St
         now + purpose.ttl(mailer),
     )
     .await?;
-    Ok(mailer.url(&format!("{SET_PASSWORD_PATH}{token}")))
+    // `for` tells the page which words to use; the token alone is the proof.
+    let page_for = match purpose {
+        Purpose::Invite => "invite",
+        Purpose::PasswordReset => "reset",
+    };
+    Ok(mailer.url(&format!("{SET_PASSWORD_PATH}{token}&for={page_for}")))
 }
 
 /// Emails `user` an invitation to choose their password; `invited_by` names the admin.

@@ -69,11 +69,19 @@ pub fn assemble(
                     key(&k.openai, keys::OPENAI, "stt")?,
                     metrics.clone(),
                 )?),
-                "deepgram" => Arc::new(DeepgramStt::new(
-                    settings.deepgram.clone(),
-                    key(&k.deepgram, keys::DEEPGRAM, "stt")?,
-                    metrics.clone(),
-                )?),
+                "deepgram" => {
+                    let deepgram = Arc::new(DeepgramStt::new(
+                        settings.deepgram.clone(),
+                        key(&k.deepgram, keys::DEEPGRAM, "stt")?,
+                        metrics.clone(),
+                    )?);
+                    // Deepgram decides where turns end only as the first choice: a
+                    // fallback's turns end on the local VAD like the rest.
+                    if settings.deepgram.end_of_turn && chain.is_empty() {
+                        providers.listening = Some(deepgram.clone());
+                    }
+                    deepgram
+                }
                 _ => providers.stt.clone(),
             });
         }

@@ -118,11 +118,23 @@ impl Realtime {
                 .await
                 .context("starting the session registry")?;
         let sink = Arc::new(sink::DbSink::start(db, clock, mailer));
+        let transcripts: Arc<dyn adam_actors::ports::TranscriptSink> =
+            if settings.log.otlp_endpoint.trim().is_empty() {
+                sink.clone()
+            } else {
+                let traces = crate::traces::TraceExporter::start(
+                    &settings.log.otlp_endpoint,
+                    &settings.log.otlp_service_name,
+                    registry,
+                )
+                .context("starting the trace exporter")?;
+                Arc::new(crate::traces::TracingSink::new(sink.clone(), traces))
+            };
         let shared = Arc::new(Shared {
             providers,
             embeddings,
             semantic,
-            sink: sink.clone(),
+            sink: transcripts,
             metrics,
         });
         let webrtc =

@@ -2,7 +2,8 @@
 //! (the fakes of `providers/tests/cloud/fakes`): a spoken turn through OpenAI
 //! transcription, an OpenRouter-style streamed answer and ElevenLabs speech; a dead
 //! speech socket and a failing LLM falling back to the profile's providers; startup
-//! refusing a chain whose key is missing.
+//! refusing a chain whose key is missing; Deepgram's endpointing ending turns, and the
+//! local VAD taking over when its stream fails.
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use crate::realtime::{Item, connect, event, new_session, read_until, stream_audi
 #[path = "../../providers/tests/cloud/fakes/mod.rs"]
 pub(crate) mod fakes;
 
+use fakes::deepgram::{FakeDeepgram, Mode as DeepgramMode};
 use fakes::elevenlabs::{FakeElevenLabs, Mode};
 use fakes::openai::{FakeOpenAi, Reply};
 
@@ -176,4 +178,177 @@ async fn a_chain_naming_a_service_without_its_key_stops_startup() {
         format!("{err:#}").contains("ADAM__PROVIDERS__ELEVENLABS__API_KEY"),
         "{err:#}"
     );
+}
+
+/// An app whose speech-to-text is the Deepgram fake, streaming, Deepgram ending turns.
+async fn deepgram_app(deepgram: &FakeDeepgram, local_silence_ms: u32) -> TestApp {
+    let url = deepgram.url();
+    spawn_app_with(move |s| {
+        s.session.silence_ms = local_silence_ms;
+        let p = &mut s.providers;
+        p.simulated.answer = "The simulated answer.".into();
+        p.simulated.tts_ms_per_char = 10;
+        p.stt = vec!["deepgram".into(), "profile".into()];
+        p.deepgram.url = url;
+        p.deepgram.end_of_turn = true;
+        p.deepgram.endpointing_ms = 300;
+        quick(&mut p.deepgram.resilience);
+        p.keys.deepgram = Some(fakes::deepgram::KEY.to_owned().into());
+    })
+    .await
+}
+
+#[tokio::test]
+async fn deepgram_endpointing_ends_the_turn_where_the_local_silence_would_not() {
+    let deepgram = FakeDeepgram::start().await;
+    deepgram.push(DeepgramMode::Endpointing);
+    // The local VAD would wait 5 s of silence; only 1.5 s comes, then nothing at all.
+    let app = deepgram_app(&deepgram, 5_000).await;
+    let items = spoken_turn(&app).await;
+    let transcript = event(
+        &items,
+        "conversation.item.input_audio_transcription.completed",
+    );
+    assert_eq!(transcript["transcript"], "When do you open on Saturday?");
+    let deltas: Vec<&str> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Event(e) if e["type"] == "conversation.item.input_audio_transcription.delta" => {
+                e["delta"].as_str()
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deltas, ["when do"], "Deepgram's interim text, as deltas");
+    let done = event(&items, "response.done");
+    assert_eq!(done["response"]["status"], "completed", "{done}");
+    // One stream heard the whole conversation; no utterance was sent on its own.
+    let conns = deepgram.conns();
+    assert_eq!(conns.len(), 1, "{conns:?}");
+    assert_eq!(conns[0].query["endpointing"], "300");
+    assert!(
+        conns[0].audio_bytes >= 16_000 * 2 * 2,
+        "the stream got the audio as it came: {} bytes",
+        conns[0].audio_bytes
+    );
+}
+
+#[tokio::test]
+async fn a_failed_deepgram_stream_hands_the_turns_to_the_local_vad() {
+    let deepgram = FakeDeepgram::start().await;
+    // The stream dies at once; the utterance then goes to Deepgram on its own.
+    deepgram.push(DeepgramMode::CloseWith {
+        code: 1011,
+        reason: "NET-0001",
+    });
+    let app = deepgram_app(&deepgram, 300).await;
+    let items = spoken_turn(&app).await;
+    let transcript = event(
+        &items,
+        "conversation.item.input_audio_transcription.completed",
+    );
+    assert_eq!(transcript["transcript"], "When do you open on Saturday?");
+    let done = event(&items, "response.done");
+    assert_eq!(done["response"]["status"], "completed", "{done}");
+    let conns = deepgram.conns();
+    assert_eq!(conns.len(), 2, "the stream, then the utterance: {conns:?}");
+    assert!(
+        conns[1].controls.contains(&"Finalize".to_owned()),
+        "{conns:?}"
+    );
+}
+
+/// Every `adam_*` series the Grafana dashboard reads (histogram suffixes taken off).
+fn dashboard_metrics() -> std::collections::BTreeSet<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/grafana/dashboards/adam.json"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard")).expect("JSON");
+    fn exprs<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value.as_str()) {
+                        ("expr", Some(expr)) => out.push(expr),
+                        _ => exprs(value, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| exprs(i, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    exprs(&json, &mut all);
+    let mut names = std::collections::BTreeSet::new();
+    for expr in all {
+        for (at, _) in expr.match_indices("adam_") {
+            let name: String = expr[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let name = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .map_or(name.clone(), str::to_owned);
+            names.insert(name);
+        }
+    }
+    names
+}
+
+#[tokio::test]
+async fn the_grafana_dashboard_reads_only_series_adam_exports() {
+    let wanted = dashboard_metrics();
+    for must in [
+        "adam_live_sessions",
+        "adam_voice_to_voice_seconds",
+        "adam_cache_lookups_total",
+        "adam_provider_requests_total",
+        "adam_actor_restarts_total",
+    ] {
+        assert!(
+            wanted.contains(must),
+            "the dashboard shows {must}: {wanted:?}"
+        );
+    }
+    // A conversation on cloud providers (one of them failing), the same question twice
+    // (a semantic-cache hit), a restarted child actor and a refused session make every
+    // series appear.
+    let openai = FakeOpenAi::start().await;
+    let eleven = FakeElevenLabs::start().await;
+    eleven.push(Mode::Refuse {
+        code: 503,
+        headers: Vec::new(),
+    });
+    let app = cloud_app(&openai, &eleven).await;
+    let (id, url) = new_session(&app).await;
+    let mut ws = connect(&url, None).await.expect("ws");
+    let session = app.state.realtime.registry.get(&id).await.expect("live");
+    session.inject_panic(adam_actors::session::ChildKind::Tts);
+    for _ in 0..2 {
+        stream_audio(&mut ws, true, 1_000).await;
+        stream_audio(&mut ws, false, 1_500).await;
+        read_until(&mut ws, "response.done").await;
+    }
+    let exported = app
+        .get("/metrics", None)
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    let names: std::collections::BTreeSet<&str> = exported
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|name| {
+            !names.contains(name.as_str()) && !names.contains(format!("{name}_bucket").as_str())
+        })
+        .collect();
+    assert!(missing.is_empty(), "not exported: {missing:?}\n{exported}");
 }

@@ -20,5 +20,6 @@ mod refresh;
 mod roles;
 mod tenancy;
 mod throttling;
+mod traces;
 mod voice;
 mod webrtc;

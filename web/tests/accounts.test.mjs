@@ -68,7 +68,8 @@ test("Invitation: an admin invites a user on the Users page; the emailed link le
   // The invited person opens the first link in a browser of their own.
   const invited = await launchBrowser(t, env.silenceWav);
   await invited.goto(link);
-  await invited.getByRole("heading", { name: "Choose your password" }).waitFor({ timeout: 10000 });
+  // The page speaks of an invitation, not of a forgotten password.
+  await invited.getByRole("heading", { name: "Welcome to Adam" }).waitFor({ timeout: 10000 });
   // The rules are shown and the form refuses what breaks them before asking Adam.
   await invited.getByLabel("New password").fill("short");
   await invited.getByLabel("Confirm password").fill("short");
@@ -132,6 +133,7 @@ test("Forgotten password: the emailed link sets a new password once; the link us
   const link = setPasswordLink(reset);
   const browser = await launchBrowser(t, env.silenceWav);
   await browser.goto(link);
+  await browser.getByRole("heading", { name: "Choose a new password" }).waitFor({ timeout: 10000 });
   await choosePassword(browser, newPassword);
   await signIn(browser, { email, password: newPassword });
   // A `user` signs in, and the admin pages send them to the conversation.

@@ -7,8 +7,9 @@
 //!   transcript and interim ones go to `partial`.
 //! - [`DeepgramSession`] streams a whole conversation: frames are sent as they come,
 //!   `KeepAlive` is sent when no audio went out for a while, and [`SttEvent`]s come back,
-//!   including Deepgram's endpointing (`speech_final`, `UtteranceEnd`), so the server can
-//!   let Deepgram decide when a turn ends.
+//!   including Deepgram's endpointing (`speech_final`, `UtteranceEnd`). [`DeepgramStt`]
+//!   implements `ListeningStt` on it, so that Deepgram decides when a turn ends
+//!   (`providers.deepgram.end_of_turn`).
 //!
 //! Server messages read: `Results` (`is_final`, `speech_final`, `from_finalize`,
 //! `channel.alternatives[0].transcript`), `UtteranceEnd`, `SpeechStarted`, `Metadata`,
@@ -18,7 +19,10 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use adam_actors::ports::{BoxFuture, CancellationToken, ProviderError, SpeechToText, SttRequest};
+use adam_actors::ports::{
+    BoxFuture, CancellationToken, ListenEvent, ListenInput, Listening, ListeningStt, ProviderError,
+    SpeechToText, SttRequest,
+};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use reqwest::Url;
 use reqwest::header::HeaderValue;
@@ -41,6 +45,9 @@ const FRAME_MS: usize = 100;
 const COMMAND_QUEUE: usize = 64;
 /// Events queued to the session's owner before the socket is read no further.
 const EVENT_QUEUE: usize = 64;
+/// Audio frames (20 ms) queued to a listening stream before the session counts it as
+/// failed (5 s).
+const LISTEN_QUEUE: usize = 250;
 
 /// `[providers.deepgram]`. The API key comes from
 /// [`keys::DEEPGRAM`](super::keys::DEEPGRAM).
@@ -63,6 +70,9 @@ pub struct DeepgramConfig {
     pub smart_format: bool,
     /// Domain words to boost (`keyterm`, Nova-3).
     pub keyterms: Vec<String>,
+    /// Deepgram's endpointing ends the customer's turns (a stream per session), instead of
+    /// the local VAD's silence; only when Deepgram is first in `providers.stt`.
+    pub end_of_turn: bool,
     /// `KeepAlive` after this long without audio, ms (Deepgram closes after 10 s).
     pub keepalive_ms: u64,
     /// Timeouts, retries, breaker. The first-byte timeout bounds a whole utterance's
@@ -81,6 +91,7 @@ impl Default for DeepgramConfig {
             utterance_end_ms: 1000,
             smart_format: true,
             keyterms: Vec::new(),
+            end_of_turn: false,
             keepalive_ms: 3_000,
             resilience: ResilienceConfig::default(),
         }
@@ -352,6 +363,87 @@ impl SpeechToText for DeepgramStt {
                 .unary(&cancel, || self.attempt(&request, &partial, &cancel))
                 .await
         })
+    }
+}
+
+impl ListeningStt for DeepgramStt {
+    fn listen(
+        &self,
+        sample_rate: u32,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'_, Result<Listening, ProviderError>> {
+        Box::pin(async move {
+            let (sender, events) = self.open_session(sample_rate, cancel).await?.split();
+            let (audio, input) = mpsc::channel(LISTEN_QUEUE);
+            let (heard, heard_rx) = mpsc::channel(EVENT_QUEUE);
+            tokio::spawn(upload(sender, input));
+            tokio::spawn(turns(events, heard));
+            Ok(Listening {
+                audio,
+                events: heard_rx,
+            })
+        })
+    }
+}
+
+/// Sends a listening stream's input until its owner drops it, then `CloseStream`.
+async fn upload(sender: DeepgramSender, mut input: mpsc::Receiver<ListenInput>) {
+    while let Some(item) = input.recv().await {
+        let sent = match item {
+            ListenInput::Audio(samples) => sender.send_audio(&samples).await,
+            ListenInput::Finalize => sender.finalize().await,
+        };
+        if sent.is_err() {
+            return; // the error reaches the owner through the events
+        }
+    }
+    let _ = sender.close().await;
+}
+
+/// Turns Deepgram's results into turns: final pieces gather until `speech_final`, an
+/// `UtteranceEnd` or a `Finalize`'s answer ends the turn.
+async fn turns(
+    mut events: DeepgramEvents,
+    heard: mpsc::Sender<Result<ListenEvent, ProviderError>>,
+) {
+    let mut finals: Vec<String> = Vec::new();
+    while let Some(event) = events.next().await {
+        let out = match event {
+            Err(error) => {
+                let _ = heard.send(Err(error)).await;
+                return;
+            }
+            Ok(SttEvent::SpeechStarted { .. }) => ListenEvent::SpeechStarted,
+            Ok(SttEvent::Transcript {
+                text,
+                is_final,
+                speech_final,
+                from_finalize,
+            }) => {
+                if !is_final {
+                    let mut shown = finals.clone();
+                    shown.push(text);
+                    ListenEvent::Interim(shown.join(" "))
+                } else {
+                    if !text.is_empty() {
+                        finals.push(text);
+                    }
+                    if from_finalize || (speech_final && !finals.is_empty()) {
+                        ListenEvent::EndOfTurn(std::mem::take(&mut finals).join(" "))
+                    } else {
+                        ListenEvent::Interim(finals.join(" "))
+                    }
+                }
+            }
+            Ok(SttEvent::UtteranceEnd { .. }) if !finals.is_empty() => {
+                ListenEvent::EndOfTurn(std::mem::take(&mut finals).join(" "))
+            }
+            Ok(SttEvent::UtteranceEnd { .. }) => continue,
+            Ok(SttEvent::Metadata { .. } | SttEvent::Closed) => return,
+        };
+        if heard.send(Ok(out)).await.is_err() {
+            return;
+        }
     }
 }
 

@@ -271,3 +271,63 @@ async fn split_halves_close_when_the_sender_is_dropped() {
         Some("CloseStream")
     );
 }
+
+#[tokio::test]
+async fn listening_turns_deepgram_endpointing_into_ends_of_turns() {
+    use adam_actors::ports::{ListenEvent, ListenInput, ListeningStt};
+    let fake = FakeDeepgram::start().await;
+    fake.push(Mode::Endpointing);
+    let stt = DeepgramStt::new(
+        DeepgramConfig {
+            endpointing_ms: 300,
+            ..config(&fake, resilience())
+        },
+        key(KEY),
+        metrics().1,
+    )
+    .expect("client");
+    let mut listening = within(
+        Duration::from_secs(3),
+        stt.listen(16_000, CancellationToken::new()),
+    )
+    .await
+    .expect("a stream");
+    // 600 ms of loud audio, then 400 ms of silence: past the 300 ms endpointing.
+    for n in 0..50 {
+        let level = if n < 30 { 3_000 } else { 0 };
+        listening
+            .audio
+            .send(ListenInput::Audio(vec![level; 320]))
+            .await
+            .expect("sent");
+    }
+    let mut heard = Vec::new();
+    while !matches!(heard.last(), Some(ListenEvent::EndOfTurn(_))) {
+        let event = within(Duration::from_secs(3), listening.events.recv())
+            .await
+            .expect("an event")
+            .expect("no error");
+        heard.push(event);
+    }
+    assert_eq!(heard[0], ListenEvent::SpeechStarted);
+    assert!(
+        heard.contains(&ListenEvent::Interim(INTERIM.into())),
+        "{heard:?}"
+    );
+    // The first final shows as interim text until the one with speech_final ends the turn.
+    assert!(
+        heard.contains(&ListenEvent::Interim(FINAL_1.into())),
+        "{heard:?}"
+    );
+    assert_eq!(
+        heard.last(),
+        Some(&ListenEvent::EndOfTurn(format!("{FINAL_1} {FINAL_2}")))
+    );
+    // Dropping the input closes the stream the documented way.
+    drop(listening.audio);
+    eventually("the stream closed", || {
+        fake.conns().first().is_some_and(|c| c.ended)
+    })
+    .await;
+    assert!(fake.conns()[0].controls.contains(&"CloseStream".to_owned()));
+}

@@ -77,7 +77,7 @@ export function AdminApp({ api }: { api: Api }) {
       <>
         <Header subtitle="Admin" />
         <main class="page-main">
-          <SetPasswordPage key={token} api={api} token={token} onDone={() => void done()} onSignIn={leaveForSignIn} />
+          <SetPasswordPage key={token} api={api} token={token} purpose={route.params.get("for")} onDone={() => void done()} onSignIn={leaveForSignIn} />
         </main>
       </>
     );

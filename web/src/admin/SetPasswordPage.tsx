@@ -30,13 +30,36 @@ export interface SetPasswordPageProps {
   api: Api;
   /** The link's token (`?token=` in the fragment), when there is one. */
   token: string | null;
+  /** What the link was sent for (`&for=`): an invitation or a password reset. */
+  purpose: string | null;
   /** The password is set: go to sign-in. */
   onDone: () => void;
   /** Leave for the sign-in form. */
   onSignIn: () => void;
 }
 
-export function SetPasswordPage({ api, token, onDone, onSignIn }: SetPasswordPageProps) {
+/** The page's heading and lead, in the words of the email it came from. */
+function intro(purpose: string | null): { title: string; lead: string } {
+  switch (purpose) {
+    case "invite":
+      return {
+        title: "Welcome to Adam",
+        lead: "You were invited to your dealership's Adam. Choose a password for your account; you then sign in with your email address and this password.",
+      };
+    case "reset":
+      return {
+        title: "Choose a new password",
+        lead: "Your old password stops working once you save the new one, and you are signed out everywhere. You then sign in with your email address and the new password.",
+      };
+    default:
+      return {
+        title: "Choose your password",
+        lead: "For your Adam account, from the invitation or password-reset email. You then sign in with your email address and this password.",
+      };
+  }
+}
+
+export function SetPasswordPage({ api, token, purpose, onDone, onSignIn }: SetPasswordPageProps) {
   const [password, setPassword] = useState("");
   const [confirmation, setConfirmation] = useState("");
   const [error, setError] = useState<string | null>(null);
@@ -91,8 +114,8 @@ export function SetPasswordPage({ api, token, onDone, onSignIn }: SetPasswordPag
 
   return (
     <div class="card card--narrow">
-      <h1>Choose your password</h1>
-      <p class="card__lead">For your Adam account, from the invitation or password-reset email. You then sign in with your email address and this password.</p>
+      <h1>{intro(purpose).title}</h1>
+      <p class="card__lead">{intro(purpose).lead}</p>
       <form class="form" onSubmit={submit}>
         <label class="field">
           New password

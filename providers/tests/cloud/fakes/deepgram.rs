@@ -39,6 +39,11 @@ pub enum Mode {
     Chatty,
     /// Close with this code after the first audio.
     CloseWith { code: u16, reason: &'static str },
+    /// Live endpointing as Deepgram does it: `SpeechStarted` when loud audio begins,
+    /// interim results while it goes on, and after `endpointing` ms (the query's) of
+    /// quiet the final results, the last with `speech_final`; `UtteranceEnd` after
+    /// `utterance_end_ms` more. (Text is scripted: FINAL_1 + FINAL_2.)
+    Endpointing,
 }
 
 /// What one connection carried.
@@ -175,9 +180,84 @@ fn results(text: &str, is_final: bool, speech_final: bool, from_finalize: bool) 
     Message::Text(event.to_string().into())
 }
 
+/// What [`Mode::Endpointing`] has heard so far.
+#[derive(Default)]
+struct Endpoints {
+    speech_ms: usize,
+    quiet_ms: usize,
+    in_speech: bool,
+    interim_sent: bool,
+    awaiting_utterance_end: bool,
+    /// Audio since the last message sent: Deepgram answers every stretch of audio it
+    /// transcribed (an empty final for silence), about twice a second.
+    unanswered_ms: usize,
+}
+
+impl Endpoints {
+    fn hear(&mut self, audio: &[u8], rate: usize, query: &HashMap<String, String>) -> Vec<Message> {
+        let setting =
+            |k: &str, default: usize| query.get(k).and_then(|v| v.parse().ok()).unwrap_or(default);
+        let (endpointing, utterance_end) = (
+            setting("endpointing", 10),
+            setting("utterance_end_ms", 1000),
+        );
+        let samples: Vec<f64> = audio
+            .chunks_exact(2)
+            .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])))
+            .collect();
+        let ms = samples.len() * 1000 / rate.max(1);
+        let rms = (samples.iter().map(|x| x * x).sum::<f64>() / samples.len().max(1) as f64).sqrt();
+        self.unanswered_ms += ms;
+        let mut out = Vec::new();
+        if rms > 300.0 {
+            self.quiet_ms = 0;
+            self.speech_ms += ms;
+            if !self.in_speech {
+                self.in_speech = true;
+                self.awaiting_utterance_end = false;
+                out.push(Message::Text(
+                    json!({"type": "SpeechStarted", "channel": [0], "timestamp": 0.1})
+                        .to_string()
+                        .into(),
+                ));
+            }
+            if (!self.interim_sent && self.speech_ms >= 200) || self.unanswered_ms >= 500 {
+                self.interim_sent = true;
+                out.push(results(INTERIM, false, false, false));
+            }
+        } else {
+            self.quiet_ms += ms;
+            if self.in_speech && self.quiet_ms >= endpointing {
+                *self = Self {
+                    awaiting_utterance_end: true,
+                    quiet_ms: self.quiet_ms,
+                    ..Self::default()
+                };
+                out.push(results(FINAL_1, true, false, false));
+                out.push(results(FINAL_2, true, true, false));
+            } else if self.awaiting_utterance_end && self.quiet_ms >= endpointing + utterance_end {
+                self.awaiting_utterance_end = false;
+                out.push(Message::Text(
+                    json!({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": 1.9})
+                        .to_string()
+                        .into(),
+                ));
+            } else if self.unanswered_ms >= 500 {
+                out.push(results("", true, false, false));
+            }
+        }
+        if !out.is_empty() {
+            self.unanswered_ms = 0;
+        }
+        out
+    }
+}
+
 async fn run(mut socket: WebSocket, mode: Mode, rate: usize, conn: Arc<Mutex<Conn>>) {
     let mut interim_sent = false;
     let mut started = false;
+    let mut endpoints = Endpoints::default();
+    let query = conn.lock().expect("lock").query.clone();
     while let Some(Ok(message)) = socket.recv().await {
         let mut replies = Vec::new();
         match message {
@@ -197,6 +277,14 @@ async fn run(mut socket: WebSocket, mode: Mode, rate: usize, conn: Arc<Mutex<Con
                             })))
                             .await;
                         return;
+                    }
+                    Mode::Endpointing => {
+                        for reply in endpoints.hear(&audio, rate, &query) {
+                            if socket.send(reply).await.is_err() {
+                                return;
+                            }
+                        }
+                        continue;
                     }
                     _ => {}
                 }
