@@ -32,6 +32,7 @@ pub mod knowledge;
 pub mod metrics;
 pub mod middleware;
 pub mod realtime;
+pub mod reporting;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

@@ -6,6 +6,6 @@ use clap::Parser;
 async fn main() -> anyhow::Result<()> {
     let cli = adam::cli::Cli::parse();
     let settings = cli.settings()?;
-    adam::telemetry::init(&settings.log);
+    adam::telemetry::init(&settings);
     adam::cli::run(cli, settings).await
 }

@@ -449,6 +449,10 @@ pub struct LogSettings {
     pub otlp_endpoint: String,
     /// `service.name` of the exported traces.
     pub otlp_service_name: String,
+    /// Sentry-compatible DSN that `ERROR` events and panics are reported to; from
+    /// `ADAM__LOG__ERROR_REPORTING_DSN` only.
+    #[serde(skip_serializing)]
+    pub error_reporting_dsn: Option<SecretString>,
 }
 
 /// Log output format.
@@ -556,6 +560,7 @@ impl Default for LogSettings {
             filter: "info,adam=info,sqlx=warn,tower_http=info".into(),
             otlp_endpoint: String::new(),
             otlp_service_name: "adam".into(),
+            error_reporting_dsn: None,
         }
     }
 }
@@ -601,8 +606,9 @@ pub struct CliOverrides {
 }
 
 /// Secret settings and the environment variables they come from, read verbatim.
-const SECRET_VARS: [(&str, &str); 11] = [
+const SECRET_VARS: [(&str, &str); 12] = [
     ("auth.jwt_secret", "ADAM__AUTH__JWT_SECRET"),
+    ("log.error_reporting_dsn", "ADAM__LOG__ERROR_REPORTING_DSN"),
     (
         "bootstrap.admin_password",
         "ADAM__BOOTSTRAP__ADMIN_PASSWORD",
@@ -659,6 +665,7 @@ impl Settings {
                 let secret = Some(SecretString::from(value));
                 match key {
                     "auth.jwt_secret" => settings.auth.jwt_secret = secret,
+                    "log.error_reporting_dsn" => settings.log.error_reporting_dsn = secret,
                     "knowledge.pinecone.api_key" => settings.knowledge.pinecone.api_key = secret,
                     "webrtc.turn_shared_secret" => settings.webrtc.turn_shared_secret = secret,
                     "email.smtp.password" => settings.email.smtp.password = secret,

@@ -69,6 +69,7 @@ pub struct AvatarController;
 /// Its state.
 pub struct AvatarState {
     session: ActorRef<SessionMsg>,
+    session_id: String,
     shared: Arc<Shared>,
     outbox: Outbox,
     remote: Option<Box<dyn RemoteAvatar>>,
@@ -95,7 +96,7 @@ impl AvatarState {
             return;
         };
         self.watcher = None;
-        tracing::warn!(error = %error, "remote avatar lost; going on with the built-in avatar");
+        tracing::warn!(session_id = %self.session_id, error = %error, "remote avatar lost; going on with the built-in avatar");
         self.count("lost");
         stop_in_background(remote);
         let _ = self.session.cast(SessionMsg::AvatarFailed { error });
@@ -146,8 +147,11 @@ impl Actor for AvatarController {
         // Starting a remote avatar takes vendor round trips: off the mailbox. The task is
         // not aborted but cancelled, so a half-started avatar is stopped by its backend.
         let backend = args.shared.providers.avatar.clone();
-        let (session_id, settings, cancel) =
-            (args.session_id, args.settings, starting.child_token());
+        let (session_id, settings, cancel) = (
+            args.session_id.clone(),
+            args.settings,
+            starting.child_token(),
+        );
         tokio::spawn(async move {
             let result = backend.start(&session_id, &settings, cancel).await;
             // Gone already: the message, and any avatar in it, is dropped (and stopped).
@@ -156,6 +160,7 @@ impl Actor for AvatarController {
         Ok(AvatarState {
             _alive: AliveGuard::new(&args.shared.metrics.live_actors),
             session: args.session,
+            session_id: args.session_id,
             shared: args.shared,
             outbox: args.outbox,
             remote: None,
@@ -217,7 +222,7 @@ impl Actor for AvatarController {
             AvatarMsg::Started(Ok(None)) => {}
             AvatarMsg::Started(Err(ProviderError::Cancelled)) => {}
             AvatarMsg::Started(Err(error)) => {
-                tracing::warn!(error = %error, "remote avatar did not start; using the built-in avatar");
+                tracing::warn!(session_id = %state.session_id, error = %error, "remote avatar did not start; using the built-in avatar");
                 state.count("start_failed");
                 let _ = state.session.cast(SessionMsg::AvatarFailed { error });
             }

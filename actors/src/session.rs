@@ -393,6 +393,7 @@ impl SessionState {
 
     fn stt_args(&self, session: ActorRef<SessionMsg>) -> SttArgs {
         SttArgs {
+            session_id: self.id.clone(),
             session,
             sample_rate: self.settings.input_sample_rate,
             turn_detection: self.settings.turn_detection.clone(),
@@ -439,6 +440,7 @@ impl SessionState {
         let cancel = self.cancel.child_token();
         let args = TurnArgs {
             session: myself.clone(),
+            session_id: self.id.clone(),
             response_id: response_id.clone(),
             tenant: self.tenant.clone(),
             question: user_text.clone(),
@@ -452,7 +454,7 @@ impl SessionState {
         let turn = match Actor::spawn_linked(None, Turn, args, myself.get_cell()).await {
             Ok((turn, _)) => Some(turn),
             Err(e) => {
-                tracing::error!(error = %e, "turn failed to start");
+                tracing::error!(session_id = %self.id, %response_id, error = %e, "turn failed to start");
                 None
             }
         };
@@ -656,8 +658,9 @@ impl SessionState {
         let sink = self.shared.sink.clone();
         // Saved off the mailbox; the task outlives the session if the client is gone.
         tokio::spawn(async move {
+            let (session_id, seq) = (record.session_id.clone(), record.seq);
             if let Err(e) = sink.turn_finished(record).await {
-                tracing::error!(error = %e, "saving a turn failed");
+                tracing::error!(%session_id, seq, error = %e, "saving a turn failed");
             }
         });
     }
@@ -835,6 +838,7 @@ impl Actor for Session {
         let shared = args.shared;
         let stt_args = SttArgs {
             session: myself.clone(),
+            session_id: args.id.clone(),
             sample_rate: args.settings.input_sample_rate,
             turn_detection: args.settings.turn_detection.clone(),
             shared: shared.clone(),
@@ -867,8 +871,9 @@ impl Actor for Session {
         };
         let sink = shared.sink.clone();
         tokio::spawn(async move {
+            let session_id = record.session_id.clone();
             if let Err(e) = sink.session_started(record).await {
-                tracing::error!(error = %e, "recording a session start failed");
+                tracing::error!(%session_id, error = %e, "recording a session start failed");
             }
         });
         let state = SessionState {
@@ -1067,7 +1072,7 @@ impl Actor for Session {
                 }
             }
             SessionMsg::TurnFailed { response_id, error } => {
-                tracing::warn!(error = %error, "answer failed");
+                tracing::warn!(session_id = %state.id, %response_id, error = %error, "answer failed");
                 state.fail_response(
                     &response_id,
                     "answer_failed",
@@ -1164,7 +1169,7 @@ impl Actor for Session {
                 }
             }
             SessionMsg::TtsFailed { response_id, error } => {
-                tracing::warn!(error = %error, "speech synthesis failed");
+                tracing::warn!(session_id = %state.id, %response_id, error = %error, "speech synthesis failed");
                 state.fail_response(&response_id, "tts_failed", "the answer could not be spoken");
             }
             SessionMsg::InjectPanic(kind) => match kind {
@@ -1296,7 +1301,7 @@ impl Actor for Session {
         let reason = state.end_reason.clone().unwrap_or_else(|| "ended".into());
         tokio::spawn(async move {
             if let Err(e) = sink.session_ended(&id, &reason).await {
-                tracing::error!(error = %e, "recording a session end failed");
+                tracing::error!(session_id = %id, error = %e, "recording a session end failed");
             }
         });
         Ok(())

@@ -39,6 +39,8 @@ pub const PROVIDER_END_GRACE: Duration = Duration::from_millis(2_500);
 pub struct SttArgs {
     /// Parent session.
     pub session: ActorRef<SessionMsg>,
+    /// Its id (logs).
+    pub session_id: String,
     /// Input rate.
     pub sample_rate: u32,
     /// Thresholds.
@@ -95,6 +97,7 @@ pub struct SttStream;
 /// Its state.
 pub struct SttState {
     session: ActorRef<SessionMsg>,
+    session_id: String,
     shared: Arc<Shared>,
     vad: Box<dyn Vad>,
     endpointer: Endpointer,
@@ -205,6 +208,7 @@ impl SttState {
             return;
         }
         tracing::warn!(
+            session_id = %self.session_id,
             error = why,
             "listening speech-to-text failed; turns end on the local VAD"
         );
@@ -502,6 +506,7 @@ impl Actor for SttStream {
             frame_len: samples_for_ms(FRAME_MS, rate).max(1),
             recent_cap: samples_for_ms(td.min_speech_ms + PREROLL_MS, rate),
             session: args.session,
+            session_id: args.session_id,
             shared: args.shared,
             rate,
             pending: Vec::new(),
@@ -557,6 +562,7 @@ impl Actor for SttStream {
                 match result {
                     Ok(audio) => state.listen.audio = Some(audio),
                     Err(error) => tracing::warn!(
+                        session_id = %state.session_id,
                         %error,
                         "listening speech-to-text unavailable; turns end on the local VAD"
                     ),
@@ -577,6 +583,7 @@ impl Actor for SttStream {
                     && let Some((at_ms, _)) = state.listen.local_stop
                 {
                     tracing::warn!(
+                        session_id = %state.session_id,
                         "the speech-to-text provider did not end the turn; transcribing it here"
                     );
                     state.finish_utterance(at_ms);

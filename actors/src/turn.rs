@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use crate::metrics::AliveGuard;
 use crate::ports::{AnswerRequest, CancellationToken, ContextTurn, Passage, ProviderError};
@@ -18,6 +19,8 @@ use crate::session::{SessionMsg, Shared};
 pub struct TurnArgs {
     /// Parent session.
     pub session: ActorRef<SessionMsg>,
+    /// Its id (logs).
+    pub session_id: String,
     /// Response id.
     pub response_id: String,
     /// Dealership.
@@ -110,6 +113,7 @@ impl Emitter {
 async fn run(args: TurnArgs) {
     let TurnArgs {
         session,
+        session_id: _, // in the task's span
         response_id,
         tenant,
         question,
@@ -287,7 +291,15 @@ impl Actor for Turn {
     ) -> Result<Self::State, ActorProcessingErr> {
         let alive = AliveGuard::new(&args.shared.metrics.live_actors);
         Ok(TurnState {
-            _task: AbortOnDrop(tokio::spawn(run(args))),
+            // Everything the turn logs names its session and response.
+            _task: AbortOnDrop(tokio::spawn({
+                let span = tracing::info_span!(
+                    "turn",
+                    session_id = %args.session_id,
+                    response_id = %args.response_id
+                );
+                run(args).instrument(span)
+            })),
             _alive: alive,
         })
     }
