@@ -31,6 +31,7 @@ export class VideoAvatar {
   private readonly audio: HTMLMediaElement[] = [];
   private video: RemoteTrack | null = null;
   private audioTrack: RemoteTrack | null = null;
+  private joined = false;
   private left = false;
 
   private constructor(private readonly room: Room) {}
@@ -61,7 +62,8 @@ export class VideoAvatar {
       }
     });
     room.on(RoomEvent.Disconnected, (reason) => {
-      if (!avatar.left) handlers.onLost(`the avatar's room closed (${reason ?? "unknown reason"})`);
+      // A failed join is reported by `join` itself.
+      if (avatar.joined && !avatar.left) handlers.onLost(`the avatar's room closed (disconnect reason ${reason ?? "unknown"})`);
     });
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -69,6 +71,7 @@ export class VideoAvatar {
     });
     try {
       await Promise.race([room.connect(url, token, { autoSubscribe: true }), timeout]);
+      avatar.joined = true;
       return avatar;
     } catch (error) {
       avatar.leave();
