@@ -222,3 +222,44 @@ test("HeyGen avatar refused: the LiveKit room cannot be joined, so the built-in 
   assert.equal(livekit.joins.length, 0, "no signalling connection was accepted");
   await page.screenshot({ path: shotPath("avatar-heygen-refused") });
 });
+
+test("HeyGen avatar lost mid-answer: avatar_failed brings back the built-in avatar, which speaks the rest of the answer with Adam's audio", async (t) => {
+  const { page, livekit, heygen, dealership } = await setUp(t, env.silenceWav);
+  await page.bringToFront();
+  await page.goto(`${env.adamUrl}/?embed_key=${encodeURIComponent(dealership.embed_key)}&transport=webrtc`);
+  await page.getByRole("button", { name: "Start conversation" }).click();
+  await expectTransport(page, "webrtc");
+  await waitFor("the video avatar to be shown", () => page.locator('[data-avatar="video"] video').count(), { timeoutMs: 30000 });
+  const session = heygen.latest();
+  assert.ok(session);
+
+  // The avatar speaks the answer: Adam's own track keeps arriving, muted.
+  await ask(page);
+  await waitFor("the video avatar to be speaking", () => page.locator('[data-avatar="video"][data-state="speaking"]').count(), { timeoutMs: 60000 });
+  const speaking = await diagnostics(page);
+  assert.ok(speaking);
+  assert.equal(speaking.withheldResponses.length, 1, "the answer is the avatar's");
+  assert.equal(speaking.audible, false, "Adam's own audio is audible while the video avatar speaks");
+  assert.equal(speaking.playing, false);
+
+  // LiveAvatar dies: Adam tells the page (`avatar_failed`), which leaves the room and plays
+  // the rest of this answer from Adam's audio, with the built-in avatar's mouth.
+  heygen.drop(session);
+  await waitFor("the page to leave the LiveKit room", () => livekit.joins[0]?.closed, { timeoutMs: 15000 });
+  const events = await page.evaluate(() => /** @type {any} */ (window).__adam.eventLog.slice(-40));
+  assert.ok(events.includes("error"), `no error event: ${events}`);
+  const resumed = await waitFor("Adam's audio of the same answer to play", async () => {
+    const d = await diagnostics(page);
+    return d?.audible && d.playing && d.withheldResponses.length === 0 ? d : null;
+  }, { timeoutMs: 5000 });
+  assert.ok(resumed.audible);
+  assert.equal(await page.locator('[data-role="assistant"][data-status="streaming"]').count(), 1, "the answer was over before Adam's audio came back");
+  const mouth = await recordMouth(page);
+  const shapes = await waitFor("the built-in avatar's mouth to move for the rest of the answer", async () => {
+    const seen = await mouth.spokenShapes();
+    return seen.length >= 2 ? seen : null;
+  });
+  assert.ok(shapes.length >= 2);
+  await waitFor("the answer to finish", () => page.locator('[data-role="assistant"][data-status="completed"]').count(), { timeoutMs: 60000 });
+  await page.screenshot({ path: shotPath("avatar-heygen-lost") });
+});

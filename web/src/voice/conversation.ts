@@ -179,6 +179,7 @@ export class Conversation {
       audioFramesPlayed: transport instanceof WebSocketTransport ? transport.stats.framesPlayed : 0,
       inboundAudio: transport instanceof WebRtcTransport ? await transport.inboundAudio() : null,
       playing: transport !== null && transport.playbackEndMs() > transport.clockMs(),
+      audible: transport instanceof WebRtcTransport ? transport.audible : null,
       withheldResponses: [...this.avatarResponses],
       videoAvatar: this.videoAvatar ? await this.videoAvatar.stats() : null,
     };
@@ -355,7 +356,7 @@ export class Conversation {
       case "error":
         if (event.error.code === "avatar_failed") {
           // Nothing the customer can act on: the built-in avatar takes over.
-          this.videoAvatarFailed(`Adam says: ${event.error.message}`);
+          this.videoAvatarFailed(`avatar_failed: ${event.error.message}`);
           break;
         }
         this.state.update({ notice: errorNotice(event.error.code, event.error.message) });
@@ -429,7 +430,7 @@ export class Conversation {
    *  at once, including the rest of a response under way. */
   private videoAvatarFailed(why: string): void {
     if (!this.avatarSpeaks && !this.videoAvatar) return;
-    console.warn(`Adam: the video avatar is not available (${why}); the built-in avatar speaks instead`);
+    console.warn(`Adam: the video avatar is not available (${why}); the built-in avatar and Adam's own voice take over`);
     this.leaveVideoAvatar();
     const withheld = this.avatarResponses.size > 0;
     this.avatarResponses.clear();
@@ -525,6 +526,8 @@ export interface Diagnostics {
   inboundAudio: InboundAudioStats | null;
   /** Adam's audio is playing now. */
   playing: boolean;
+  /** WebRTC: the element playing Adam's audio is not muted (barge-in, video avatar). */
+  audible: boolean | null;
   /** Responses the video avatar speaks (Adam's audio of them withheld). */
   withheldResponses: string[];
   videoAvatar: VideoAvatarStats | null;
