@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createServer } from "node:http";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -63,7 +64,7 @@ async function setUp(t, wav) {
   page.on("console", (message) => {
     if (message.type() === "warning") warnings.push(message.text());
   });
-  return { page, livekit, heygen, dealership, warnings };
+  return { page, livekit, heygen, dealership, api, warnings };
 }
 
 /** Types the question in the composer.
@@ -78,10 +79,12 @@ async function ask(page) {
  * `requestVideoFrameCallback`), and samples of its picture drawn to a canvas (mean colour, and
  * where the orange square is).
  * @param {import("playwright-core").Page} page
+ * @param {string} [hostSelector] the widget's host element, when the avatar is in its shadow root
  */
-function watchVideo(page) {
-  return page.evaluate(async () => {
-    const video = /** @type {HTMLVideoElement | null} */ (document.querySelector('[data-avatar="video"] video'));
+function watchVideo(page, hostSelector) {
+  return page.evaluate(async (host) => {
+    const root = host ? document.querySelector(host)?.shadowRoot : document;
+    const video = /** @type {HTMLVideoElement | null | undefined} */ (root?.querySelector('[data-avatar="video"] video'));
     if (!video) return null;
     let frames = 0;
     const deadline = performance.now() + 10000;
@@ -119,7 +122,22 @@ function watchVideo(page) {
     const second = sample();
     const rect = video.getBoundingClientRect();
     return { frames, width: video.videoWidth, height: video.videoHeight, shown: rect.width > 0 && rect.height > 0, first, second, currentTime: video.currentTime };
-  });
+  }, hostSelector ?? null);
+}
+
+/**
+ * The checks of a playing video avatar: frames presented, the picture's colours, the square moving.
+ * @param {Awaited<ReturnType<typeof watchVideo>>} video
+ */
+function assertAvatarVideo(video) {
+  assert.ok(video, "no video element");
+  assert.ok(video.shown, "the video element has no size on the page");
+  assert.ok(video.frames >= 15, `the avatar's video presented ${video.frames} frames in 10 s`);
+  assert.equal(`${video.width}x${video.height}`, "320x240");
+  // The picture is the avatar's: the blue background (#1d4ed8), not black, and the orange
+  // square moves.
+  assert.ok(video.first.b > 150 && video.first.b > video.first.r + 50, `the video's mean colour is ${JSON.stringify(video.first)}`);
+  assert.ok(video.first.squareX !== null && video.second.squareX !== null && Math.abs(video.first.squareX - video.second.squareX) > 5, `the square does not move: ${JSON.stringify(video)}`);
 }
 
 test("HeyGen avatar: the customer sees and hears the video avatar speak the answer; Adam's own audio of it is not played", async (t) => {
@@ -145,15 +163,7 @@ test("HeyGen avatar: the customer sees and hears the video avatar speak the answ
   assert.equal(join?.identity, "customer");
   assert.equal(await page.locator("[data-viseme]").count(), 0, "the built-in avatar is hidden while the video avatar is shown");
 
-  const video = await watchVideo(page);
-  assert.ok(video, "no video element");
-  assert.ok(video.shown, "the video element has no size on the page");
-  assert.ok(video.frames >= 15, `the avatar's video presented ${video.frames} frames in 10 s`);
-  assert.equal(`${video.width}x${video.height}`, "320x240");
-  // The picture is the avatar's: the blue background (#1d4ed8), not black, and the orange
-  // square moves.
-  assert.ok(video.first.b > 150 && video.first.b > video.first.r + 50, `the video's mean colour is ${JSON.stringify(video.first)}`);
-  assert.ok(video.first.squareX !== null && video.second.squareX !== null && Math.abs(video.first.squareX - video.second.squareX) > 5, `the square does not move: ${JSON.stringify(video)}`);
+  assertAvatarVideo(await watchVideo(page));
 
   // Its voice arrives and plays (the tone: audio energy, not silence).
   const voice = await waitFor("the avatar's voice to play", async () => {
@@ -262,4 +272,34 @@ test("HeyGen avatar lost mid-answer: avatar_failed brings back the built-in avat
   assert.ok(shapes.length >= 2);
   await waitFor("the answer to finish", () => page.locator('[data-role="assistant"][data-status="completed"]').count(), { timeoutMs: 60000 });
   await page.screenshot({ path: shotPath("avatar-heygen-lost") });
+});
+
+test("HeyGen avatar in the widget: on the dealership's own site, the widget loads LiveKit from Adam and shows the video avatar", async (t) => {
+  const { page, livekit, dealership, api } = await setUp(t, env.silenceWav);
+  const site = createServer((_req, res) => {
+    res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
+    res.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Demo Motors</title></head>
+<body><h1>Demo Motors</h1><script src="${env.adamUrl}/widget.js" data-embed-key="${dealership.embed_key}" async></script></body></html>`);
+  });
+  await new Promise((resolve) => site.listen(0, "127.0.0.1", () => resolve(undefined)));
+  t.after(() => site.close());
+  const address = site.address();
+  assert.ok(address && typeof address === "object");
+  const origin = `http://127.0.0.1:${address.port}`;
+  const allowed = dealership.allowed_origins;
+  await api.request("PATCH", `/v1/dealerships/${dealership.id}`, { allowed_origins: [...allowed, origin] });
+  t.after(() => api.request("PATCH", `/v1/dealerships/${dealership.id}`, { allowed_origins: allowed }));
+
+  await page.bringToFront();
+  await page.goto(`${origin}/`);
+  // LiveKit is not part of widget.js: it comes only with a video avatar.
+  assert.equal(await page.evaluate(() => "AdamLiveKit" in window), false);
+  const widget = page.locator("[data-adam-widget]");
+  await widget.getByRole("button", { name: "Talk with our assistant" }).click();
+  await waitFor("the widget's conversation to go live", () => widget.locator("[data-transport]").count(), { timeoutMs: 20000 });
+  await waitFor("the widget to show the video avatar", () => widget.locator('[data-avatar="video"] video').count(), { timeoutMs: 30000 });
+  assert.equal(await page.evaluate(() => "AdamLiveKit" in window), true, "widget-livekit.js was not loaded");
+  assert.equal(livekit.joins.length, 1);
+  assertAvatarVideo(await watchVideo(page, "[data-adam-widget]"));
+  await page.screenshot({ path: shotPath("avatar-heygen-widget") });
 });
