@@ -142,8 +142,9 @@ export class WebSocketTransport implements Transport {
       this.dropping = false;
       const plays = this.handlers.plays(event.response_id);
       this.current = { id: event.response_id, sampleRate: event.sample_rate, withheldSamples: plays ? null : 0 };
+      // A withheld response's frames are counted, not scheduled (the previous response's last
+      // frames still play out).
       if (plays) this.player.begin(event.response_id, event.sample_rate);
-      else this.player.clear();
     } else if (event.type === "response.output_audio.cleared") {
       this.clearAudio();
     }
