@@ -16,7 +16,7 @@ started_at="$(date +%s)"
 ADAM_BIN="${ADAM_BIN:-${CARGO_TARGET_DIR:-/var/cache/adam/target}/debug/adam}"
 export ADAM_SHOTS_DIR="${ADAM_SHOTS_DIR:-/tmp/adam-browser-shots}"
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
-for tool in "$ADAM_BIN" "$CHROMIUM" espeak-ng python3 curl; do
+for tool in "$ADAM_BIN" "$CHROMIUM" espeak-ng python3 curl openssl; do
     command -v "$tool" >/dev/null || { echo "browser-test: $tool is missing" >&2; exit 1; }
 done
 
