@@ -38,11 +38,28 @@ function certificate() {
 
 /**
  * The fakes, the dealership switched to the HeyGen avatar (restored afterwards), and a browser
- * whose second page sends the avatar's media.
+ * whose second page sends the avatar's media. `cleanup` takes more things to undo.
  * @param {import("node:test").TestContext} t
  * @param {string} wav
  */
 async function setUp(t, wav) {
+  /** @type {(() => unknown)[]} */
+  const undo = [];
+  // Registered before the browser's own hook, which fails the test on a CSP violation and
+  // would stop later hooks: the fakes' ports and the dealership's settings are released
+  // whatever happens.
+  t.after(async () => {
+    for (const step of undo.reverse()) {
+      try {
+        await step();
+      } catch (error) {
+        t.diagnostic(`cleanup failed: ${error}`);
+      }
+    }
+  });
+  /** @param {() => unknown} step */
+  const cleanup = (step) => undo.push(step);
+
   const { api, dealership } = await demoDealership();
   const page = await launchBrowser(t, wav, {
     // The fake LiveKit's certificate is self-signed; both pages' ICE candidates are plain
@@ -51,20 +68,20 @@ async function setUp(t, wav) {
   });
   const media = await mediaPage(await page.context().newPage());
   const livekit = await FakeLiveKit.start({ ...certificate(), ...LIVEKIT, media });
-  t.after(() => livekit.close());
+  cleanup(() => livekit.close());
   const heygen = await FakeHeyGen.start({ port: env.heygenPort, apiKey: env.heygenKey, livekit: { url: livekit.url, ...LIVEKIT } });
-  t.after(() => heygen.close());
+  cleanup(() => heygen.close());
 
   const previous = dealership.avatar ?? {};
   await api.request("PATCH", `/v1/dealerships/${dealership.id}`, { avatar: { ...previous, provider: "heygen", avatar_id: AVATAR_ID } });
-  t.after(() => api.request("PATCH", `/v1/dealerships/${dealership.id}`, { avatar: previous }));
+  cleanup(() => api.request("PATCH", `/v1/dealerships/${dealership.id}`, { avatar: previous }));
 
   /** @type {string[]} */
   const warnings = [];
   page.on("console", (message) => {
     if (message.type() === "warning") warnings.push(message.text());
   });
-  return { page, livekit, heygen, dealership, api, warnings };
+  return { page, livekit, heygen, dealership, api, warnings, cleanup };
 }
 
 /** Types the question in the composer.
@@ -275,20 +292,23 @@ test("HeyGen avatar lost mid-answer: avatar_failed brings back the built-in avat
 });
 
 test("HeyGen avatar in the widget: on the dealership's own site, the widget loads LiveKit from Adam and shows the video avatar", async (t) => {
-  const { page, livekit, dealership, api } = await setUp(t, env.silenceWav);
+  const { page, livekit, dealership, api, cleanup } = await setUp(t, env.silenceWav);
   const site = createServer((_req, res) => {
     res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
     res.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Demo Motors</title></head>
 <body><h1>Demo Motors</h1><script src="${env.adamUrl}/widget.js" data-embed-key="${dealership.embed_key}" async></script></body></html>`);
   });
   await new Promise((resolve) => site.listen(0, "127.0.0.1", () => resolve(undefined)));
-  t.after(() => site.close());
+  cleanup(() => {
+    site.closeAllConnections();
+    site.close();
+  });
   const address = site.address();
   assert.ok(address && typeof address === "object");
   const origin = `http://127.0.0.1:${address.port}`;
   const allowed = dealership.allowed_origins;
   await api.request("PATCH", `/v1/dealerships/${dealership.id}`, { allowed_origins: [...allowed, origin] });
-  t.after(() => api.request("PATCH", `/v1/dealerships/${dealership.id}`, { allowed_origins: allowed }));
+  cleanup(() => api.request("PATCH", `/v1/dealerships/${dealership.id}`, { allowed_origins: allowed }));
 
   await page.bringToFront();
   await page.goto(`${origin}/`);
