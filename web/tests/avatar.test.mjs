@@ -273,6 +273,7 @@ test("HeyGen avatar lost mid-answer: avatar_failed brings back the built-in avat
   // the rest of this answer from Adam's audio, with the built-in avatar's mouth.
   heygen.drop(session);
   await waitFor("the page to leave the LiveKit room", () => livekit.joins[0]?.closed, { timeoutMs: 15000 });
+  await waitFor("Adam to stop the lost LiveAvatar session", () => session.stops.includes("SERVER_ERROR"), { timeoutMs: 15000 });
   const events = await page.evaluate(() => /** @type {any} */ (window).__adam.eventLog.slice(-40));
   assert.ok(events.includes("error"), `no error event: ${events}`);
   const resumed = await waitFor("Adam's audio of the same answer to play", async () => {
