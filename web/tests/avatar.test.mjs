@@ -314,12 +314,12 @@ test("HeyGen avatar in the widget: on the dealership's own site, the widget load
   await page.bringToFront();
   await page.goto(`${origin}/`);
   // LiveKit is not part of widget.js: it comes only with a video avatar.
-  assert.equal(await page.evaluate(() => "AdamLiveKit" in window), false);
+  assert.equal(await page.evaluate(() => "AdamVideoAvatar" in window), false);
   const widget = page.locator("[data-adam-widget]");
   await widget.getByRole("button", { name: "Talk with our assistant" }).click();
   await waitFor("the widget's conversation to go live", () => widget.locator("[data-transport]").count(), { timeoutMs: 20000 });
   await waitFor("the widget to show the video avatar", () => widget.locator('[data-avatar="video"] video').count(), { timeoutMs: 30000 });
-  assert.equal(await page.evaluate(() => "AdamLiveKit" in window), true, "widget-livekit.js was not loaded");
+  assert.equal(await page.evaluate(() => "AdamVideoAvatar" in window), true, "widget-livekit.js was not loaded");
   assert.equal(livekit.joins.length, 1);
   assertAvatarVideo(await watchVideo(page, "[data-adam-widget]"));
   await page.screenshot({ path: shotPath("avatar-heygen-widget") });

@@ -119,8 +119,8 @@ function Talk({ credentials }: { credentials: Credentials }) {
         credentials,
         transport: transportMode(params.get("transport")),
         captureWorkletUrl: workletUrl,
-        // A chunk of its own, fetched only when the dealership's avatar is a video one.
-        loadLiveKit: () => import("../voice/livekit"),
+        // A chunk of its own (with LiveKit), fetched only when the dealership's avatar is a video one.
+        loadVideoAvatar: () => import("../voice/video-avatar"),
       }),
     [credentials],
   );

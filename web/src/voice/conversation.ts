@@ -14,7 +14,7 @@ import { closeMicrophone, MicrophoneError, openMicrophone } from "./microphone";
 import { createSession, type Credentials, type SessionTicket } from "./session";
 import { Store } from "./store";
 import { TransportFailed, type Transport, type TransportClosed, type TransportHandlers, type TransportKind } from "./transport";
-import { VideoAvatar, type LiveKit, type VideoAvatarStats } from "./video-avatar";
+import type { VideoAvatar, VideoAvatarModule, VideoAvatarStats } from "./video-avatar";
 import { VisemeTimeline } from "./visemes";
 import { WebRtcTransport, type InboundAudioStats } from "./webrtc";
 import { WebSocketTransport } from "./websocket";
@@ -69,8 +69,8 @@ export interface ConversationOptions {
   transport: TransportMode;
   /** URL of `capture-worklet.js` (a same-origin file, or a Blob URL in the widget). */
   captureWorkletUrl: string;
-  /** Loads `livekit.ts`, the first time a video avatar is to be shown. */
-  loadLiveKit: () => Promise<LiveKit>;
+  /** Loads `video-avatar.ts` (with LiveKit), the first time a video avatar comes. */
+  loadVideoAvatar: () => Promise<VideoAvatarModule>;
 }
 
 /** Close reasons of a session that ended on purpose: no reconnect. */
@@ -404,9 +404,9 @@ export class Conversation {
     const generation = ++this.avatarGeneration;
     const current = () => generation === this.avatarGeneration;
     this.options
-      .loadLiveKit()
-      .then((livekit) =>
-        VideoAvatar.join(livekit, url, token, {
+      .loadVideoAvatar()
+      .then(({ VideoAvatar }) =>
+        VideoAvatar.join(url, token, {
           onVideo: (stream) => {
             if (current()) this.state.update({ avatarVideo: stream });
           },

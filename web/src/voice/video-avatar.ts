@@ -1,11 +1,16 @@
 //! A video avatar rendered by HeyGen LiveAvatar (`avatar.stream`): joins its LiveKit room,
 //! hands the avatar's video to the page and plays its voice. Adam's own audio of the
 //! responses the avatar speaks is withheld by the conversation, not here.
+//!
+//! Never imported statically (only its types are): with `livekit-client` it is loaded only
+//! when a dealership's avatar is a video one, by the page with `import()` (a chunk of its
+//! own) and by the widget as `widget-livekit.js` (a script of its own,
+//! vite.livekit.config.ts).
 
-import type { RemoteTrack, Room } from "livekit-client";
+import { Room, RoomEvent, Track, type RemoteTrack } from "livekit-client";
 
-/** What `livekit.ts` exports, however it was loaded. */
-export type LiveKit = typeof import("./livekit");
+/** This module, however it was loaded. */
+export type VideoAvatarModule = typeof import("./video-avatar");
 
 /** Room, signalling and media statistics, for diagnostics and the browser tests. */
 export interface VideoAvatarStats {
@@ -38,8 +43,7 @@ export class VideoAvatar {
 
   /** Joins the room at `url` with `token`, subscribing to the avatar's tracks. Rejects when
    *  the room cannot be joined (unreachable, token refused, no media connection). */
-  static async join(livekit: LiveKit, url: string, token: string, handlers: VideoAvatarHandlers): Promise<VideoAvatar> {
-    const { Room, RoomEvent, Track } = livekit;
+  static async join(url: string, token: string, handlers: VideoAvatarHandlers): Promise<VideoAvatar> {
     const room = new Room({ adaptiveStream: false, dynacast: false });
     const avatar = new VideoAvatar(room);
     room.on(RoomEvent.TrackSubscribed, (track) => {
