@@ -3,7 +3,8 @@
 # to a real Adam through a fake microphone that plays speech made with espeak-ng. Covers the
 # conversation page over WebRTC and over the WebSocket, barge-in, the admin pages (with the
 # invitation and password-reset emails, read from the .eml files Adam's "log" email transport
-# writes) and the embeddable widget on another origin. Screenshots go to $ADAM_SHOTS_DIR.
+# writes), the embeddable widget on another origin, and a HeyGen video avatar (fake LiveAvatar
+# API and fake LiveKit server, started by the test). Screenshots go to $ADAM_SHOTS_DIR.
 #
 #   ADAM_BIN        the server binary (default: $CARGO_TARGET_DIR/debug/adam)
 #   ADAM_SHOTS_DIR  where screenshots go (default: /tmp/adam-browser-shots)
@@ -15,7 +16,7 @@ started_at="$(date +%s)"
 ADAM_BIN="${ADAM_BIN:-${CARGO_TARGET_DIR:-/var/cache/adam/target}/debug/adam}"
 export ADAM_SHOTS_DIR="${ADAM_SHOTS_DIR:-/tmp/adam-browser-shots}"
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
-for tool in "$ADAM_BIN" "$CHROMIUM" espeak-ng python3 curl; do
+for tool in "$ADAM_BIN" "$CHROMIUM" espeak-ng python3 curl openssl; do
     command -v "$tool" >/dev/null || { echo "browser-test: $tool is missing" >&2; exit 1; }
 done
 
@@ -67,6 +68,11 @@ export ADAM_TEST_BARGE_IN_WAV="$work/barge-in.wav"
 export ADAM_TEST_SILENCE_WAV="$work/silence.wav"
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+# HeyGen LiveAvatar: Adam's client is configured for a fake that the avatar test starts on
+# this port (nothing listens there otherwise; only a dealership whose avatar is `heygen` calls it).
+heygen_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export ADAM_TEST_HEYGEN_PORT="$heygen_port"
+export ADAM_TEST_HEYGEN_KEY="liveavatar-browser-test-key"
 export ADAM_URL="http://127.0.0.1:$port"
 export ADAM_ADMIN_EMAIL="admin@browser-test.local"
 export ADAM_ADMIN_PASSWORD="browser-test-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
@@ -83,6 +89,9 @@ ADAM__HTTP__CORS_ALLOWED_ORIGINS="[\"$ADAM_URL\"]" \
 ADAM__BOOTSTRAP__ADMIN_EMAIL="$ADAM_ADMIN_EMAIL" \
 ADAM__BOOTSTRAP__ADMIN_PASSWORD="$ADAM_ADMIN_PASSWORD" \
 ADAM__SESSION__DRAIN_TIMEOUT_SECS=2 \
+ADAM__PROVIDERS__HEYGEN__BASE_URL="http://127.0.0.1:$heygen_port" \
+ADAM__PROVIDERS__HEYGEN__API_KEY="$ADAM_TEST_HEYGEN_KEY" \
+ADAM__PROVIDERS__HEYGEN__KEEP_ALIVE_INTERVAL_MS=2000 \
 ADAM__HTTP__SHUTDOWN_GRACE_SECS=2 \
     "$ADAM_BIN" serve >"$work/adam.log" 2>&1 &
 adam_pid=$!

@@ -18,9 +18,9 @@ fi
 # Debian packages: C/C++ toolchain, cmake and libclang for whisper.cpp (whisper-rs), espeak-ng
 # and its headers for the TTS worker, unzip for the model packages.
 # cmake also builds the bundled libopus (the opus crate). Chromium (tests only) drives the
-# browser tests through playwright-core.
+# browser tests through playwright-core; openssl makes the fake LiveKit server's certificate.
 packages=(build-essential pkg-config ca-certificates libssl-dev cmake libclang-dev espeak-ng libespeak-ng-dev unzip)
-((with_browser)) && packages+=(chromium chromium-driver)
+((with_browser)) && packages+=(chromium chromium-driver openssl)
 need=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")

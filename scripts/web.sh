@@ -17,11 +17,11 @@ if [[ ! -f "$lock_stamp" || "$(cat "$lock_stamp")" != "$lock_hash" ]]; then
 fi
 
 sources_hash="$(
-    find index.html admin src tests package.json package-lock.json tsconfig.json vite.config.ts vite.widget.config.ts \
+    find index.html admin src tests package.json package-lock.json tsconfig.json vite.config.ts vite.widget.config.ts vite.livekit.config.ts \
         -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
 )"
 build_stamp="node_modules/.adam-build-sha256"
-if [[ "${ADAM_WEB_FORCE:-0}" != 1 && -f dist/index.html && -f dist/admin/index.html && -f dist/widget.js \
+if [[ "${ADAM_WEB_FORCE:-0}" != 1 && -f dist/index.html && -f dist/admin/index.html && -f dist/widget.js && -f dist/widget-livekit.js \
       && -f "$build_stamp" && "$(cat "$build_stamp")" == "$sources_hash" ]]; then
     echo "web: web/dist is up to date"
     exit 0

@@ -11,9 +11,12 @@ use super::extract::Json;
 use crate::startup::AppState;
 
 /// Strict policy for Adam's own pages: no inline script or style, nothing from elsewhere;
-/// media, workers and WebSocket connections to this origin only.
+/// media and workers from this origin only. Connections may go anywhere over `ws:`, `wss:`
+/// and `https:`: a HeyGen video avatar's LiveKit server is only known at run time
+/// (`avatar.stream`), and `livekit-client` calls it over HTTPS too (region settings of LiveKit
+/// Cloud, and `/rtc/validate` to explain a refused join).
 pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-img-src 'self' data: blob:; connect-src 'self' ws: wss:; media-src 'self' blob:; worker-src 'self' blob:; \
+img-src 'self' data: blob:; connect-src 'self' ws: wss: https:; media-src 'self' blob:; worker-src 'self' blob:; \
 object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Health report.

@@ -29,6 +29,10 @@ export const env = {
   silenceWav: required("ADAM_TEST_SILENCE_WAV"),
   /** Where Adam's "log" email transport writes each email as `<id>.eml`. */
   mailDir: required("ADAM_TEST_MAIL_DIR"),
+  /** Where Adam expects HeyGen LiveAvatar (`providers.heygen.base_url`), and its API key:
+   *  the avatar test runs a fake there. */
+  heygenPort: Number(required("ADAM_TEST_HEYGEN_PORT")),
+  heygenKey: required("ADAM_TEST_HEYGEN_KEY"),
   shotsDir: process.env.ADAM_SHOTS_DIR ?? "/tmp/adam-browser-shots",
   chromium: process.env.CHROMIUM ?? "/usr/bin/chromium",
 };
@@ -40,8 +44,9 @@ mkdirSync(env.shotsDir, { recursive: true });
  * when the test ends; the page's console errors and warnings are reported with the test.
  * @param {import("node:test").TestContext} t
  * @param {string} wav
+ * @param {{ args?: string[] }} [options] more Chromium flags
  */
-export async function launchBrowser(t, wav) {
+export async function launchBrowser(t, wav, { args = [] } = {}) {
   const profile = mkdtempSync(join(tmpdir(), "adam-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: env.chromium,
@@ -60,6 +65,7 @@ export async function launchBrowser(t, wav) {
       "--use-fake-ui-for-media-stream",
       "--use-fake-device-for-media-stream",
       `--use-file-for-fake-audio-capture=${wav}`,
+      ...args,
     ],
   });
   const page = context.pages()[0] ?? (await context.newPage());

@@ -113,7 +113,15 @@ function Member() {
 
 function Talk({ credentials }: { credentials: Credentials }) {
   const conversation = useMemo(
-    () => new Conversation({ api, credentials, transport: transportMode(params.get("transport")), captureWorkletUrl: workletUrl }),
+    () =>
+      new Conversation({
+        api,
+        credentials,
+        transport: transportMode(params.get("transport")),
+        captureWorkletUrl: workletUrl,
+        // A chunk of its own (with LiveKit), fetched only when the dealership's avatar is a video one.
+        loadVideoAvatar: () => import("../voice/video-avatar"),
+      }),
     [credentials],
   );
   useEffect(() => {

@@ -1,6 +1,7 @@
 //! The built-in avatar: an SVG face whose mouth follows the visemes of the audio playing, with
 //! idle blinking and a ring showing whether it listens, thinks or speaks. The face is animated
 //! outside Preact's render (requestAnimationFrame), so 60 fps mouth updates re-render nothing.
+//! A dealership's video avatar (HeyGen) is shown in the same frame, with the same ring.
 
 import { useEffect, useMemo, useRef } from "preact/hooks";
 import type { Viseme } from "../voice/events";
@@ -129,6 +130,26 @@ export function Avatar({ state, viseme, settings, label }: AvatarProps) {
           </g>
         </g>
       </svg>
+    </div>
+  );
+}
+
+/** The video avatar's picture (its voice plays elsewhere, so the element stays muted). */
+export function VideoAvatarView({ state, stream, label }: { state: AvatarState; stream: MediaStream; label: string }) {
+  const video = useRef<HTMLVideoElement>(null);
+  useEffect(() => {
+    const element = video.current;
+    if (!element) return;
+    element.srcObject = stream;
+    void element.play().catch(() => undefined); // muted video may always autoplay
+    return () => {
+      element.srcObject = null;
+    };
+  }, [stream]);
+  return (
+    <div class={`adam-avatar adam-avatar--video adam-avatar--${state}`} data-state={state} data-avatar="video" role="img" aria-label={`${label}, ${stateLabel(state)}`}>
+      <span class="adam-avatar__ring" aria-hidden="true" />
+      <video ref={video} class="adam-avatar__video" autoplay muted playsInline />
     </div>
   );
 }

@@ -3,7 +3,7 @@
 
 import { useCallback, useState } from "preact/hooks";
 import type { Conversation, ConversationState } from "../voice/conversation";
-import { Avatar, stateLabel } from "./Avatar";
+import { Avatar, stateLabel, VideoAvatarView } from "./Avatar";
 import { EndIcon, MicIcon } from "./icons";
 import { Transcript } from "./Transcript";
 import { useStore } from "./useStore";
@@ -25,7 +25,11 @@ export function ConversationView({ conversation, assistantName, compact = false 
   return (
     <section class={`adam-convo${compact ? " adam-convo--compact" : ""}`} data-phase={state.phase}>
       <div class="adam-convo__stage">
-        <Avatar state={state.avatar} viseme={viseme} settings={state.avatarSettings} label={name} />
+        {state.avatarVideo ? (
+          <VideoAvatarView state={state.avatar} stream={state.avatarVideo} label={name} />
+        ) : (
+          <Avatar state={state.avatar} viseme={viseme} settings={state.avatarSettings} label={name} />
+        )}
         <StatusLine state={state} />
       </div>
       <div class="adam-convo__talk">

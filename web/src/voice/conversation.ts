@@ -1,7 +1,9 @@
 //! One customer's conversation with Adam, whatever the transport: opens the microphone,
 //! creates sessions, picks WebRTC or the WebSocket (falling back when WebRTC cannot connect),
 //! reconnects with backoff, and turns Adam's events into a transcript, an avatar state and
-//! mouth shapes. The UI only renders `state` and reads `currentViseme()`.
+//! mouth shapes. A dealership's video avatar (`avatar.stream`) joins its LiveKit room and
+//! speaks the responses created after it, instead of Adam's own audio; if it cannot, the
+//! built-in avatar does. The UI only renders `state` and reads `currentViseme()`.
 
 import type { Api } from "../api/http";
 import { ApiError } from "../api/http";
@@ -12,6 +14,7 @@ import { closeMicrophone, MicrophoneError, openMicrophone } from "./microphone";
 import { createSession, type Credentials, type SessionTicket } from "./session";
 import { Store } from "./store";
 import { TransportFailed, type Transport, type TransportClosed, type TransportHandlers, type TransportKind } from "./transport";
+import type { VideoAvatar, VideoAvatarModule, VideoAvatarStats } from "./video-avatar";
 import { VisemeTimeline } from "./visemes";
 import { WebRtcTransport, type InboundAudioStats } from "./webrtc";
 import { WebSocketTransport } from "./websocket";
@@ -56,6 +59,8 @@ export interface ConversationState {
   lastMetrics: ResponseMetrics | null;
   /** The dealership's avatar settings (colours, name), from `POST /v1/sessions`. */
   avatarSettings: Record<string, unknown>;
+  /** The video avatar's picture, shown instead of the built-in avatar while it is there. */
+  avatarVideo: MediaStream | null;
 }
 
 export interface ConversationOptions {
@@ -64,6 +69,8 @@ export interface ConversationOptions {
   transport: TransportMode;
   /** URL of `capture-worklet.js` (a same-origin file, or a Blob URL in the widget). */
   captureWorkletUrl: string;
+  /** Loads `video-avatar.ts` (with LiveKit), the first time a video avatar comes. */
+  loadVideoAvatar: () => Promise<VideoAvatarModule>;
 }
 
 /** Close reasons of a session that ended on purpose: no reconnect. */
@@ -85,6 +92,7 @@ export class Conversation {
     notice: null,
     lastMetrics: null,
     avatarSettings: {},
+    avatarVideo: null,
   });
   /** Types of the latest events received, newest last (for diagnostics and tests). */
   readonly eventLog: string[] = [];
@@ -97,6 +105,14 @@ export class Conversation {
   private webrtcFailed = false;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private avatarTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The video avatar's room, once joined; until it fails or the session ends. */
+  private videoAvatar: VideoAvatar | null = null;
+  /** Bumped when a video avatar is started or dropped: a join that ends later is left. */
+  private avatarGeneration = 0;
+  /** A video avatar speaks the responses created from now on (`avatar.stream` came). */
+  private avatarSpeaks = false;
+  /** The responses the video avatar speaks: Adam's audio of them is not played. */
+  private readonly avatarResponses = new Set<string>();
 
   constructor(private readonly options: ConversationOptions) {}
 
@@ -155,13 +171,17 @@ export class Conversation {
   }
 
   /** Transport-level counters, for diagnostics and the browser tests. */
-  async diagnostics(): Promise<{ transport: TransportKind | null; audioFramesReceived: number; inboundAudio: InboundAudioStats | null; playing: boolean }> {
+  async diagnostics(): Promise<Diagnostics> {
     const transport = this.transport;
     return {
       transport: transport?.kind ?? null,
       audioFramesReceived: transport instanceof WebSocketTransport ? transport.stats.framesReceived : 0,
+      audioFramesPlayed: transport instanceof WebSocketTransport ? transport.stats.framesPlayed : 0,
       inboundAudio: transport instanceof WebRtcTransport ? await transport.inboundAudio() : null,
       playing: transport !== null && transport.playbackEndMs() > transport.clockMs(),
+      audible: transport instanceof WebRtcTransport ? transport.audible : null,
+      withheldResponses: [...this.avatarResponses],
+      videoAvatar: this.videoAvatar ? await this.videoAvatar.stats() : null,
     };
   }
 
@@ -214,6 +234,7 @@ export class Conversation {
       onClosed: (closed) => {
         if (attempt === this.attempt) this.onClosed(closed);
       },
+      plays: (responseId) => !this.avatarResponses.has(responseId),
     };
   }
 
@@ -302,6 +323,7 @@ export class Conversation {
         }
         break;
       case "response.created":
+        if (this.avatarSpeaks) this.avatarResponses.add(event.response.id);
         this.addLine({ role: "assistant", id: event.response.id, text: "", status: "streaming", citations: [] });
         this.state.update({ notice: null });
         if (this.state.get().avatar !== "speaking") this.setAvatar("thinking");
@@ -309,8 +331,18 @@ export class Conversation {
       case "response.output_text.delta":
         this.updateAssistant(event.response_id, (line) => ({ ...line, text: line.text + event.delta }));
         break;
+      case "response.output_audio.started":
+        // Adam's audio of it is not played, so no clock tells when it speaks: the video
+        // avatar speaks it now, give or take its own latency.
+        if (this.avatarResponses.has(event.response_id)) this.setAvatar("speaking");
+        break;
       case "avatar.viseme":
+        // Kept even for the video avatar's responses: they are placed on the clock only if
+        // Adam's audio of them is played after all.
         this.visemes.add(event.response_id, event.viseme, event.audio_offset_ms, event.duration_ms);
+        break;
+      case "avatar.stream":
+        this.startVideoAvatar(event.livekit_url, event.access_token);
         break;
       case "response.output_audio.cleared":
         this.silence();
@@ -322,6 +354,11 @@ export class Conversation {
         this.state.update({ notice: { tone: "info", text: "Adam is restarting; the conversation will continue in a moment." } });
         break;
       case "error":
+        if (event.error.code === "avatar_failed") {
+          // Nothing the customer can act on: the built-in avatar takes over.
+          this.videoAvatarFailed(`avatar_failed: ${event.error.message}`);
+          break;
+        }
         this.state.update({ notice: errorNotice(event.error.code, event.error.message) });
         break;
       default:
@@ -338,6 +375,7 @@ export class Conversation {
       citations: response.citations,
     }));
     this.state.update({ lastMetrics: response.metrics });
+    this.avatarResponses.delete(response.id);
     if (response.status !== "completed") {
       this.silence();
       return;
@@ -357,6 +395,54 @@ export class Conversation {
     this.visemes.clear();
     clearTimeout(this.avatarTimer);
     if (this.state.get().avatar === "speaking") this.setAvatar("listening");
+  }
+
+  /** Joins the video avatar's room (a new `avatar.stream` replaces the previous room). */
+  private startVideoAvatar(url: string, token: string): void {
+    this.leaveVideoAvatar();
+    this.avatarSpeaks = true;
+    const generation = ++this.avatarGeneration;
+    const current = () => generation === this.avatarGeneration;
+    this.options
+      .loadVideoAvatar()
+      .then(({ VideoAvatar }) =>
+        VideoAvatar.join(url, token, {
+          onVideo: (stream) => {
+            if (current()) this.state.update({ avatarVideo: stream });
+          },
+          onLost: (why) => {
+            if (current()) this.videoAvatarFailed(why);
+          },
+        }),
+      )
+      .then(
+        (avatar) => {
+          if (current()) this.videoAvatar = avatar;
+          else avatar.leave(); // the session ended, or another avatar came, while joining
+        },
+        (error: unknown) => {
+          if (current()) this.videoAvatarFailed(`its room could not be joined: ${error instanceof Error ? error.message : String(error)}`);
+        },
+      );
+  }
+
+  /** The video avatar is gone (or never came): the built-in avatar speaks Adam's audio again
+   *  at once, including the rest of a response under way. */
+  private videoAvatarFailed(why: string): void {
+    if (!this.avatarSpeaks && !this.videoAvatar) return;
+    console.warn(`Adam: the video avatar is not available (${why}); the built-in avatar and Adam's own voice take over`);
+    this.leaveVideoAvatar();
+    const withheld = this.avatarResponses.size > 0;
+    this.avatarResponses.clear();
+    if (withheld) this.transport?.resumeAudio();
+  }
+
+  private leaveVideoAvatar(): void {
+    this.avatarGeneration++;
+    this.avatarSpeaks = false;
+    this.videoAvatar?.leave();
+    this.videoAvatar = null;
+    if (this.state.get().avatarVideo) this.state.update({ avatarVideo: null });
   }
 
   private onAudioClock(responseId: string, startMs: number): void {
@@ -411,6 +497,9 @@ export class Conversation {
   private dropTransport(): void {
     clearTimeout(this.avatarTimer);
     this.visemes.clear();
+    // The session's avatar room closes with it (a reconnect is a new session).
+    this.leaveVideoAvatar();
+    this.avatarResponses.clear();
     this.transport?.close();
     this.transport = null;
   }
@@ -425,6 +514,23 @@ export class Conversation {
     if (!this.microphone) throw new Error("the microphone is closed"); // ended meanwhile
     return this.microphone;
   }
+}
+
+/** What `diagnostics()` reports. */
+export interface Diagnostics {
+  transport: TransportKind | null;
+  /** WebSocket: Adam's audio frames received, and those played. */
+  audioFramesReceived: number;
+  audioFramesPlayed: number;
+  /** WebRTC: Adam's audio track. */
+  inboundAudio: InboundAudioStats | null;
+  /** Adam's audio is playing now. */
+  playing: boolean;
+  /** WebRTC: the element playing Adam's audio is not muted (barge-in, video avatar). */
+  audible: boolean | null;
+  /** Responses the video avatar speaks (Adam's audio of them withheld). */
+  withheldResponses: string[];
+  videoAvatar: VideoAvatarStats | null;
 }
 
 function errorNotice(code: string, message: string): Notice {

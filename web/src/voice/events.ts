@@ -27,6 +27,7 @@ export type ServerEvent =
   | { type: "response.output_text.delta"; response_id: string; delta: string }
   | { type: "response.output_audio.started"; response_id: string; sample_rate: number }
   | { type: "avatar.viseme"; response_id: string; viseme: Viseme; audio_offset_ms: number; duration_ms: number }
+  | { type: "avatar.stream"; provider: string; livekit_url: string; access_token: string }
   | { type: "response.output_audio.cleared"; response_id: string }
   | {
       type: "response.done";

@@ -18,11 +18,12 @@ export class PcmPlayer {
     private readonly onClock: (responseId: string, startMs: number) => void,
   ) {}
 
-  /** Frames from now on belong to `responseId`, at `sampleRate`. */
-  begin(responseId: string, sampleRate: number): void {
+  /** Frames from now on belong to `responseId`, at `sampleRate`; the first of them is
+   *  `offsetMs` into the response's audio (not 0 when earlier frames were not played). */
+  begin(responseId: string, sampleRate: number, offsetMs = 0): void {
     this.responseId = responseId;
     this.sampleRate = sampleRate;
-    this.playedMs = 0;
+    this.playedMs = offsetMs;
   }
 
   /** Queues one PCM16 LE frame of the current response. */

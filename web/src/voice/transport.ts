@@ -20,6 +20,9 @@ export interface TransportHandlers {
   onAudioClock(responseId: string, startMs: number): void;
   /** The connection ended; called once. */
   onClosed(closed: TransportClosed): void;
+  /** Whether to play Adam's audio of `responseId`: not when a video avatar speaks it
+   *  (asked at its `response.output_audio.started`). */
+  plays(responseId: string): boolean;
 }
 
 /** A live connection carrying one session. */
@@ -33,6 +36,9 @@ export interface Transport {
   playbackEndMs(): number;
   /** Silences whatever audio of the current response is still buffered. */
   clearAudio(): void;
+  /** Plays the rest of the current response's audio after all, when it was withheld
+   *  (`plays` said no: the video avatar that was to speak it is gone). */
+  resumeAudio(): void;
   /** Closes the connection without calling `onClosed`. */
   close(): void;
 }

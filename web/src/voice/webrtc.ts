@@ -33,6 +33,9 @@ export class WebRtcTransport implements Transport {
   private statsTimer: ReturnType<typeof setInterval> | undefined;
   /** When the current response's audio ends, on `clockMs` (moved forward by `response.done`). */
   private audioEndMs = 0;
+  /** The response whose audio arrives now: where its offset 0 plays, and whether it is
+   *  withheld (muted: a video avatar speaks it). */
+  private current: { id: string; startMs: number; withheld: boolean } | null = null;
   private connected = false;
   private closed = false;
   private serverClosed: { code: number; reason: string } | null = null;
@@ -97,6 +100,21 @@ export class WebRtcTransport implements Transport {
   clearAudio(): void {
     this.audio.volume = 0;
     this.audioEndMs = 0;
+    this.current = null;
+  }
+
+  resumeAudio(): void {
+    const current = this.current;
+    if (!current?.withheld) return;
+    current.withheld = false;
+    this.audio.volume = 1;
+    if (this.audioEndMs === 0) this.audioEndMs = Number.POSITIVE_INFINITY;
+    this.handlers.onAudioClock(current.id, current.startMs);
+  }
+
+  /** Whether Adam's audio is audible now (not muted by a barge-in or for a video avatar). */
+  get audible(): boolean {
+    return this.audio.volume > 0 && !this.audio.paused;
   }
 
   close(): void {
@@ -183,9 +201,17 @@ export class WebRtcTransport implements Transport {
   private trackAudio(event: ServerEvent): void {
     const now = performance.now();
     if (event.type === "response.output_audio.started") {
+      const withheld = !this.handlers.plays(event.response_id);
+      this.current = { id: event.response_id, startMs: now + this.playoutDelayMs, withheld };
+      if (withheld) {
+        // The track keeps flowing (Adam sends it anyway); a video avatar speaks this one.
+        this.audio.volume = 0;
+        this.audioEndMs = 0;
+        return;
+      }
       this.audio.volume = 1;
       this.audioEndMs = Number.POSITIVE_INFINITY;
-      this.handlers.onAudioClock(event.response_id, now + this.playoutDelayMs);
+      this.handlers.onAudioClock(event.response_id, this.current.startMs);
     } else if (event.type === "response.done" && this.audioEndMs > 0) {
       // `response.done` is sent when the last frame is due to have played at the client.
       this.audioEndMs = now + this.playoutDelayMs;

@@ -12,16 +12,21 @@ const CONNECT_TIMEOUT_MS = 8000;
 /** Counters the browser tests read. */
 export interface WebSocketStats {
   framesReceived: number;
+  /** Frames scheduled for playback (not those of a response a video avatar speaks). */
+  framesPlayed: number;
   framesSent: number;
 }
 
 export class WebSocketTransport implements Transport {
   readonly kind = "websocket";
-  readonly stats: WebSocketStats = { framesReceived: 0, framesSent: 0 };
+  readonly stats: WebSocketStats = { framesReceived: 0, framesPlayed: 0, framesSent: 0 };
   private readonly player: PcmPlayer;
   private capture: PcmCapture | null = null;
   /** Between `response.output_audio.cleared` and the next `.started`, frames are stale. */
   private dropping = true;
+  /** The response whose frames arrive now; `withheldSamples` counts those not played while a
+   *  video avatar speaks it (`null`: they are played). */
+  private current: { id: string; sampleRate: number; withheldSamples: number | null } | null = null;
   private closed = false;
   private isOpen = false;
   private readonly opened: Promise<void>;
@@ -94,7 +99,16 @@ export class WebSocketTransport implements Transport {
 
   clearAudio(): void {
     this.dropping = true;
+    this.current = null;
     this.player.clear();
+  }
+
+  resumeAudio(): void {
+    const current = this.current;
+    if (!current || current.withheldSamples === null || this.dropping) return;
+    // The frames from now on play where they belong on the response's timeline.
+    this.player.begin(current.id, current.sampleRate, (current.withheldSamples / current.sampleRate) * 1000);
+    current.withheldSamples = null;
   }
 
   close(): void {
@@ -111,7 +125,13 @@ export class WebSocketTransport implements Transport {
   private receive(data: ArrayBuffer | string): void {
     if (typeof data !== "string") {
       this.stats.framesReceived++;
-      if (!this.dropping) this.player.enqueue(data);
+      if (this.dropping || !this.current) return;
+      if (this.current.withheldSamples !== null) {
+        this.current.withheldSamples += data.byteLength >> 1;
+        return;
+      }
+      this.player.enqueue(data);
+      this.stats.framesPlayed++;
       return;
     }
     const event = parseServerEvent(data);
@@ -120,7 +140,11 @@ export class WebSocketTransport implements Transport {
       this.onCreated(event.session.input_sample_rate);
     } else if (event.type === "response.output_audio.started") {
       this.dropping = false;
-      this.player.begin(event.response_id, event.sample_rate);
+      const plays = this.handlers.plays(event.response_id);
+      this.current = { id: event.response_id, sampleRate: event.sample_rate, withheldSamples: plays ? null : 0 };
+      // A withheld response's frames are counted, not scheduled (the previous response's last
+      // frames still play out).
+      if (plays) this.player.begin(event.response_id, event.sample_rate);
     } else if (event.type === "response.output_audio.cleared") {
       this.clearAudio();
     }

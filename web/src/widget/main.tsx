@@ -11,6 +11,7 @@ import { TokenStore } from "../api/tokens";
 import controlsCss from "../ui/controls.css?inline";
 import conversationCss from "../ui/conversation.css?inline";
 import { Conversation, type TransportMode } from "../voice/conversation";
+import type { VideoAvatarModule } from "../voice/video-avatar";
 import workletSource from "../voice/capture-worklet.js?raw";
 import { Widget } from "./Widget";
 import widgetCss from "./widget.css?inline";
@@ -33,6 +34,7 @@ function mount(tag: HTMLScriptElement): void {
     // The worklet cannot be loaded from Adam's origin without CORS; a Blob URL works wherever
     // the host page's CSP allows blob: workers (the default).
     captureWorkletUrl: URL.createObjectURL(new Blob([workletSource], { type: "text/javascript" })),
+    loadVideoAvatar: () => loadVideoAvatarScript(`${server}/widget-livekit.js`),
   });
 
   // A custom element, reset inline: the site's rules for `div` and the like cannot match the
@@ -48,6 +50,33 @@ function mount(tag: HTMLScriptElement): void {
   shadow.append(style, root);
   document.body.append(host);
   render(<Widget conversation={conversation} />, root);
+}
+
+declare global {
+  interface Window {
+    /** Set by widget-livekit.js (vite.livekit.config.ts). */
+    AdamVideoAvatar?: VideoAvatarModule;
+  }
+}
+
+let videoAvatar: Promise<VideoAvatarModule> | null = null;
+
+/** The video avatar and LiveKit: a script of its own from Adam (a classic script, like this
+ *  one, so the site's CSP needs nothing more), loaded the first time a video avatar comes. */
+function loadVideoAvatarScript(src: string): Promise<VideoAvatarModule> {
+  videoAvatar ??= new Promise<VideoAvatarModule>((resolve, reject) => {
+    if (window.AdamVideoAvatar) return resolve(window.AdamVideoAvatar);
+    const tag = document.createElement("script");
+    tag.src = src;
+    tag.async = true;
+    tag.onload = () => (window.AdamVideoAvatar ? resolve(window.AdamVideoAvatar) : reject(new Error(`${src} did not define AdamVideoAvatar`)));
+    tag.onerror = () => reject(new Error(`${src} could not be loaded`));
+    document.head.append(tag);
+  }).catch((error: unknown) => {
+    videoAvatar = null; // try again with the next avatar
+    throw error;
+  });
+  return videoAvatar;
 }
 
 if (script) {
