@@ -27,6 +27,16 @@ cargo fmt --all --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "docker compose config (the two-node stack, Prometheus and Grafana)"
+# No Docker engine is needed to validate the file: `docker compose` (v2) where it exists,
+# otherwise Debian's docker-compose.
+if docker compose version >/dev/null 2>&1; then compose=(docker compose); else
+    command -v docker-compose >/dev/null || { sudo_cmd=""; [[ $EUID -ne 0 ]] && sudo_cmd="sudo"; $sudo_cmd apt-get install -y -q docker-compose >/dev/null; }
+    compose=(docker-compose)
+fi
+POSTGRES_PASSWORD=check ADAM__AUTH__JWT_SECRET=check GRAFANA_ADMIN_PASSWORD=check \
+    "${compose[@]}" -f docker-compose.yml config -q
+
 step "build tests"
 cargo build --workspace --all-targets --locked
 
