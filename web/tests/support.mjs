@@ -217,7 +217,7 @@ export function readEmails() {
 /** The set-password link in an email's text.
  *  @param {Email} email */
 export function setPasswordLink(email) {
-  const link = email.text.match(/https?:\/\/\S+\/admin\/#\/set-password\?token=[A-Za-z0-9_-]+/)?.[0];
+  const link = email.text.match(/https?:\/\/\S+\/admin\/#\/set-password\?token=[A-Za-z0-9_-]+(&for=[a-z]+)?/)?.[0];
   if (!link) throw new Error(`no set-password link in ${email.file}:\n${email.text}`);
   return link;
 }
