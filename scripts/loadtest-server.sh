@@ -1,10 +1,13 @@
 #!/bin/sh
 # The load-test server: release build, simulated providers with a fixed provider latency
 # (end-of-turn silence 500 + STT 150 + first token 250, all tokens at once + TTS first byte 120
-# = 1020 ms), semantic cache off so every turn pays it, limits raised for one client IP.
+# = 1020 ms), semantic cache off so every turn pays it, limits raised for one client IP. No
+# demo documents: the simulated answer is then its fixed one-sentence text (with documents it
+# reads out the first passage found, 20 s and more of audio).
 export ADAM__BOOTSTRAP__ADMIN_PASSWORD=load-test-pw ADAM__HTTP__LISTEN=127.0.0.1:18200
 export ADAM__RATE_LIMIT__PER_IP_BURST=100000 ADAM__RATE_LIMIT__PER_IP_PER_MINUTE=100000
 export ADAM__RATE_LIMIT__PER_USER_BURST=100000 ADAM__RATE_LIMIT__PER_USER_PER_MINUTE=100000
 export ADAM__PROVIDERS__SIMULATED__ANSWER_TOKENS_PER_SEC=0 ADAM__CACHE__SEMANTIC_TTL_SECS=0
 export ADAM__LOG__FILTER=warn ADAM__PROVIDERS__PROFILE=simulated ADAM__SESSION__EARLY_TRANSCRIPTION_MS=0
+export ADAM__KNOWLEDGE__DEMO_DIR=""
 exec "${CARGO_TARGET_DIR:-/var/cache/adam/target}/release/adam" serve

@@ -88,7 +88,9 @@ impl Application {
             metrics.registry(),
         )
         .await?;
-        if let (Some(first), Some(dir)) = (&bootstrapped, &settings.knowledge.demo_dir) {
+        // An empty `demo_dir` (e.g. `ADAM__KNOWLEDGE__DEMO_DIR=""`) means none.
+        let demo_dir = (settings.knowledge.demo_dir.as_ref()).filter(|d| !d.as_os_str().is_empty());
+        if let (Some(first), Some(dir)) = (&bootstrapped, demo_dir) {
             let queued = realtime
                 .knowledge
                 .ingest_folder(&first.dealership_id, dir)

@@ -9,7 +9,8 @@ use crate::{Auth, Config};
 
 /// Frame period.
 const TICK: Duration = Duration::from_millis(20);
-/// Longest a turn may take before it counts as an error.
+/// Longest a turn may go without hearing from Adam (no event, no audio) before it counts as
+/// an error: a long answer that keeps streaming is not a timeout.
 const TURN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What one session saw.
@@ -105,7 +106,7 @@ async fn drive(
         }
         let start = Instant::now();
         let speech_end = start + TICK * utterance.speech_end_frame as u32;
-        let deadline = start + TURN_TIMEOUT;
+        let mut deadline = start + TURN_TIMEOUT;
         let mut k = 0usize;
         let mut first_audio: Option<Instant> = None;
         let mut barge_start: Option<Instant> = None;
@@ -143,6 +144,7 @@ async fn drive(
                 }
                 incoming = link.next() => {
                     let now = Instant::now();
+                    deadline = deadline.max(now + TURN_TIMEOUT);
                     match incoming {
                         Incoming::Audio(secs) => {
                             answer_audio += secs;
