@@ -44,6 +44,17 @@ pub struct Settings {
     pub web: WebSettings,
     /// Outgoing email.
     pub email: crate::email::EmailSettings,
+    /// Test-only switches, all off by default.
+    pub testing: TestingSettings,
+}
+
+/// `[testing]`: switches for fault-injection tests; refused in `production`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TestingSettings {
+    /// Enables `POST /v1/sessions/{id}/faults` (super_admin only), which makes a live
+    /// session's child actor panic. Off by default; never allowed in production.
+    pub fault_injection: bool,
 }
 
 /// `[webrtc]`
@@ -496,6 +507,7 @@ impl Default for Settings {
             webrtc: WebRtcSettings::default(),
             web: WebSettings::default(),
             email: Default::default(),
+            testing: TestingSettings::default(),
         }
     }
 }
@@ -737,6 +749,12 @@ impl Settings {
             return Err(invalid(
                 "auth.jwt_secret",
                 "must be at least 32 bytes (use e.g. `openssl rand -hex 32`)",
+            ));
+        }
+        if self.environment == Environment::Production && self.testing.fault_injection {
+            return Err(invalid(
+                "testing.fault_injection",
+                "must be false in production: it lets an admin crash live conversations",
             ));
         }
         if self.environment == Environment::Production && self.auth.jwt_secret.is_none() {
@@ -1012,6 +1030,21 @@ mod tests {
         };
         let err = settings.validate().expect_err("production needs a key");
         assert!(err.to_string().contains("auth.jwt_secret"), "{err}");
+
+        let mut settings = Settings {
+            environment: Environment::Production,
+            ..Settings::default()
+        };
+        settings.auth.jwt_secret = Some(SecretString::from("k".repeat(32)));
+        assert!(settings.validate().is_ok());
+        settings.testing.fault_injection = true;
+        let err = settings
+            .validate()
+            .expect_err("fault injection is refused in production");
+        assert!(
+            err.to_string().contains("`testing.fault_injection`"),
+            "{err}"
+        );
     }
 
     #[test]

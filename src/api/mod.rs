@@ -9,6 +9,7 @@ pub mod docs;
 pub mod documents;
 pub mod error;
 pub mod extract;
+pub mod faults;
 pub mod ops;
 pub mod password_reset;
 pub mod sessions;
@@ -67,6 +68,7 @@ pub fn router(web_dir: &std::path::Path) -> Router<AppState> {
             "/sessions/{id}",
             get(sessions::get).delete(sessions::delete),
         )
+        .route("/sessions/{id}/faults", post(faults::inject))
         .route(
             "/documents",
             get(documents::list)

@@ -10,6 +10,7 @@ mod email_delivery;
 mod fake_mailgun;
 mod fake_pinecone;
 mod fake_smtp;
+mod faults;
 mod headers;
 mod helpers;
 mod heygen;
