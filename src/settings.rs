@@ -404,6 +404,9 @@ pub struct DatabaseSettings {
     pub url: String,
     /// Pool size.
     pub max_connections: u32,
+    /// SQLite only: how long a statement waits for another writer's lock before failing
+    /// with "database is locked", ms.
+    pub busy_timeout_ms: u64,
 }
 
 /// `[auth]`
@@ -533,6 +536,7 @@ impl Default for DatabaseSettings {
         Self {
             url: "sqlite://data/adam.db".into(),
             max_connections: 8,
+            busy_timeout_ms: 10_000,
         }
     }
 }

@@ -202,8 +202,12 @@ impl IntoResponse for ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            sqlx::Error::PoolClosed => {
                 tracing::error!(error = %err, "database unavailable");
+                ApiError::Unavailable
+            }
+            e if crate::db::is_unavailable(&e) => {
+                tracing::error!(error = %e, "database unavailable");
                 ApiError::Unavailable
             }
             other => ApiError::Internal(anyhow::Error::new(other).context("database query")),

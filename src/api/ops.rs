@@ -38,7 +38,7 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// The process can serve: its database answers.
+/// The process can serve: its database answers and transcript writes are not failing.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
@@ -49,9 +49,12 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         };
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
-    let ok = tokio::time::timeout(std::time::Duration::from_secs(2), state.db.ping())
-        .await
-        .unwrap_or(false);
+    // A write lock held elsewhere (SQLite) can leave reads working while nothing can be
+    // saved: the transcript writer's failures count too.
+    let ok = !state.realtime.transcripts_failing()
+        && tokio::time::timeout(std::time::Duration::from_secs(2), state.db.ping())
+            .await
+            .unwrap_or(false);
     let status = if ok {
         StatusCode::OK
     } else {

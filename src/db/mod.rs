@@ -70,7 +70,7 @@ impl Db {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
+                .busy_timeout(Duration::from_millis(settings.busy_timeout_ms))
                 .foreign_keys(true);
             if let Some(parent) = options.get_filename().parent()
                 && !parent.as_os_str().is_empty()
@@ -129,6 +129,36 @@ impl Db {
     /// Closes the pool, waiting for connections to return.
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await)
+    }
+}
+
+/// True when the error says the database cannot be reached or written right now (a lost,
+/// refused or broken connection, a server shutting down or starting up, a locked, full or
+/// failing SQLite file), as opposed to a statement it refused: worth retrying later.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(e) => {
+            let Some(code) = e.code() else {
+                return false;
+            };
+            if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // Extended result codes carry the primary code in their low byte:
+                // BUSY 5, LOCKED 6, READONLY 8, IOERR 10, FULL 13, CANTOPEN 14.
+                code.parse::<i32>()
+                    .is_ok_and(|c| [5, 6, 8, 10, 13, 14].contains(&(c & 0xff)))
+            } else {
+                // PostgreSQL: connection exception (08…), insufficient resources (53…),
+                // admin or crash shutdown and "cannot connect now" (57P01–57P03).
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || ["57P01", "57P02", "57P03"].contains(&code.as_ref())
+            }
+        }
+        _ => false,
     }
 }
 

@@ -1572,6 +1572,7 @@ mod tests {
         let settings = DatabaseSettings {
             url: format!("sqlite://{}", dir.join("adam.db").display()),
             max_connections: 2,
+            ..DatabaseSettings::default()
         };
         let db = Db::connect(&settings).await.expect("connect");
         db.migrate().await.expect("migrate");

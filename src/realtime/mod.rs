@@ -117,7 +117,10 @@ impl Realtime {
             SessionRegistryHandle::start(settings.session.max_sessions, metrics.clone())
                 .await
                 .context("starting the session registry")?;
-        let sink = Arc::new(sink::DbSink::start(db, clock, mailer));
+        let sink = Arc::new(
+            sink::DbSink::start(db, clock, mailer, registry)
+                .context("registering transcript metrics")?,
+        );
         let transcripts: Arc<dyn adam_actors::ports::TranscriptSink> =
             if settings.log.otlp_endpoint.trim().is_empty() {
                 sink.clone()
@@ -155,6 +158,11 @@ impl Realtime {
     /// True when a model's queue is so long that a new session would slow every other.
     pub fn saturated(&self) -> bool {
         self.embedded.as_ref().is_some_and(|e| e.saturated())
+    }
+
+    /// True while transcript writes fail because the database is unavailable.
+    pub fn transcripts_failing(&self) -> bool {
+        self.sink.failing()
     }
 
     /// Waits (up to `limit`) until every transcript write reached the database.

@@ -1,11 +1,16 @@
 //! The transcript sink: session starts, turns and ends written to the database in order
-//! by one task per node, off every actor's mailbox. A write that fails is retried a few
-//! times with backoff, so a brief database outage loses nothing. Once a session's end is
-//! written, a conversation that is a lead is emailed to the dealership.
+//! by one task per node, off every actor's mailbox. While the database is unavailable
+//! (unreachable, restarting, locked) a write is retried with capped backoff for as long
+//! as it takes, and later writes queue behind it, so an outage loses nothing; a write the
+//! database refuses is retried a few times, then given up and counted. Once a session's
+//! end is written, a conversation that is a lead is emailed to the dealership.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use adam_actors::ports::{BoxFuture, ResponseStatus, SessionRecord, TranscriptSink, TurnRecord};
+use prometheus::{IntCounter, IntGauge, Registry};
 use tokio::sync::mpsc;
 
 use crate::clock::Clock;
@@ -25,9 +30,14 @@ enum Write {
 pub struct DbSink {
     tx: mpsc::UnboundedSender<Write>,
     clock: Clock,
+    pending: IntGauge,
+    failing: Arc<AtomicBool>,
 }
 
+/// Attempts at a write the database refuses (not an outage) before it is given up.
 const ATTEMPTS: u32 = 6;
+/// Longest wait between two attempts while the database is unavailable.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 async fn apply(db: &Db, write: &Write) -> Result<(), sqlx::Error> {
     match write {
@@ -76,40 +86,49 @@ async fn apply(db: &Db, write: &Write) -> Result<(), sqlx::Error> {
 }
 
 impl DbSink {
-    /// Starts the writer task; leads go out through `mailer`.
-    pub fn start(db: Db, clock: Clock, mailer: Mailer) -> Self {
+    /// Starts the writer task; leads go out through `mailer`. Registers
+    /// `transcript_writes_pending` and `transcript_writes_lost_total`.
+    pub fn start(
+        db: Db,
+        clock: Clock,
+        mailer: Mailer,
+        registry: &Registry,
+    ) -> Result<Self, prometheus::Error> {
+        let pending = IntGauge::new(
+            "transcript_writes_pending",
+            "Transcript writes queued or being retried",
+        )?;
+        let lost = IntCounter::new(
+            "transcript_writes_lost_total",
+            "Transcript writes the database refused and that were given up",
+        )?;
+        registry.register(Box::new(pending.clone()))?;
+        registry.register(Box::new(lost.clone()))?;
+        let failing = Arc::new(AtomicBool::new(false));
         let (tx, mut rx) = mpsc::unbounded_channel::<Write>();
+        let writer = Writer {
+            db,
+            mailer,
+            pending: pending.clone(),
+            lost,
+            failing: failing.clone(),
+        };
         tokio::spawn(async move {
             while let Some(write) = rx.recv().await {
-                if let Write::Flush(done) = write {
-                    let _ = done.send(());
-                    continue;
-                }
-                let mut delay = Duration::from_millis(100);
-                for attempt in 1..=ATTEMPTS {
-                    match apply(&db, &write).await {
-                        Ok(()) => {
-                            if let Write::Ended(id, _, _) = &write {
-                                let (db, mailer, id) = (db.clone(), mailer.clone(), id.clone());
-                                tokio::spawn(async move {
-                                    super::leads::follow_up(&db, &mailer, &id).await;
-                                });
-                            }
-                            break;
-                        }
-                        Err(e) if attempt == ATTEMPTS => {
-                            tracing::error!(error = %e, "transcript write failed for good");
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, attempt, "transcript write failed; retrying");
-                            tokio::time::sleep(delay).await;
-                            delay *= 2;
-                        }
-                    }
-                }
+                writer.write(write).await;
             }
         });
-        Self { tx, clock }
+        Ok(Self {
+            tx,
+            clock,
+            pending,
+            failing,
+        })
+    }
+
+    /// True while writes fail because the database is unavailable (readiness is red).
+    pub fn failing(&self) -> bool {
+        self.failing.load(Ordering::SeqCst)
     }
 
     /// Waits until every write queued so far reached the database (shutdown).
@@ -121,9 +140,66 @@ impl DbSink {
     }
 
     fn push(&self, write: Write) -> Result<(), String> {
-        self.tx
-            .send(write)
-            .map_err(|_| "transcript writer stopped".to_owned())
+        self.pending.inc();
+        self.tx.send(write).map_err(|_| {
+            self.pending.dec();
+            "transcript writer stopped".to_owned()
+        })
+    }
+}
+
+/// The writer task's side.
+struct Writer {
+    db: Db,
+    mailer: Mailer,
+    pending: IntGauge,
+    lost: IntCounter,
+    failing: Arc<AtomicBool>,
+}
+
+impl Writer {
+    /// Applies one write, retrying until it lands, or until the database refused it
+    /// `ATTEMPTS` times.
+    async fn write(&self, write: Write) {
+        if let Write::Flush(done) = write {
+            let _ = done.send(());
+            return;
+        }
+        let mut delay = Duration::from_millis(100);
+        let mut refusals = 0;
+        loop {
+            match apply(&self.db, &write).await {
+                Ok(()) => {
+                    if self.failing.swap(false, Ordering::SeqCst) {
+                        tracing::info!("database back: transcript writes resumed");
+                    }
+                    if let Write::Ended(id, _, _) = &write {
+                        let (db, mailer, id) = (self.db.clone(), self.mailer.clone(), id.clone());
+                        tokio::spawn(async move {
+                            super::leads::follow_up(&db, &mailer, &id).await;
+                        });
+                    }
+                    break;
+                }
+                Err(e) if crate::db::is_unavailable(&e) => {
+                    if !self.failing.swap(true, Ordering::SeqCst) {
+                        tracing::error!(error = %e, "database unavailable: transcript writes wait until it is back");
+                    }
+                }
+                Err(e) => {
+                    refusals += 1;
+                    if refusals == ATTEMPTS {
+                        tracing::error!(error = %e, "transcript write failed for good");
+                        self.lost.inc();
+                        break;
+                    }
+                    tracing::warn!(error = %e, attempt = refusals, "transcript write failed; retrying");
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(MAX_BACKOFF);
+        }
+        self.pending.dec();
     }
 }
 
