@@ -81,7 +81,7 @@ fn http_status(err: WsError) -> u16 {
 }
 
 /// PCM16 LE bytes of a 20 ms frame at 16 kHz: a tone when `speech`, else silence.
-fn frame(speech: bool, n: usize) -> Vec<u8> {
+pub(crate) fn frame(speech: bool, n: usize) -> Vec<u8> {
     (0..320)
         .flat_map(|i| {
             let t = (n * 320 + i) as f32 / 16_000.0;
