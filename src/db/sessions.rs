@@ -48,12 +48,13 @@ pub struct Turn {
     pub metrics: String,
 }
 
-/// Records a new session.
+/// Records a new session. Recording the same id again does nothing, so a write retried
+/// after its answer was lost (the connection broke after the commit) is harmless.
 pub async fn insert(db: &Db, session: &Session) -> Result<(), sqlx::Error> {
     on_pool!(db, |pool| {
         sqlx::query(
             "INSERT INTO sessions (id, dealership_id, user_id, transport, started_at, ended_at, end_reason) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
         )
         .bind(&session.id)
         .bind(&session.dealership_id)
@@ -68,13 +69,15 @@ pub async fn insert(db: &Db, session: &Session) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Appends a turn; the dealership is copied from the session.
+/// Appends a turn; the dealership is copied from the session. A turn already recorded at
+/// that position is kept (a retried write), not duplicated.
 pub async fn insert_turn(db: &Db, turn: &Turn) -> Result<(), sqlx::Error> {
     on_pool!(db, |pool| {
         sqlx::query(
             "INSERT INTO turns (id, session_id, dealership_id, seq, user_text, assistant_text, interrupted, \
              citations, latency_ms, started_at, status, metrics) \
-             SELECT $1, id, dealership_id, $2, $3, $4, $5, $6, $7, $8, $10, $11 FROM sessions WHERE id = $9",
+             SELECT $1, id, dealership_id, $2, $3, $4, $5, $6, $7, $8, $10, $11 FROM sessions WHERE id = $9 \
+             ON CONFLICT (session_id, seq) DO NOTHING",
         )
         .bind(&turn.id)
         .bind(turn.seq)

@@ -187,6 +187,8 @@ impl Writer {
                     }
                 }
                 Err(e) => {
+                    // The database answered: it is there, it refused this write.
+                    self.failing.store(false, Ordering::SeqCst);
                     refusals += 1;
                     if refusals == ATTEMPTS {
                         tracing::error!(error = %e, "transcript write failed for good");

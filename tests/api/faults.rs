@@ -746,3 +746,46 @@ async fn a_speech_service_that_hangs_or_refuses_gets_a_written_apology_and_the_n
     assert_eq!(done["response"]["status"], "completed");
     assert!(items.iter().any(|i| matches!(i, Item::Audio(_))));
 }
+
+/// The connection can break after the database committed a write and before its answer
+/// arrived; the transcript writer then writes it again. The retry must land as a no-op,
+/// not as a refusal that would stall or drop the writes behind it.
+#[tokio::test]
+async fn a_transcript_write_repeated_after_a_lost_answer_is_saved_once() {
+    let app = crate::helpers::spawn_app().await;
+    let (token, dealership) = root_and_dealership(&app).await;
+    let id = uuid::Uuid::new_v4().to_string();
+    let session = adam::db::sessions::Session {
+        id: id.clone(),
+        dealership_id: dealership,
+        user_id: None,
+        transport: "websocket".into(),
+        started_at: app.clock.now(),
+        ended_at: None,
+        end_reason: None,
+    };
+    let turn = |row_id: String| adam::db::sessions::Turn {
+        id: row_id,
+        session_id: id.clone(),
+        seq: 0,
+        user_text: "When do you open?".into(),
+        assistant_text: "We open at eight.".into(),
+        interrupted: false,
+        citations: "[]".into(),
+        latency_ms: None,
+        started_at: app.clock.now(),
+        status: "completed".into(),
+        metrics: "{}".into(),
+    };
+    for _ in 0..2 {
+        adam::db::sessions::insert(&app.state.db, &session)
+            .await
+            .expect("session written");
+        // The writer gives every attempt a fresh row id.
+        adam::db::sessions::insert_turn(&app.state.db, &turn(uuid::Uuid::new_v4().to_string()))
+            .await
+            .expect("turn written");
+    }
+    let saved = json_body(app.get(&format!("/v1/sessions/{id}"), Some(&token)).await).await;
+    assert_eq!(saved["turns"].as_array().map(Vec::len), Some(1), "{saved}");
+}
