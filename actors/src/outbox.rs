@@ -117,6 +117,11 @@ impl Outbox {
     pub fn is_closing(&self) -> bool {
         self.close.borrow().is_some()
     }
+
+    /// The close requested, if any.
+    pub fn close_frame(&self) -> Option<CloseFrame> {
+        self.close.borrow().clone()
+    }
 }
 
 /// How long a transport keeps delivering what was queued before a close (the final

@@ -92,7 +92,7 @@ pub async fn run<S>(
     tokio::select! {
         reason = &mut reader => {
             // The client left or broke a rule: end the session, let the writer say goodbye.
-            session.end(reason, close::NORMAL);
+            session.end(&reason, close::NORMAL);
             if tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
                 tracing::debug!("writer did not finish closing in time");
             }
@@ -108,7 +108,7 @@ async fn read_loop<S>(
     session: &SessionHandle,
     outbox: &Outbox,
     limits: SocketLimits,
-) -> &'static str
+) -> String
 where
     S: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
@@ -122,16 +122,21 @@ where
             next = stream.next() => next,
             () = tokio::time::sleep_until(last_activity + limits.idle_timeout) => {
                 outbox.close(close::NORMAL, "idle timeout");
-                return "idle timeout";
+                return "idle timeout".to_owned();
             }
-            () = &mut closing => return "closed by server",
+            // The session or the outbox policy (a client too slow) asked: record its reason.
+            () = &mut closing => {
+                return outbox
+                    .close_frame()
+                    .map_or_else(|| "closed by server".to_owned(), |(_, reason)| reason);
+            }
         };
         let message = match next {
-            None => return "client_disconnected",
+            None => return "client_disconnected".to_owned(),
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "websocket read error");
                 outbox.close(close::PROTOCOL, "read error");
-                return "client_disconnected";
+                return "client_disconnected".to_owned();
             }
             Some(Ok(m)) => m,
         };
@@ -140,13 +145,13 @@ where
         }
         if rate.flooded() {
             outbox.close(close::POLICY, "message flood");
-            return "message flood";
+            return "message flood".to_owned();
         }
         match message {
             Message::Binary(bytes) => {
                 if bytes.len() > limits.max_message_bytes {
                     outbox.close(close::TOO_BIG, "message too big");
-                    return "message too big";
+                    return "message too big".to_owned();
                 }
                 match pcm16_from_le_bytes(&bytes) {
                     Some(samples) => {
@@ -163,7 +168,7 @@ where
             Message::Text(text) => {
                 if text.len() > limits.max_message_bytes {
                     outbox.close(close::TOO_BIG, "message too big");
-                    return "message too big";
+                    return "message too big".to_owned();
                 }
                 match parse_client_event(text.as_str()) {
                     Ok(event) => {
@@ -174,7 +179,7 @@ where
                     }
                 }
             }
-            Message::Close(_) => return "client_disconnected",
+            Message::Close(_) => return "client_disconnected".to_owned(),
             Message::Ping(_) | Message::Pong(_) => {}
         }
     }

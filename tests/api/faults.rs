@@ -789,3 +789,106 @@ async fn a_transcript_write_repeated_after_a_lost_answer_is_saved_once() {
     let saved = json_body(app.get(&format!("/v1/sessions/{id}"), Some(&token)).await).await;
     assert_eq!(saved["turns"].as_array().map(Vec::len), Some(1), "{saved}");
 }
+
+/// Opens a WebSocket whose receive buffer is a few kilobytes, so a client that stops
+/// reading makes the server's writes back up within a second or two.
+async fn connect_with_small_buffer(url: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let request = url.into_client_request().expect("request");
+    let host = request.uri().host().expect("host").to_owned();
+    let port = request.uri().port_u16().expect("port");
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .expect("resolve")
+        .next()
+        .expect("an address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("buffer size");
+    let stream = socket.connect(addr).await.expect("connect");
+    let (ws, _) =
+        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .expect("upgrade");
+    ws
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_loses_audio_not_memory_and_is_closed_as_too_slow() {
+    let answer = "We are open from eight in the morning until six in the evening. ".repeat(40);
+    let app = crate::helpers::spawn_app_with(|s| {
+        quick(s);
+        s.providers.simulated.answer = answer;
+        s.providers.simulated.tts_ms_per_char = 60;
+        s.session.outbound_queue = 64;
+        s.session.slow_client_drops = 100;
+    })
+    .await;
+    let (token, dealership) = root_and_dealership(&app).await;
+    let resp = app
+        .post(
+            "/v1/sessions",
+            Some(&token),
+            json!({"dealership_id": dealership}),
+        )
+        .await;
+    let body = json_body(resp).await;
+    let id = body["session_id"].as_str().expect("id").to_owned();
+    let url = format!(
+        "{}{}",
+        app.base.replace("http://", "ws://"),
+        body["ws_url"].as_str().expect("url")
+    );
+    let mut ws = connect_with_small_buffer(&url).await;
+    // The most audio per second: 48 kHz.
+    for event in [
+        json!({"type": "session.update", "session": {"output_sample_rate": 48000}}),
+        json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "When are you open?"}]}}),
+        json!({"type": "response.create"}),
+    ] {
+        ws.send(Message::Text(event.to_string().into()))
+            .await
+            .expect("send");
+    }
+    let started = std::time::Instant::now();
+    // The client reads nothing now. The server drops what does not fit, then gives up.
+    let closed = eventually(Duration::from_secs(60), || async {
+        value(&metrics(&app).await, "adam_live_sessions") == 0.0
+    })
+    .await;
+    let m = metrics(&app).await;
+    assert!(closed, "session still live after 60 s\n{m}");
+    let dropped = value(&m, "adam_dropped_frames_total{reason=\"outbound_full\"}");
+    println!(
+        "slow client closed after {:.1} s; {dropped} items dropped",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(dropped >= 100.0, "{m}");
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            value(&metrics(&app).await, "adam_live_actors") == 0.0
+        })
+        .await
+    );
+    // When it reads again, it finds the start of the answer, then the end of the line.
+    let mut audio = 0;
+    let mut end = None;
+    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+        match msg {
+            Ok(Message::Binary(_)) => audio += 1,
+            Ok(Message::Close(frame)) => {
+                end = Some(frame.map(|f| u16::from(f.code)));
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => {
+                end = Some(None);
+                break;
+            }
+        }
+    }
+    assert!(audio > 0, "some audio was delivered");
+    assert!(end.is_some(), "the connection ended");
+    let session = json_body(app.get(&format!("/v1/sessions/{id}"), Some(&token)).await).await;
+    assert_eq!(session["end_reason"], "client too slow", "{session}");
+}
