@@ -892,3 +892,95 @@ async fn a_client_that_stops_reading_loses_audio_not_memory_and_is_closed_as_too
     let session = json_body(app.get(&format!("/v1/sessions/{id}"), Some(&token)).await).await;
     assert_eq!(session["end_reason"], "client too slow", "{session}");
 }
+
+fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+impl Client {
+    /// Sends `ms` of speech (or silence) at real-time pace.
+    async fn stream(&mut self, speech: bool, ms: usize) {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        for n in 0..ms / 20 {
+            tick.tick().await;
+            self.tx
+                .send(Message::Binary(crate::realtime::frame(speech, n).into()))
+                .await
+                .expect("audio");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_vanishes_at_any_stage_of_a_turn_leaves_no_session_actor_or_task_after_a_second()
+ {
+    let app = crate::helpers::spawn_app_with(|s| {
+        quick(s);
+        let sim = &mut s.providers.simulated;
+        sim.answer = "We are open from eight in the morning until six in the evening.".into();
+        sim.tts_ms_per_char = 40;
+        // Slow enough that the client is gone while each stage is still at work.
+        sim.stt_delay_ms = 1_000;
+        sim.answer_first_token_ms = 1_000;
+    })
+    .await;
+    let (token, dealership) = root_and_dealership(&app).await;
+    let gone = |baseline: usize| {
+        let app = &app;
+        async move {
+            eventually(Duration::from_secs(1), || async {
+                let m = metrics(app).await;
+                value(&m, "adam_live_sessions") == 0.0
+                    && value(&m, "adam_live_actors") == 0.0
+                    && alive_tasks() <= baseline
+            })
+            .await
+        }
+    };
+    // A whole turn first, so that what is pooled (HTTP and database connections) exists
+    // before the baseline is taken.
+    let mut client = Client::open(&app, &token, &dealership).await;
+    client.ask("When do you open?").await;
+    client.until("response.done").await;
+    drop(client);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            value(&metrics(&app).await, "adam_live_actors") == 0.0
+        })
+        .await
+    );
+    metrics(&app).await;
+    let baseline = alive_tasks();
+
+    for stage in ["speaking up", "transcribing", "thinking", "answering aloud"] {
+        let mut client = Client::open(&app, &token, &dealership).await;
+        match stage {
+            "speaking up" => {
+                client.stream(true, 400).await;
+                client.until("input_audio_buffer.speech_started").await;
+            }
+            "transcribing" => {
+                client.stream(true, 600).await;
+                client.stream(false, 400).await;
+                client.until("input_audio_buffer.speech_stopped").await;
+            }
+            "thinking" => {
+                client.ask("When do you open?").await;
+                client.until("response.created").await;
+            }
+            _ => {
+                client.ask("When do you open?").await;
+                client.until("response.output_audio.started").await;
+            }
+        }
+        drop(client);
+        assert!(
+            gone(baseline).await,
+            "after leaving while {stage}: tasks {} (baseline {baseline})\n{}",
+            alive_tasks(),
+            metrics(&app).await
+        );
+    }
+}
