@@ -984,3 +984,173 @@ async fn a_client_that_vanishes_at_any_stage_of_a_turn_leaves_no_session_actor_o
         );
     }
 }
+
+impl Client {
+    async fn send_bytes(&mut self, bytes: Vec<u8>) {
+        self.tx
+            .send(Message::Binary(bytes.into()))
+            .await
+            .expect("audio");
+    }
+}
+
+#[tokio::test]
+async fn malformed_and_truncated_audio_is_refused_or_absorbed_and_the_customer_is_still_understood()
+{
+    let app = crate::helpers::spawn_app_with(quick).await;
+    let (token, dealership) = root_and_dealership(&app).await;
+    let mut client = Client::open(&app, &token, &dealership).await;
+    // Speech whose frames come broken in every way a client or network can break them.
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut odd = 0;
+    for n in 0..60 {
+        tick.tick().await;
+        let mut frame = crate::realtime::frame(true, n);
+        match n % 6 {
+            // Nothing at all.
+            1 => frame.clear(),
+            // Cut mid-sample: not PCM16.
+            2 => {
+                frame.truncate(321);
+                odd += 1;
+            }
+            // Cut at a sample boundary: a shorter frame.
+            3 => frame.truncate(100),
+            // Clipped to the extremes.
+            4 => {
+                frame = [i16::MIN, i16::MAX]
+                    .repeat(160)
+                    .iter()
+                    .flat_map(|s| s.to_le_bytes())
+                    .collect();
+            }
+            // Several frames in one message.
+            5 => frame = frame.repeat(12),
+            _ => {}
+        }
+        client.send_bytes(frame).await;
+    }
+    client.stream(false, 600).await;
+    let items = client.until("response.done").await;
+    assert_eq!(
+        error_codes(&items),
+        vec!["invalid_audio"; odd],
+        "one error per frame that is not PCM16"
+    );
+    let heard = events(
+        &items,
+        "conversation.item.input_audio_transcription.completed",
+    )
+    .next()
+    .expect("a transcript");
+    assert!(
+        heard["transcript"].as_str().is_some_and(|t| !t.is_empty()),
+        "{heard}"
+    );
+    let done = events(&items, "response.done").next().expect("done");
+    assert_eq!(done["response"]["status"], "completed");
+
+    // The microphone stream stops mid-word (the network dropped it); the client then
+    // commits what it sent, and that is answered.
+    client.stream(true, 600).await;
+    client.until("input_audio_buffer.speech_started").await;
+    client
+        .send(json!({"type": "input_audio_buffer.commit"}))
+        .await;
+    let items = client.until("response.done").await;
+    assert!(
+        events(&items, "input_audio_buffer.speech_stopped")
+            .next()
+            .is_some(),
+        "{items:?}"
+    );
+    let done = events(&items, "response.done").next().expect("done");
+    assert_eq!(done["response"]["status"], "completed");
+    assert_eq!(value(&metrics(&app).await, "adam_live_sessions"), 1.0);
+}
+
+#[tokio::test]
+async fn a_flooding_client_is_cut_off_without_disturbing_its_neighbour() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        quick(s);
+        s.session.max_messages_per_sec = 100;
+    })
+    .await;
+    let (token, dealership) = root_and_dealership(&app).await;
+    let mut neighbour = Client::open(&app, &token, &dealership).await;
+    let mut flooder = Client::open(&app, &token, &dealership).await;
+    let steady = value(&metrics(&app).await, "adam_live_actors");
+
+    // Just under the limit: questions, cancellations and updates, 80 messages a second
+    // for 2 s, while the neighbour asks its own question.
+    neighbour.ask("When do you open?").await;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    for _ in 0..20 {
+        tick.tick().await;
+        for _ in 0..2 {
+            flooder.ask("When do you open?").await;
+            flooder.send(json!({"type": "response.cancel"})).await;
+            flooder
+                .send(json!({"type": "session.update", "session": {}}))
+                .await;
+        }
+    }
+    let items = neighbour.until("response.done").await;
+    let done = events(&items, "response.done").next().expect("done");
+    assert_eq!(done["response"]["status"], "completed");
+    // The flooder's session kept up with all of it (its last message is answered last),
+    // and still answers.
+    let mut updated = 0;
+    while updated < 40 {
+        let items = flooder.until("session.updated").await;
+        assert!(
+            events(&items, "error").next().is_none(),
+            "{:?}",
+            error_codes(&items)
+        );
+        updated += 1;
+    }
+    flooder.ask("When do you open?").await;
+    let items = flooder.until("response.done").await;
+    assert_eq!(
+        events(&items, "response.done").last().expect("done")["response"]["status"],
+        "completed"
+    );
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            value(&metrics(&app).await, "adam_live_actors") == steady
+        })
+        .await,
+        "every cancelled answer's actor stopped\n{}",
+        metrics(&app).await
+    );
+
+    // Over the limit: the flooder is closed with 1008, the neighbour goes on.
+    for _ in 0..150 {
+        if flooder
+            .tx
+            .send(Message::Text(
+                json!({"type": "session.update", "session": {}})
+                    .to_string()
+                    .into(),
+            ))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(5), flooder.rx.recv()).await {
+            Ok(Some(Item::Closed(code))) => break code,
+            Ok(Some(_)) => continue,
+            other => panic!("no close: {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1008));
+    neighbour.ask("And on Saturday?").await;
+    let items = neighbour.until("response.done").await;
+    let done = events(&items, "response.done").next().expect("done");
+    assert_eq!(done["response"]["status"], "completed");
+    assert_eq!(value(&metrics(&app).await, "adam_live_sessions"), 1.0);
+}
