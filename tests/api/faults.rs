@@ -269,7 +269,7 @@ async fn a_thousand_injected_panics_across_a_hundred_live_sessions_lose_no_sessi
         .map(|k| restarts(&m, k))
         .sum();
     let live = value(&m, "adam_live_sessions");
-    println!(
+    eprintln!(
         "panics injected and restarted: {injected} (stt {}, turn {}, tts {}, avatar {}); \
          live sessions {live} of {SESSIONS}; {:.1} s",
         restarts(&m, "stt"),
@@ -859,7 +859,7 @@ async fn a_client_that_stops_reading_loses_audio_not_memory_and_is_closed_as_too
     let m = metrics(&app).await;
     assert!(closed, "session still live after 60 s\n{m}");
     let dropped = value(&m, "adam_dropped_frames_total{reason=\"outbound_full\"}");
-    println!(
+    eprintln!(
         "slow client closed after {:.1} s; {dropped} items dropped",
         started.elapsed().as_secs_f64()
     );
