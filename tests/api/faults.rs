@@ -598,8 +598,13 @@ async fn one_cloud_stage(
         match stage {
             "stt" => p.stt = vec!["openai".into()],
             "answer" => p.answer = vec!["openrouter".into()],
+            "embeddings" => p.embeddings = "openai".into(),
             _ => p.tts = vec!["elevenlabs".into()],
         }
+        p.openai.embeddings.base_url = base.clone();
+        p.openai.embeddings.dimension = 8;
+        p.openai.embeddings.request_dimensions = true;
+        strict(&mut p.openai.embeddings.resilience);
         p.openai.transcription.base_url = base.clone();
         strict(&mut p.openai.transcription.resilience);
         p.openrouter.base_url = base;
@@ -711,6 +716,45 @@ async fn an_answer_service_that_hangs_or_fails_gets_a_spoken_apology_and_the_nex
         done["response"]["output_text"],
         "We open at 8 on Saturdays."
     );
+}
+
+#[tokio::test]
+async fn an_embedding_service_that_hangs_or_fails_still_gets_the_question_answered() {
+    let (openai, eleven) = (FakeOpenAi::start().await, FakeElevenLabs::start().await);
+    let app = one_cloud_stage("embeddings", &openai, &eleven).await;
+    let (token, dealership) = root_and_dealership(&app).await;
+    let mut client = Client::open(&app, &token, &dealership).await;
+    for fault in [
+        Reply::Hang,
+        Reply::error(500, "upstream down"),
+        Reply::Normal,
+    ] {
+        openai.push(fault.clone());
+        client.ask("When do you open?").await;
+        let items = client.until("response.done").await;
+        // Without its embedding the question skips the cache and the documents; the
+        // customer still gets an answer, and no error.
+        assert_eq!(error_codes(&items), Vec::<String>::new(), "{fault:?}");
+        let done = events(&items, "response.done").next().expect("done");
+        assert_eq!(done["response"]["status"], "completed", "{fault:?}");
+        assert_eq!(done["response"]["output_text"], "We open at eight.");
+    }
+    let embedded = openai
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/embeddings")
+        .count();
+    assert_eq!(
+        embedded, 3,
+        "each question asked the embedding service once"
+    );
+    let m = metrics(&app).await;
+    for outcome in ["timeout", "unavailable", "ok"] {
+        let series = format!(
+            "adam_provider_requests_total{{outcome=\"{outcome}\",provider=\"openai-embeddings\",stage=\"embed\"}}"
+        );
+        assert_eq!(value(&m, &series), 1.0, "{series}\n{m}");
+    }
 }
 
 #[tokio::test]
