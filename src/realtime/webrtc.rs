@@ -576,6 +576,11 @@ pub async fn run(
             limits,
         )
         .await;
+        // A close the outbox asked for by itself (idle timeout, a client too slow) has not
+        // ended the session yet; after one the session asked for, this does nothing.
+        if let Some((code, reason)) = &frame {
+            session.end(reason, *code);
+        }
     }
     if let (Some(dc), Some((code, reason))) = (&channel, &frame) {
         let closed = ServerEvent::SessionClosed {

@@ -1198,3 +1198,28 @@ async fn a_flooding_client_is_cut_off_without_disturbing_its_neighbour() {
     assert_eq!(done["response"]["status"], "completed");
     assert_eq!(value(&metrics(&app).await, "adam_live_sessions"), 1.0);
 }
+
+/// The outbox's own policies (idle timeout, a client too slow) close a WebRTC client
+/// too; its session must end with it, not live on without a transport.
+#[tokio::test]
+async fn an_idle_webrtc_client_is_closed_and_its_session_ends_with_it() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        quick(s);
+        s.session.idle_timeout_secs = 1;
+        s.webrtc.udp_bind_ips = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let who = crate::webrtc::caller(&app).await;
+    let (mut client, id) = crate::webrtc::connect(&app, &who).await;
+    let closed = client.next("session.closed").await;
+    assert_eq!(closed["reason"], "idle timeout", "{closed}");
+    let (token, _) = root_and_dealership(&app).await;
+    let ended = eventually(Duration::from_secs(5), || async {
+        let m = metrics(&app).await;
+        value(&m, "adam_live_sessions") == 0.0 && value(&m, "adam_live_actors") == 0.0
+    })
+    .await;
+    assert!(ended, "session still live\n{}", metrics(&app).await);
+    let session = json_body(app.get(&format!("/v1/sessions/{id}"), Some(&token)).await).await;
+    assert_eq!(session["end_reason"], "idle timeout", "{session}");
+}
