@@ -44,6 +44,38 @@ pub struct Settings {
     pub web: WebSettings,
     /// Outgoing email.
     pub email: crate::email::EmailSettings,
+    /// Several nodes sharing Redis.
+    pub cluster: ClusterSettings,
+}
+
+/// `[cluster]`: several nodes behind a load balancer share PostgreSQL and Redis.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// `redis://[:password@]host:port[/db]` shared by every node, from
+    /// `ADAM__CLUSTER__REDIS_URL` only (it may hold a password); unset: a single node.
+    #[serde(skip_serializing)]
+    pub redis_url: Option<SecretString>,
+    /// This node's name in the session directory (empty: generated at start).
+    pub node_id: String,
+    /// Prefix of every Redis key and channel, so deployments can share one Redis.
+    pub namespace: String,
+    /// How long a node waits for another to answer a control request, ms.
+    pub request_timeout_ms: u64,
+    /// Lifetime of a session's directory entry, refreshed by its node while it lives, s.
+    pub session_ttl_secs: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            node_id: String::new(),
+            namespace: "adam".into(),
+            request_timeout_ms: 2000,
+            session_ttl_secs: 30,
+        }
+    }
 }
 
 /// `[webrtc]`
@@ -496,6 +528,7 @@ impl Default for Settings {
             webrtc: WebRtcSettings::default(),
             web: WebSettings::default(),
             email: Default::default(),
+            cluster: ClusterSettings::default(),
         }
     }
 }
@@ -606,7 +639,8 @@ pub struct CliOverrides {
 }
 
 /// Secret settings and the environment variables they come from, read verbatim.
-const SECRET_VARS: [(&str, &str); 12] = [
+const SECRET_VARS: [(&str, &str); 13] = [
+    ("cluster.redis_url", "ADAM__CLUSTER__REDIS_URL"),
     ("auth.jwt_secret", "ADAM__AUTH__JWT_SECRET"),
     ("log.error_reporting_dsn", "ADAM__LOG__ERROR_REPORTING_DSN"),
     (
@@ -675,6 +709,7 @@ impl Settings {
                     "providers.deepgram.api_key" => settings.providers.keys.deepgram = secret,
                     "providers.elevenlabs.api_key" => settings.providers.keys.elevenlabs = secret,
                     "providers.heygen.api_key" => settings.providers.keys.heygen = secret,
+                    "cluster.redis_url" => settings.cluster.redis_url = secret,
                     _ => settings.bootstrap.admin_password = secret,
                 }
             }
@@ -855,6 +890,41 @@ impl Settings {
                 "webrtc.turn_urls",
                 "TURN needs ADAM__WEBRTC__TURN_SHARED_SECRET",
             ));
+        }
+        let c = &self.cluster;
+        if let Some(url) = &c.redis_url
+            && !url.expose_secret().starts_with("redis://")
+        {
+            return Err(invalid(
+                "cluster.redis_url",
+                "must start with redis:// (set ADAM__CLUSTER__REDIS_URL)",
+            ));
+        }
+        let name_ok = |s: &str| {
+            s.len() <= 64
+                && s.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+        };
+        if !name_ok(&c.node_id) {
+            return Err(invalid(
+                "cluster.node_id",
+                "use at most 64 letters, digits, `-`, `_` or `.`",
+            ));
+        }
+        if c.namespace.is_empty() || !name_ok(&c.namespace) {
+            return Err(invalid(
+                "cluster.namespace",
+                "use 1 to 64 letters, digits, `-`, `_` or `.`",
+            ));
+        }
+        if !(100..=60_000).contains(&c.request_timeout_ms) {
+            return Err(invalid(
+                "cluster.request_timeout_ms",
+                "must be 100 to 60000",
+            ));
+        }
+        if !(3..=3600).contains(&c.session_ttl_secs) {
+            return Err(invalid("cluster.session_ttl_secs", "must be 3 to 3600"));
         }
         if self.session.max_sessions == 0 {
             return Err(invalid("session.max_sessions", "must be at least 1"));
