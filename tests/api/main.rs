@@ -3,6 +3,7 @@
 
 mod auth_tokens;
 mod cli;
+mod cluster;
 mod cloud;
 mod documents;
 mod email;

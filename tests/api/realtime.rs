@@ -174,7 +174,7 @@ pub(crate) fn event<'a>(items: &'a [Item], kind: &str) -> &'a Value {
     }
 }
 
-async fn close_code(ws: &mut Ws) -> Option<u16> {
+pub(crate) async fn close_code(ws: &mut Ws) -> Option<u16> {
     loop {
         if let Item::Closed(code) = next_item(ws).await {
             return code;
