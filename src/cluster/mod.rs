@@ -41,6 +41,9 @@ pub enum ClusterError {
     /// The node holding a session did not answer a control request.
     #[error("node {0} did not answer")]
     NoAnswer(String),
+    /// Redis failed moments ago; it is not asked again before [`RETRY_AFTER`].
+    #[error("redis is down (retrying shortly)")]
+    Down,
     /// The subscription to other nodes' messages ended (Redis went away).
     #[error("subscription to redis closed")]
     Closed,
@@ -102,6 +105,9 @@ pub(crate) struct Redis {
     node_id: String,
     metrics: RedisMetrics,
     healthy: AtomicBool,
+    /// When the last call failed: while Redis is down, calls fail at once instead of
+    /// each waiting for a connection attempt.
+    failed_at: Mutex<Option<Instant>>,
     pending: Mutex<HashMap<u64, oneshot::Sender<control::Outcome>>>,
     /// Sessions this node has put in the directory.
     owned: Mutex<HashSet<String>>,
@@ -115,6 +121,9 @@ pub(crate) struct Redis {
 /// Longest wait for one Redis call before it counts as failed.
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// After a failure, calls fail at once for this long; then one call tries Redis again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 impl Redis {
     /// `namespace:part`.
     fn key(&self, part: &str) -> String {
@@ -127,6 +136,10 @@ impl Redis {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
+        if self.recently_failed() {
+            self.metrics.errors.with_label_values(&[op]).inc();
+            return Err(ClusterError::Down);
+        }
         let started = Instant::now();
         let result = match tokio::time::timeout(CALL_TIMEOUT, f(self.conn.clone())).await {
             Ok(Ok(value)) => Ok(value),
@@ -144,7 +157,22 @@ impl Redis {
         result
     }
 
+    /// True while failing fast; claims the retry for the caller once `RETRY_AFTER` passed.
+    fn recently_failed(&self) -> bool {
+        let mut failed_at = self.failed_at.lock().unwrap_or_else(|e| e.into_inner());
+        match *failed_at {
+            Some(at) if at.elapsed() < RETRY_AFTER => true,
+            Some(_) => {
+                // This caller probes; others keep failing fast until it reports.
+                *failed_at = Some(Instant::now());
+                false
+            }
+            None => false,
+        }
+    }
+
     fn mark_up(&self) {
+        *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.metrics.up.set(1);
         if !self.healthy.swap(true, Ordering::SeqCst) {
             tracing::info!("redis reachable: cluster features are back");
@@ -152,6 +180,7 @@ impl Redis {
     }
 
     fn mark_down(&self, op: &'static str, error: &ClusterError) {
+        *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         self.metrics.errors.with_label_values(&[op]).inc();
         self.metrics.up.set(0);
         // One warning per outage, not one per request.
@@ -224,6 +253,7 @@ impl Cluster {
                 node_id,
                 metrics,
                 healthy: AtomicBool::new(true),
+                failed_at: Mutex::new(None),
                 pending: Mutex::new(HashMap::new()),
                 owned: Mutex::new(HashSet::new()),
                 next_request: AtomicU64::new(1),

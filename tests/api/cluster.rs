@@ -516,6 +516,11 @@ async fn a_node_whose_redis_is_down_keeps_serving_and_counts_the_failures() {
         s.cluster.redis_url = Some(secrecy::SecretString::from("redis://127.0.0.1:1"));
         s.rate_limit.per_ip_burst = 12;
         s.rate_limit.per_ip_per_minute = 1;
+        let sim = &mut s.providers.simulated;
+        sim.answer = "We open at eight.".into();
+        sim.tts_ms_per_char = 8;
+        sim.answer_first_token_ms = 20;
+        sim.tts_first_byte_ms = 10;
     })
     .await;
     // Tickets fall back to this node, so a conversation works as on a single node.
