@@ -62,14 +62,12 @@ impl RateLimits {
         }
     }
 
-    /// Takes one request from this node's bucket for `key`; the wait when refused.
-    fn check(&self, scope: Scope, key: &str) -> Result<(), Duration> {
+    /// Takes one request from this node's `bucket`; the wait when refused.
+    fn check(&self, bucket: &Bucket) -> Result<(), Duration> {
         let now = DefaultClock::default().now();
-        let result = match scope {
-            Scope::Ip => key
-                .parse::<IpAddr>()
-                .map_or(Ok(()), |ip| self.ip.check_key(&ip)),
-            Scope::User => self.user.check_key(&key.to_owned()),
+        let result = match bucket {
+            Bucket::Ip(ip) => self.ip.check_key(ip),
+            Bucket::User(sub) => self.user.check_key(sub),
         };
         result.map_err(|not_until| not_until.wait_time_from(now))
     }
@@ -83,47 +81,57 @@ impl RateLimits {
     }
 }
 
-/// Which limit a request is counted against.
-#[derive(Debug, Clone, Copy)]
-enum Scope {
-    Ip,
-    User,
+/// The bucket a request is counted against.
+#[derive(Debug)]
+enum Bucket {
+    /// The client's address.
+    Ip(IpAddr),
+    /// The signed-in user (the token's `sub`).
+    User(String),
 }
 
-impl Scope {
-    fn name(self) -> &'static str {
+impl Bucket {
+    /// Its limit's name, in metrics and Redis keys.
+    fn scope(&self) -> &'static str {
         match self {
-            Scope::Ip => "ip",
-            Scope::User => "user",
+            Bucket::Ip(_) => "ip",
+            Bucket::User(_) => "user",
+        }
+    }
+
+    fn key(&self) -> String {
+        match self {
+            Bucket::Ip(ip) => ip.to_string(),
+            Bucket::User(sub) => sub.clone(),
         }
     }
 }
 
-/// Takes one request from `key`'s bucket: the cluster's shared bucket when nodes share
+/// Takes one request from `bucket`: the deployment's shared bucket when nodes share
 /// Redis, else (or while Redis fails) this node's own. The wait when refused.
-async fn take(state: &AppState, scope: Scope, key: &str) -> Result<(), Duration> {
+async fn take(state: &AppState, bucket: &Bucket) -> Result<(), Duration> {
     let rl = &state.settings.rate_limit;
-    let (per_minute, burst) = match scope {
-        Scope::Ip => (rl.per_ip_per_minute, rl.per_ip_burst),
-        Scope::User => (rl.per_user_per_minute, rl.per_user_burst),
+    let (per_minute, burst) = match bucket {
+        Bucket::Ip(_) => (rl.per_ip_per_minute, rl.per_ip_burst),
+        Bucket::User(_) => (rl.per_user_per_minute, rl.per_user_burst),
     };
     match state
         .cluster
-        .check_rate(scope.name(), key, per_minute, burst)
+        .check_rate(bucket.scope(), &bucket.key(), per_minute, burst)
         .await
     {
         Ok(Some(Verdict::Allowed)) => Ok(()),
         Ok(Some(Verdict::Wait(wait))) => Err(wait),
         // No Redis, or Redis failed (logged and counted in `adam_redis_errors_total`).
-        Ok(None) | Err(_) => state.rate_limits.check(scope, key),
+        Ok(None) | Err(_) => state.rate_limits.check(bucket),
     }
 }
 
-fn too_many(state: &AppState, scope: Scope, wait: Duration) -> Response {
+fn too_many(state: &AppState, bucket: &Bucket, wait: Duration) -> Response {
     state
         .metrics
         .rate_limited
-        .with_label_values(&[scope.name()])
+        .with_label_values(&[bucket.scope()])
         .inc();
     ApiError::TooManyRequests {
         retry_after: retry_after(wait),
@@ -143,16 +151,19 @@ async fn rate_limit(State(state): State<AppState>, request: Request, next: Next)
     }
     let (parts, body) = request.into_parts();
     let ip = client_ip(&parts, state.settings.http.trust_forwarded_for);
-    if let Err(wait) = take(&state, Scope::Ip, &ip.to_string()).await {
-        return too_many(&state, Scope::Ip, wait);
+    let by_ip = Bucket::Ip(ip);
+    if let Err(wait) = take(&state, &by_ip).await {
+        return too_many(&state, &by_ip, wait);
     }
     if let Some(token) = bearer(&parts)
         && let Ok(claims) = state
             .tokens
             .verify(token, TokenUse::Access, state.clock.now())
-        && let Err(wait) = take(&state, Scope::User, &claims.sub).await
     {
-        return too_many(&state, Scope::User, wait);
+        let by_user = Bucket::User(claims.sub);
+        if let Err(wait) = take(&state, &by_user).await {
+            return too_many(&state, &by_user, wait);
+        }
     }
     next.run(Request::from_parts(parts, body)).await
 }

@@ -1085,6 +1085,34 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
+    fn the_cluster_redis_url_comes_from_the_environment_and_is_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("adam.toml", "[cluster]\nnode_id = \"adam-1\"\n")?;
+            let settings = Settings::load(Path::new("adam.toml"), &CliOverrides::default())
+                .expect("loads");
+            assert!(settings.cluster.redis_url.is_none(), "a single node by default");
+            jail.set_env("ADAM__CLUSTER__REDIS_URL", "redis://:s3cret@10.0.0.5:6379/0");
+            let settings = Settings::load(Path::new("adam.toml"), &CliOverrides::default())
+                .expect("loads");
+            let url = settings.cluster.redis_url.clone().expect("url set");
+            assert_eq!(url.expose_secret(), "redis://:s3cret@10.0.0.5:6379/0");
+            assert_eq!(settings.cluster.node_id, "adam-1");
+            assert!(!format!("{settings:?}").contains("s3cret"), "never printed");
+
+            jail.set_env("ADAM__CLUSTER__REDIS_URL", "http://10.0.0.5");
+            let err = Settings::load(Path::new("adam.toml"), &CliOverrides::default())
+                .expect_err("not redis");
+            assert!(err.to_string().contains("`cluster.redis_url`"), "{err}");
+            Ok(())
+        });
+        let mut settings = Settings::default();
+        settings.cluster.node_id = "node a/1".into();
+        let err = settings.validate().expect_err("spaces and slashes");
+        assert!(err.to_string().contains("`cluster.node_id`"), "{err}");
+    }
+
+    #[test]
     fn a_heygen_default_avatar_needs_an_avatar_id() {
         let mut settings = Settings::default();
         settings.providers.avatar = "heygen".into();

@@ -37,6 +37,9 @@ impl Cluster {
         registry: &SessionRegistryHandle,
         session_ids: &[String],
     ) -> Result<Vec<Option<String>>, ClusterError> {
+        if session_ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let local: HashSet<String> = registry
             .ids()
             .await

@@ -209,8 +209,8 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
-    /// A node alone (no Redis), e.g. for tools.
-    pub fn single(node_id: &str) -> Self {
+    /// A node alone (no Redis).
+    fn single(node_id: &str) -> Self {
         Self {
             node_id: node_id.into(),
             redis: None,
