@@ -455,6 +455,8 @@ async fn while_node_a_drains_new_sessions_go_to_node_b() {
         ..
     }) = pair(&[
         ("ADAM__PROVIDERS__SIMULATED__ANSWER", long_answer),
+        // About 5 s of speech: a is still draining while the test talks to it.
+        ("ADAM__PROVIDERS__SIMULATED__TTS_MS_PER_CHAR", "35"),
         ("ADAM__SESSION__DRAIN_TIMEOUT_SECS", "20"),
     ])
     .await
