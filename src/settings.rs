@@ -1089,12 +1089,18 @@ mod tests {
     fn the_cluster_redis_url_comes_from_the_environment_and_is_checked() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("adam.toml", "[cluster]\nnode_id = \"adam-1\"\n")?;
-            let settings = Settings::load(Path::new("adam.toml"), &CliOverrides::default())
-                .expect("loads");
-            assert!(settings.cluster.redis_url.is_none(), "a single node by default");
-            jail.set_env("ADAM__CLUSTER__REDIS_URL", "redis://:s3cret@10.0.0.5:6379/0");
-            let settings = Settings::load(Path::new("adam.toml"), &CliOverrides::default())
-                .expect("loads");
+            let settings =
+                Settings::load(Path::new("adam.toml"), &CliOverrides::default()).expect("loads");
+            assert!(
+                settings.cluster.redis_url.is_none(),
+                "a single node by default"
+            );
+            jail.set_env(
+                "ADAM__CLUSTER__REDIS_URL",
+                "redis://:s3cret@10.0.0.5:6379/0",
+            );
+            let settings =
+                Settings::load(Path::new("adam.toml"), &CliOverrides::default()).expect("loads");
             let url = settings.cluster.redis_url.clone().expect("url set");
             assert_eq!(url.expose_secret(), "redis://:s3cret@10.0.0.5:6379/0");
             assert_eq!(settings.cluster.node_id, "adam-1");

@@ -80,7 +80,11 @@ impl Node {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on ").nth(1) {
-                    let url = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                    let url = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
                     let _ = tx.send(url);
                 }
             }
@@ -267,9 +271,13 @@ async fn cache_hit(node: &Node, token: &str, dealership: &str, question: &str) -
     done["metrics"]["cache_hit"].as_bool().expect("flag")
 }
 
-/// Semantic-cache entries `node` holds.
-async fn semantic_entries(node: &Node, token: &str) -> u64 {
-    json_body(node.get("/v1/cache/stats", token).await).await["semantic"]["entries"]
+/// Semantic-cache entries `node` holds, for one dealership or (`None`) all.
+async fn semantic_entries(node: &Node, token: &str, dealership: Option<&str>) -> u64 {
+    let path = match dealership {
+        Some(d) => format!("/v1/cache/stats?dealership_id={d}"),
+        None => "/v1/cache/stats".to_owned(),
+    };
+    json_body(node.get(&path, token).await).await["semantic"]["entries"]
         .as_u64()
         .expect("entries")
 }
@@ -363,21 +371,21 @@ async fn an_answer_cached_on_node_a_is_a_hit_on_node_b_until_cleared_anywhere() 
         a,
         b,
         token,
-        dealership,
+        dealership: demo,
         env,
     }) = pair(&[]).await
     else {
         return;
     };
     let question = "What are your opening hours?";
-    assert!(!cache_hit(&a, &token, &dealership, question).await);
+    assert!(!cache_hit(&a, &token, &demo, question).await);
     let replicated = eventually(Duration::from_secs(5), || async {
-        semantic_entries(&b, &token).await == 1
+        semantic_entries(&b, &token, None).await == 1
     })
     .await;
     assert!(replicated, "b holds the answer a stored");
     assert!(
-        cache_hit(&b, &token, &dealership, "what are your opening hours").await,
+        cache_hit(&b, &token, &demo, "what are your opening hours").await,
         "b answers a similar question from the cache"
     );
     let metrics = b.metrics().await;
@@ -386,25 +394,52 @@ async fn an_answer_cached_on_node_a_is_a_hit_on_node_b_until_cleared_anywhere() 
         "{metrics}"
     );
 
+    // Another dealership's customers never get the demo dealership's answers.
+    let resp = a
+        .send(
+            reqwest::Method::POST,
+            "/v1/dealerships",
+            Some(&token),
+            Some(json!({"name": "Bravo Cars"})),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let bravo = json_body(resp).await["id"].as_str().expect("id").to_owned();
+    assert!(!cache_hit(&b, &token, &bravo, question).await);
+
     // A node that joins later loads the shared tier.
     let c = Node::start("c", &env).await;
     let loaded = eventually(Duration::from_secs(5), || async {
-        semantic_entries(&c, &token).await == 1
+        semantic_entries(&c, &token, None).await == 2
     })
     .await;
-    assert!(loaded, "c loaded the answer at start");
+    assert!(loaded, "c loaded both dealerships' answers at start");
 
-    // Clearing on b clears every node, and Redis.
+    // Clearing one dealership's answers on b clears them on every node, and only them.
     let cleared = b
-        .send(reqwest::Method::DELETE, "/v1/cache", Some(&token), None)
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/cache?dealership_id={demo}"),
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(cleared.status(), 204);
     let forgotten = eventually(Duration::from_secs(5), || async {
-        semantic_entries(&a, &token).await == 0 && semantic_entries(&c, &token).await == 0
+        let mut left = Vec::new();
+        for node in [&a, &c] {
+            left.push(semantic_entries(node, &token, Some(&demo)).await);
+            left.push(semantic_entries(node, &token, Some(&bravo)).await);
+        }
+        left == [0, 1, 0, 1]
     })
     .await;
-    assert!(forgotten, "a and c forgot the answer b cleared");
-    assert!(!cache_hit(&a, &token, &dealership, question).await);
+    assert!(
+        forgotten,
+        "a and c forgot the demo answers b cleared, not bravo's"
+    );
+    assert!(!cache_hit(&a, &token, &demo, question).await);
+    assert!(cache_hit(&a, &token, &bravo, question).await);
 }
 
 #[tokio::test]
@@ -476,7 +511,10 @@ async fn while_node_a_drains_new_sessions_go_to_node_b() {
         }
     })
     .await;
-    assert!(red, "a's readiness turns red, so the load balancer stops sending to it");
+    assert!(
+        red,
+        "a's readiness turns red, so the load balancer stops sending to it"
+    );
     let refused = a.request_session(&token, &dealership).await;
     assert_eq!(refused.status(), 503);
     assert_eq!(json_body(refused).await["error"]["code"], "draining");
@@ -544,7 +582,10 @@ async fn a_node_whose_redis_is_down_keeps_serving_and_counts_the_failures() {
         }
     }
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
-    assert!(statuses.iter().all(|s| [401, 429].contains(s)), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [401, 429].contains(s)),
+        "{statuses:?}"
+    );
     let metrics = app
         .get("/metrics", None)
         .await

@@ -3,8 +3,8 @@
 
 mod auth_tokens;
 mod cli;
-mod cluster;
 mod cloud;
+mod cluster;
 mod documents;
 mod email;
 mod email_delivery;
