@@ -186,27 +186,20 @@ async fn live_state(state: &AppState, session: &Session) -> Result<Option<LiveOu
     if session.ended_at.is_some() || !cluster.is_shared() {
         return Ok(None);
     }
-    let node = match cluster.owner(&state.realtime.registry, &session.id).await {
-        Ok(Some(node)) => node,
-        Ok(None) => return Ok(None),
-        Err(e) => {
-            tracing::warn!(error = %e, "session directory unavailable");
-            return Ok(None);
-        }
-    };
     let inspect = Command::Inspect {
         session_id: session.id.clone(),
     };
-    match cluster.request(&node, inspect).await {
-        Ok(Outcome::Live { turns, responding }) => Ok(Some(LiveOut {
+    match ask_holder(state, &session.id, inspect).await {
+        Ok(Some((node, Outcome::Live { turns, responding }))) => Ok(Some(LiveOut {
             node,
             turns,
             responding,
         })),
         Ok(_) => Ok(None),
         Err(ClusterError::NoAnswer(node)) => Err(ApiError::NodeUnreachable(node)),
+        // The transcript is still worth showing.
         Err(e) => {
-            tracing::warn!(error = %e, "asking the node holding a session failed");
+            tracing::warn!(error = %e, "could not ask the node holding a session");
             Ok(None)
         }
     }
@@ -271,30 +264,37 @@ async fn end_live(state: &AppState, session: &Session) -> Result<bool, ApiError>
     if session.ended_at.is_some() || !cluster.is_shared() {
         return Ok(false);
     }
-    // Deleting a transcript that another node is still writing would lose it: without
-    // the directory, refuse rather than guess.
-    let node = match cluster.owner(&state.realtime.registry, &session.id).await {
-        Ok(Some(node)) => node,
-        Ok(None) => return Ok(false),
-        Err(e) => {
-            tracing::warn!(error = %e, "session directory unavailable");
-            return Err(ApiError::Unavailable);
-        }
-    };
     let end = Command::End {
         session_id: session.id.clone(),
         reason: REASON.into(),
         code: 1000,
     };
-    match cluster.request(&node, end).await {
-        Ok(Outcome::Ended) => Ok(true),
+    match ask_holder(state, &session.id, end).await {
+        Ok(Some((_, Outcome::Ended))) => Ok(true),
         Ok(_) => Ok(false),
         Err(ClusterError::NoAnswer(node)) => Err(ApiError::NodeUnreachable(node)),
+        // Deleting a transcript that another node may still be writing would lose it:
+        // without the directory, refuse rather than guess.
         Err(e) => {
-            tracing::warn!(error = %e, "asking the node holding a session failed");
+            tracing::warn!(error = %e, "could not ask the node holding a session");
             Err(ApiError::Unavailable)
         }
     }
+}
+
+/// Sends `command` to the node the directory names for a session not held here;
+/// `None` when no node holds it.
+async fn ask_holder(
+    state: &AppState,
+    session_id: &str,
+    command: Command,
+) -> Result<Option<(String, Outcome)>, ClusterError> {
+    let cluster = &state.cluster;
+    let Some(node) = cluster.owner(&state.realtime.registry, session_id).await? else {
+        return Ok(None);
+    };
+    let outcome = cluster.request(&node, command).await?;
+    Ok(Some((node, outcome)))
 }
 
 async fn record(
