@@ -184,6 +184,9 @@ async fn listen_once(
     pubsub.subscribe(&own).await?;
     pubsub.subscribe(&cache).await?;
     redis.mark_up();
+    // Redis may have lost its data while away: this node's sessions go back into the
+    // directory now rather than at the next refresh.
+    super::directory::refresh(redis, registry).await;
     // Subscribed first, so no change made while loading is missed.
     semantic::reload(redis, semantic).await;
     tracing::info!(channel = own, "listening for other nodes");

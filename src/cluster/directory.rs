@@ -90,40 +90,45 @@ pub(super) async fn keep(redis: Arc<Redis>, registry: SessionRegistryHandle) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Some(live) = registry.ids().await else {
-            continue;
-        };
-        let ended: Vec<String> = {
-            let mut owned = redis.owned.lock().unwrap_or_else(|e| e.into_inner());
-            let ended = owned
-                .iter()
-                .filter(|id| !live.contains(id))
-                .cloned()
-                .collect();
-            *owned = live.iter().cloned().collect();
-            ended
-        };
-        if live.is_empty() && ended.is_empty() {
-            continue;
-        }
-        let mut pipe = redis::pipe();
-        for id in &live {
-            pipe.set_ex(
-                redis.key(&format!("session:{id}")),
-                &redis.node_id,
-                redis.session_ttl.as_secs(),
-            )
-            .ignore();
-        }
-        for id in &ended {
-            pipe.del(redis.key(&format!("session:{id}"))).ignore();
-        }
-        let _ = redis
-            .call("directory", |mut c| async move {
-                pipe.query_async::<()>(&mut c).await
-            })
-            .await;
+        refresh(&redis, &registry).await;
     }
+}
+
+/// Puts this node's live sessions in the directory (again) and takes ended ones out.
+pub(super) async fn refresh(redis: &Redis, registry: &SessionRegistryHandle) {
+    let Some(live) = registry.ids().await else {
+        return;
+    };
+    let ended: Vec<String> = {
+        let mut owned = redis.owned.lock().unwrap_or_else(|e| e.into_inner());
+        let ended = owned
+            .iter()
+            .filter(|id| !live.contains(id))
+            .cloned()
+            .collect();
+        *owned = live.iter().cloned().collect();
+        ended
+    };
+    if live.is_empty() && ended.is_empty() {
+        return;
+    }
+    let mut pipe = redis::pipe();
+    for id in &live {
+        pipe.set_ex(
+            redis.key(&format!("session:{id}")),
+            &redis.node_id,
+            redis.session_ttl.as_secs(),
+        )
+        .ignore();
+    }
+    for id in &ended {
+        pipe.del(redis.key(&format!("session:{id}"))).ignore();
+    }
+    let _ = redis
+        .call("directory", |mut c| async move {
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await;
 }
 
 /// Removes every entry this node made (shutdown).

@@ -211,6 +211,11 @@ struct Pair {
 async fn pair(extra: &[(&str, &str)]) -> Option<Pair> {
     // The database URL names the server; each pair gets a database of its own there.
     let (_, redis) = shared_services()?;
+    Some(pair_on(&redis, extra).await)
+}
+
+/// Nodes `a` and `b` on a fresh database and the Redis at `redis`.
+async fn pair_on(redis: &str, extra: &[(&str, &str)]) -> Pair {
     let scratch = std::env::temp_dir();
     let database = fresh_database(&scratch).await;
     let namespace = format!("adam-test-{}", uuid::Uuid::new_v4().simple());
@@ -222,7 +227,7 @@ async fn pair(extra: &[(&str, &str)]) -> Option<Pair> {
         ("ADAM__AUTH__JWT_SECRET", JWT_SECRET),
         ("ADAM__BOOTSTRAP__ADMIN_EMAIL", ADMIN_EMAIL),
         ("ADAM__BOOTSTRAP__ADMIN_PASSWORD", ADMIN_PASSWORD),
-        ("ADAM__CLUSTER__REDIS_URL", redis.as_str()),
+        ("ADAM__CLUSTER__REDIS_URL", redis),
         ("ADAM__CLUSTER__NAMESPACE", namespace.as_str()),
         ("ADAM__CLUSTER__REQUEST_TIMEOUT_MS", "1000"),
         ("ADAM__LOG__FILTER", "warn,adam=info"),
@@ -250,13 +255,55 @@ async fn pair(extra: &[(&str, &str)]) -> Option<Pair> {
     let token = a.login().await;
     let list = json_body(b.get("/v1/dealerships", &token).await).await;
     let dealership = list[0]["id"].as_str().expect("demo dealership").to_owned();
-    Some(Pair {
+    Pair {
         a,
         b,
         token,
         dealership,
         env,
-    })
+    }
+}
+
+/// A redis-server of the test's own, so it can be stopped and started again.
+struct OwnRedis {
+    port: u16,
+    server: Child,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> OwnRedis {
+        let server = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (scripts/redis.sh install)");
+        OwnRedis { port, server }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn wait_ready(&self) {
+        let addr = format!("127.0.0.1:{}", self.port);
+        let up = eventually(Duration::from_secs(10), || async {
+            tokio::net::TcpStream::connect(&addr).await.is_ok()
+        })
+        .await;
+        assert!(up, "redis-server listens on {addr}");
+    }
+
+    fn stop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// Asks `question` in a new session on `node`; whether the answer came from the cache.
@@ -547,6 +594,75 @@ async fn while_node_a_drains_new_sessions_go_to_node_b() {
     })
     .await;
     assert!(exited, "a exits after its drain");
+}
+
+#[tokio::test]
+async fn conversations_go_on_while_redis_is_down_and_nodes_share_again_when_it_is_back() {
+    if shared_services().is_none() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut redis = OwnRedis::start(port);
+    redis.wait_ready().await;
+    let Pair {
+        a,
+        b,
+        token,
+        dealership,
+        ..
+    } = pair_on(&redis.url(), &[]).await;
+    let (id, url) = a.new_session(&token, &dealership).await;
+    let mut customer = connect(&url, None).await.expect("upgrade on a");
+    ask(&mut customer, "When are you open?").await;
+    read_until(&mut customer, "response.done").await;
+
+    redis.stop();
+    // The conversation goes on, and new ones start on either node.
+    ask(&mut customer, "And on Saturdays?").await;
+    let items = read_until(&mut customer, "response.done").await;
+    assert_eq!(
+        event(&items, "response.done")["response"]["status"],
+        "completed"
+    );
+    let (_, url) = b.new_session(&token, &dealership).await;
+    let mut other = connect(&url, None)
+        .await
+        .expect("a ticket b issued without Redis");
+    ask(&mut other, "When are you open?").await;
+    read_until(&mut other, "response.done").await;
+    for node in [&a, &b] {
+        let resp = node.send(reqwest::Method::GET, "/v1/me", None, None).await;
+        assert_eq!(
+            resp.status(),
+            401,
+            "rate limits fall back to the node's own"
+        );
+        assert!(node.metrics().await.contains("adam_redis_up 0"));
+    }
+
+    let redis = OwnRedis::start(port);
+    redis.wait_ready().await;
+    // The restarted Redis is empty: a puts its session back into the directory when it
+    // reconnects (long before the 10 s refresh), and b can end it again.
+    let known = eventually(Duration::from_secs(30), || async {
+        let resp = b.get(&format!("/v1/sessions/{id}"), &token).await;
+        resp.status() == 200 && json_body(resp).await["live"]["node"] == "a"
+    })
+    .await;
+    assert!(known, "the directory and a's listener are back");
+    let ended = b
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/sessions/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(ended.status(), 204);
+    assert_eq!(close_code(&mut customer).await, Some(1000));
 }
 
 #[tokio::test]
