@@ -52,6 +52,22 @@ pub enum ClusterError {
     Malformed(#[from] serde_json::Error),
 }
 
+impl ClusterError {
+    /// True when Redis could not be reached (rather than refusing a command).
+    fn is_outage(&self) -> bool {
+        match self {
+            ClusterError::Redis(e) => {
+                e.is_io_error()
+                    || e.is_connection_refusal()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+            }
+            ClusterError::Timeout(_) | ClusterError::Down | ClusterError::Closed => true,
+            ClusterError::NoAnswer(_) | ClusterError::Malformed(_) => false,
+        }
+    }
+}
+
 /// Redis series in `/metrics`.
 #[derive(Clone, Debug)]
 struct RedisMetrics {
@@ -152,7 +168,12 @@ impl Redis {
             .observe(started.elapsed().as_secs_f64());
         match &result {
             Ok(_) => self.mark_up(),
-            Err(e) => self.mark_down(op, e),
+            Err(e) if e.is_outage() => self.mark_down(op, e),
+            // Redis answered, with an error: a defect of ours, not an outage.
+            Err(e) => {
+                self.metrics.errors.with_label_values(&[op]).inc();
+                tracing::error!(op, error = %e, "redis refused a command");
+            }
         }
         result
     }
