@@ -14,6 +14,7 @@ mod fake_smtp;
 mod headers;
 mod helpers;
 mod heygen;
+mod nodes;
 mod ops;
 mod pinecone;
 mod realtime;
