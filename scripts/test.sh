@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, then every test against SQLite and against a
-# throwaway PostgreSQL 15 + pgvector cluster on 127.0.0.1 (removed afterwards).
+# throwaway PostgreSQL 15 + pgvector cluster on 127.0.0.1 (removed afterwards), with a
+# throwaway redis-server beside it for the two-node tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ step() { printf '\n==> %s\n' "$*"; }
 step "setup"
 bash scripts/setup.sh --with-browser
 bash scripts/postgres.sh install
+bash scripts/redis.sh install
 
 if cargo nextest --version >/dev/null 2>&1; then
     run_tests() { cargo nextest run --workspace --locked --no-fail-fast "$@"; }
@@ -46,12 +48,20 @@ run_tests
 step "browser tests (Chromium, WebRTC and WebSocket, admin pages, widget)"
 ADAM_BIN="$CARGO_TARGET_DIR/debug/adam" bash scripts/browser-test.sh
 
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 pg_dir="/tmp/adam-test-pg-$$"
-pg_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-cleanup() { bash scripts/postgres.sh stop "$pg_dir" >/dev/null 2>&1 || true; }
+pg_port="$(free_port)"
+redis_dir="/tmp/adam-test-redis-$$"
+redis_port="$(free_port)"
+cleanup() {
+    bash scripts/postgres.sh stop "$pg_dir" >/dev/null 2>&1 || true
+    bash scripts/redis.sh stop "$redis_dir" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
-step "tests on PostgreSQL (throwaway cluster on 127.0.0.1:$pg_port)"
+step "tests on PostgreSQL (throwaway cluster on 127.0.0.1:$pg_port, Redis on 127.0.0.1:$redis_port)"
 pg_url="$(bash scripts/postgres.sh start "$pg_dir" "$pg_port" | tail -n 1)"
-ADAM_TEST_DATABASE_URL="$pg_url" run_tests
+redis_url="$(bash scripts/redis.sh start "$redis_dir" "$redis_port" | tail -n 1)"
+# The two-node tests must run here, not skip.
+ADAM_TEST_DATABASE_URL="$pg_url" ADAM_TEST_REDIS_URL="$redis_url" ADAM_REQUIRE_CLUSTER_TESTS=1 run_tests
 
 step "all tests passed on SQLite and PostgreSQL"

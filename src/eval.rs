@@ -154,7 +154,8 @@ async fn evaluate(
     let registry = prometheus::Registry::new();
     // Its outbox worker never runs: an evaluation sends no email.
     let mailer = crate::email::Mailer::new(settings, db.clone(), clock.clone(), &registry)?;
-    let realtime = Realtime::start(settings, db.clone(), clock.clone(), mailer, &registry).await?;
+    let realtime =
+        Realtime::start(settings, db.clone(), clock.clone(), mailer, &registry, None).await?;
     let dealership = match source {
         Source::Folder(dir) => {
             let d = dealerships::insert(

@@ -13,6 +13,8 @@
 //!   invitation, password-reset and lead emails.
 //! - [`realtime`]: the node's actor system, session tickets and the WebSocket transport.
 //! - [`bootstrap`]: first-run demo dealership and super_admin.
+//! - [`cluster`]: several nodes on one Redis: session directory and cross-node control,
+//!   shared semantic-cache tier, tickets and rate-limit counters.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`clock`]: injectable time; [`telemetry`]: tracing setup; [`traces`]: one OTLP trace per
 //!   conversation turn.
@@ -25,6 +27,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod db;
 pub mod email;
 pub mod eval;

@@ -1,6 +1,7 @@
 //! The middleware stack every response goes through: security headers (on every
 //! status, 500 included), JSON error bodies, panic recovery, request ids and tracing,
-//! CORS allowlist, metrics, per-IP and per-user rate limits, and body limits.
+//! CORS allowlist, metrics, per-IP and per-user rate limits (shared by every node when
+//! they share Redis), and body limits.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -26,6 +27,7 @@ use crate::api::error::{ApiError, status_body};
 use crate::api::extract::client_ip;
 use crate::auth::principal::bearer;
 use crate::auth::tokens::TokenUse;
+use crate::cluster::rate::Verdict;
 use crate::settings::{HttpSettings, RateLimitSettings};
 use crate::startup::AppState;
 
@@ -60,6 +62,16 @@ impl RateLimits {
         }
     }
 
+    /// Takes one request from this node's `bucket`; the wait when refused.
+    fn check(&self, bucket: &Bucket) -> Result<(), Duration> {
+        let now = DefaultClock::default().now();
+        let result = match bucket {
+            Bucket::Ip(ip) => self.ip.check_key(ip),
+            Bucket::User(sub) => self.user.check_key(sub),
+        };
+        result.map_err(|not_until| not_until.wait_time_from(now))
+    }
+
     /// Drops buckets that are full again, bounding memory (called periodically).
     pub fn sweep(&self) {
         self.ip.retain_recent();
@@ -67,6 +79,64 @@ impl RateLimits {
         self.ip.shrink_to_fit();
         self.user.shrink_to_fit();
     }
+}
+
+/// The bucket a request is counted against.
+#[derive(Debug)]
+enum Bucket {
+    /// The client's address.
+    Ip(IpAddr),
+    /// The signed-in user (the token's `sub`).
+    User(String),
+}
+
+impl Bucket {
+    /// Its limit's name, in metrics and Redis keys.
+    fn scope(&self) -> &'static str {
+        match self {
+            Bucket::Ip(_) => "ip",
+            Bucket::User(_) => "user",
+        }
+    }
+
+    fn key(&self) -> String {
+        match self {
+            Bucket::Ip(ip) => ip.to_string(),
+            Bucket::User(sub) => sub.clone(),
+        }
+    }
+}
+
+/// Takes one request from `bucket`: the deployment's shared bucket when nodes share
+/// Redis, else (or while Redis fails) this node's own. The wait when refused.
+async fn take(state: &AppState, bucket: &Bucket) -> Result<(), Duration> {
+    let rl = &state.settings.rate_limit;
+    let (per_minute, burst) = match bucket {
+        Bucket::Ip(_) => (rl.per_ip_per_minute, rl.per_ip_burst),
+        Bucket::User(_) => (rl.per_user_per_minute, rl.per_user_burst),
+    };
+    match state
+        .cluster
+        .check_rate(bucket.scope(), &bucket.key(), per_minute, burst)
+        .await
+    {
+        Ok(Some(Verdict::Allowed)) => Ok(()),
+        Ok(Some(Verdict::Wait(wait))) => Err(wait),
+        // No Redis, or Redis failed (logged and counted in `adam_redis_errors_total`).
+        Ok(None) | Err(_) => state.rate_limits.check(bucket),
+    }
+}
+
+fn too_many(state: &AppState, bucket: &Bucket, wait: Duration) -> Response {
+    state
+        .metrics
+        .rate_limited
+        .with_label_values(&[bucket.scope()])
+        .inc();
+    ApiError::TooManyRequests {
+        retry_after: retry_after(wait),
+    }
+    .into_response()
 }
 
 fn retry_after(wait: Duration) -> u64 {
@@ -81,30 +151,19 @@ async fn rate_limit(State(state): State<AppState>, request: Request, next: Next)
     }
     let (parts, body) = request.into_parts();
     let ip = client_ip(&parts, state.settings.http.trust_forwarded_for);
-    if let Err(not_until) = state.rate_limits.ip.check_key(&ip) {
-        state.metrics.rate_limited.with_label_values(&["ip"]).inc();
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        return ApiError::TooManyRequests {
-            retry_after: retry_after(wait),
-        }
-        .into_response();
+    let by_ip = Bucket::Ip(ip);
+    if let Err(wait) = take(&state, &by_ip).await {
+        return too_many(&state, &by_ip, wait);
     }
     if let Some(token) = bearer(&parts)
         && let Ok(claims) = state
             .tokens
             .verify(token, TokenUse::Access, state.clock.now())
-        && let Err(not_until) = state.rate_limits.user.check_key(&claims.sub)
     {
-        state
-            .metrics
-            .rate_limited
-            .with_label_values(&["user"])
-            .inc();
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        return ApiError::TooManyRequests {
-            retry_after: retry_after(wait),
+        let by_user = Bucket::User(claims.sub);
+        if let Err(wait) = take(&state, &by_user).await {
+            return too_many(&state, &by_user, wait);
         }
-        .into_response();
     }
     next.run(Request::from_parts(parts, body)).await
 }

@@ -46,6 +46,8 @@ pub struct Settings {
     pub email: crate::email::EmailSettings,
     /// Test-only switches, all off by default.
     pub testing: TestingSettings,
+    /// Several nodes sharing Redis.
+    pub cluster: ClusterSettings,
 }
 
 /// `[testing]`: switches for fault-injection tests; refused in `production`.
@@ -55,6 +57,36 @@ pub struct TestingSettings {
     /// Enables `POST /v1/sessions/{id}/faults` (super_admin only), which makes a live
     /// session's child actor panic. Off by default; never allowed in production.
     pub fault_injection: bool,
+}
+
+/// `[cluster]`: several nodes behind a load balancer share PostgreSQL and Redis.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// `redis://[:password@]host:port[/db]` shared by every node, from
+    /// `ADAM__CLUSTER__REDIS_URL` only (it may hold a password); unset: a single node.
+    #[serde(skip_serializing)]
+    pub redis_url: Option<SecretString>,
+    /// This node's name in the session directory (empty: generated at start).
+    pub node_id: String,
+    /// Prefix of every Redis key and channel, so deployments can share one Redis.
+    pub namespace: String,
+    /// How long a node waits for another to answer a control request, ms.
+    pub request_timeout_ms: u64,
+    /// Lifetime of a session's directory entry, refreshed by its node while it lives, s.
+    pub session_ttl_secs: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            node_id: String::new(),
+            namespace: "adam".into(),
+            request_timeout_ms: 2000,
+            session_ttl_secs: 30,
+        }
+    }
 }
 
 /// `[webrtc]`
@@ -511,6 +543,7 @@ impl Default for Settings {
             web: WebSettings::default(),
             email: Default::default(),
             testing: TestingSettings::default(),
+            cluster: ClusterSettings::default(),
         }
     }
 }
@@ -622,7 +655,8 @@ pub struct CliOverrides {
 }
 
 /// Secret settings and the environment variables they come from, read verbatim.
-const SECRET_VARS: [(&str, &str); 12] = [
+const SECRET_VARS: [(&str, &str); 13] = [
+    ("cluster.redis_url", "ADAM__CLUSTER__REDIS_URL"),
     ("auth.jwt_secret", "ADAM__AUTH__JWT_SECRET"),
     ("log.error_reporting_dsn", "ADAM__LOG__ERROR_REPORTING_DSN"),
     (
@@ -691,6 +725,7 @@ impl Settings {
                     "providers.deepgram.api_key" => settings.providers.keys.deepgram = secret,
                     "providers.elevenlabs.api_key" => settings.providers.keys.elevenlabs = secret,
                     "providers.heygen.api_key" => settings.providers.keys.heygen = secret,
+                    "cluster.redis_url" => settings.cluster.redis_url = secret,
                     _ => settings.bootstrap.admin_password = secret,
                 }
             }
@@ -878,6 +913,41 @@ impl Settings {
                 "TURN needs ADAM__WEBRTC__TURN_SHARED_SECRET",
             ));
         }
+        let c = &self.cluster;
+        if let Some(url) = &c.redis_url
+            && !url.expose_secret().starts_with("redis://")
+        {
+            return Err(invalid(
+                "cluster.redis_url",
+                "must start with redis:// (set ADAM__CLUSTER__REDIS_URL)",
+            ));
+        }
+        let name_ok = |s: &str| {
+            s.len() <= 64
+                && s.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+        };
+        if !name_ok(&c.node_id) {
+            return Err(invalid(
+                "cluster.node_id",
+                "use at most 64 letters, digits, `-`, `_` or `.`",
+            ));
+        }
+        if c.namespace.is_empty() || !name_ok(&c.namespace) {
+            return Err(invalid(
+                "cluster.namespace",
+                "use 1 to 64 letters, digits, `-`, `_` or `.`",
+            ));
+        }
+        if !(100..=60_000).contains(&c.request_timeout_ms) {
+            return Err(invalid(
+                "cluster.request_timeout_ms",
+                "must be 100 to 60000",
+            ));
+        }
+        if !(3..=3600).contains(&c.session_ttl_secs) {
+            return Err(invalid("cluster.session_ttl_secs", "must be 3 to 3600"));
+        }
         if self.session.max_sessions == 0 {
             return Err(invalid("session.max_sessions", "must be at least 1"));
         }
@@ -1049,6 +1119,40 @@ mod tests {
             err.to_string().contains("`testing.fault_injection`"),
             "{err}"
         );
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
+    fn the_cluster_redis_url_comes_from_the_environment_and_is_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("adam.toml", "[cluster]\nnode_id = \"adam-1\"\n")?;
+            let settings =
+                Settings::load(Path::new("adam.toml"), &CliOverrides::default()).expect("loads");
+            assert!(
+                settings.cluster.redis_url.is_none(),
+                "a single node by default"
+            );
+            jail.set_env(
+                "ADAM__CLUSTER__REDIS_URL",
+                "redis://:s3cret@10.0.0.5:6379/0",
+            );
+            let settings =
+                Settings::load(Path::new("adam.toml"), &CliOverrides::default()).expect("loads");
+            let url = settings.cluster.redis_url.clone().expect("url set");
+            assert_eq!(url.expose_secret(), "redis://:s3cret@10.0.0.5:6379/0");
+            assert_eq!(settings.cluster.node_id, "adam-1");
+            assert!(!format!("{settings:?}").contains("s3cret"), "never printed");
+
+            jail.set_env("ADAM__CLUSTER__REDIS_URL", "http://10.0.0.5");
+            let err = Settings::load(Path::new("adam.toml"), &CliOverrides::default())
+                .expect_err("not redis");
+            assert!(err.to_string().contains("`cluster.redis_url`"), "{err}");
+            Ok(())
+        });
+        let mut settings = Settings::default();
+        settings.cluster.node_id = "node a/1".into();
+        let err = settings.validate().expect_err("spaces and slashes");
+        assert!(err.to_string().contains("`cluster.node_id`"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::TokenService;
 use crate::bootstrap::{self, Bootstrapped};
 use crate::clock::Clock;
+use crate::cluster::{Cluster, ClusterTasks};
 use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::middleware::{self, RateLimits};
@@ -42,6 +43,8 @@ pub struct AppState {
     pub email: crate::email::Mailer,
     /// Set once shutdown began: readiness is red and new sessions are refused.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// This node among the others (Redis), or alone.
+    pub cluster: Cluster,
 }
 
 /// A built application, bound to its port and ready to run.
@@ -77,6 +80,7 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.http.listen))?;
         let metrics = Metrics::new().context("registering metrics")?;
+        let cluster = Cluster::new(&settings, metrics.registry())?;
         let email =
             crate::email::Mailer::new(&settings, db.clone(), clock.clone(), metrics.registry())
                 .context("setting up email")?;
@@ -86,6 +90,7 @@ impl Application {
             clock.clone(),
             email.clone(),
             metrics.registry(),
+            cluster.semantic_tier(),
         )
         .await?;
         // An empty `demo_dir` (e.g. `ADAM__KNOWLEDGE__DEMO_DIR=""`) means none.
@@ -105,6 +110,7 @@ impl Application {
             metrics,
             realtime,
             draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            cluster,
             tokens: Arc::new(tokens),
             settings: Arc::new(settings),
             clock,
@@ -151,6 +157,10 @@ impl Application {
         } = self;
         let grace = Duration::from_secs(state.settings.http.shutdown_grace_secs);
         let sweeper = middleware::spawn_sweeper(state.clone());
+        let cluster: ClusterTasks = state.cluster.start(
+            state.realtime.registry.clone(),
+            state.realtime.shared.semantic.clone(),
+        );
         let outbox = state.email.start_worker();
         let db = state.db.clone();
         let realtime = state.realtime.clone();
@@ -202,6 +212,7 @@ impl Application {
             }
         };
         sweeper.abort();
+        cluster.stop().await;
         outbox.stop().await;
         realtime.stop();
         // Every transcript reaches the database before the pool closes.

@@ -41,6 +41,8 @@ pub enum RegistryMsg {
     Get(String, RpcReplyPort<Option<SessionHandle>>),
     /// Live session count.
     Count(RpcReplyPort<usize>),
+    /// Ids of the live sessions.
+    Ids(RpcReplyPort<Vec<String>>),
     /// Refuse new sessions; live ones finish their answer, then close.
     Drain(String, RpcReplyPort<usize>),
     /// End every live session now (drain deadline passed).
@@ -118,6 +120,9 @@ impl Actor for SessionRegistry {
             }
             RegistryMsg::Count(reply) => {
                 let _ = reply.send(state.sessions.len());
+            }
+            RegistryMsg::Ids(reply) => {
+                let _ = reply.send(state.sessions.keys().cloned().collect());
             }
             RegistryMsg::Drain(reason, reply) => {
                 state.draining = true;
@@ -218,6 +223,11 @@ impl SessionRegistryHandle {
         crate::rpc::ask(&self.actor, RegistryMsg::Count, CALL_TIMEOUT)
             .await
             .unwrap_or(0)
+    }
+
+    /// Ids of the live sessions (`None` if the registry did not answer).
+    pub async fn ids(&self) -> Option<Vec<String>> {
+        crate::rpc::ask(&self.actor, RegistryMsg::Ids, CALL_TIMEOUT).await
     }
 
     /// Refuses new sessions and lets live ones finish their answer and close; returns how

@@ -1,11 +1,14 @@
 //! Shared semantic answer cache actor: a question similar enough (cosine ≥ threshold)
 //! to one answered before for the same dealership gets the stored answer, within a TTL.
 //! Exact repeats hit a quick_cache index first; near matches scan the tenant's entries.
+//! A [`SemanticTier`] (other nodes, through a shared store the server provides) hears of
+//! every answer stored and every clear made here, and feeds theirs back as replicas.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -44,6 +47,40 @@ impl Default for SemanticCacheConfig {
     }
 }
 
+/// An answer as it travels between nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedAnswer {
+    /// Dealership.
+    pub tenant: String,
+    /// Question text.
+    pub question: String,
+    /// Its embedding.
+    pub embedding: Vec<f32>,
+    /// The answer.
+    pub text: String,
+    /// Its sources.
+    pub citations: Vec<Passage>,
+    /// When it was stored, in milliseconds since the Unix epoch (its TTL runs from then).
+    pub stored_at_ms: u64,
+}
+
+/// A shared tier behind this node's cache: told of every answer stored and every clear
+/// made on this node, so that other nodes can replay them (see
+/// [`SemanticCacheHandle::store_replica`]). It must not block: it is called from turns.
+pub trait SemanticTier: Send + Sync + 'static {
+    /// This node stored an answer.
+    fn stored(&self, answer: SharedAnswer);
+    /// This node forgot one dealership's answers (`None`: every dealership's).
+    fn cleared(&self, tenant: Option<&str>);
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 struct Entry {
     question: String,
     embedding: Arc<[f32]>,
@@ -74,6 +111,8 @@ pub enum SemanticCacheMsg {
         embedding: Arc<[f32]>,
         /// The answer.
         answer: CachedAnswer,
+        /// How long ago it was stored (zero here; a replica's age on another node).
+        age: Duration,
     },
     /// Forget one dealership's answers (documents changed), or all.
     Clear(Option<String>),
@@ -174,7 +213,11 @@ impl Actor for SemanticCache {
                 question,
                 embedding,
                 answer,
+                age,
             } => {
+                if age >= state.config.ttl {
+                    return Ok(());
+                }
                 let answer = Arc::new(answer);
                 let question = normalise(&question);
                 state
@@ -186,7 +229,7 @@ impl Actor for SemanticCache {
                     question,
                     embedding,
                     answer,
-                    stored: Instant::now(),
+                    stored: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
                 });
                 while entries.len() > state.config.per_tenant {
                     entries.pop_front();
@@ -221,6 +264,7 @@ impl Actor for SemanticCache {
 pub struct SemanticCacheHandle {
     actor: ActorRef<SemanticCacheMsg>,
     metrics: ActorMetrics,
+    tier: Option<Arc<dyn SemanticTier>>,
 }
 
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
@@ -232,7 +276,17 @@ impl SemanticCacheHandle {
         metrics: ActorMetrics,
     ) -> Result<Self, ractor::SpawnErr> {
         let (actor, _) = Actor::spawn(None, SemanticCache, config).await?;
-        Ok(Self { actor, metrics })
+        Ok(Self {
+            actor,
+            metrics,
+            tier: None,
+        })
+    }
+
+    /// This handle (and its clones made afterwards) also tells `tier` of stores and clears.
+    pub fn with_tier(mut self, tier: Arc<dyn SemanticTier>) -> Self {
+        self.tier = Some(tier);
+        self
     }
 
     /// A stored answer for a similar question of the same dealership.
@@ -259,18 +313,53 @@ impl SemanticCacheHandle {
         found
     }
 
-    /// Remembers an answer.
+    /// Remembers an answer (and tells the shared tier).
     pub fn store(&self, tenant: &str, question: &str, embedding: Arc<[f32]>, answer: CachedAnswer) {
+        if let Some(tier) = &self.tier {
+            tier.stored(SharedAnswer {
+                tenant: tenant.to_owned(),
+                question: question.to_owned(),
+                embedding: embedding.to_vec(),
+                text: answer.text.clone(),
+                citations: answer.citations.clone(),
+                stored_at_ms: unix_ms(),
+            });
+        }
         let _ = self.actor.cast(SemanticCacheMsg::Store {
             tenant: tenant.to_owned(),
             question: question.to_owned(),
             embedding,
             answer,
+            age: Duration::ZERO,
         });
     }
 
-    /// Forgets a dealership's answers (or all).
+    /// Remembers an answer another node stored (the tier is not told again); an answer
+    /// older than the TTL is ignored.
+    pub fn store_replica(&self, shared: SharedAnswer) {
+        let age = Duration::from_millis(unix_ms().saturating_sub(shared.stored_at_ms));
+        let _ = self.actor.cast(SemanticCacheMsg::Store {
+            tenant: shared.tenant,
+            question: shared.question,
+            embedding: shared.embedding.into(),
+            answer: CachedAnswer {
+                text: shared.text,
+                citations: shared.citations,
+            },
+            age,
+        });
+    }
+
+    /// Forgets a dealership's answers (or all), here and through the shared tier.
     pub fn clear(&self, tenant: Option<&str>) {
+        if let Some(tier) = &self.tier {
+            tier.cleared(tenant);
+        }
+        self.clear_replica(tenant);
+    }
+
+    /// Forgets a dealership's answers (or all) on this node only: another node cleared.
+    pub fn clear_replica(&self, tenant: Option<&str>) {
         let _ = self
             .actor
             .cast(SemanticCacheMsg::Clear(tenant.map(str::to_owned)));
@@ -347,6 +436,76 @@ mod tests {
         assert!(
             cache.lookup("a", q, e.embed_one(q).into()).await.is_none(),
             "expired"
+        );
+        cache.stop();
+    }
+
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<String>>);
+
+    impl SemanticTier for Recorder {
+        fn stored(&self, answer: SharedAnswer) {
+            self.0
+                .lock()
+                .expect("lock")
+                .push(format!("stored {}", answer.tenant));
+        }
+        fn cleared(&self, tenant: Option<&str>) {
+            self.0
+                .lock()
+                .expect("lock")
+                .push(format!("cleared {tenant:?}"));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_tier_hears_local_changes_and_replicas_hit_until_their_ttl() {
+        let e = HashEmbedder { dim: 64 };
+        let config = SemanticCacheConfig {
+            threshold: 0.9,
+            ttl: Duration::from_secs(60),
+            per_tenant: 10,
+        };
+        let recorder = Arc::new(Recorder::default());
+        let cache = SemanticCacheHandle::start(config, ActorMetrics::unregistered())
+            .await
+            .expect("start")
+            .with_tier(recorder.clone());
+        let q = "Do you sell used cars?";
+        let replica = |question: &str, age_ms: u64| SharedAnswer {
+            tenant: "a".into(),
+            question: question.into(),
+            embedding: e.embed_one(question),
+            text: "Yes.".into(),
+            citations: vec![],
+            stored_at_ms: unix_ms() - age_ms,
+        };
+        cache.store_replica(replica(q, 1_000));
+        let stale = "Is there a car wash?";
+        cache.store_replica(replica(stale, 61_000));
+        assert!(cache.lookup("a", q, e.embed_one(q).into()).await.is_some());
+        assert!(
+            cache
+                .lookup("a", stale, e.embed_one(stale).into())
+                .await
+                .is_none(),
+            "older than the TTL"
+        );
+        cache.clear_replica(Some("a"));
+        assert!(cache.lookup("a", q, e.embed_one(q).into()).await.is_none());
+        assert!(
+            recorder.0.lock().expect("lock").is_empty(),
+            "replicas stay local"
+        );
+        let answer = CachedAnswer {
+            text: "Yes.".into(),
+            citations: vec![],
+        };
+        cache.store("a", q, e.embed_one(q).into(), answer);
+        cache.clear(None);
+        assert_eq!(
+            *recorder.0.lock().expect("lock"),
+            ["stored a", "cleared None"]
         );
         cache.stop();
     }

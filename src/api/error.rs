@@ -61,6 +61,9 @@ pub enum ApiError {
     /// 503: this node is shutting down.
     #[error("server is shutting down")]
     Draining,
+    /// 504: the node holding a live session did not answer a request about it.
+    #[error("the node holding this session ({0}) did not answer; try again shortly")]
+    NodeUnreachable(String),
     /// 500: anything unexpected; logged, not shown.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -109,6 +112,7 @@ impl ApiError {
             ApiError::Unavailable | ApiError::Busy | ApiError::Draining => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::NodeUnreachable(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -130,6 +134,7 @@ impl ApiError {
             ApiError::Unavailable => "unavailable",
             ApiError::Busy => "busy",
             ApiError::Draining => "draining",
+            ApiError::NodeUnreachable(_) => "node_unreachable",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -1,5 +1,6 @@
 //! `/v1/sessions`: past and live conversations with their transcripts. Admins see
-//! their dealership's; a `user` sees only their own.
+//! their dealership's; a `user` sees only their own. A live session held by another node
+//! is described and ended through that node (see [`crate::cluster`]).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -10,6 +11,8 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
 use crate::auth::{Principal, Role};
 use crate::clock::rfc3339;
+use crate::cluster::ClusterError;
+use crate::cluster::control::{Command, Outcome};
 use crate::db::audit::{self, NewAuditEntry};
 use crate::db::sessions::{self, Session, Turn};
 use crate::startup::AppState;
@@ -40,6 +43,9 @@ pub struct SessionOut {
     pub ended_at: Option<String>,
     /// Why it ended.
     pub end_reason: Option<String>,
+    /// The node holding the session while it is live (`null` once ended, or when no
+    /// node can be asked).
+    pub node: Option<String>,
 }
 
 impl From<Session> for SessionOut {
@@ -52,6 +58,7 @@ impl From<Session> for SessionOut {
             started_at: rfc3339(s.started_at),
             ended_at: s.ended_at.map(rfc3339),
             end_reason: s.end_reason,
+            node: None,
         }
     }
 }
@@ -105,6 +112,19 @@ pub struct SessionDetail {
     pub session: SessionOut,
     /// Its turns in order.
     pub turns: Vec<TurnOut>,
+    /// The live session as its node sees it (`null` when not live).
+    pub live: Option<LiveOut>,
+}
+
+/// A live session's state, from the node holding it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LiveOut {
+    /// The node holding its media.
+    pub node: String,
+    /// Turns completed or cut so far.
+    pub turns: u32,
+    /// An answer is in progress.
+    pub responding: bool,
 }
 
 fn owner_filter(principal: &Principal) -> Option<&str> {
@@ -130,7 +150,59 @@ pub async fn list(
         limit,
     )
     .await?;
-    Ok(Json(rows.into_iter().map(SessionOut::from).collect()))
+    let mut out: Vec<SessionOut> = rows.into_iter().map(SessionOut::from).collect();
+    let live: Vec<String> = out
+        .iter()
+        .filter(|s| s.ended_at.is_none())
+        .map(|s| s.id.clone())
+        .collect();
+    match state.cluster.owners(&state.realtime.registry, &live).await {
+        Ok(nodes) => {
+            let nodes: std::collections::HashMap<String, String> = live
+                .into_iter()
+                .zip(nodes)
+                .filter_map(|(id, node)| Some((id, node?)))
+                .collect();
+            for s in &mut out {
+                s.node = nodes.get(&s.id).cloned();
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "listing sessions without their nodes"),
+    }
+    Ok(Json(out))
+}
+
+/// The live state of a session: from this node's registry, else from the node the
+/// directory names. `NodeUnreachable` when that node does not answer.
+async fn live_state(state: &AppState, session: &Session) -> Result<Option<LiveOut>, ApiError> {
+    let cluster = &state.cluster;
+    if let Some(live) = state.realtime.registry.get(&session.id).await {
+        return Ok(live.snapshot().await.map(|s| LiveOut {
+            node: cluster.node_id().to_owned(),
+            turns: s.turns,
+            responding: s.responding,
+        }));
+    }
+    if session.ended_at.is_some() || !cluster.is_shared() {
+        return Ok(None);
+    }
+    let inspect = Command::Inspect {
+        session_id: session.id.clone(),
+    };
+    match ask_holder(state, &session.id, inspect).await {
+        Ok(Some((node, Outcome::Live { turns, responding }))) => Ok(Some(LiveOut {
+            node,
+            turns,
+            responding,
+        })),
+        Ok(_) => Ok(None),
+        Err(ClusterError::NoAnswer(node)) => Err(ApiError::NodeUnreachable(node)),
+        // The transcript is still worth showing.
+        Err(e) => {
+            tracing::warn!(error = %e, "could not ask the node holding a session");
+            Ok(None)
+        }
+    }
 }
 
 /// One session with its transcript.
@@ -146,9 +218,13 @@ pub async fn get(
         .await?
         .ok_or(ApiError::NotFound)?;
     let turns = sessions::turns(&state.db, tenant, &id).await?;
+    let live = live_state(&state, &session).await?;
+    let mut session = SessionOut::from(session);
+    session.node = live.as_ref().map(|l| l.node.clone());
     Ok(Json(SessionDetail {
-        session: SessionOut::from(session),
+        session,
         turns: turns.into_iter().map(TurnOut::from).collect(),
+        live,
     }))
 }
 
@@ -166,38 +242,79 @@ pub async fn delete(
         .await?
         .ok_or(ApiError::NotFound)?;
     principal.require(&[Role::SuperAdmin, Role::DealershipAdmin])?;
-    if let Some(live) = state.realtime.registry.get(&id).await {
-        live.end("ended by admin", 1000);
-        audit::record(
-            &state.db,
-            NewAuditEntry {
-                dealership_id: Some(&session.dealership_id),
-                actor_user_id: Some(&principal.user_id),
-                action: "session.end",
-                target_type: "session",
-                target_id: &id,
-                details: serde_json::json!({}),
-            },
-            state.clock.now(),
-        )
-        .await?;
+    if end_live(&state, &session).await? {
+        record(&state, &principal, &session, "session.end").await?;
         return Ok(StatusCode::NO_CONTENT);
     }
     if !sessions::delete(&state.db, tenant, &id).await? {
         return Err(ApiError::NotFound);
     }
+    record(&state, &principal, &session, "session.delete").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends the session if it is live here or on another node; false when it is not live.
+async fn end_live(state: &AppState, session: &Session) -> Result<bool, ApiError> {
+    const REASON: &str = "ended by admin";
+    if let Some(live) = state.realtime.registry.get(&session.id).await {
+        live.end(REASON, 1000);
+        return Ok(true);
+    }
+    let cluster = &state.cluster;
+    if session.ended_at.is_some() || !cluster.is_shared() {
+        return Ok(false);
+    }
+    let end = Command::End {
+        session_id: session.id.clone(),
+        reason: REASON.into(),
+        code: 1000,
+    };
+    match ask_holder(state, &session.id, end).await {
+        Ok(Some((_, Outcome::Ended))) => Ok(true),
+        Ok(_) => Ok(false),
+        Err(ClusterError::NoAnswer(node)) => Err(ApiError::NodeUnreachable(node)),
+        // Deleting a transcript that another node may still be writing would lose it:
+        // without the directory, refuse rather than guess.
+        Err(e) => {
+            tracing::warn!(error = %e, "could not ask the node holding a session");
+            Err(ApiError::Unavailable)
+        }
+    }
+}
+
+/// Sends `command` to the node the directory names for a session not held here;
+/// `None` when no node holds it.
+async fn ask_holder(
+    state: &AppState,
+    session_id: &str,
+    command: Command,
+) -> Result<Option<(String, Outcome)>, ClusterError> {
+    let cluster = &state.cluster;
+    let Some(node) = cluster.owner(&state.realtime.registry, session_id).await? else {
+        return Ok(None);
+    };
+    let outcome = cluster.request(&node, command).await?;
+    Ok(Some((node, outcome)))
+}
+
+async fn record(
+    state: &AppState,
+    principal: &Principal,
+    session: &Session,
+    action: &str,
+) -> Result<(), ApiError> {
     audit::record(
         &state.db,
         NewAuditEntry {
             dealership_id: Some(&session.dealership_id),
             actor_user_id: Some(&principal.user_id),
-            action: "session.delete",
+            action,
             target_type: "session",
-            target_id: &id,
+            target_id: &session.id,
             details: serde_json::json!({}),
         },
         state.clock.now(),
     )
     .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use adam_actors::SessionRegistryHandle;
 use adam_actors::embedding_cache::EmbeddingCacheHandle;
 use adam_actors::metrics::ActorMetrics;
-use adam_actors::semantic_cache::{SemanticCacheConfig, SemanticCacheHandle};
+use adam_actors::semantic_cache::{SemanticCacheConfig, SemanticCacheHandle, SemanticTier};
 use adam_actors::session::Shared;
 use anyhow::Context;
 
@@ -57,6 +57,7 @@ impl Realtime {
         clock: Clock,
         mailer: crate::email::Mailer,
         registry: &prometheus::Registry,
+        semantic_tier: Option<Arc<dyn SemanticTier>>,
     ) -> anyhow::Result<Self> {
         let metrics = ActorMetrics::new(registry).context("registering conversation metrics")?;
         let (providers, embedded) = match settings.providers.profile.as_str() {
@@ -91,6 +92,10 @@ impl Realtime {
         )
         .await
         .context("starting the semantic cache")?;
+        let semantic = match semantic_tier {
+            Some(tier) => semantic.with_tier(tier),
+            None => semantic,
+        };
         let store = crate::knowledge::open_store(settings, &db, providers.embedder.dimension())
             .await
             .context("opening the vector store")?;

@@ -140,15 +140,19 @@ pub async fn create(
         return Err(ApiError::Busy);
     }
     let session_id = new_id();
-    let ticket = state.realtime.tickets.issue(Grant {
-        session_id: session_id.clone(),
-        tenant: dealership.id.clone(),
-        user_id,
-        allowed_origins,
-        persona: dealership.persona.clone(),
-        voice: dealership.voice.clone(),
-        avatar: avatar_settings(&dealership.avatar, &state.settings.providers.avatar),
-    });
+    let ticket = issue_ticket(
+        &state,
+        Grant {
+            session_id: session_id.clone(),
+            tenant: dealership.id.clone(),
+            user_id,
+            allowed_origins,
+            persona: dealership.persona.clone(),
+            voice: dealership.voice.clone(),
+            avatar: avatar_settings(&dealership.avatar, &state.settings.providers.avatar),
+        },
+    )
+    .await;
     let webrtc = &state.realtime.webrtc;
     Ok((
         StatusCode::CREATED,
@@ -184,19 +188,42 @@ fn avatar_settings(json: &str, default_provider: &str) -> AvatarSettings {
     }
 }
 
-/// Redeems the ticket of `id` and checks the browser origin against it.
-fn redeem(
+/// Issues a ticket: shared through Redis when nodes share it, so whichever node the
+/// client reaches next can redeem it; kept on this node otherwise (or while Redis is down).
+async fn issue_ticket(state: &AppState, grant: Grant) -> String {
+    let tickets = &state.realtime.tickets;
+    let ticket = super::tickets::new_ticket();
+    match state
+        .cluster
+        .put_ticket(&ticket, &grant, tickets.ttl())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) | Err(_) => tickets.insert(ticket.clone(), grant),
+    }
+    ticket
+}
+
+/// Redeems the ticket of `id` (this node's, else the shared one) and checks the browser
+/// origin against it.
+async fn redeem(
     state: &AppState,
     id: &str,
     ticket: Option<String>,
     headers: &HeaderMap,
 ) -> Result<Grant, ApiError> {
     let ticket = ticket.ok_or(ApiError::Unauthorized)?;
-    let grant = state
-        .realtime
-        .tickets
-        .redeem(&ticket, id)
-        .ok_or(ApiError::Unauthorized)?;
+    let grant = match state.realtime.tickets.redeem(&ticket, id) {
+        Some(grant) => grant,
+        None => state
+            .cluster
+            .take_ticket::<Grant>(&ticket)
+            .await
+            .ok()
+            .flatten()
+            .filter(|g| g.session_id == id)
+            .ok_or(ApiError::Unauthorized)?,
+    };
     if let Some(o) = origin(headers)
         && !grant.allowed_origins.iter().any(|a| a == o)
     {
@@ -249,7 +276,10 @@ async fn start_session(
         shared: state.realtime.shared.clone(),
     };
     match state.realtime.registry.start_session(args).await {
-        Ok(s) => Ok((s, outbox_tx, outbox_rx)),
+        Ok(s) => {
+            state.cluster.claim(id).await;
+            Ok((s, outbox_tx, outbox_rx))
+        }
         Err(RegistryError::Busy(_)) => Err(ApiError::Busy),
         Err(RegistryError::Draining) => Err(ApiError::Draining),
         Err(e) => Err(ApiError::Internal(anyhow::anyhow!(e))),
@@ -279,7 +309,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let grant = redeem(&state, &id, query.ticket, &headers)?;
+    let grant = redeem(&state, &id, query.ticket, &headers).await?;
     let (session, outbox_tx, outbox_rx) = start_session(&state, &id, grant, "websocket").await?;
     let limits = limits(&state);
     // The transport enforces our own (smaller) limit and closes with 1009; tungstenite's
@@ -317,7 +347,7 @@ pub async fn webrtc(
     if !transport.enabled() {
         return Err(ApiError::NotFound);
     }
-    let grant = redeem(&state, &id, query.ticket, &headers)?;
+    let grant = redeem(&state, &id, query.ticket, &headers).await?;
     if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(ApiError::Draining);
     }

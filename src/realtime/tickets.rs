@@ -10,7 +10,7 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 
 /// What a ticket grants.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Grant {
     /// Session id the ticket opens.
     pub session_id: String,
@@ -26,6 +26,15 @@ pub struct Grant {
     pub voice: String,
     /// The dealership's avatar.
     pub avatar: AvatarSettings,
+}
+
+/// A fresh random ticket (40 alphanumerics).
+pub fn new_ticket() -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect()
 }
 
 /// Ticket store.
@@ -49,18 +58,24 @@ impl Tickets {
         self.ttl.as_secs()
     }
 
+    /// The lifetime of a ticket.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// Issues a ticket for `grant`.
     pub fn issue(&self, grant: Grant) -> String {
-        let ticket: String = rand::rng()
-            .sample_iter(Alphanumeric)
-            .take(40)
-            .map(char::from)
-            .collect();
+        let ticket = new_ticket();
+        self.insert(ticket.clone(), grant);
+        ticket
+    }
+
+    /// Keeps `ticket` for `grant` in this node's store.
+    pub fn insert(&self, ticket: String, grant: Grant) {
         let now = Instant::now();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, (_, expires)| *expires > now);
-        map.insert(ticket.clone(), (grant, now + self.ttl));
-        ticket
+        map.insert(ticket, (grant, now + self.ttl));
     }
 
     /// Consumes a ticket for `session_id`; `None` if unknown, used, expired or for

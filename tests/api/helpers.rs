@@ -37,7 +37,7 @@ impl Drop for TestApp {
 }
 
 /// A database URL for one test: a new SQLite file, or a new PostgreSQL database.
-async fn fresh_database(data_dir: &std::path::Path) -> String {
+pub async fn fresh_database(data_dir: &std::path::Path) -> String {
     match std::env::var("ADAM_TEST_DATABASE_URL") {
         Ok(admin_url) if admin_url.starts_with("postgres") => {
             let name = format!("adam_t_{}", uuid::Uuid::new_v4().simple());

@@ -4,6 +4,7 @@
 mod auth_tokens;
 mod cli;
 mod cloud;
+mod cluster;
 mod documents;
 mod email;
 mod email_delivery;
@@ -14,6 +15,7 @@ mod faults;
 mod headers;
 mod helpers;
 mod heygen;
+mod nodes;
 mod ops;
 mod pinecone;
 mod realtime;

@@ -174,7 +174,7 @@ pub(crate) fn event<'a>(items: &'a [Item], kind: &str) -> &'a Value {
     }
 }
 
-async fn close_code(ws: &mut Ws) -> Option<u16> {
+pub(crate) async fn close_code(ws: &mut Ws) -> Option<u16> {
     loop {
         if let Item::Closed(code) = next_item(ws).await {
             return code;
@@ -606,6 +606,10 @@ async fn shutdown_drains_live_answers_then_closes_with_1001_and_keeps_every_tran
     })
     .await;
     let (id, url) = new_session(&app).await;
+    // Signed in beforehand: during the drain (as long as the answer lasts, about a second)
+    // the test makes one quick request, not a login, even on a loaded machine.
+    let root = app.admin().await;
+    let dealership = demo_dealership(&app, &root.access).await;
     let mut ws = connect(&url, None).await.expect("upgrade");
     ask(&mut ws, "When are you open?").await;
     read_until(&mut ws, "response.output_audio.started").await;
@@ -619,7 +623,13 @@ async fn shutdown_drains_live_answers_then_closes_with_1001_and_keeps_every_tran
     })
     .await;
     assert!(red, "readiness turns red at once");
-    let refused = request_session(&app).await;
+    let refused = app
+        .post(
+            "/v1/sessions",
+            Some(&root.access),
+            json!({"dealership_id": dealership}),
+        )
+        .await;
     assert_eq!(refused.status(), 503);
     assert_eq!(json_body(refused).await["error"]["code"], "draining");
 
