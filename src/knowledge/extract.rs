@@ -1326,6 +1326,27 @@ mod tests {
     }
 
     #[test]
+    fn a_page_with_more_content_than_a_page_needs_is_refused() {
+        use std::io::Write;
+        // Found by fuzz/extract_pdf (hostile_partial_flate.pdf): a corrupted bomb that
+        // inflates to 40 MiB of operators, within the decompression limit, took 1.1 GB and
+        // minutes to parse.
+        let content = b"0 0 m\n".repeat((5 << 20) / 6);
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(&content).expect("compress");
+        let bytes = one_page_pdf(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 5 0 R >>",
+            stream_object("/Filter /FlateDecode", &encoder.finish().expect("compress")),
+            vec![],
+        );
+        let message = err_text(extract(DocKind::Pdf, &bytes, &Limits::default()));
+        assert!(
+            message.contains("a page draws more than 4 MiB"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn corrupt_pdfs_are_errors_not_panics() {
         let good = pdf(&[&["Hello there"], &["Second page"]]);
         let truncated = &good[..good.len() / 2];

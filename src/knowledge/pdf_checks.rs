@@ -20,6 +20,10 @@ const MAX_TREE_DEPTH: usize = 64;
 const MAX_FORM_DEPTH: usize = 16;
 /// Forms drawn per document, all pages together.
 const MAX_FORM_DRAWS: usize = 5_000;
+/// Content one page draws (its content streams and the drawings they draw): pdf-extract
+/// parses it into operators, about twenty bytes of memory per byte of content, and a
+/// text page needs a few KiB.
+const MAX_PAGE_CONTENT: u64 = 4 << 20;
 
 thread_local! {
     /// Bytes the object streams read while loading may still decompress to; `None` once
@@ -77,6 +81,7 @@ pub fn check(
     let mut walk = Walk {
         draws: 0,
         bytes_left: limit,
+        page_left: 0,
     };
     for page in pages {
         check_page_tree(doc, page)?;
@@ -85,10 +90,30 @@ pub fn check(
     Ok(())
 }
 
-/// What following the drawings may still cost.
+/// What reading the pages may still cost.
 struct Walk {
     draws: usize,
+    /// Content left for all pages together.
     bytes_left: u64,
+    /// Content left for the page being checked.
+    page_left: u64,
+}
+
+impl Walk {
+    fn charge(&mut self, bytes: usize) -> Result<(), String> {
+        let bytes = bytes as u64;
+        self.page_left = self.page_left.checked_sub(bytes).ok_or_else(|| {
+            format!(
+                "a page draws more than {} MiB of content",
+                MAX_PAGE_CONTENT >> 20
+            )
+        })?;
+        self.bytes_left = self
+            .bytes_left
+            .checked_sub(bytes)
+            .ok_or_else(|| "its pages draw their content too many times".to_owned())?;
+        Ok(())
+    }
 }
 
 /// All streams together may decompress to at most `limit` bytes: pdf-extract decompresses
@@ -232,6 +257,8 @@ fn check_forms(doc: &Document, page: ObjectId, walk: &mut Walk) -> Result<(), St
     let Ok(content) = doc.get_page_content(page) else {
         return Ok(());
     };
+    walk.page_left = MAX_PAGE_CONTENT;
+    walk.charge(content.len())?;
     let resources = inherited_resources(doc, page);
     walk_forms(doc, &content, resources, 0, walk)
 }
@@ -302,10 +329,7 @@ fn walk_forms(
         let data = form
             .decompressed_content()
             .unwrap_or_else(|_| form.content.clone());
-        walk.bytes_left = walk
-            .bytes_left
-            .checked_sub(data.len() as u64)
-            .ok_or_else(|| "it draws its embedded drawings too many times".to_owned())?;
+        walk.charge(data.len())?;
         walk_forms(doc, &data, inner, depth + 1, walk)?;
     }
     Ok(())
