@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::collections::HashSet;
 use std::io::Read;
 
-use pdf_extract::content::Content;
+use pdf_extract::content::{Content, Operation};
 use pdf_extract::{Dictionary, Document, LoadOptions, Object, ObjectId, Stream};
 
 /// Deepest page tree accepted (real documents use a handful of levels).
@@ -303,13 +303,7 @@ fn walk_forms(
         return Ok(());
     };
     for operation in content.operations.iter().filter(|o| o.operator == "Do") {
-        let Some(form) = (|| {
-            let xobjects = deref(doc, resources?.get(b"XObject").ok()?)?
-                .as_dict()
-                .ok()?;
-            let name = operation.operands.first()?.as_name().ok()?;
-            deref(doc, xobjects.get(name).ok()?)?.as_stream().ok()
-        })() else {
+        let Some(form) = xobject(doc, resources, operation) else {
             continue;
         };
         walk.draws += 1;
@@ -333,4 +327,17 @@ fn walk_forms(
         walk_forms(doc, &data, inner, depth + 1, walk)?;
     }
     Ok(())
+}
+
+/// The XObject a `Do` operation names, looked up as pdf-extract does.
+fn xobject<'a>(
+    doc: &'a Document,
+    resources: Option<&'a Dictionary>,
+    operation: &Operation,
+) -> Option<&'a Stream> {
+    let xobjects = deref(doc, resources?.get(b"XObject").ok()?)?
+        .as_dict()
+        .ok()?;
+    let name = operation.operands.first()?.as_name().ok()?;
+    deref(doc, xobjects.get(name).ok()?)?.as_stream().ok()
 }
