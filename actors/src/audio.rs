@@ -41,6 +41,47 @@ pub fn rms(frame: &[i16]) -> f32 {
     (sum / frame.len() as f64).sqrt() as f32
 }
 
+/// Cuts a stream of samples, arriving in chunks of any length, into frames of a fixed
+/// length (the VAD's), keeping the remainder for the next chunk.
+#[derive(Debug, Clone)]
+pub struct Framer {
+    frame_len: usize,
+    pending: Vec<i16>,
+}
+
+impl Framer {
+    /// Frames of `frame_len` samples (at least one).
+    pub fn new(frame_len: usize) -> Self {
+        Self {
+            frame_len: frame_len.max(1),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Changes the frame length from the next push on.
+    pub fn set_frame_len(&mut self, frame_len: usize) {
+        self.frame_len = frame_len.max(1);
+    }
+
+    /// Drops the incomplete frame (the stream's rate changed).
+    pub fn clear(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Adds `samples`; the frames completed, in order.
+    pub fn push(&mut self, samples: &[i16]) -> Vec<Vec<i16>> {
+        self.pending.extend_from_slice(samples);
+        let mut frames = Vec::with_capacity(self.pending.len() / self.frame_len);
+        let mut start = 0;
+        while self.pending.len() - start >= self.frame_len {
+            frames.push(self.pending[start..start + self.frame_len].to_vec());
+            start += self.frame_len;
+        }
+        self.pending.drain(..start);
+        frames
+    }
+}
+
 /// Band-limited (windowed-sinc, polyphase) resampler that keeps its state across calls,
 /// so a stream resampled chunk by chunk has no clicks at chunk edges. Linear
 /// interpolation aliases audibly (and measurably: Whisper misheard numbers in
@@ -152,6 +193,23 @@ mod tests {
         let bytes = pcm16_to_le_bytes(&samples);
         assert_eq!(pcm16_from_le_bytes(&bytes), Some(samples));
         assert_eq!(pcm16_from_le_bytes(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn framer_cuts_any_chunks_into_whole_frames_in_order() {
+        let mut framer = Framer::new(3);
+        assert!(framer.push(&[1, 2]).is_empty());
+        assert_eq!(
+            framer.push(&[3, 4, 5, 6, 7]),
+            vec![vec![1, 2, 3], vec![4, 5, 6]]
+        );
+        framer.set_frame_len(2);
+        assert_eq!(framer.push(&[8]), vec![vec![7, 8]]);
+        framer.push(&[9]);
+        framer.clear();
+        assert_eq!(framer.push(&[10, 11]), vec![vec![10, 11]]);
+        // A zero length (a rate too low for one sample per frame) still makes progress.
+        assert_eq!(Framer::new(0).push(&[1, 2]), vec![vec![1], vec![2]]);
     }
 
     #[test]

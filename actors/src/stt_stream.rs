@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 
-use crate::audio::samples_for_ms;
+use crate::audio::{Framer, samples_for_ms};
 use crate::endpoint::{EndpointConfig, EndpointEvent, Endpointer};
 use crate::events::TurnDetection;
 use crate::metrics::AliveGuard;
@@ -102,8 +102,7 @@ pub struct SttState {
     vad: Box<dyn Vad>,
     endpointer: Endpointer,
     rate: u32,
-    frame_len: usize,
-    pending: Vec<i16>,
+    framer: Framer,
     recent: VecDeque<i16>,
     recent_cap: usize,
     utterance: Vec<i16>,
@@ -157,12 +156,12 @@ impl SttState {
         if rate != self.rate {
             self.rate = rate;
             self.vad = self.shared.providers.vad.create(rate);
-            self.pending.clear();
+            self.framer.clear();
             if self.listen.audio.take().is_some() {
                 self.open_listening(myself);
             }
         }
-        self.frame_len = samples_for_ms(FRAME_MS, rate).max(1);
+        self.framer.set_frame_len(samples_for_ms(FRAME_MS, rate));
         self.recent_cap = samples_for_ms(td.min_speech_ms + PREROLL_MS, rate);
         self.endpointer.reconfigure(endpoint_config(td));
     }
@@ -503,13 +502,12 @@ impl Actor for SttStream {
             _alive: AliveGuard::new(&args.shared.metrics.live_actors),
             vad: args.shared.providers.vad.create(rate),
             endpointer: Endpointer::new(endpoint_config(&td)),
-            frame_len: samples_for_ms(FRAME_MS, rate).max(1),
+            framer: Framer::new(samples_for_ms(FRAME_MS, rate)),
             recent_cap: samples_for_ms(td.min_speech_ms + PREROLL_MS, rate),
             session: args.session,
             session_id: args.session_id,
             shared: args.shared,
             rate,
-            pending: Vec::new(),
             recent: VecDeque::new(),
             utterance: Vec::new(),
             item_id: None,
@@ -531,15 +529,9 @@ impl Actor for SttStream {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SttMsg::Audio(samples) => {
-                state.pending.extend_from_slice(&samples);
-                let frame_len = state.frame_len;
-                let mut start = 0;
-                while state.pending.len() - start >= frame_len {
-                    let frame = state.pending[start..start + frame_len].to_vec();
-                    start += frame_len;
+                for frame in state.framer.push(&samples) {
                     state.on_frame(&myself, frame);
                 }
-                state.pending.drain(..start);
             }
             SttMsg::Commit => {
                 if let Some(EndpointEvent::Stopped { at_ms, .. }) = state.endpointer.commit() {

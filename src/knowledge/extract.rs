@@ -13,6 +13,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use pulldown_cmark::{Event as MdEvent, Options as MdOptions, Parser as MdParser, Tag, TagEnd};
 use quick_xml::events::{BytesRef, BytesStart, Event as XmlEvent};
 
+use super::pdf_checks;
+
 /// The kinds of document the knowledge base accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -214,7 +216,8 @@ fn kind_of_extension(ext: &str) -> Option<DocKind> {
 pub struct Limits {
     /// Most entries a Word document's zip may have (default 1000).
     pub max_zip_entries: usize,
-    /// Most bytes a Word document may expand to, all entries together (default 50 MiB).
+    /// Most bytes a document may expand to: a Word document's entries, a PDF's streams,
+    /// all together (default 50 MiB).
     pub max_uncompressed_bytes: u64,
     /// Highest uncompressed/compressed ratio, per entry of 64 KiB or more and overall
     /// (default 100).
@@ -381,22 +384,32 @@ fn extract_text(text: &str) -> Vec<Section> {
 /// Lines of running text that merely wrap are left alone.
 fn page_sections(text: &str) -> Vec<(Option<String>, String)> {
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    // The nearest non-blank line after each line, in one pass from the end: searching
+    // from every line is quadratic in a run of blank lines, and a hostile PDF makes
+    // millions of them (fuzz/corpus/extract_pdf/hostile_blank_lines.pdf).
+    let mut next_text: Vec<Option<&str>> = vec![None; lines.len()];
+    let mut following = None;
+    for (i, line) in lines.iter().enumerate().rev() {
+        next_text[i] = following;
+        if !line.is_empty() {
+            following = Some(*line);
+        }
+    }
+    let mut previous_text: Option<&str> = None;
     let mut out: Vec<(Option<String>, String)> = vec![(None, String::new())];
-    for (i, line) in lines.iter().enumerate() {
-        let next_starts_sentence = lines[i + 1..]
-            .iter()
-            .find(|l| !l.is_empty())
-            .is_some_and(|l| l.starts_with(|c: char| c.is_uppercase() || c.is_ascii_digit()));
-        let previous_ended = lines[..i]
-            .iter()
-            .rev()
-            .find(|l| !l.is_empty())
+    for (line, next) in lines.iter().zip(next_text) {
+        let next_starts_sentence =
+            next.is_some_and(|l| l.starts_with(|c: char| c.is_uppercase() || c.is_ascii_digit()));
+        let previous_ended = previous_text
             .is_none_or(|l| l.ends_with(['.', '!', '?', ':']) || looks_like_heading(l));
         if !line.is_empty() && looks_like_heading(line) && next_starts_sentence && previous_ended {
             out.push((Some(tidy_line(line)), String::new()));
         } else if let Some((_, body)) = out.last_mut() {
             body.push_str(line);
             body.push('\n');
+        }
+        if !line.is_empty() {
+            previous_text = Some(line);
         }
     }
     out.retain(|(_, body)| !body.trim().is_empty());
@@ -486,8 +499,11 @@ fn extract_markdown(text: &str) -> Vec<Section> {
 
 fn extract_pdf(bytes: &[u8], limits: &Limits) -> Result<Vec<Section>, ExtractError> {
     let unreadable = |why: String| ExtractError(format!("the PDF could not be read: {why}"));
-    let mut doc = guarded(|| pdf_extract::Document::load_mem(bytes))
+    let refused = |why: String| ExtractError(format!("the PDF was refused: {why}"));
+    let limit = limits.max_uncompressed_bytes;
+    let mut doc = guarded(|| pdf_checks::load(bytes, limit))
         .map_err(unreadable)?
+        .map_err(refused)?
         .map_err(|e| unreadable(e.to_string()))?;
     // Like pdf-extract: try the empty user password (owner-only restrictions).
     if doc.is_encrypted() && !matches!(guarded(|| doc.decrypt("")), Ok(Ok(()))) {
@@ -503,6 +519,9 @@ fn extract_pdf(bytes: &[u8], limits: &Limits) -> Result<Vec<Section>, ExtractErr
             limits.max_pdf_pages
         )));
     }
+    guarded(|| pdf_checks::check(&doc, pages.values().copied(), limit))
+        .map_err(unreadable)?
+        .map_err(refused)?;
     let mut sections = Sections::default();
     let mut first_failure: Option<String> = None;
     let mut failed_pages = 0_usize;
@@ -907,6 +926,19 @@ mod text_heading_tests {
         assert_eq!(plain.len(), 1);
         assert_eq!(plain[0].heading, None);
     }
+
+    #[test]
+    fn a_pdf_page_of_a_million_blank_lines_is_read_in_one_pass() {
+        // Whitespace glyphs drawn line under line come back as blank lines; each line used
+        // to search the whole run for its neighbours (10^12 steps here: a hung ingestion).
+        let blank = "\n".repeat(1_000_000);
+        let page = page_sections(&format!(
+            "Tires\n{blank}A tire rotation costs 25 dollars.\n"
+        ));
+        assert_eq!(page.len(), 1, "one titled section");
+        assert_eq!(page[0].0.as_deref(), Some("Tires"));
+        assert_eq!(page[0].1.trim(), "A tire rotation costs 25 dollars.");
+    }
 }
 
 #[cfg(test)]
@@ -1173,6 +1205,145 @@ mod tests {
         let bytes = pdf(&[&[]]);
         let message = err_text(extract(DocKind::Pdf, &bytes, &Limits::default()));
         assert_eq!(message, "no text found (scanned PDF?)");
+    }
+
+    // -- hostile PDFs (fuzz/corpus/extract_pdf/hostile_*): each hung, aborted or exhausted
+    // the server before knowledge/pdf_checks.rs
+
+    /// A PDF of these objects (numbered from 1; object 1 is the catalog).
+    fn pdf_of(objects: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, object) in objects.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+            out.extend_from_slice(object);
+            out.extend_from_slice(b"\nendobj\n");
+        }
+        let xref_at = out.len();
+        let mut xref = format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1);
+        for offset in offsets {
+            xref.push_str(&format!("{offset:010} 00000 n \n"));
+        }
+        xref.push_str(&format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref_at}\n%%EOF\n",
+            objects.len() + 1
+        ));
+        out.extend_from_slice(xref.as_bytes());
+        out
+    }
+
+    fn stream_object(dict: &str, content: &[u8]) -> Vec<u8> {
+        let mut out = format!("<< /Length {} {dict} >>\nstream\n", content.len()).into_bytes();
+        out.extend_from_slice(content);
+        out.extend_from_slice(b"\nendstream");
+        out
+    }
+
+    /// Catalog, page tree of one page (object 4), a font and the page's content (object 5).
+    fn one_page_pdf(page: &str, content: Vec<u8>, more: Vec<Vec<u8>>) -> Vec<u8> {
+        let mut objects = vec![
+            b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+            b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>".to_vec(),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+                .to_vec(),
+            page.as_bytes().to_vec(),
+            content,
+        ];
+        objects.extend(more);
+        pdf_of(&objects)
+    }
+
+    const HELLO: &[u8] = b"BT /F1 12 Tf 72 720 Td (Hello) Tj ET";
+
+    #[test]
+    fn a_page_that_is_its_own_parent_is_refused_not_a_stack_overflow() {
+        // No MediaBox: pdf-extract looked it up through /Parent for ever.
+        let bytes = one_page_pdf(
+            "<< /Type /Page /Parent 4 0 R /Resources << /Font << /F1 3 0 R >> >> /Contents 5 0 R >>",
+            stream_object("", HELLO),
+            vec![],
+        );
+        let message = err_text(extract(DocKind::Pdf, &bytes, &Limits::default()));
+        assert!(message.contains("page tree loops"), "{message}");
+    }
+
+    #[test]
+    fn a_drawing_that_draws_itself_is_refused_not_a_stack_overflow() {
+        // The form has no /Resources, so it uses the page's, which name it.
+        let bytes = one_page_pdf(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> /XObject << /X1 6 0 R >> >> /Contents 5 0 R >>",
+            stream_object("", b"BT /F1 12 Tf 72 720 Td (Hello) Tj ET /X1 Do"),
+            vec![stream_object(
+                "/Type /XObject /Subtype /Form /BBox [0 0 10 10]",
+                b"/X1 Do",
+            )],
+        );
+        let message = err_text(extract(DocKind::Pdf, &bytes, &Limits::default()));
+        assert!(message.contains("nests drawings"), "{message}");
+    }
+
+    #[test]
+    fn a_pdf_stream_that_decompresses_past_the_limit_is_refused() {
+        use std::io::Write;
+        let zlib = |data: &[u8]| {
+            let mut encoder =
+                flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+            encoder.write_all(data).expect("compress");
+            encoder.finish().expect("compress")
+        };
+        // 32 MiB of drawing operators, compressed twice into a few KiB.
+        let content = b"0 0 m\n".repeat((32 << 20) / 6);
+        let bytes = one_page_pdf(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 5 0 R >>",
+            stream_object(
+                "/Filter [/FlateDecode /FlateDecode]",
+                &zlib(&zlib(&content)),
+            ),
+            vec![],
+        );
+        assert!(bytes.len() < 100_000, "{}", bytes.len());
+        let limits = Limits {
+            max_uncompressed_bytes: 8 << 20,
+            ..Limits::default()
+        };
+        let message = err_text(extract(DocKind::Pdf, &bytes, &limits));
+        assert!(message.contains("decompression bomb"), "{message}");
+        // The same in an object stream, which lopdf decompresses while loading the file.
+        let mut objects = b"6 0 [".to_vec();
+        objects.extend(b"0 ".repeat(16 << 20));
+        objects.push(b']');
+        let bytes = one_page_pdf(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 5 0 R >>",
+            stream_object("", HELLO),
+            vec![stream_object(
+                "/Type /ObjStm /N 1 /First 4 /Filter [/FlateDecode /FlateDecode]",
+                &zlib(&zlib(&objects)),
+            )],
+        );
+        let message = err_text(extract(DocKind::Pdf, &bytes, &limits));
+        assert!(message.contains("decompression bomb"), "{message}");
+    }
+
+    #[test]
+    fn a_page_with_more_content_than_a_page_needs_is_refused() {
+        use std::io::Write;
+        // Found by fuzz/extract_pdf (hostile_partial_flate.pdf): a corrupted bomb that
+        // inflates to 40 MiB of operators, within the decompression limit, took 1.1 GB and
+        // minutes to parse.
+        let content = b"0 0 m\n".repeat((5 << 20) / 6);
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(&content).expect("compress");
+        let bytes = one_page_pdf(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 5 0 R >>",
+            stream_object("/Filter /FlateDecode", &encoder.finish().expect("compress")),
+            vec![],
+        );
+        let message = err_text(extract(DocKind::Pdf, &bytes, &Limits::default()));
+        assert!(
+            message.contains("a page draws more than 4 MiB"),
+            "{message}"
+        );
     }
 
     #[test]

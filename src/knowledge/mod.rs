@@ -13,6 +13,7 @@ pub mod extract;
 pub mod ingest;
 pub mod lexical;
 pub mod local;
+mod pdf_checks;
 pub mod pgvector;
 pub mod pinecone;
 pub mod retriever;

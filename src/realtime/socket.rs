@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use adam_actors::audio::{pcm16_from_le_bytes, pcm16_to_le_bytes};
-use adam_actors::events::{Outbound, ServerEvent, parse_client_event};
+use adam_actors::events::{ClientEvent, Outbound, ServerEvent, parse_client_event};
 use adam_actors::outbox::{Delivery, FINAL_EVENTS_GRACE, Outbox, OutboxReceiver};
 use adam_actors::session::SessionHandle;
 use axum::extract::ws::{CloseFrame, Message};
@@ -147,41 +147,71 @@ where
             outbox.close(close::POLICY, "message flood");
             return "message flood".to_owned();
         }
-        match message {
-            Message::Binary(bytes) => {
-                if bytes.len() > limits.max_message_bytes {
-                    outbox.close(close::TOO_BIG, "message too big");
-                    return "message too big".to_owned();
-                }
-                match pcm16_from_le_bytes(&bytes) {
-                    Some(samples) => {
-                        session.send_audio(samples);
-                    }
-                    None => {
-                        outbox.event(ServerEvent::error(
-                            "invalid_audio",
-                            "audio frames must be PCM16 little-endian: an even number of bytes",
-                        ));
-                    }
-                }
+        match inbound(message, limits.max_message_bytes) {
+            Inbound::Audio(samples) => {
+                session.send_audio(samples);
             }
-            Message::Text(text) => {
-                if text.len() > limits.max_message_bytes {
-                    outbox.close(close::TOO_BIG, "message too big");
-                    return "message too big".to_owned();
-                }
-                match parse_client_event(text.as_str()) {
-                    Ok(event) => {
-                        session.send_event(event);
-                    }
-                    Err(e) => {
-                        outbox.event(ServerEvent::error(e.code(), e.to_string()));
-                    }
-                }
+            Inbound::Event(event) => {
+                session.send_event(event);
             }
-            Message::Close(_) => return "client_disconnected".to_owned(),
-            Message::Ping(_) | Message::Pong(_) => {}
+            Inbound::Refused(error) => {
+                outbox.event(error);
+            }
+            Inbound::TooBig => {
+                outbox.close(close::TOO_BIG, "message too big");
+                return "message too big".to_owned();
+            }
+            Inbound::Closed => return "client_disconnected".to_owned(),
+            Inbound::Ignored => {}
         }
+    }
+}
+
+/// What one client message means for its session: decided without I/O, so every
+/// transport applies the same rules and the parser can be fuzzed (`fuzz/`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound {
+    /// PCM16 samples for the session.
+    Audio(Vec<i16>),
+    /// A client event for the session.
+    Event(ClientEvent),
+    /// Refused with this `error` event; the session goes on.
+    Refused(ServerEvent),
+    /// Larger than the limit: the connection closes with 1009.
+    TooBig,
+    /// The client closed the connection.
+    Closed,
+    /// Nothing for the session (keepalive).
+    Ignored,
+}
+
+/// Applies the size limit and parses one WebSocket message: binary frames are PCM16
+/// little-endian, text frames JSON client events.
+pub fn inbound(message: Message, max_message_bytes: usize) -> Inbound {
+    match message {
+        Message::Binary(bytes) => {
+            if bytes.len() > max_message_bytes {
+                return Inbound::TooBig;
+            }
+            match pcm16_from_le_bytes(&bytes) {
+                Some(samples) => Inbound::Audio(samples),
+                None => Inbound::Refused(ServerEvent::error(
+                    "invalid_audio",
+                    "audio frames must be PCM16 little-endian: an even number of bytes",
+                )),
+            }
+        }
+        Message::Text(text) => {
+            if text.len() > max_message_bytes {
+                return Inbound::TooBig;
+            }
+            match parse_client_event(text.as_str()) {
+                Ok(event) => Inbound::Event(event),
+                Err(e) => Inbound::Refused(ServerEvent::error(e.code(), e.to_string())),
+            }
+        }
+        Message::Close(_) => Inbound::Closed,
+        Message::Ping(_) | Message::Pong(_) => Inbound::Ignored,
     }
 }
 
@@ -238,5 +268,41 @@ where
             sink.send(Message::Binary(pcm16_to_le_bytes(&frame).into()))
                 .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbound_checks_the_size_then_parses_audio_and_events() {
+        let audio = Message::Binary(vec![1, 0, 0xff, 0xff].into());
+        assert_eq!(inbound(audio, 4), Inbound::Audio(vec![1, -1]));
+        let odd = inbound(Message::Binary(vec![1, 2, 3].into()), 4);
+        assert!(
+            matches!(&odd, Inbound::Refused(ServerEvent::Error { error }) if error.code == "invalid_audio"),
+            "{odd:?}"
+        );
+        assert_eq!(
+            inbound(Message::Binary(vec![0; 6].into()), 4),
+            Inbound::TooBig
+        );
+        let event = r#"{"type":"response.cancel"}"#;
+        assert_eq!(
+            inbound(Message::Text(event.into()), 64),
+            Inbound::Event(ClientEvent::ResponseCancel {})
+        );
+        assert_eq!(inbound(Message::Text(event.into()), 8), Inbound::TooBig);
+        let unknown = inbound(Message::Text(r#"{"type":"x"}"#.into()), 64);
+        assert!(
+            matches!(&unknown, Inbound::Refused(ServerEvent::Error { error }) if error.code == "unknown_event"),
+            "{unknown:?}"
+        );
+        assert_eq!(inbound(Message::Close(None), 64), Inbound::Closed);
+        assert_eq!(
+            inbound(Message::Ping(Default::default()), 0),
+            Inbound::Ignored
+        );
     }
 }

@@ -41,7 +41,7 @@ use webrtc::peer_connection::{
     SettingEngineBuilder, register_default_interceptors,
 };
 
-use super::socket::{MessageRate, SocketLimits, close};
+use super::socket::{Inbound, MessageRate, SocketLimits, close};
 use crate::settings::WebRtcSettings;
 
 /// Opus runs at 48 kHz; one RTP packet carries 20 ms.
@@ -278,19 +278,7 @@ impl WebRtc {
     /// waits for Adam's ICE candidates (up to `gather_timeout_ms`) and returns the peer
     /// with the complete answer.
     pub async fn negotiate(&self, offer: SessionDescription) -> Result<Peer, NegotiationError> {
-        if offer.kind != "offer" {
-            return Err(NegotiationError::InvalidOffer(format!(
-                "type must be \"offer\", not {:?}",
-                offer.kind
-            )));
-        }
-        if !offer.sdp.starts_with("v=0") {
-            return Err(NegotiationError::InvalidOffer(
-                "sdp must be a session description starting with v=0".into(),
-            ));
-        }
-        let offer = RTCSessionDescription::offer(offer.sdp)
-            .map_err(|e| NegotiationError::InvalidOffer(format!("unreadable SDP: {e}")))?;
+        let offer = parse_offer(offer)?;
         match self.negotiate_inner(offer).await {
             Ok(peer) => Ok(peer),
             Err(e) => {
@@ -470,6 +458,23 @@ impl WebRtc {
         }
         Err(last_error.map_or(NegotiationError::NoPort, internal))
     }
+}
+
+/// Checks a client's offer and parses its SDP, before any peer connection exists.
+pub fn parse_offer(offer: SessionDescription) -> Result<RTCSessionDescription, NegotiationError> {
+    if offer.kind != "offer" {
+        return Err(NegotiationError::InvalidOffer(format!(
+            "type must be \"offer\", not {:?}",
+            offer.kind
+        )));
+    }
+    if !offer.sdp.starts_with("v=0") {
+        return Err(NegotiationError::InvalidOffer(
+            "sdp must be a session description starting with v=0".into(),
+        ));
+    }
+    RTCSessionDescription::offer(offer.sdp)
+        .map_err(|e| NegotiationError::InvalidOffer(format!("unreadable SDP: {e}")))
 }
 
 /// Opus as Adam negotiates it (48 kHz, signalled stereo as browsers do, in-band FEC).
@@ -735,38 +740,43 @@ async fn read_channel(
                     session.end("message flood", close::POLICY);
                     return;
                 }
-                if message.data.len() > limits.max_message_bytes {
-                    session.end("message too big", close::TOO_BIG);
-                    return;
-                }
-                if !message.is_string {
-                    outbox.event(ServerEvent::error(
-                        "invalid_event",
-                        "the events channel carries JSON text; audio goes on the media track",
-                    ));
-                    continue;
-                }
-                let parsed = std::str::from_utf8(&message.data)
-                    .map_err(|_| {
-                        (
-                            "invalid_event".to_owned(),
-                            "message is not UTF-8".to_owned(),
-                        )
-                    })
-                    .and_then(|text| {
-                        parse_client_event(text).map_err(|e| (e.code().to_owned(), e.to_string()))
-                    });
-                match parsed {
-                    Ok(event) => {
+                match channel_inbound(&message.data, message.is_string, limits.max_message_bytes) {
+                    Inbound::Event(event) => {
                         session.send_event(event);
                     }
-                    Err((code, message)) => {
-                        outbox.event(ServerEvent::error(&code, message));
+                    Inbound::Refused(error) => {
+                        outbox.event(error);
                     }
+                    Inbound::TooBig => {
+                        session.end("message too big", close::TOO_BIG);
+                        return;
+                    }
+                    Inbound::Audio(_) | Inbound::Closed | Inbound::Ignored => {}
                 }
             }
             _ => {}
         }
+    }
+}
+
+/// Applies the size limit and parses one data-channel message: only JSON text events
+/// travel there (audio goes on the media track). Never [`Inbound::Audio`].
+pub fn channel_inbound(data: &[u8], is_string: bool, max_message_bytes: usize) -> Inbound {
+    if data.len() > max_message_bytes {
+        return Inbound::TooBig;
+    }
+    if !is_string {
+        return Inbound::Refused(ServerEvent::error(
+            "invalid_event",
+            "the events channel carries JSON text; audio goes on the media track",
+        ));
+    }
+    let Ok(text) = std::str::from_utf8(data) else {
+        return Inbound::Refused(ServerEvent::error("invalid_event", "message is not UTF-8"));
+    };
+    match parse_client_event(text) {
+        Ok(event) => Inbound::Event(event),
+        Err(e) => Inbound::Refused(ServerEvent::error(e.code(), e.to_string())),
     }
 }
 
@@ -1014,6 +1024,46 @@ mod tests {
                 .is_empty(),
             "no servers configured: none given (loopback and LAN need none)"
         );
+    }
+
+    #[test]
+    fn the_events_channel_takes_only_json_text_under_the_limit() {
+        let event = br#"{"type":"input_audio_buffer.commit"}"#;
+        assert_eq!(
+            channel_inbound(event, true, 64),
+            Inbound::Event(adam_actors::events::ClientEvent::InputAudioBufferCommit {})
+        );
+        assert_eq!(channel_inbound(event, true, 8), Inbound::TooBig);
+        let code = |inbound: Inbound| match inbound {
+            Inbound::Refused(ServerEvent::Error { error }) => error.code,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(code(channel_inbound(&[0, 0], false, 64)), "invalid_event");
+        assert_eq!(code(channel_inbound(b"\xff{", true, 64)), "invalid_event");
+        assert_eq!(code(channel_inbound(b"{", true, 64)), "malformed_event");
+    }
+
+    #[test]
+    fn offers_are_checked_before_a_peer_connection_exists() {
+        let offer = |kind: &str, sdp: &str| SessionDescription {
+            kind: kind.into(),
+            sdp: sdp.into(),
+        };
+        let minimal = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+        assert!(parse_offer(offer("offer", minimal)).is_ok());
+        for (kind, sdp) in [
+            ("answer", minimal),
+            ("offer", "o=- 1"),
+            ("offer", "v=0\r\nnot sdp"),
+        ] {
+            assert!(
+                matches!(
+                    parse_offer(offer(kind, sdp)),
+                    Err(NegotiationError::InvalidOffer(_))
+                ),
+                "{kind} {sdp:?}"
+            );
+        }
     }
 
     const TURN_EXPECTED: &str = "EW7iZ76EdniItheVWhskqu2duxk=";
