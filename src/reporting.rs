@@ -9,11 +9,9 @@
 //! would add a second HTTP client stack for one POST.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -115,7 +113,7 @@ impl ErrorReporter {
 
     fn report(&self, level: &str, logger: &str, message: &str, extra: BTreeMap<String, String>) {
         let event = json!({
-            "event_id": event_id(),
+            "event_id": crate::traces::hex_id::<16>(),
             "timestamp": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
             "platform": "other",
             "level": level,
@@ -126,15 +124,6 @@ impl ErrorReporter {
         // Full or closed: dropped; reporting must never slow the code that logs.
         let _ = self.tx.try_send(event);
     }
-}
-
-fn event_id() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    bytes.iter().fold(String::with_capacity(32), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 async fn send(mut rx: mpsc::Receiver<Value>, client: reqwest::Client, dsn: Dsn, tags: Value) {

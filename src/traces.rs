@@ -135,7 +135,8 @@ async fn export(
     }
 }
 
-fn hex_id<const N: usize>() -> String {
+/// `N` random bytes in lower-case hex (trace and span ids, error-report event ids).
+pub(crate) fn hex_id<const N: usize>() -> String {
     let mut bytes = [0u8; N];
     rand::rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()

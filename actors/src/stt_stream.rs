@@ -166,6 +166,12 @@ impl SttState {
         self.endpointer.reconfigure(endpoint_config(td));
     }
 
+    /// When audio position `at_ms` was heard, by the clock (it is `now - at_ms` of audio ago).
+    fn instant_of(&self, at_ms: u64) -> Instant {
+        let lag = Duration::from_millis(self.endpointer.now_ms().saturating_sub(at_ms));
+        Instant::now().checked_sub(lag).unwrap_or_else(Instant::now)
+    }
+
     /// Opens a stream to the listening provider, if there is one; events come back as
     /// messages.
     fn open_listening(&mut self, myself: &ActorRef<SttMsg>) {
@@ -230,14 +236,7 @@ impl SttState {
                 let Some(item_id) = self.provider_item() else {
                     return;
                 };
-                // Deltas append (docs/protocol.md): a revised beginning waits for the
-                // final transcript.
-                let shown = &mut self.listen.shown;
-                if let Some(delta) = text.strip_prefix(shown.as_str())
-                    && !delta.is_empty()
-                {
-                    let delta = delta.to_owned();
-                    *shown = text;
+                if let Some(delta) = next_delta(&mut self.listen.shown, text) {
                     let _ = self
                         .session
                         .cast(SessionMsg::TranscriptDelta { item_id, delta });
@@ -312,9 +311,7 @@ impl SttState {
         let Some(item_id) = self.item_id.clone() else {
             return;
         };
-        let lag = Duration::from_millis(self.endpointer.now_ms().saturating_sub(at_ms));
-        let ended_at = Instant::now().checked_sub(lag).unwrap_or_else(Instant::now);
-        self.listen.local_stop = Some((at_ms, ended_at));
+        self.listen.local_stop = Some((at_ms, self.instant_of(at_ms)));
         if finalize
             && let Some(audio) = &self.listen.audio
             && audio.try_send(ListenInput::Finalize).is_err()
@@ -399,8 +396,7 @@ impl SttState {
         self.listen.owns_turn = false;
         self.listen.local_stop = None;
         // The turn ended `now - at_ms` of audio ago (the silence we waited for).
-        let lag = Duration::from_millis(self.endpointer.now_ms().saturating_sub(at_ms));
-        let ended_at = Instant::now().checked_sub(lag).unwrap_or_else(Instant::now);
+        let ended_at = self.instant_of(at_ms);
         let _ = self.session.cast(SessionMsg::SpeechStopped {
             item_id: item_id.clone(),
             audio_ms: at_ms,
@@ -443,14 +439,9 @@ impl SttState {
                 let session = session.clone();
                 let item_id = item_id.clone();
                 tokio::spawn(async move {
-                    // Each partial is the text so far; the client appends deltas.
                     let mut shown = String::new();
                     while let Some(text) = partial_rx.recv().await {
-                        if let Some(delta) = text.strip_prefix(shown.as_str())
-                            && !delta.is_empty()
-                        {
-                            let delta = delta.to_owned();
-                            shown = text;
+                        if let Some(delta) = next_delta(&mut shown, text) {
                             let _ = session.cast(SessionMsg::TranscriptDelta {
                                 item_id: item_id.clone(),
                                 delta,
@@ -471,6 +462,18 @@ impl SttState {
             }
         });
     }
+}
+
+/// The delta that turns `shown` into `text` (the utterance's text so far), when `text`
+/// extends it; `shown` follows. Deltas append (docs/protocol.md): a revised beginning
+/// shows only with the final transcript.
+fn next_delta(shown: &mut String, text: String) -> Option<String> {
+    let delta = text
+        .strip_prefix(shown.as_str())
+        .filter(|d| !d.is_empty())?
+        .to_owned();
+    *shown = text;
+    Some(delta)
 }
 
 /// One transcription with its deadline.

@@ -68,6 +68,19 @@ async fn spoken_turn(app: &TestApp) -> Vec<Item> {
     read_until(&mut ws, "response.done").await
 }
 
+/// The turn's transcript was the fakes' question, and its response completed; that
+/// `response.done`.
+fn heard_and_answered(items: &[Item]) -> &serde_json::Value {
+    let transcript = event(
+        items,
+        "conversation.item.input_audio_transcription.completed",
+    );
+    assert_eq!(transcript["transcript"], "When do you open on Saturday?");
+    let done = event(items, "response.done");
+    assert_eq!(done["response"]["status"], "completed", "{done}");
+    done
+}
+
 fn audio_frames(items: &[Item]) -> usize {
     items.iter().filter(|i| matches!(i, Item::Audio(_))).count()
 }
@@ -78,13 +91,7 @@ async fn a_spoken_turn_runs_on_cloud_stt_llm_and_tts() {
     let eleven = FakeElevenLabs::start().await;
     let app = cloud_app(&openai, &eleven).await;
     let items = spoken_turn(&app).await;
-    let transcript = event(
-        &items,
-        "conversation.item.input_audio_transcription.completed",
-    );
-    assert_eq!(transcript["transcript"], "When do you open on Saturday?");
-    let done = event(&items, "response.done");
-    assert_eq!(done["response"]["status"], "completed", "{done}");
+    let done = heard_and_answered(&items);
     // The streamed answer, citation markers taken out.
     assert_eq!(
         done["response"]["output_text"],
@@ -205,11 +212,7 @@ async fn deepgram_endpointing_ends_the_turn_where_the_local_silence_would_not() 
     // The local VAD would wait 5 s of silence; only 1.5 s comes, then nothing at all.
     let app = deepgram_app(&deepgram, 5_000).await;
     let items = spoken_turn(&app).await;
-    let transcript = event(
-        &items,
-        "conversation.item.input_audio_transcription.completed",
-    );
-    assert_eq!(transcript["transcript"], "When do you open on Saturday?");
+    heard_and_answered(&items);
     let deltas: Vec<&str> = items
         .iter()
         .filter_map(|i| match i {
@@ -220,8 +223,6 @@ async fn deepgram_endpointing_ends_the_turn_where_the_local_silence_would_not() 
         })
         .collect();
     assert_eq!(deltas, ["when do"], "Deepgram's interim text, as deltas");
-    let done = event(&items, "response.done");
-    assert_eq!(done["response"]["status"], "completed", "{done}");
     // One stream heard the whole conversation; no utterance was sent on its own.
     let conns = deepgram.conns();
     assert_eq!(conns.len(), 1, "{conns:?}");
@@ -243,13 +244,7 @@ async fn a_failed_deepgram_stream_hands_the_turns_to_the_local_vad() {
     });
     let app = deepgram_app(&deepgram, 300).await;
     let items = spoken_turn(&app).await;
-    let transcript = event(
-        &items,
-        "conversation.item.input_audio_transcription.completed",
-    );
-    assert_eq!(transcript["transcript"], "When do you open on Saturday?");
-    let done = event(&items, "response.done");
-    assert_eq!(done["response"]["status"], "completed", "{done}");
+    heard_and_answered(&items);
     let conns = deepgram.conns();
     assert_eq!(conns.len(), 2, "the stream, then the utterance: {conns:?}");
     assert!(
