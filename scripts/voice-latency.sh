@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Voice-to-voice latency of the embedded defaults: a release server with the embedded models
 # (semantic cache off, so every turn runs STT → retrieval → answer → TTS), and the load
-# tester speaking espeak-ng questions in real time, one session, TURNS turns per question.
-# Prints the load tester's summaries and the server's per-model run times.
-#   scripts/voice-latency.sh [TURNS]
+# tester speaking espeak-ng questions in real time: SESSIONS concurrent sessions (starting
+# 50 ms apart, so their turns overlap), TURNS turns each, per question.
+# Prints the load tester's voice-to-voice per question, every turn's server stage timings and
+# the server's per-model run times.
+#   scripts/voice-latency.sh [TURNS] [SESSIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T="${CARGO_TARGET_DIR:-/var/cache/adam/target}"
 TURNS="${1:-4}"
+SESSIONS="${2:-1}"
 PORT=18300
 DATA="$(mktemp -d)"
 OUT="${OUT:-loadtest-report/voice}"
@@ -34,8 +37,15 @@ while IFS= read -r q; do
     espeak-ng -v en -w "$OUT/q$n.wav" "$q"
     ADAM_LOADTEST_PASSWORD=voice-pw "$T/release/adam-loadtest" --quiet \
         --url "http://127.0.0.1:$PORT" --email admin@adam.local --dealership "$D" \
-        --sessions 1 --turns "$TURNS" --think-ms 500 --audio "$OUT/q$n.wav" \
+        --sessions "$SESSIONS" --ramp 20 --turns "$TURNS" --think-ms 500 --audio "$OUT/q$n.wav" \
         --trailing-silence-ms 1500 --provider-latency-ms 0 --out "$OUT/q$n" >/dev/null
+    python3 - "$OUT/q$n/report.json" "$q" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+v = r["voice_to_voice"]
+print(f"{sys.argv[2]!r}: {r['sessions']} sessions, {r['turns']} turns, errors {r['errors'] or 'none'}; "
+      f"load tester v2v p50 {v['p50_ms']:.1f} p95 {v['p95_ms']:.1f} max {v['max_ms']:.1f} ms")
+PY
 done <<'QUESTIONS'
 What time does the service department open on Saturday?
 How much does an oil change cost?

@@ -21,6 +21,10 @@ pub struct Metrics {
     pub refresh_reuse: IntCounter,
     /// Resident memory of this process, read at each scrape.
     pub resident_memory: prometheus::IntGauge,
+    /// Open file descriptors of this process, read at each scrape.
+    pub open_fds: prometheus::IntGauge,
+    /// Tokio tasks alive in the runtime serving the scrape.
+    pub tokio_tasks: prometheus::IntGauge,
 }
 
 impl Metrics {
@@ -63,8 +67,18 @@ impl Metrics {
             "process_resident_memory_bytes",
             "Resident memory of the server process",
         )?;
+        let open_fds = prometheus::IntGauge::new(
+            "process_open_fds",
+            "Open file descriptors of the server process",
+        )?;
+        let tokio_tasks = prometheus::IntGauge::new(
+            "tokio_alive_tasks",
+            "Tokio tasks alive in the server's runtime",
+        )?;
         registry.register(Box::new(refresh_reuse.clone()))?;
         registry.register(Box::new(resident_memory.clone()))?;
+        registry.register(Box::new(open_fds.clone()))?;
+        registry.register(Box::new(tokio_tasks.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -73,6 +87,8 @@ impl Metrics {
             login_failures,
             refresh_reuse,
             resident_memory,
+            open_fds,
+            tokio_tasks,
         })
     }
 
@@ -85,6 +101,13 @@ impl Metrics {
     pub fn render(&self) -> String {
         if let Some(rss) = resident_bytes() {
             self.resident_memory.set(rss);
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            self.open_fds.set(fds.count() as i64);
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            self.tokio_tasks
+                .set(runtime.metrics().num_alive_tasks() as i64);
         }
         let mut buf = Vec::new();
         let encoder = TextEncoder::new();

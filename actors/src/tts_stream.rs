@@ -172,6 +172,14 @@ impl Playout {
     }
 }
 
+/// Chunks of one sentence the synthesizer may run ahead of the real-time playout. Enough
+/// for a whole sentence (espeak-ng sends 100 ms chunks; a sentence is a few seconds), so a
+/// synthesizer faster than real time finishes and frees its worker — a pooled espeak-ng
+/// process, a provider connection — while the audio is still playing, instead of holding
+/// it for the playback and making other conversations wait. Bounded, so a runaway
+/// provider still waits for the playout.
+const SENTENCE_CHUNKS: usize = 512;
+
 async fn run_worker(
     mut playout: Playout,
     mut work: mpsc::UnboundedReceiver<Work>,
@@ -184,7 +192,7 @@ async fn run_worker(
         match item {
             Work::Sentence(text) => {
                 let offset = playout.position_ms();
-                let (tx, mut rx) = mpsc::channel::<TtsChunk>(8);
+                let (tx, mut rx) = mpsc::channel::<TtsChunk>(SENTENCE_CHUNKS);
                 let provider = tts.clone();
                 let request = TtsRequest {
                     text,

@@ -1489,3 +1489,85 @@ async fn a_remote_avatar_that_fails_hands_over_to_the_builtin_one() {
     assert_eq!(remote_avatars(&node, "lost"), 1);
     session.end("client_disconnected", 1000);
 }
+
+/// A synthesizer with one worker, like an espeak-ng pool of one: a job holds the worker
+/// until it has handed over its last chunk. Every sentence is 3 s of audio, produced at
+/// once (far faster than real time, as espeak-ng is).
+struct OneWorkerTts {
+    worker: Semaphore,
+}
+
+impl TextToSpeech for OneWorkerTts {
+    fn synthesize<'a>(
+        &'a self,
+        _: TtsRequest,
+        out: mpsc::Sender<TtsChunk>,
+        _: CancellationToken,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            let _worker = self
+                .worker
+                .acquire()
+                .await
+                .map_err(|_| ProviderError::Unavailable("pool closed".into()))?;
+            for _ in 0..30 {
+                let chunk = TtsChunk {
+                    samples: vec![3000; 1600],
+                    sample_rate: 16_000,
+                    words: Vec::new(),
+                };
+                out.send(chunk)
+                    .await
+                    .map_err(|_| ProviderError::Cancelled)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synthesizer_worker_is_free_for_the_next_conversation_while_an_answer_plays() {
+    let mut providers = simulated(SHORT_ANSWER).providers();
+    providers.tts = Arc::new(OneWorkerTts {
+        worker: Semaphore::new(1),
+    });
+    let node = Node::with_providers(providers, 10).await;
+    let (a, mut first) = node.open().await;
+    let (b, mut second) = node.open().await;
+    type_text(&a, "Hours?");
+    first.until_audio().await;
+    // The first answer is playing (3 s at real-time pace); count its frames as they come.
+    let played = Arc::new(AtomicU64::new(1));
+    let counting = {
+        let played = played.clone();
+        tokio::spawn(async move {
+            loop {
+                let item = tokio::time::timeout(WAIT, first.rx.items.recv())
+                    .await
+                    .expect("the first answer goes on")
+                    .expect("outbox open");
+                if matches!(item, Outbound::Audio(_)) {
+                    played.fetch_add(1, Ordering::SeqCst);
+                } else if kind(&item) == "response.done" {
+                    return played.load(Ordering::SeqCst);
+                }
+            }
+        })
+    };
+    type_text(&b, "Hours?");
+    second.until_audio().await;
+    let when_second_spoke = played.load(Ordering::SeqCst);
+    let total = counting.await.expect("first answer read");
+    // 3 s is 150 frames. Holding the one worker for the playback would keep the second
+    // customer waiting until the first answer was nearly over.
+    assert!(
+        total >= 140,
+        "the first answer played whole: {total} frames"
+    );
+    assert!(
+        when_second_spoke < total / 2,
+        "the second answer started after {when_second_spoke} of the first answer's {total} frames"
+    );
+    a.end("client_disconnected", 1000);
+    b.end("client_disconnected", 1000);
+}

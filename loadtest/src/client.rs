@@ -26,6 +26,11 @@ pub struct SessionOutcome {
     pub error: Option<String>,
     /// `error` events received (code), which do not end the session.
     pub error_events: Vec<String>,
+    /// The run's time limit ended the session before its last turn (not an error).
+    pub cut: bool,
+    /// How late each audio frame left the generator after its due time, µs: when this
+    /// grows, the generator (not the server) is the bottleneck.
+    pub send_lag: Option<hdrhistogram::Histogram<u64>>,
 }
 
 /// What one turn saw.
@@ -44,13 +49,20 @@ pub struct TurnOutcome {
 }
 
 /// Runs one session to the end; never panics on server misbehaviour.
+///
+/// At `stop_at` the session closes its connection at the next frame and is marked `cut`.
 pub async fn run_session(
     config: &Config,
+    http: &reqwest::Client,
     utterance: &Utterance,
     intended: Instant,
+    stop_at: Instant,
 ) -> SessionOutcome {
-    let mut outcome = SessionOutcome::default();
-    if let Err(kind) = drive(config, utterance, intended, &mut outcome).await {
+    let mut outcome = SessionOutcome {
+        send_lag: Some(crate::report::histogram()),
+        ..SessionOutcome::default()
+    };
+    if let Err(kind) = drive(config, http, utterance, intended, stop_at, &mut outcome).await {
         outcome.error = Some(kind);
     }
     outcome
@@ -58,11 +70,12 @@ pub async fn run_session(
 
 async fn drive(
     config: &Config,
+    http: &reqwest::Client,
     utterance: &Utterance,
     intended: Instant,
+    stop_at: Instant,
     out: &mut SessionOutcome,
 ) -> Result<(), String> {
-    let http = reqwest::Client::new();
     let mut req = http.post(format!("{}/v1/sessions", config.url.trim_end_matches('/')));
     let mut origin = None;
     match &config.auth {
@@ -86,7 +99,7 @@ async fn drive(
         return Err(format!("http_{}", resp.status().as_u16()));
     }
     let ticket: serde_json::Value = resp.json().await.map_err(|_| "http_body".to_owned())?;
-    let mut link = Link::open(config.transport, &config.url, &ticket, origin.as_deref()).await?;
+    let mut link = Link::open(config, &ticket, origin.as_deref()).await?;
     out.connect = Some(intended.elapsed());
     // Wait for session.created.
     loop {
@@ -102,7 +115,11 @@ async fn drive(
     let barge_frames = Utterance::speech_frames(600);
     for turn in 0..config.turns {
         if turn > 0 && !config.think.is_zero() {
-            tokio::time::sleep(config.think).await;
+            tokio::time::sleep_until((Instant::now() + config.think).min(stop_at).into()).await;
+        }
+        if Instant::now() >= stop_at {
+            out.cut = true;
+            break;
         }
         let start = Instant::now();
         let speech_end = start + TICK * utterance.speech_end_frame as u32;
@@ -129,8 +146,16 @@ async fn drive(
             tokio::select! {
                 () = tokio::time::sleep_until(due.into()) => {
                     let now = Instant::now();
+                    if now >= stop_at {
+                        out.cut = true;
+                        link.close().await;
+                        return Ok(());
+                    }
                     if now > deadline {
                         return Err("turn_timeout".into());
+                    }
+                    if let Some(lag) = out.send_lag.as_mut() {
+                        let _ = lag.record((now.saturating_duration_since(due).as_micros() as u64).max(1));
                     }
                     let frame = match barge_start {
                         Some(b) if now >= b && barge_k < barge_frames.len() => {

@@ -47,6 +47,9 @@ pub struct Config {
     /// Provider latency included in voice-to-voice (end-of-turn silence + STT + first token
     /// + first TTS byte), subtracted to report what the server itself adds.
     pub provider_latency: Duration,
+    /// Opus encoder complexity of the WebRTC clients' microphones (0–10; browsers use 9
+    /// or 10 on desktops, 5 on phones). Lower costs the generator less CPU.
+    pub opus_complexity: i32,
 }
 
 /// Credentials.
@@ -91,35 +94,82 @@ pub async fn login(url: &str, email: &str, password: &str) -> anyhow::Result<Str
         .context("no access_token in the login answer")
 }
 
-/// Reads one series from Prometheus text, e.g. `adam_process_resident_memory_bytes`.
-pub async fn scrape(url: &str, series: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{url}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
+/// What the server's `/metrics` said at one moment: the figures a run compares before,
+/// during and after (a churn run must end where it began).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ServerSnapshot {
+    /// Live conversations.
+    pub live_sessions: Option<f64>,
+    /// Actors alive in conversation trees.
+    pub live_actors: Option<f64>,
+    /// Tokio tasks alive in the server's runtime.
+    pub tokio_tasks: Option<f64>,
+    /// Open file descriptors of the server process.
+    pub open_fds: Option<f64>,
+    /// Resident memory, MiB.
+    pub rss_mib: Option<f64>,
 }
 
+impl ServerSnapshot {
+    /// Scrapes `url/metrics` once; `None` fields for series the server does not export (or
+    /// an unreachable server).
+    pub async fn scrape(http: &reqwest::Client, url: &str) -> Self {
+        let text = match http.get(format!("{url}/metrics")).send().await {
+            Ok(resp) => resp.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        Self {
+            live_sessions: series(&text, "adam_live_sessions"),
+            live_actors: series(&text, "adam_live_actors"),
+            tokio_tasks: series(&text, "adam_tokio_alive_tasks"),
+            open_fds: series(&text, "adam_process_open_fds"),
+            rss_mib: series(&text, "adam_process_resident_memory_bytes").map(|b| b / 1_048_576.0),
+        }
+    }
+}
+
+/// One unlabelled series from Prometheus text, e.g. `adam_process_resident_memory_bytes`.
+pub fn series(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Longest the run waits after the last session for the server to report no live session
+/// or actor and no more tasks or descriptors than before the run.
+const SETTLE: Duration = Duration::from_secs(15);
+
 /// Runs the load and returns the report.
+///
+/// Sessions arrive on the ramp's schedule; at `max_duration` every session still talking
+/// ends its connection at the next frame and is reported as cut (its finished turns count),
+/// and sessions not yet due are not opened.
 pub async fn run(
     config: Config,
     utterance: audio::Utterance,
     progress: bool,
 ) -> anyhow::Result<report::Report> {
-    let rss_before = scrape(&config.url, "adam_process_resident_memory_bytes").await;
+    // One HTTP client for the run: building one per session costs milliseconds of CPU
+    // (TLS roots), which at 50 arrivals a second stalls the generator's own timers.
+    let http = reqwest::Client::new();
+    // Snapshots go through a client that keeps no connection open, so they do not count
+    // one of their own among the server's descriptors and tasks.
+    let probe = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap_or_default();
+    let before = ServerSnapshot::scrape(&probe, &config.url).await;
     let stats = Arc::new(Mutex::new(report::Recorder::new()));
     let utterance = Arc::new(utterance);
     let started = Instant::now();
+    let stop_at = started + config.max_duration;
+    let gap = Duration::from_secs_f64(1.0 / config.ramp_per_sec.max(0.001));
+    let due: Vec<Instant> = (0..config.sessions)
+        .map(|i| started + gap.mul_f64(i as f64))
+        .take_while(|&at| at < stop_at)
+        .collect();
     let bar = progress.then(|| {
-        let bar = indicatif::ProgressBar::new(config.sessions as u64);
+        let bar = indicatif::ProgressBar::new(due.len() as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
                 "{elapsed_precise} [{bar:30}] {pos}/{len} sessions {msg}",
@@ -128,31 +178,30 @@ pub async fn run(
         );
         bar
     });
-    let gap = Duration::from_secs_f64(1.0 / config.ramp_per_sec.max(0.001));
-    let mut tasks = Vec::with_capacity(config.sessions);
-    // A sampler records live sessions and server memory once a second.
+    // A sampler records the server's live sessions and memory once a second.
     let sampler = {
         let stats = stats.clone();
         let url = config.url.clone();
+        let http = probe.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
-                let rss = scrape(&url, "adam_process_resident_memory_bytes").await;
-                let live = scrape(&url, "adam_live_sessions").await;
-                stats.lock().await.sample(started.elapsed(), live, rss);
+                let now = ServerSnapshot::scrape(&http, &url).await;
+                stats.lock().await.sample(started.elapsed(), now);
             }
         })
     };
-    for i in 0..config.sessions {
-        let intended = started + gap.mul_f64(i as f64);
+    let mut tasks = Vec::with_capacity(due.len());
+    for intended in due {
         let config = config.clone();
         let stats = stats.clone();
         let utterance = utterance.clone();
         let bar = bar.clone();
+        let http = http.clone();
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until(intended.into()).await;
-            let outcome = client::run_session(&config, &utterance, intended).await;
+            let outcome = client::run_session(&config, &http, &utterance, intended, stop_at).await;
             let mut s = stats.lock().await;
             s.record(outcome);
             if let Some(bar) = bar {
@@ -161,18 +210,35 @@ pub async fn run(
             }
         }));
     }
+    // Sessions end themselves at `stop_at`; the grace covers closing handshakes.
     let all = futures_util::future::join_all(tasks);
-    if tokio::time::timeout(config.max_duration, all)
+    if tokio::time::timeout_at((stop_at + Duration::from_secs(30)).into(), all)
         .await
         .is_err()
     {
         stats.lock().await.note_timeout();
     }
+    let elapsed = started.elapsed();
     sampler.abort();
     if let Some(bar) = &bar {
         bar.finish();
     }
-    let rss_after = scrape(&config.url, "adam_process_resident_memory_bytes").await;
+    // Close the sessions' keep-alive connections, then give the server a moment to tear
+    // down what the last sessions left: back to the baseline, or as far as it gets.
+    drop(http);
+    let settle_until = Instant::now() + SETTLE;
+    let mut after = ServerSnapshot::scrape(&probe, &config.url).await;
+    let above = |now: Option<f64>, base: Option<f64>| now.unwrap_or(0.0) > base.unwrap_or(0.0);
+    let settling = |s: &ServerSnapshot| {
+        above(s.live_sessions, None)
+            || above(s.live_actors, None)
+            || above(s.tokio_tasks, before.tokio_tasks)
+            || above(s.open_fds, before.open_fds)
+    };
+    while settling(&after) && Instant::now() < settle_until {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        after = ServerSnapshot::scrape(&probe, &config.url).await;
+    }
     let recorder = std::mem::take(&mut *stats.lock().await);
-    Ok(recorder.finish(&config, started.elapsed(), rss_before, rss_after))
+    Ok(recorder.finish(&config, elapsed, before, after))
 }

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::media_stream::MediaStreamTrack;
@@ -62,17 +63,17 @@ pub enum Link {
 impl Link {
     /// Opens the transport for a ticket from `POST /v1/sessions`.
     pub async fn open(
-        transport: Transport,
-        base: &str,
+        config: &crate::Config,
         ticket: &Value,
         origin: Option<&str>,
     ) -> Result<Self, String> {
-        match transport {
+        let base = config.url.as_str();
+        match config.transport {
             Transport::Websocket => Ok(Link::Ws(Box::new(
                 WsLink::open(base, ticket, origin).await?,
             ))),
             Transport::Webrtc => Ok(Link::Rtc(Box::new(
-                RtcLink::open(base, ticket, origin).await?,
+                RtcLink::open(base, ticket, origin, config.opus_complexity).await?,
             ))),
         }
     }
@@ -142,7 +143,10 @@ impl WsLink {
                 .headers_mut()
                 .insert("origin", o.parse().map_err(|_| "origin".to_owned())?);
         }
-        let (ws, _) = tokio_tungstenite::connect_async(request)
+        // A small read buffer: tungstenite zero-fills all of it before each socket read
+        // (128 KiB by default), which at hundreds of sessions is most of the generator's CPU.
+        let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), false)
             .await
             .map_err(|_| "ws_connect".to_owned())?;
         Ok(Self { ws, rate: 24_000.0 })
@@ -229,7 +233,12 @@ fn opus_codec() -> RTCRtpCodec {
 }
 
 impl RtcLink {
-    async fn open(base: &str, ticket: &Value, origin: Option<&str>) -> Result<Self, String> {
+    async fn open(
+        base: &str,
+        ticket: &Value,
+        origin: Option<&str>,
+        complexity: i32,
+    ) -> Result<Self, String> {
         let url = ticket["webrtc_url"].as_str().ok_or("no_webrtc_url")?;
         let mut media = MediaEngine::default();
         media
@@ -315,8 +324,15 @@ impl RtcLink {
             pc,
             mic,
             ssrc,
-            encoder: opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)
-                .map_err(|_| "opus".to_owned())?,
+            encoder: {
+                let mut encoder =
+                    opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)
+                        .map_err(|_| "opus".to_owned())?;
+                encoder
+                    .set_complexity(complexity)
+                    .map_err(|_| "opus".to_owned())?;
+                encoder
+            },
             sequence: 0,
             timestamp: rand_u32(),
             last: 0,

@@ -58,6 +58,9 @@ struct Args {
     /// + first TTS byte; 500 + 150 + 250 + 120 with the default simulated profile).
     #[arg(long, default_value_t = 1020)]
     provider_latency_ms: u64,
+    /// Opus complexity of the WebRTC clients' encoders (0–10).
+    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(i32).range(0..=10))]
+    opus_complexity: i32,
     /// Stop after this many seconds.
     #[arg(long, default_value_t = 600)]
     max_secs: u64,
@@ -105,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
         barge_in_after: args.barge_in_ms.map(Duration::from_millis),
         max_duration: Duration::from_secs(args.max_secs),
         provider_latency: Duration::from_millis(args.provider_latency_ms),
+        opus_complexity: args.opus_complexity,
     };
     let report = adam_loadtest::run(config, utterance, !args.quiet).await?;
     std::fs::create_dir_all(&args.out)?;

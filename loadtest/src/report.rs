@@ -8,10 +8,11 @@ use hdrhistogram::Histogram;
 use plotters::prelude::*;
 use serde::Serialize;
 
-use crate::Config;
 use crate::client::SessionOutcome;
+use crate::{Config, ServerSnapshot};
 
-fn histogram() -> Histogram<u64> {
+/// An empty histogram of microseconds.
+pub(crate) fn histogram() -> Histogram<u64> {
     // 1 µs to 10 min, 3 significant figures; the bounds are constants that are valid.
     Histogram::new_with_bounds(1, 600_000_000, 3)
         .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
@@ -23,9 +24,11 @@ pub struct Recorder {
     ready: Histogram<u64>,
     voice_to_voice: Histogram<u64>,
     barge_in: Histogram<u64>,
+    send_lag: Histogram<u64>,
     answer_audio_secs: f64,
     sessions: usize,
     sessions_ok: usize,
+    sessions_cut: usize,
     turns: usize,
     errors: BTreeMap<String, usize>,
     error_events: BTreeMap<String, usize>,
@@ -44,6 +47,12 @@ pub struct Sample {
     pub live_sessions: Option<f64>,
     /// Server resident memory, MiB.
     pub server_rss_mib: Option<f64>,
+    /// Actors alive on the server.
+    pub live_actors: Option<f64>,
+    /// Tokio tasks alive on the server.
+    pub tokio_tasks: Option<f64>,
+    /// Open file descriptors of the server.
+    pub open_fds: Option<f64>,
 }
 
 /// Percentiles of one latency, ms.
@@ -55,6 +64,8 @@ pub struct Latency {
     pub p50_ms: f64,
     /// 90th percentile.
     pub p90_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
     /// 99th percentile.
     pub p99_ms: f64,
     /// 99.9th percentile.
@@ -72,6 +83,7 @@ impl Latency {
             count: h.len(),
             p50_ms: ms(h.value_at_quantile(0.50)),
             p90_ms: ms(h.value_at_quantile(0.90)),
+            p95_ms: ms(h.value_at_quantile(0.95)),
             p99_ms: ms(h.value_at_quantile(0.99)),
             p999_ms: ms(h.value_at_quantile(0.999)),
             max_ms: ms(h.max()),
@@ -85,6 +97,7 @@ impl Latency {
             count: self.count,
             p50_ms: d(self.p50_ms),
             p90_ms: d(self.p90_ms),
+            p95_ms: d(self.p95_ms),
             p99_ms: d(self.p99_ms),
             p999_ms: d(self.p999_ms),
             max_ms: d(self.max_ms),
@@ -104,6 +117,8 @@ pub struct Report {
     pub sessions: usize,
     /// Sessions that completed every turn.
     pub sessions_ok: usize,
+    /// Sessions without error still talking when the run's time limit ended them.
+    pub sessions_cut: usize,
     /// Turns completed.
     pub turns: usize,
     /// Failed sessions by kind.
@@ -120,6 +135,9 @@ pub struct Report {
     pub server_added: Latency,
     /// Barge-in speech start → audio cleared.
     pub barge_in_stop: Latency,
+    /// Audio frame due → sent by the generator: large values mean the generator, not the
+    /// server, fell behind.
+    pub send_lag: Latency,
     /// Mean answer audio per turn, s.
     pub answer_audio_mean_secs: f64,
     /// Server memory before the run, MiB.
@@ -132,6 +150,11 @@ pub struct Report {
     pub server_rss_per_session_mib: Option<f64>,
     /// Peak live sessions seen on the server.
     pub peak_live_sessions: Option<f64>,
+    /// The server before the first session.
+    pub server_before: ServerSnapshot,
+    /// The server after the last session: once it reported no live session or actor and
+    /// no more tasks or descriptors than before, or 15 s later.
+    pub server_after: ServerSnapshot,
     /// Once-a-second samples.
     pub timeline: Vec<Sample>,
     /// The run hit its maximum duration.
@@ -154,9 +177,11 @@ impl Recorder {
             ready: histogram(),
             voice_to_voice: histogram(),
             barge_in: histogram(),
+            send_lag: histogram(),
             answer_audio_secs: 0.0,
             sessions: 0,
             sessions_ok: 0,
+            sessions_cut: 0,
             turns: 0,
             errors: BTreeMap::new(),
             error_events: BTreeMap::new(),
@@ -198,18 +223,25 @@ impl Recorder {
         for code in outcome.error_events {
             *self.error_events.entry(code).or_default() += 1;
         }
+        if let Some(lag) = &outcome.send_lag {
+            let _ = self.send_lag.add(lag);
+        }
         match outcome.error {
             Some(kind) => *self.errors.entry(kind).or_default() += 1,
+            None if outcome.cut => self.sessions_cut += 1,
             None => self.sessions_ok += 1,
         }
     }
 
     /// Adds a timeline sample.
-    pub fn sample(&mut self, t: Duration, live: Option<f64>, rss: Option<f64>) {
+    pub fn sample(&mut self, t: Duration, server: ServerSnapshot) {
         self.timeline.push(Sample {
             t_secs: t.as_secs_f64(),
-            live_sessions: live,
-            server_rss_mib: rss.map(|b| b / 1_048_576.0),
+            live_sessions: server.live_sessions,
+            server_rss_mib: server.rss_mib,
+            live_actors: server.live_actors,
+            tokio_tasks: server.tokio_tasks,
+            open_fds: server.open_fds,
         });
     }
 
@@ -233,23 +265,23 @@ impl Recorder {
         self,
         config: &Config,
         elapsed: Duration,
-        rss_before: Option<f64>,
-        rss_after: Option<f64>,
+        server_before: ServerSnapshot,
+        server_after: ServerSnapshot,
     ) -> Report {
-        let mib = |b: f64| b / 1_048_576.0;
         let peak = self
             .timeline
             .iter()
             .filter_map(|s| s.server_rss_mib)
-            .chain(rss_after.map(mib))
+            .chain(server_after.rss_mib)
             .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
-        let before = rss_before.map(mib);
+        let before = server_before.rss_mib;
         let v2v = Latency::of(&self.voice_to_voice);
         Report {
             config: config.clone(),
             duration_secs: elapsed.as_secs_f64(),
             sessions: self.sessions,
             sessions_ok: self.sessions_ok,
+            sessions_cut: self.sessions_cut,
             turns: self.turns,
             errors: self.errors,
             error_events: self.error_events,
@@ -258,6 +290,7 @@ impl Recorder {
             server_added: v2v.minus(config.provider_latency.as_secs_f64() * 1000.0),
             voice_to_voice: v2v,
             barge_in_stop: Latency::of(&self.barge_in),
+            send_lag: Latency::of(&self.send_lag),
             answer_audio_mean_secs: if self.turns > 0 {
                 self.answer_audio_secs / self.turns as f64
             } else {
@@ -265,7 +298,7 @@ impl Recorder {
             },
             server_rss_before_mib: before,
             server_rss_peak_mib: peak,
-            server_rss_after_mib: rss_after.map(mib),
+            server_rss_after_mib: server_after.rss_mib,
             server_rss_per_session_mib: match (before, peak) {
                 (Some(b), Some(p)) if self.sessions > 0 => {
                     Some((p - b).max(0.0) / self.sessions as f64)
@@ -277,6 +310,8 @@ impl Recorder {
                 .iter()
                 .filter_map(|s| s.live_sessions)
                 .reduce(f64::max),
+            server_before,
+            server_after,
             timeline: self.timeline,
             timed_out: self.timed_out,
             v2v_points: self.v2v_points,
@@ -295,9 +330,11 @@ impl Report {
         };
         let opt = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.1}"));
         let mut md = format!(
-            "# adam-loadtest report\n\n{} sessions ({} completed), {} turns in {:.1} s; ramp {} sessions/s, {} turns each{}.\n\n",
+            "# adam-loadtest report\n\n{} sessions ({} completed every turn, {} still talking when the time limit ended them, {} failed), {} turns in {:.1} s; ramp {} sessions/s, {} turns each{}.\n\n",
             self.sessions,
             self.sessions_ok,
+            self.sessions_cut,
+            self.errors.values().sum::<usize>(),
             self.turns,
             self.duration_secs,
             self.config.ramp_per_sec,
@@ -321,6 +358,24 @@ impl Report {
         ));
         if self.barge_in_stop.count > 0 {
             md.push_str(&row("barge-in stop", &self.barge_in_stop));
+        }
+        md.push_str(&row(
+            "generator send lag (frame due → sent)",
+            &self.send_lag,
+        ));
+        md.push_str("\n| server | live sessions | live actors | tokio tasks | open fds | RSS (MiB) |\n|---|---|---|---|---|---|\n");
+        for (name, snap) in [
+            ("before", &self.server_before),
+            ("after", &self.server_after),
+        ] {
+            md.push_str(&format!(
+                "| {name} | {} | {} | {} | {} | {} |\n",
+                opt(snap.live_sessions),
+                opt(snap.live_actors),
+                opt(snap.tokio_tasks),
+                opt(snap.open_fds),
+                opt(snap.rss_mib),
+            ));
         }
         md.push_str(&format!(
             "\nServer memory: {} MiB before, {} MiB peak, {} MiB after; {} MiB per session. Peak live sessions: {}.\n",

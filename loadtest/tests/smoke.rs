@@ -85,6 +85,7 @@ async fn config(url: &str, sessions: usize, turns: usize, barge_in: Option<Durat
         barge_in_after: barge_in,
         max_duration: Duration::from_secs(60),
         provider_latency: Duration::from_millis(300 + 20 + 20 + 10),
+        opus_complexity: 0,
     }
 }
 
@@ -158,6 +159,37 @@ async fn drives_webrtc_sessions_with_opus_and_the_events_channel() {
     );
     // Answer audio counted from the RTP packets (20 ms each).
     assert!(report.answer_audio_mean_secs > 0.1, "{report:?}");
+    server.abort();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_time_limit_ends_sessions_mid_run_and_the_report_keeps_their_turns() {
+    let (url, server, dir) = server("We open at eight on weekdays.").await;
+    let mut cfg = config(&url, 3, 50, None).await;
+    cfg.max_duration = Duration::from_secs(4);
+    let report = adam_loadtest::run(cfg, Utterance::synthetic(800, 600), false)
+        .await
+        .expect("run");
+    // 50 turns cannot fit in 4 s: every session is cut, none failed.
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.sessions, 3);
+    assert_eq!(report.sessions_cut, 3, "{report:?}");
+    assert_eq!(report.sessions_ok, 0);
+    assert!(!report.timed_out, "sessions ended themselves at the limit");
+    // The turns they finished before the limit are in the figures.
+    assert!(report.turns >= 3, "{}", report.turns);
+    assert_eq!(report.voice_to_voice.count as usize, report.turns);
+    assert!(report.duration_secs < 10.0, "{}", report.duration_secs);
+    assert!(report.send_lag.count > 100, "{:?}", report.send_lag);
+    // The server let go of every conversation afterwards.
+    assert_eq!(report.server_after.live_sessions, Some(0.0));
+    assert_eq!(report.server_after.live_actors, Some(0.0));
+    assert!(
+        report
+            .markdown()
+            .contains("3 still talking when the time limit ended them")
+    );
     server.abort();
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -568,7 +568,7 @@ pub async fn run(
             .observe(started.elapsed().as_secs_f64());
         activity.touch();
         let dc = channel.clone().expect("open channel");
-        let mut writer = Writer::new(output, ssrc, payload_type);
+        let mut writer = Writer::new(output, ssrc, payload_type, webrtc.settings.opus_complexity);
         frame = serve(
             &mut events,
             &mut tasks,
@@ -846,9 +846,13 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(track: Arc<TrackLocalStaticRTP>, ssrc: u32, payload_type: u8) -> Self {
+    fn new(track: Arc<TrackLocalStaticRTP>, ssrc: u32, payload_type: u8, complexity: u8) -> Self {
         let encoder =
             opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)
+                .and_then(|mut e| {
+                    e.set_complexity(i32::from(complexity))?;
+                    Ok(e)
+                })
                 .map_err(|e| tracing::error!(error = %e, "cannot create an Opus encoder"))
                 .ok();
         Self {

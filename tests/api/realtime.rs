@@ -666,3 +666,79 @@ async fn shutdown_drains_live_answers_then_closes_with_1001_and_keeps_every_tran
     assert_eq!(session.end_reason.as_deref(), Some("server shutting down"));
     db.close().await;
 }
+
+/// `(open fds, tokio tasks, live actors, live sessions)` from `/metrics`.
+async fn process_gauges(app: &TestApp) -> [i64; 4] {
+    let text = app
+        .get("/metrics", None)
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    let gauge = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .map_or(-1, |v| v as i64)
+    };
+    [
+        gauge("adam_process_open_fds"),
+        gauge("adam_tokio_alive_tasks"),
+        gauge("adam_live_actors"),
+        gauge("adam_live_sessions"),
+    ]
+}
+
+#[tokio::test]
+async fn sessions_opened_and_closed_give_back_their_descriptors_tasks_and_actors() {
+    let app = quick_app("We open at eight.").await;
+    let idle = || async {
+        let g = process_gauges(&app).await;
+        (g[2] == 0 && g[3] == 0).then_some(g)
+    };
+    // One conversation first, so pools that open lazily are part of the baseline.
+    let (_, url) = new_session(&app).await;
+    let mut ws = connect(&url, None).await.expect("upgrade");
+    ask(&mut ws, "Hours?").await;
+    read_until(&mut ws, "response.done").await;
+    drop(ws);
+    assert!(eventually(Duration::from_secs(5), || async { idle().await.is_some() }).await);
+    let baseline = idle().await.expect("idle");
+    assert!(baseline[0] > 0 && baseline[1] > 0, "{baseline:?}");
+
+    for round in 0..2 {
+        let mut open = Vec::new();
+        for _ in 0..10 {
+            let (_, url) = new_session(&app).await;
+            let mut ws = connect(&url, None).await.expect("upgrade");
+            ask(&mut ws, "Hours?").await;
+            read_until(&mut ws, "response.done").await;
+            open.push(ws);
+        }
+        let busy = process_gauges(&app).await;
+        assert_eq!(busy[3], 10, "round {round}: {busy:?}");
+        // Each conversation holds at least its socket (both ends live in this process).
+        assert!(
+            busy[0] >= baseline[0] + 10,
+            "round {round}: {busy:?} vs {baseline:?}"
+        );
+        assert!(
+            busy[1] > baseline[1] + 10,
+            "round {round}: {busy:?} vs {baseline:?}"
+        );
+        for mut ws in open {
+            ws.close(None).await.expect("close");
+        }
+    }
+    // 20 conversations later: a leak of one descriptor or task each would show.
+    let back = eventually(Duration::from_secs(5), || async {
+        idle()
+            .await
+            .is_some_and(|g| g[0] <= baseline[0] + 3 && g[1] <= baseline[1] + 3)
+    })
+    .await;
+    assert!(
+        back,
+        "back to {baseline:?}: {:?}",
+        process_gauges(&app).await
+    );
+}

@@ -36,7 +36,12 @@ pub async fn connect(
     request
         .headers_mut()
         .insert(HeaderName::from_static(header.0), header.1);
-    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request)).await {
+    // tungstenite zero-fills its whole read buffer (128 KiB by default) before each
+    // socket read; one streaming socket per conversation makes that add up.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(16 * 1024);
+    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), false);
+    match tokio::time::timeout(timeout, connecting).await {
         Err(_) => {
             tracing::warn!(provider, "WebSocket connect timed out");
             Err(Failure::from(ProviderError::Timeout))
