@@ -61,10 +61,11 @@ struct Args {
     /// Opus complexity of the WebRTC clients' encoders (0–10).
     #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(i32).range(0..=10))]
     opus_complexity: i32,
-    /// Stop after this many seconds.
+    /// Stop after this many seconds: sessions still talking close at their next frame and
+    /// are reported as cut (with the turns they finished); sessions not yet due never open.
     #[arg(long, default_value_t = 600)]
     max_secs: u64,
-    /// Where the reports go.
+    /// Where the reports go (`report.json`, `report.md`, `latency.svg`).
     #[arg(long, default_value = "loadtest-report")]
     out: PathBuf,
     /// No progress bar.
