@@ -96,7 +96,7 @@ pub async fn login(url: &str, email: &str, password: &str) -> anyhow::Result<Str
 
 /// What the server's `/metrics` said at one moment: the figures a run compares before,
 /// during and after (a churn run must end where it began).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ServerSnapshot {
     /// Live conversations.
     pub live_sessions: Option<f64>,
@@ -108,6 +108,60 @@ pub struct ServerSnapshot {
     pub open_fds: Option<f64>,
     /// Resident memory, MiB.
     pub rss_mib: Option<f64>,
+    /// The server's stage histograms (cumulative since it started), by series name.
+    #[serde(skip)]
+    pub stages: Vec<(&'static str, StageHistogram)>,
+}
+
+/// The server-side stages the report reads from `/metrics`: (series, name in the report).
+pub const STAGES: [(&str, &str); 4] = [
+    ("adam_stage_stt_seconds", "end of speech → transcript"),
+    (
+        "adam_stage_answer_first_token_seconds",
+        "transcript → first answer token",
+    ),
+    (
+        "adam_stage_tts_first_audio_seconds",
+        "first token → first audio",
+    ),
+    ("adam_voice_to_voice_seconds", "voice-to-voice (server)"),
+];
+
+/// One cumulative Prometheus histogram: sum, count and the cumulative bucket counts.
+#[derive(Debug, Clone, Default)]
+pub struct StageHistogram {
+    /// Sum of observations, seconds.
+    pub sum: f64,
+    /// Observations.
+    pub count: f64,
+    /// (upper bound in seconds, cumulative count), ascending.
+    pub buckets: Vec<(f64, f64)>,
+}
+
+impl StageHistogram {
+    fn parse(text: &str, name: &str) -> Option<Self> {
+        let mut h = Self {
+            sum: series(text, &format!("{name}_sum"))?,
+            count: series(text, &format!("{name}_count"))?,
+            buckets: Vec::new(),
+        };
+        let prefix = format!("{name}_bucket{{le=\"");
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix(prefix.as_str()) else {
+                continue;
+            };
+            let Some((le, value)) = rest.split_once("\"} ") else {
+                continue;
+            };
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            h.buckets.push((le, value.trim().parse().ok()?));
+        }
+        Some(h)
+    }
 }
 
 impl ServerSnapshot {
@@ -124,6 +178,10 @@ impl ServerSnapshot {
             tokio_tasks: series(&text, "adam_tokio_alive_tasks"),
             open_fds: series(&text, "adam_process_open_fds"),
             rss_mib: series(&text, "adam_process_resident_memory_bytes").map(|b| b / 1_048_576.0),
+            stages: STAGES
+                .iter()
+                .filter_map(|(name, _)| Some((*name, StageHistogram::parse(&text, name)?)))
+                .collect(),
         }
     }
 }
@@ -136,7 +194,8 @@ pub fn series(text: &str, name: &str) -> Option<f64> {
 }
 
 /// Longest the run waits after the last session for the server to report no live session
-/// or actor and no more tasks or descriptors than before the run.
+/// or actor and no more tasks or descriptors than before the run (it stops earlier once
+/// those figures have not moved for two seconds).
 const SETTLE: Duration = Duration::from_secs(15);
 
 /// Runs the load and returns the report.
@@ -235,9 +294,23 @@ pub async fn run(
             || above(s.tokio_tasks, before.tokio_tasks)
             || above(s.open_fds, before.open_fds)
     };
+    // Settled: back at the baseline, or no conversation left and tasks and descriptors
+    // unchanged for two seconds (a pool that grew during the run stays grown).
+    let mut steady_since = Instant::now();
     while settling(&after) && Instant::now() < settle_until {
+        let idle = !above(after.live_sessions, None) && !above(after.live_actors, None);
+        if idle && steady_since.elapsed() >= Duration::from_secs(2) {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        after = ServerSnapshot::scrape(&probe, &config.url).await;
+        let next = ServerSnapshot::scrape(&probe, &config.url).await;
+        if (next.tokio_tasks, next.open_fds) != (after.tokio_tasks, after.open_fds)
+            || above(next.live_sessions, None)
+            || above(next.live_actors, None)
+        {
+            steady_since = Instant::now();
+        }
+        after = next;
     }
     let recorder = std::mem::take(&mut *stats.lock().await);
     Ok(recorder.finish(&config, elapsed, before, after))

@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 use crate::client::SessionOutcome;
-use crate::{Config, ServerSnapshot};
+use crate::{Config, STAGES, ServerSnapshot, StageHistogram};
 
 /// An empty histogram of microseconds.
 pub(crate) fn histogram() -> Histogram<u64> {
@@ -53,6 +53,59 @@ pub struct Sample {
     pub tokio_tasks: Option<f64>,
     /// Open file descriptors of the server.
     pub open_fds: Option<f64>,
+}
+
+/// One server-side stage during the run, from the difference of the server's histograms
+/// before and after it: the mean, and percentiles as the upper bound of the bucket that
+/// holds them (Prometheus buckets, so "≤ 50 ms" rather than an exact figure).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerStage {
+    /// What the stage is.
+    pub stage: String,
+    /// Observations during the run.
+    pub count: u64,
+    /// Mean, ms.
+    pub mean_ms: f64,
+    /// Bucket bound at or above the median, ms (`None`: above the largest bucket).
+    pub p50_le_ms: Option<f64>,
+    /// Bucket bound at or above the 99th percentile, ms.
+    pub p99_le_ms: Option<f64>,
+}
+
+impl ServerStage {
+    fn between(stage: &str, before: Option<&StageHistogram>, after: &StageHistogram) -> Self {
+        let empty = StageHistogram::default();
+        let before = before.unwrap_or(&empty);
+        let count = (after.count - before.count).max(0.0);
+        let below = |le: f64| {
+            let at = |h: &StageHistogram| {
+                h.buckets
+                    .iter()
+                    .find(|(b, _)| *b == le)
+                    .map_or(0.0, |(_, n)| *n)
+            };
+            at(after) - at(before)
+        };
+        let quantile = |q: f64| {
+            after
+                .buckets
+                .iter()
+                .find(|(le, _)| below(*le) >= q * count)
+                .map(|(le, _)| *le * 1000.0)
+                .filter(|ms| ms.is_finite())
+        };
+        Self {
+            stage: stage.to_owned(),
+            count: count as u64,
+            mean_ms: if count > 0.0 {
+                (after.sum - before.sum) / count * 1000.0
+            } else {
+                0.0
+            },
+            p50_le_ms: quantile(0.5),
+            p99_le_ms: quantile(0.99),
+        }
+    }
 }
 
 /// Percentiles of one latency, ms.
@@ -153,8 +206,11 @@ pub struct Report {
     /// The server before the first session.
     pub server_before: ServerSnapshot,
     /// The server after the last session: once it reported no live session or actor and
-    /// no more tasks or descriptors than before, or 15 s later.
+    /// no more tasks or descriptors than before (or those stopped moving for 2 s), at most
+    /// 15 s later.
     pub server_after: ServerSnapshot,
+    /// The server's own stage latencies during the run (from `/metrics`).
+    pub server_stages: Vec<ServerStage>,
     /// Once-a-second samples.
     pub timeline: Vec<Sample>,
     /// The run hit its maximum duration.
@@ -310,6 +366,15 @@ impl Recorder {
                 .iter()
                 .filter_map(|s| s.live_sessions)
                 .reduce(f64::max),
+            server_stages: STAGES
+                .iter()
+                .filter_map(|(series, stage)| {
+                    let after = server_after.stages.iter().find(|(s, _)| s == series)?;
+                    let before = server_before.stages.iter().find(|(s, _)| s == series);
+                    Some(ServerStage::between(stage, before.map(|b| &b.1), &after.1))
+                })
+                .filter(|s| s.count > 0)
+                .collect(),
             server_before,
             server_after,
             timeline: self.timeline,
@@ -363,6 +428,20 @@ impl Report {
             "generator send lag (frame due → sent)",
             &self.send_lag,
         ));
+        if !self.server_stages.is_empty() {
+            let le = |v: Option<f64>| v.map_or("> 5000".to_owned(), |v| format!("≤ {v:.0}"));
+            md.push_str("\n| server stage (its `/metrics`) | count | mean (ms) | p50 (ms) | p99 (ms) |\n|---|---|---|---|---|\n");
+            for s in &self.server_stages {
+                md.push_str(&format!(
+                    "| {} | {} | {:.1} | {} | {} |\n",
+                    s.stage,
+                    s.count,
+                    s.mean_ms,
+                    le(s.p50_le_ms),
+                    le(s.p99_le_ms)
+                ));
+            }
+        }
         md.push_str("\n| server | live sessions | live actors | tokio tasks | open fds | RSS (MiB) |\n|---|---|---|---|---|---|\n");
         for (name, snap) in [
             ("before", &self.server_before),

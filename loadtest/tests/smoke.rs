@@ -108,6 +108,24 @@ async fn drives_sessions_and_reports_latency_memory_and_no_errors() {
     );
     assert!(report.answer_audio_mean_secs > 0.1);
     assert!(report.server_rss_peak_mib.is_some_and(|m| m > 1.0));
+    // The server's own view of the same turns, from its /metrics.
+    let server_v2v = report
+        .server_stages
+        .iter()
+        .find(|s| s.stage.starts_with("voice-to-voice"))
+        .expect("server voice-to-voice");
+    assert_eq!(server_v2v.count, 10, "{:?}", report.server_stages);
+    assert!(server_v2v.mean_ms >= 300.0, "{server_v2v:?}");
+    assert!(
+        server_v2v
+            .p99_le_ms
+            .is_some_and(|ms| ms >= server_v2v.mean_ms)
+    );
+    assert!(
+        report
+            .markdown()
+            .contains("| voice-to-voice (server) | 10 |")
+    );
     let md = report.markdown();
     assert!(md.contains("voice-to-voice") && md.contains("Errors: none."));
     let svg = dir.join("latency.svg");
