@@ -299,3 +299,19 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The server's Prometheus text.
+pub async fn metrics(app: &TestApp) -> String {
+    app.get("/metrics", None)
+        .await
+        .text()
+        .await
+        .expect("metrics")
+}
+
+/// The value of one series in Prometheus text (labels included in `series`), if present.
+pub fn metric(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}

@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::helpers::{TestApp, eventually, json_body, spawn_app_with};
+use crate::helpers::{TestApp, eventually, json_body, metric, metrics, spawn_app_with};
 
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -669,17 +669,8 @@ async fn shutdown_drains_live_answers_then_closes_with_1001_and_keeps_every_tran
 
 /// `(open fds, tokio tasks, live actors, live sessions)` from `/metrics`.
 async fn process_gauges(app: &TestApp) -> [i64; 4] {
-    let text = app
-        .get("/metrics", None)
-        .await
-        .text()
-        .await
-        .expect("metrics");
-    let gauge = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
-            .map_or(-1, |v| v as i64)
-    };
+    let text = metrics(app).await;
+    let gauge = |name: &str| metric(&text, name).map_or(-1, |v| v as i64);
     [
         gauge("adam_process_open_fds"),
         gauge("adam_tokio_alive_tasks"),

@@ -26,7 +26,7 @@ use webrtc::peer_connection::{
 
 use adam::realtime::webrtc::opus_codec;
 
-use crate::helpers::{TestApp, eventually, json_body, spawn_app_with};
+use crate::helpers::{TestApp, eventually, json_body, metric, metrics, spawn_app_with};
 
 /// A server with a short, quick simulated answer, media on loopback only.
 async fn rtc_app() -> TestApp {
@@ -298,18 +298,7 @@ impl Client {
 }
 
 fn gauge(metrics: &str, name: &str) -> i64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
-        .map_or(-1, |v| v as i64)
-}
-
-async fn metrics(app: &TestApp) -> String {
-    app.get("/metrics", None)
-        .await
-        .text()
-        .await
-        .expect("metrics")
+    metric(metrics, name).map_or(-1, |v| v as i64)
 }
 
 #[tokio::test]

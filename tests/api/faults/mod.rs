@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{TestApp, json_body};
+use crate::helpers::{TestApp, json_body, metric, metrics};
 use crate::realtime::{Item, Ws, connect};
 
 /// A conversation over the WebSocket whose reader runs in its own task: what the server
@@ -156,20 +156,9 @@ fn quick(s: &mut adam::settings::Settings) {
     s.session.silence_ms = 300;
 }
 
-async fn metrics(app: &TestApp) -> String {
-    app.get("/metrics", None)
-        .await
-        .text()
-        .await
-        .expect("metrics")
-}
-
 /// The value of one series (labels included in `series`), 0 when absent.
 fn value(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+    metric(metrics, series).unwrap_or(0.0)
 }
 
 impl Client {
