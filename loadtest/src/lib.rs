@@ -288,9 +288,10 @@ pub async fn run(
     let settle_until = Instant::now() + SETTLE;
     let mut after = ServerSnapshot::scrape(&probe, &config.url).await;
     let above = |now: Option<f64>, base: Option<f64>| now.unwrap_or(0.0) > base.unwrap_or(0.0);
+    let conversing =
+        |s: &ServerSnapshot| above(s.live_sessions, None) || above(s.live_actors, None);
     let settling = |s: &ServerSnapshot| {
-        above(s.live_sessions, None)
-            || above(s.live_actors, None)
+        conversing(s)
             || above(s.tokio_tasks, before.tokio_tasks)
             || above(s.open_fds, before.open_fds)
     };
@@ -298,15 +299,13 @@ pub async fn run(
     // unchanged for two seconds (a pool that grew during the run stays grown).
     let mut steady_since = Instant::now();
     while settling(&after) && Instant::now() < settle_until {
-        let idle = !above(after.live_sessions, None) && !above(after.live_actors, None);
-        if idle && steady_since.elapsed() >= Duration::from_secs(2) {
+        if !conversing(&after) && steady_since.elapsed() >= Duration::from_secs(2) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
         let next = ServerSnapshot::scrape(&probe, &config.url).await;
-        if (next.tokio_tasks, next.open_fds) != (after.tokio_tasks, after.open_fds)
-            || above(next.live_sessions, None)
-            || above(next.live_actors, None)
+        if conversing(&next)
+            || (next.tokio_tasks, next.open_fds) != (after.tokio_tasks, after.open_fds)
         {
             steady_since = Instant::now();
         }
