@@ -117,10 +117,11 @@ pub struct WebRtcSettings {
     pub connect_timeout_secs: u64,
     /// Longest wait for Adam's own ICE candidates before answering, ms.
     pub gather_timeout_ms: u64,
-    /// Opus encoder complexity for Adam's voice, 0–10. Encoding is most of a WebRTC
-    /// session's CPU: a 20 ms frame costs about 226 µs at 10 (libopus' default), 156 µs at
-    /// 5 and 85 µs at 1 (`cargo bench -p adam --bench opus`). 5 is what mobile WebRTC
-    /// stacks use; speech quality differs little from 10.
+    /// Opus encoder complexity for Adam's voice, 0–10. Encoding is the largest single cost
+    /// of a WebRTC session (about 40 % of the server's CPU at 100 sessions): a 20 ms frame
+    /// of speech costs about 266 µs at 10 (libopus' default), 158 µs at 5 and 85 µs at 1
+    /// (`cargo bench -p adam --bench opus`). 5 is what mobile WebRTC stacks use; speech
+    /// quality differs little from 10.
     pub opus_complexity: u8,
 }
 
