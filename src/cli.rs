@@ -75,6 +75,23 @@ pub enum Command {
         /// Evaluate this dealership (id or exact name) of the configured database.
         #[arg(long)]
         dealership: Option<String>,
+        /// Evaluate a corpus: every subfolder with `docs/`, `dev.jsonl` and `heldout.jsonl`
+        /// (e.g. `eval/`), each split reported per dealership and in total.
+        #[arg(long, conflicts_with_all = ["documents", "dealership"])]
+        corpus: Option<PathBuf>,
+        /// Print every question with its answer, not only the failures (corpus mode).
+        #[arg(long)]
+        verbose: bool,
+        /// Also ask every corpus question spoken: espeak-ng speech transcribed by the
+        /// configured speech-to-text, then answered.
+        #[arg(long, requires = "corpus")]
+        spoken: bool,
+        /// Only this split (`dev` or `heldout`) in the question listing (corpus mode).
+        #[arg(long, requires = "corpus")]
+        split: Option<String>,
+        /// Print the passages retrieved for every question listed (corpus mode).
+        #[arg(long, requires = "corpus")]
+        explain: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -149,8 +166,23 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             questions,
             documents,
             dealership,
+            corpus,
+            verbose,
+            spoken,
+            split,
+            explain,
             json,
-        } => eval(settings, &questions, documents, dealership, json).await,
+        } => match corpus {
+            Some(corpus) => {
+                let listing = Listing {
+                    all: verbose,
+                    split,
+                    explain,
+                };
+                eval_corpus(settings, &corpus, &listing, spoken, json).await
+            }
+            None => eval(settings, &questions, documents, dealership, json).await,
+        },
         Command::Migrate => {
             let db = Db::connect(&settings.database)
                 .await
@@ -296,6 +328,56 @@ fn models_check(settings: &Settings) -> anyhow::Result<()> {
             adam_providers::embedded::SETUP_COMMAND
         )
     }
+}
+
+/// Which corpus questions `adam eval` lists.
+struct Listing {
+    /// Every one, not only the failures.
+    all: bool,
+    /// Only this split's.
+    split: Option<String>,
+    /// With the passages retrieved.
+    explain: bool,
+}
+
+async fn eval_corpus(
+    settings: Settings,
+    corpus: &std::path::Path,
+    listing: &Listing,
+    spoken: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let rows = crate::eval::run_corpus(settings, corpus, spoken).await?;
+    if json {
+        say(&serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    for row in &rows {
+        if listing.split.as_ref().is_some_and(|s| *s != row.split) {
+            continue;
+        }
+        for o in &row.report.outcomes {
+            if listing.all || !o.correct {
+                say(&format!(
+                    "{:<5} {:<4} {} {} {:<12} {}\n      → {}",
+                    if o.correct { "ok" } else { "WRONG" },
+                    o.rank.map_or("-".into(), |r| format!("@{r}")),
+                    row.split,
+                    row.mode,
+                    o.kind.as_deref().unwrap_or("-"),
+                    o.question,
+                    o.answer
+                ));
+                if listing.explain {
+                    for p in &o.passages {
+                        say(&format!("        | {}", p.replace('\n', "\n        | ")));
+                    }
+                }
+            }
+        }
+    }
+    say(&crate::eval::corpus_table(&rows));
+    Ok(())
 }
 
 async fn eval(

@@ -1,22 +1,27 @@
 //! `adam eval`: how well a dealership's documents answer a question set. For each
-//! question (one JSON object per line: `{"question", "expect": [facts], "document"}` or
-//! `{"question", "unanswerable": true}`) it embeds the question, searches the vector
-//! store, and asks the answer engine, then reports retrieval hit@1/hit@3 (a passage
+//! question (one JSON object per line: `{"question", "expect": [facts], "document",
+//! "kind"}` or `{"question", "unanswerable": true}`) it embeds the question, searches the
+//! vector store, and asks the answer engine, then reports retrieval hit@1/hit@3 (a passage
 //! among the first 1/3 holds every expected fact), answer correctness (the answer holds
-//! every fact; an unanswerable question gets no document answer), and the latency of the
-//! retrieval (vector search, lexical fusion, context budget; not the embedding).
+//! every fact; an unanswerable question gets no document answer), invented facts (an
+//! unanswerable question answered from the documents), and the latency of retrieval
+//! (vector search, lexical fusion, context budget; not the embedding) and of choosing and
+//! composing the answer.
+//!
+//! A corpus (`--corpus eval/`) is a folder of dealerships, each with its documents in
+//! `docs/` and its questions split into `dev.jsonl` (tuned on) and `heldout.jsonl` (never
+//! tuned on); every dealership is ingested into one throwaway database and both splits are
+//! reported per dealership and in total.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use adam_actors::ports::{AnswerRequest, CancellationToken, Passage};
+use adam_actors::ports::{CancellationToken, SttRequest};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
 use crate::clock::Clock;
-use crate::db::dealerships::{self, NewDealership};
+use crate::db::dealerships::{self, Dealership, NewDealership};
 use crate::db::{Db, Tenant, documents};
 use crate::realtime::Realtime;
 use crate::settings::Settings;
@@ -27,15 +32,35 @@ use crate::settings::Settings;
 pub struct Question {
     /// As a customer would say it.
     pub question: String,
-    /// Facts the right passage and the answer contain (case-insensitive).
+    /// Facts the right passage and the answer contain (case-insensitive); each fact may
+    /// be a list of equally right forms.
     #[serde(default)]
-    pub expect: Vec<String>,
+    pub expect: Vec<Fact>,
     /// The file the fact comes from (informational).
     #[serde(default)]
     pub document: Option<String>,
     /// True when the documents cannot answer it.
     #[serde(default)]
     pub unanswerable: bool,
+    /// What kind of question it is (`price`, `hours`, `person` …), for the per-kind table.
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+/// An expected fact: one text, or any one of several.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Fact {
+    /// This text.
+    One(String),
+    /// Any one of these.
+    AnyOf(Vec<String>),
+}
+
+impl From<&str> for Fact {
+    fn from(text: &str) -> Self {
+        Self::One(text.to_owned())
+    }
 }
 
 /// The outcome of one question.
@@ -43,14 +68,24 @@ pub struct Question {
 pub struct Outcome {
     /// The question.
     pub question: String,
+    /// Its kind, if the question file gives one.
+    pub kind: Option<String>,
+    /// The documents cannot answer it.
+    pub unanswerable: bool,
     /// Rank (1-based) of the first passage holding every fact, if any in the top k.
     pub rank: Option<usize>,
     /// The answer given.
     pub answer: String,
+    /// The answer came from the documents (cited a passage).
+    pub from_documents: bool,
     /// The answer is right.
     pub correct: bool,
     /// Retrieval time (search, fusion, budget), µs.
     pub search_us: u64,
+    /// Choosing and composing the answer, µs.
+    pub answer_us: u64,
+    /// The passages retrieved, best first ("title: text"), to explain an answer.
+    pub passages: Vec<String>,
 }
 
 /// Totals.
@@ -68,12 +103,16 @@ pub struct Report {
     pub unanswerable: usize,
     /// Share of those answered honestly (no document answer).
     pub unanswerable_correct: f64,
+    /// Unanswerable questions answered from the documents anyway (a neighbour's fact).
+    pub invented: usize,
     /// Chunks searched.
     pub chunks: usize,
     /// Retrieval latency p50, µs.
     pub search_p50_us: u64,
     /// Retrieval latency p99, µs.
     pub search_p99_us: u64,
+    /// Retrieval + answer composition p99, µs.
+    pub answer_p99_us: u64,
     /// Every question.
     pub outcomes: Vec<Outcome>,
 }
@@ -91,15 +130,22 @@ pub fn load_questions(path: &Path) -> anyhow::Result<Vec<Question>> {
         .collect()
 }
 
-fn holds(text: &str, facts: &[String]) -> bool {
-    let norm = |s: &str| {
-        s.to_lowercase()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let text = norm(text);
-    !facts.is_empty() && facts.iter().all(|f| text.contains(&norm(f)))
+fn normalise(s: &str) -> String {
+    s.to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The text holds every fact (one of a fact's forms suffices).
+fn holds(text: &str, facts: &[Fact]) -> bool {
+    let text = normalise(text);
+    let has = |f: &str| text.contains(&normalise(f));
+    !facts.is_empty()
+        && facts.iter().all(|fact| match fact {
+            Fact::One(f) => has(f),
+            Fact::AnyOf(forms) => forms.iter().any(|f| has(f)),
+        })
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -120,12 +166,112 @@ pub enum Source<'a> {
 
 /// Runs the question set and returns the report.
 pub async fn run(
-    mut settings: Settings,
+    settings: Settings,
     source: Source<'_>,
     questions: &[Question],
 ) -> anyhow::Result<Report> {
-    let scratch = match source {
-        Source::Folder(_) => {
+    let scratch = matches!(source, Source::Folder(_));
+    let bench = Bench::open(settings, scratch).await?;
+    let result = async {
+        let (dealership, chunks) = match source {
+            Source::Folder(dir) => bench.ingest("Evaluation", dir).await?,
+            Source::Dealership(key) => bench.existing(key).await?,
+        };
+        bench.ask(&dealership, chunks, questions).await
+    }
+    .await;
+    bench.close().await;
+    result
+}
+
+/// One dealership's split of a corpus, typed or spoken.
+#[derive(Debug, Clone, Serialize)]
+pub struct CorpusRow {
+    /// The dealership's folder name.
+    pub dealership: String,
+    /// `dev` or `heldout`.
+    pub split: String,
+    /// `typed`, or `spoken` (espeak-ng speech transcribed by the configured STT first).
+    pub mode: String,
+    /// Its report.
+    pub report: Report,
+}
+
+/// The question files of a corpus dealership, in report order.
+pub const SPLITS: &[&str] = &["dev", "heldout"];
+
+/// Evaluates every dealership of a corpus folder (subfolders holding `docs/`), each split,
+/// typed and (with `spoken`) spoken.
+pub async fn run_corpus(
+    settings: Settings,
+    corpus: &Path,
+    spoken: bool,
+) -> anyhow::Result<Vec<CorpusRow>> {
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(corpus)
+        .with_context(|| format!("reading {}", corpus.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("docs").is_dir())
+        .collect();
+    folders.sort();
+    anyhow::ensure!(
+        !folders.is_empty(),
+        "no dealership folders (with docs/) in {}",
+        corpus.display()
+    );
+    let bench = Bench::open(settings, true).await?;
+    let result = async {
+        let mut rows = Vec::new();
+        for folder in &folders {
+            let name = folder
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let (dealership, chunks) = bench.ingest(&name, &folder.join("docs")).await?;
+            for split in SPLITS {
+                let file = folder.join(format!("{split}.jsonl"));
+                if !file.is_file() {
+                    continue;
+                }
+                let questions = load_questions(&file)?;
+                let report = bench.ask(&dealership, chunks, &questions).await?;
+                rows.push(CorpusRow {
+                    dealership: name.clone(),
+                    split: (*split).to_owned(),
+                    mode: "typed".into(),
+                    report,
+                });
+                if spoken {
+                    let heard = bench.hear(&questions).await?;
+                    let report = bench.ask(&dealership, chunks, &heard).await?;
+                    rows.push(CorpusRow {
+                        dealership: name.clone(),
+                        split: (*split).to_owned(),
+                        mode: "spoken".into(),
+                        report,
+                    });
+                }
+            }
+        }
+        Ok(rows)
+    }
+    .await;
+    bench.close().await;
+    result
+}
+
+/// A database and the conversation core, without the HTTP server.
+struct Bench {
+    settings: Settings,
+    db: Db,
+    realtime: Realtime,
+    clock: Clock,
+    scratch: Option<PathBuf>,
+}
+
+impl Bench {
+    async fn open(mut settings: Settings, scratch: bool) -> anyhow::Result<Self> {
+        let scratch = if scratch {
             let dir = std::env::temp_dir().join(format!("adam-eval-{}", uuid::Uuid::new_v4()));
             std::fs::create_dir_all(&dir)?;
             settings.database.url = format!("sqlite://{}", dir.join("eval.db").display());
@@ -133,154 +279,211 @@ pub async fn run(
                 settings.knowledge.vector_store = "auto".into();
             }
             Some(dir)
-        }
-        Source::Dealership(_) => None,
-    };
-    let result = evaluate(&settings, source, questions).await;
-    if let Some(dir) = scratch {
-        let _ = std::fs::remove_dir_all(dir);
+        } else {
+            None
+        };
+        let db = Db::connect(&settings.database).await?;
+        db.migrate().await?;
+        let clock = Clock::system();
+        let registry = prometheus::Registry::new();
+        // Its outbox worker never runs: an evaluation sends no email.
+        let mailer = crate::email::Mailer::new(&settings, db.clone(), clock.clone(), &registry)?;
+        let realtime =
+            Realtime::start(&settings, db.clone(), clock.clone(), mailer, &registry, None).await?;
+        Ok(Self {
+            settings,
+            db,
+            realtime,
+            clock,
+            scratch,
+        })
     }
-    result
-}
 
-async fn evaluate(
-    settings: &Settings,
-    source: Source<'_>,
-    questions: &[Question],
-) -> anyhow::Result<Report> {
-    let db = Db::connect(&settings.database).await?;
-    db.migrate().await?;
-    let clock = Clock::system();
-    let registry = prometheus::Registry::new();
-    // Its outbox worker never runs: an evaluation sends no email.
-    let mailer = crate::email::Mailer::new(settings, db.clone(), clock.clone(), &registry)?;
-    let realtime =
-        Realtime::start(settings, db.clone(), clock.clone(), mailer, &registry, None).await?;
-    let dealership = match source {
-        Source::Folder(dir) => {
-            let d = dealerships::insert(
-                &db,
-                NewDealership {
-                    name: "Evaluation".into(),
-                    allowed_origins: "[]".into(),
-                    persona: dealerships::DEFAULT_PERSONA.into(),
-                    voice: "default".into(),
-                    avatar: "{}".into(),
-                    lead_email: None,
-                },
-                clock.now(),
-            )
-            .await?;
-            let n = realtime.knowledge.ingest_folder(&d.id, dir).await?;
-            anyhow::ensure!(n > 0, "no documents in {}", dir.display());
-            d
+    async fn close(self) {
+        self.realtime.stop();
+        self.db.close().await;
+        if let Some(dir) = self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
         }
-        Source::Dealership(key) => match dealerships::get(&db, Tenant::All, key).await? {
+    }
+
+    /// A new dealership named `name` with the documents of `dir`, once they are indexed.
+    async fn ingest(&self, name: &str, dir: &Path) -> anyhow::Result<(Dealership, usize)> {
+        let d = dealerships::insert(
+            &self.db,
+            NewDealership {
+                name: name.into(),
+                allowed_origins: "[]".into(),
+                persona: dealerships::DEFAULT_PERSONA.into(),
+                voice: "default".into(),
+                avatar: "{}".into(),
+                lead_email: None,
+            },
+            self.clock.now(),
+        )
+        .await?;
+        let n = self.realtime.knowledge.ingest_folder(&d.id, dir).await?;
+        anyhow::ensure!(n > 0, "no documents in {}", dir.display());
+        let chunks = self.indexed(&d).await?;
+        Ok((d, chunks))
+    }
+
+    async fn existing(&self, key: &str) -> anyhow::Result<(Dealership, usize)> {
+        let d = match dealerships::get(&self.db, Tenant::All, key).await? {
             Some(d) => d,
-            None => dealerships::find_by_name(&db, key)
+            None => dealerships::find_by_name(&self.db, key)
                 .await?
                 .with_context(|| format!("no dealership with id or name `{key}`"))?,
-        },
-    };
-    // Wait for ingestion (queued documents of this dealership).
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let chunks = loop {
-        let docs = documents::list(&db, Tenant::Only(&dealership.id)).await?;
-        if docs
-            .iter()
-            .all(|d| d.status == "ready" || d.status == "failed")
-        {
-            for d in docs.iter().filter(|d| d.status == "failed") {
-                tracing::warn!(file = %d.filename, reason = ?d.error, "document failed");
-            }
-            break docs
-                .iter()
-                .map(|d| d.chunk_count.max(0) as usize)
-                .sum::<usize>();
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "ingestion did not finish in 10 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let providers = &realtime.shared.providers;
-    let k = settings.knowledge.top_k.max(3);
-    let mut outcomes = Vec::new();
-    for q in questions {
-        let vector = providers
-            .embedder
-            .embed(vec![q.question.clone()], CancellationToken::new())
-            .await
-            .map_err(|e| anyhow::anyhow!("embedding: {e}"))?
-            .pop()
-            .context("no vector")?;
-        let started = Instant::now();
-        let passages: Vec<Passage> = providers
-            .retriever
-            .retrieve(
-                &dealership.id,
-                &q.question,
-                &vector,
-                k,
-                CancellationToken::new(),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("retrieval: {e}"))?;
-        let search_us = started.elapsed().as_micros() as u64;
-        let rank = passages
-            .iter()
-            .position(|p| holds(&p.text, &q.expect))
-            .map(|i| i + 1);
-        let (tx, mut rx) = mpsc::channel(256);
-        let request = AnswerRequest {
-            tenant: dealership.id.clone(),
-            question: q.question.clone(),
-            search_query: q.question.clone(),
-            history: Vec::new(),
-            persona: dealership.persona.clone(),
-            passages: passages
-                .iter()
-                .take(settings.knowledge.top_k)
-                .cloned()
-                .collect(),
         };
-        let engine = Arc::clone(&providers.answer);
-        let task =
-            tokio::spawn(async move { engine.answer(request, tx, CancellationToken::new()).await });
-        let mut answer = String::new();
-        while let Some(piece) = rx.recv().await {
-            answer.push_str(&piece);
-        }
-        let usage = task
-            .await?
-            .map_err(|e| anyhow::anyhow!("answer engine: {e}"))?;
-        let correct = if q.unanswerable {
-            usage.cited.as_ref().is_some_and(Vec::is_empty)
-        } else {
-            holds(&answer, &q.expect)
-        };
-        outcomes.push(Outcome {
-            question: q.question.clone(),
-            rank,
-            answer: answer.trim().to_owned(),
-            correct,
-            search_us,
-        });
+        let chunks = self.indexed(&d).await?;
+        Ok((d, chunks))
     }
-    realtime.stop();
-    db.close().await;
-    let answerable: Vec<&Outcome> = outcomes
-        .iter()
-        .zip(questions)
-        .filter(|(_, q)| !q.unanswerable)
-        .map(|(o, _)| o)
+
+    /// Waits for the dealership's queued documents; the number of chunks indexed.
+    async fn indexed(&self, dealership: &Dealership) -> anyhow::Result<usize> {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let docs = documents::list(&self.db, Tenant::Only(&dealership.id)).await?;
+            if docs
+                .iter()
+                .all(|d| d.status == "ready" || d.status == "failed")
+            {
+                for d in docs.iter().filter(|d| d.status == "failed") {
+                    tracing::warn!(file = %d.filename, reason = ?d.error, "document failed");
+                }
+                return Ok(docs
+                    .iter()
+                    .map(|d| d.chunk_count.max(0) as usize)
+                    .sum::<usize>());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "ingestion did not finish in 10 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The questions as the STT hears them spoken by espeak-ng (facts unchanged).
+    async fn hear(&self, questions: &[Question]) -> anyhow::Result<Vec<Question>> {
+        let stt = &self.realtime.shared.providers.stt;
+        let mut heard = Vec::with_capacity(questions.len());
+        for q in questions {
+            let text = q.question.clone();
+            let audio = tokio::task::spawn_blocking(move || speak(&text)).await??;
+            let (partial, _) = tokio::sync::mpsc::channel(64);
+            let transcript = stt
+                .transcribe(
+                    SttRequest {
+                        audio: audio.into(),
+                        sample_rate: 16_000,
+                    },
+                    partial,
+                    CancellationToken::new(),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("transcribing `{}`: {e}", q.question))?;
+            heard.push(Question {
+                question: transcript.trim().to_owned(),
+                ..q.clone()
+            });
+        }
+        Ok(heard)
+    }
+
+    async fn ask(
+        &self,
+        dealership: &Dealership,
+        chunks: usize,
+        questions: &[Question],
+    ) -> anyhow::Result<Report> {
+        let mut outcomes = Vec::with_capacity(questions.len());
+        for q in questions {
+            outcomes.push(self.ask_one(dealership, q).await?);
+        }
+        Ok(summarise(outcomes, chunks))
+    }
+
+    async fn ask_one(&self, dealership: &Dealership, q: &Question) -> anyhow::Result<Outcome> {
+        let asked = crate::knowledge::ask::ask(
+            &self.realtime.shared.providers,
+            &dealership.id,
+            &dealership.persona,
+            &q.question,
+            self.settings.knowledge.top_k,
+            self.settings.knowledge.top_k.max(3),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("asking `{}`: {e}", q.question))?;
+        let rank = asked
+            .passages
+            .iter()
+            .position(|p| holds(&format!("{}\n{}", p.title, p.text), &q.expect))
+            .map(|i| i + 1);
+        let from_documents = asked.usage.cited.as_ref().is_none_or(|c| !c.is_empty());
+        let correct = if q.unanswerable {
+            !from_documents
+        } else {
+            holds(&asked.answer, &q.expect)
+        };
+        Ok(Outcome {
+            question: q.question.clone(),
+            kind: q.kind.clone(),
+            unanswerable: q.unanswerable,
+            rank,
+            answer: asked.answer,
+            from_documents,
+            correct,
+            search_us: asked.search_us,
+            answer_us: asked.answer_us,
+            passages: asked
+                .passages
+                .iter()
+                .map(|p| format!("{} [{:.2}]: {}", p.title, p.score, p.text))
+                .collect(),
+        })
+    }
+}
+
+/// espeak-ng's US English voice saying `text`, as 16 kHz PCM16 with some silence around.
+fn speak(text: &str) -> anyhow::Result<Vec<i16>> {
+    let out = std::process::Command::new("espeak-ng")
+        .args(["--stdout", "-v", "en-us", text])
+        .output()
+        .context("running espeak-ng (scripts/setup.sh installs it)")?;
+    anyhow::ensure!(out.status.success(), "espeak-ng failed on `{text}`");
+    let wav = out.stdout;
+    anyhow::ensure!(wav.len() > 44, "espeak-ng wrote no audio for `{text}`");
+    let rate = u32::from_le_bytes([wav[24], wav[25], wav[26], wav[27]]);
+    let data = wav
+        .windows(4)
+        .position(|w| w == b"data")
+        .context("no data chunk in espeak-ng's output")?
+        + 8;
+    let samples: Vec<i16> = wav
+        .get(data..)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
         .collect();
-    let unanswerable = outcomes.len() - answerable.len();
+    let mut audio = vec![0_i16; 3_200];
+    audio.extend(adam_actors::audio::Resampler::new(rate, 16_000).process(&samples));
+    audio.extend(std::iter::repeat_n(0_i16, 3_200));
+    Ok(audio)
+}
+
+fn summarise(outcomes: Vec<Outcome>, chunks: usize) -> Report {
+    let answerable: Vec<&Outcome> = outcomes.iter().filter(|o| !o.unanswerable).collect();
+    let unanswerable: Vec<&Outcome> = outcomes.iter().filter(|o| o.unanswerable).collect();
     let share = |n: usize, of: usize| if of == 0 { 0.0 } else { n as f64 / of as f64 };
-    let mut latencies: Vec<u64> = outcomes.iter().map(|o| o.search_us).collect();
-    latencies.sort_unstable();
-    Ok(Report {
+    let sorted = |f: fn(&Outcome) -> u64| {
+        let mut v: Vec<u64> = outcomes.iter().map(f).collect();
+        v.sort_unstable();
+        v
+    };
+    let search = sorted(|o| o.search_us);
+    let answer = sorted(|o| o.answer_us);
+    Report {
         answerable: answerable.len(),
         hit_at_1: share(
             answerable.iter().filter(|o| o.rank == Some(1)).count(),
@@ -297,20 +500,113 @@ async fn evaluate(
             answerable.iter().filter(|o| o.correct).count(),
             answerable.len(),
         ),
-        unanswerable,
+        unanswerable: unanswerable.len(),
         unanswerable_correct: share(
-            outcomes
-                .iter()
-                .zip(questions)
-                .filter(|(o, q)| q.unanswerable && o.correct)
-                .count(),
-            unanswerable,
+            unanswerable.iter().filter(|o| o.correct).count(),
+            unanswerable.len(),
         ),
+        invented: unanswerable.iter().filter(|o| o.from_documents).count(),
         chunks,
-        search_p50_us: percentile(&latencies, 0.50),
-        search_p99_us: percentile(&latencies, 0.99),
+        search_p50_us: percentile(&search, 0.50),
+        search_p99_us: percentile(&search, 0.99),
+        answer_p99_us: percentile(&answer, 0.99),
         outcomes,
-    })
+    }
+}
+
+/// The totals of several reports (the corpus's per-split total).
+pub fn combine<'a>(reports: impl IntoIterator<Item = &'a Report>) -> Report {
+    let mut outcomes = Vec::new();
+    let mut chunks = 0;
+    for r in reports {
+        outcomes.extend(r.outcomes.iter().cloned());
+        chunks += r.chunks;
+    }
+    summarise(outcomes, chunks)
+}
+
+/// The corpus report as a table: one line per dealership and split, the totals per split,
+/// then answers correct per kind of question and split.
+pub fn corpus_table(rows: &[CorpusRow]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{:<22} {:<15} {:>10} {:>7} {:>7} {:>8} {:>11} {:>8} {:>12}",
+        "dealership",
+        "split",
+        "answerable",
+        "hit@1",
+        "hit@3",
+        "correct",
+        "unanswer.",
+        "invented",
+        "p99 ans. ms"
+    );
+    let line = |out: &mut String, name: &str, split: &str, r: &Report| {
+        let _ = writeln!(
+            out,
+            "{:<22} {:<15} {:>10} {:>6.1}% {:>6.1}% {:>7.1}% {:>4} {:>5.1}% {:>8} {:>12.1}",
+            name,
+            split,
+            r.answerable,
+            r.hit_at_1 * 100.0,
+            r.hit_at_3 * 100.0,
+            r.answer_correct * 100.0,
+            r.unanswerable,
+            r.unanswerable_correct * 100.0,
+            r.invented,
+            r.answer_p99_us as f64 / 1000.0
+        );
+    };
+    for row in rows {
+        line(
+            &mut out,
+            &row.dealership,
+            &format!("{} {}", row.split, row.mode),
+            &row.report,
+        );
+    }
+    let mut splits: Vec<(String, String)> = Vec::new();
+    for row in rows {
+        let key = (row.split.clone(), row.mode.clone());
+        if !splits.contains(&key) {
+            splits.push(key);
+        }
+    }
+    for (split, mode) in &splits {
+        let total = combine(
+            rows.iter()
+                .filter(|r| &r.split == split && &r.mode == mode)
+                .map(|r| &r.report),
+        );
+        line(&mut out, "ALL", &format!("{split} {mode}"), &total);
+    }
+    let mut kinds: Vec<String> = rows
+        .iter()
+        .flat_map(|r| r.report.outcomes.iter())
+        .map(|o| o.kind.clone().unwrap_or_else(|| "-".into()))
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    let _ = write!(out, "\ncorrect by kind:");
+    for (split, mode) in &splits {
+        let _ = write!(out, "\n  {:<15}", format!("{split} {mode}"));
+        for kind in &kinds {
+            let of_kind: Vec<&Outcome> = rows
+                .iter()
+                .filter(|r| &r.split == split && &r.mode == mode)
+                .flat_map(|r| r.report.outcomes.iter())
+                .filter(|o| o.kind.as_deref().unwrap_or("-") == kind)
+                .collect();
+            if !of_kind.is_empty() {
+                let ok = of_kind.iter().filter(|o| o.correct).count();
+                let _ = write!(out, " {kind} {ok}/{}", of_kind.len());
+            }
+        }
+    }
+    out.push('\n');
+    out
 }
 
 #[cfg(test)]
@@ -319,7 +615,7 @@ mod tests {
 
     #[test]
     fn facts_match_case_and_spacing_insensitively() {
-        let facts = vec!["49 dollars".to_owned(), "45  minutes".to_owned()];
+        let facts: Vec<Fact> = vec!["49 dollars".into(), "45  minutes".into()];
         assert!(holds(
             "An oil change costs 49 Dollars and takes 45 minutes.",
             &facts
@@ -328,5 +624,41 @@ mod tests {
         assert!(!holds("anything", &[]), "no facts: nothing to hold");
         assert_eq!(percentile(&[1, 2, 3, 4, 100], 0.5), 3);
         assert_eq!(percentile(&[1, 2, 3, 4, 100], 0.99), 100);
+    }
+
+    #[test]
+    fn a_fact_with_several_forms_is_held_by_any_one() {
+        let facts: Vec<Fact> = serde_json::from_str(r#"[["closed on weekends", "closed Saturday and Sunday"], "body shop"]"#)
+            .expect("facts");
+        assert!(holds("The body shop is closed Saturday and Sunday.", &facts));
+        assert!(holds("The body shop is closed on weekends.", &facts));
+        assert!(!holds("The body shop is open on Saturday.", &facts));
+    }
+
+    #[test]
+    fn unanswerable_questions_answered_from_documents_count_as_invented() {
+        let outcome = |unanswerable, from_documents, correct| Outcome {
+            question: "q".into(),
+            kind: None,
+            unanswerable,
+            rank: None,
+            answer: String::new(),
+            from_documents,
+            correct,
+            search_us: 1,
+            answer_us: 2,
+            passages: Vec::new(),
+        };
+        let r = summarise(
+            vec![
+                outcome(true, true, false),
+                outcome(true, false, true),
+                outcome(false, true, true),
+            ],
+            3,
+        );
+        assert_eq!((r.answerable, r.unanswerable, r.invented), (1, 2, 1));
+        assert!((r.unanswerable_correct - 0.5).abs() < 1e-9);
+        assert!((r.answer_correct - 1.0).abs() < 1e-9);
     }
 }

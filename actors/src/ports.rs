@@ -160,6 +160,9 @@ pub struct AnswerUsage {
     /// no passage (small talk, "I don't have that information"): nothing is cited and the
     /// answer is not kept in the semantic cache.
     pub cited: Option<Vec<usize>>,
+    /// The documents did not answer the question (the honest "I don't have that
+    /// information"): the turn is listed as a knowledge gap for the dealership's admins.
+    pub unanswered: bool,
 }
 
 /// Streams an answer (RAG + LLM).
@@ -373,6 +376,8 @@ pub struct TurnRecord {
     pub user_text: String,
     /// What the assistant actually said.
     pub assistant_text: String,
+    /// The documents did not answer it (a knowledge gap).
+    pub unanswered: bool,
     /// How it ended.
     pub status: ResponseStatus,
     /// Sources.

@@ -83,6 +83,8 @@ pub fn unix_ms() -> u64 {
 
 struct Entry {
     question: String,
+    /// The names and numbers it asks about (see [`particulars`]).
+    particulars: Vec<String>,
     embedding: Arc<[f32]>,
     answer: Arc<CachedAnswer>,
     stored: Instant,
@@ -132,6 +134,31 @@ pub struct SemanticCacheState {
     per_tenant: HashMap<String, CacheStats>,
 }
 
+/// The names and numbers a question asks about, lower-cased and sorted: words holding a
+/// digit, and capitalised words after the first ("How much is the 2019 Civic?" → 2019,
+/// civic). Two questions only share an answer when these are the same, however similar
+/// their meaning: "the 2019 Civic" is not "the 2024 Civic", nor "the Accord".
+pub fn particulars(question: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut first = true;
+    for raw in question.split_whitespace() {
+        let is_first = std::mem::replace(&mut first, raw.ends_with(['.', '?', '!']));
+        let w = raw.trim_matches(|c: char| !c.is_alphanumeric());
+        if w.is_empty() || w == "I" || w.starts_with("I'") {
+            continue;
+        }
+        let w = w.strip_suffix("'s").unwrap_or(w);
+        let numeric = w.chars().any(|c| c.is_ascii_digit());
+        let named = !is_first && w.chars().next().is_some_and(char::is_uppercase);
+        if numeric || named {
+            out.push(w.to_lowercase().replace([',', '$'], ""));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 fn normalise(text: &str) -> String {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -156,8 +183,10 @@ impl SemanticCacheState {
         {
             return Some(hit.clone());
         }
+        let asked = particulars(question);
         entries
             .iter()
+            .filter(|e| e.particulars == asked)
             .map(|e| (crate::vector::cosine(&e.embedding, embedding), e))
             .filter(|(score, _)| *score >= self.config.threshold)
             .max_by(|a, b| a.0.total_cmp(&b.0))
@@ -219,6 +248,7 @@ impl Actor for SemanticCache {
                     return Ok(());
                 }
                 let answer = Arc::new(answer);
+                let particulars = particulars(&question);
                 let question = normalise(&question);
                 state
                     .exact
@@ -227,6 +257,7 @@ impl Actor for SemanticCache {
                 entries.retain(|e| e.question != question);
                 entries.push_back(Entry {
                     question,
+                    particulars,
                     embedding,
                     answer,
                     stored: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
@@ -390,6 +421,21 @@ impl SemanticCacheHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn questions_differing_in_a_name_or_number_do_not_share_an_answer() {
+        assert_eq!(particulars("How much is the 2019 Civic?"), ["2019", "civic"]);
+        assert_ne!(
+            particulars("How much is the 2019 Civic?"),
+            particulars("What does a 2024 Civic cost?")
+        );
+        assert_eq!(
+            particulars("How much is the Civic?"),
+            particulars("What's the price of a Civic?")
+        );
+        assert!(particulars("When do you open on weekdays?").is_empty());
+        assert_eq!(particulars("Is it $1,299?"), ["1299"]);
+    }
     use crate::simulated::HashEmbedder;
 
     #[tokio::test(start_paused = true)]
@@ -437,6 +483,30 @@ mod tests {
             cache.lookup("a", q, e.embed_one(q).into()).await.is_none(),
             "expired"
         );
+        cache.stop();
+    }
+
+    #[tokio::test]
+    async fn a_cached_answer_is_not_served_for_another_model_year() {
+        let cache =
+            SemanticCacheHandle::start(SemanticCacheConfig::default(), ActorMetrics::unregistered())
+                .await
+                .expect("start");
+        // The same vector for both: only the year tells them apart.
+        let v: Arc<[f32]> = vec![0.6_f32, 0.8].into();
+        let answer = CachedAnswer {
+            text: "The 2019 Civic is $14,900.".into(),
+            citations: vec![],
+        };
+        cache.store("a", "How much is the 2019 Civic?", v.clone(), answer.clone());
+        assert!(
+            cache
+                .lookup("a", "How much is the 2024 Civic?", v.clone())
+                .await
+                .is_none()
+        );
+        let hit = cache.lookup("a", "What's the 2019 Civic's price?", v).await;
+        assert_eq!(hit.as_deref(), Some(&answer));
         cache.stop();
     }
 

@@ -228,6 +228,8 @@ pub enum SessionMsg {
         citations: Vec<Passage>,
         /// Served from the semantic cache.
         cache_hit: bool,
+        /// The documents did not answer it.
+        unanswered: bool,
     },
     /// Turn: the answer failed.
     TurnFailed {
@@ -312,6 +314,8 @@ struct Response {
     words: Vec<WordTiming>,
     citations: Vec<Passage>,
     cache_hit: bool,
+    /// The documents did not answer it (a knowledge gap).
+    unanswered: bool,
     turn_done: bool,
     /// A sentence went to TTS: the client may hold audio of this response.
     spoke: bool,
@@ -480,6 +484,7 @@ impl SessionState {
             words: Vec::new(),
             citations: Vec::new(),
             cache_hit: false,
+            unanswered: false,
             turn_done: false,
             spoke: false,
             failed: false,
@@ -643,6 +648,8 @@ impl SessionState {
             seq: resp.seq,
             user_text: resp.user_text,
             assistant_text: output_text,
+            // An interrupted "I don't know" still marks a gap; a failed answer does not.
+            unanswered: resp.unanswered && status != ResponseStatus::Failed,
             status,
             citations: resp.citations,
             latency_ms: m.voice_to_voice_ms,
@@ -1060,11 +1067,13 @@ impl Actor for Session {
                 response_id,
                 citations,
                 cache_hit,
+                unanswered,
             } => {
                 if let Some(resp) = state.current.as_mut().filter(|r| r.id == response_id) {
                     resp.turn_done = true;
                     resp.citations = citations;
                     resp.cache_hit = cache_hit;
+                    resp.unanswered = unanswered;
                     if let Some(turn) = resp.turn.take() {
                         turn.stop(None);
                     }

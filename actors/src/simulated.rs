@@ -196,6 +196,7 @@ impl AnswerEngine for SimAnswer {
                 prompt_tokens: request.question.split_whitespace().count() as u32,
                 completion_tokens: count,
                 cited: None,
+                unanswered: false,
             })
         })
     }

@@ -92,7 +92,7 @@ impl Emitter {
         }
     }
 
-    fn done(&mut self, citations: Vec<Passage>, cache_hit: bool) {
+    fn done(&mut self, citations: Vec<Passage>, cache_hit: bool, unanswered: bool) {
         if self.cancel.is_cancelled() {
             return;
         }
@@ -106,6 +106,7 @@ impl Emitter {
             response_id: self.response_id.clone(),
             citations,
             cache_hit,
+            unanswered,
         });
     }
 }
@@ -166,7 +167,7 @@ async fn run(args: TurnArgs) {
             for piece in hit.text.split_inclusive(' ') {
                 out.delta(piece.to_owned());
             }
-            out.done(hit.citations.clone(), true);
+            out.done(hit.citations.clone(), true, false);
             return Ok(());
         }
         let passages = match &embedding {
@@ -238,7 +239,7 @@ async fn run(args: TurnArgs) {
                 },
             );
         }
-        out.done(cited, false);
+        out.done(cited, false, usage.unanswered);
         Ok(())
     };
     let result = match tokio::time::timeout(timeout, work).await {

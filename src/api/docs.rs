@@ -9,7 +9,8 @@ use utoipa::{Modify, OpenApi};
 use super::extract::Json;
 use super::ops::PAGE_CSP;
 use super::{
-    audit, auth, caches, dealerships, documents, error, ops, password_reset, sessions, users,
+    audit, auth, caches, dealerships, documents, error, knowledge_gaps, ops, password_reset,
+    sessions, users,
 };
 
 /// The API description.
@@ -24,7 +25,7 @@ use super::{
         dealerships::delete, dealerships::rotate_embed_key,
         audit::list, sessions::list, sessions::get, sessions::delete,
         crate::realtime::routes::create, crate::realtime::routes::upgrade, crate::realtime::routes::webrtc,
-        caches::stats, caches::clear,
+        caches::stats, caches::clear, knowledge_gaps::list,
         documents::upload, documents::list, documents::get, documents::content,
         documents::delete, documents::reindex, documents::reindex_all,
         ops::healthz, ops::readyz, ops::metrics,

@@ -31,7 +31,7 @@ pub struct DocumentOut {
     pub dealership_id: String,
     /// Display name (from the upload, sanitised).
     pub filename: String,
-    /// Type decided from the content: `pdf`, `docx`, `markdown` or `text`.
+    /// Type decided from the content: `pdf`, `docx`, `markdown`, `text` or `csv`.
     pub kind: String,
     /// MIME type of the original file.
     pub content_type: String,

@@ -10,6 +10,7 @@ pub mod documents;
 pub mod error;
 pub mod extract;
 pub mod faults;
+pub mod knowledge_gaps;
 pub mod ops;
 pub mod password_reset;
 pub mod sessions;
@@ -84,6 +85,7 @@ pub fn router(web_dir: &std::path::Path) -> Router<AppState> {
         .route("/documents/{id}/reindex", post(documents::reindex))
         .route("/cache/stats", get(caches::stats))
         .route("/cache", axum::routing::delete(caches::clear))
+        .route("/knowledge-gaps", get(knowledge_gaps::list))
         .route("/openapi.json", get(docs::openapi_json));
     let api = Router::new()
         .nest("/v1", v1.fallback(ops::not_found))

@@ -74,6 +74,9 @@ pub struct TurnOut {
     pub assistant_text: String,
     /// Cut short by barge-in.
     pub interrupted: bool,
+    /// The documents did not answer it (listed in `/v1/knowledge-gaps`).
+    #[serde(default)]
+    pub unanswered: bool,
     /// Sources quoted.
     #[schema(value_type = Vec<Object>)]
     pub citations: serde_json::Value,
@@ -95,6 +98,7 @@ impl From<Turn> for TurnOut {
             user_text: t.user_text,
             assistant_text: t.assistant_text,
             interrupted: t.interrupted,
+            unanswered: t.unanswered,
             citations: serde_json::from_str(&t.citations).unwrap_or_else(|_| serde_json::json!([])),
             latency_ms: t.latency_ms,
             started_at: rfc3339(t.started_at),

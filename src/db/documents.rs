@@ -25,7 +25,7 @@ pub struct Document {
     pub filename: String,
     /// MIME type decided from the content.
     pub content_type: String,
-    /// `pdf`, `docx`, `markdown` or `text`.
+    /// `pdf`, `docx`, `markdown`, `text` or `csv`.
     pub kind: String,
     /// Size of the original file.
     pub size_bytes: i64,

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod dealerships;
 pub mod documents;
+pub mod gaps;
 pub mod outbox;
 pub mod sessions;
 pub mod tokens;

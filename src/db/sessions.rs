@@ -46,6 +46,8 @@ pub struct Turn {
     pub status: String,
     /// JSON object of stage timings.
     pub metrics: String,
+    /// The documents did not answer it (a knowledge gap until they do).
+    pub unanswered: bool,
 }
 
 /// Records a new session. Recording the same id again does nothing, so a write retried
@@ -75,8 +77,8 @@ pub async fn insert_turn(db: &Db, turn: &Turn) -> Result<(), sqlx::Error> {
     on_pool!(db, |pool| {
         sqlx::query(
             "INSERT INTO turns (id, session_id, dealership_id, seq, user_text, assistant_text, interrupted, \
-             citations, latency_ms, started_at, status, metrics) \
-             SELECT $1, id, dealership_id, $2, $3, $4, $5, $6, $7, $8, $10, $11 FROM sessions WHERE id = $9 \
+             citations, latency_ms, started_at, status, metrics, unanswered) \
+             SELECT $1, id, dealership_id, $2, $3, $4, $5, $6, $7, $8, $10, $11, $12 FROM sessions WHERE id = $9 \
              ON CONFLICT (session_id, seq) DO NOTHING",
         )
         .bind(&turn.id)
@@ -90,6 +92,7 @@ pub async fn insert_turn(db: &Db, turn: &Turn) -> Result<(), sqlx::Error> {
         .bind(&turn.session_id)
         .bind(&turn.status)
         .bind(&turn.metrics)
+        .bind(turn.unanswered)
         .execute(pool)
         .await?;
     });
@@ -161,7 +164,7 @@ pub async fn turns(
     on_pool!(db, |pool| {
         sqlx::query_as::<_, Turn>(
             "SELECT id, session_id, seq, user_text, assistant_text, interrupted, citations, latency_ms, started_at, \
-             status, metrics FROM turns WHERE session_id = $1 AND ($2 IS NULL OR dealership_id = $2) ORDER BY seq",
+             status, metrics, unanswered FROM turns WHERE session_id = $1 AND ($2 IS NULL OR dealership_id = $2) ORDER BY seq",
         )
         .bind(session_id)
         .bind(tenant.filter())

@@ -205,6 +205,15 @@ impl Chunker {
         // Counts grow as the repeated text starts earlier: the fitting starts are a suffix.
         let first_fitting = words.partition_point(|&from| !fits(from));
         let fitting = &words[first_fitting..];
+        // A piece that starts a line (a table record, a labelled fact, a list item) repeats
+        // only whole lines of the one before: half a record says something else.
+        if starts_line(text, start) {
+            return fitting
+                .iter()
+                .copied()
+                .find(|&from| starts_line(text, from))
+                .unwrap_or(start);
+        }
         fitting
             .iter()
             .copied()
@@ -228,6 +237,12 @@ fn word_starts(text: &str, from: usize, to: usize) -> Vec<usize> {
         after_space = c.is_whitespace();
     }
     starts
+}
+
+/// Whether the word at `at` begins a line or paragraph.
+fn starts_line(text: &str, at: usize) -> bool {
+    let before = text[..at].trim_end_matches([' ', '\t']);
+    before.is_empty() || before.ends_with('\n')
 }
 
 /// Whether the word at `at` begins a sentence, line or paragraph.

@@ -27,6 +27,8 @@ pub enum DocKind {
     Markdown,
     /// Any other UTF-8 text.
     Text,
+    /// UTF-8 comma-separated values named `.csv` (a table: one record per row).
+    Csv,
 }
 
 impl DocKind {
@@ -37,16 +39,19 @@ impl DocKind {
             Self::Docx => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
             Self::Markdown => "text/markdown; charset=utf-8",
             Self::Text => "text/plain; charset=utf-8",
+            Self::Csv => "text/csv; charset=utf-8",
         }
     }
 
-    /// The stable identifier stored and returned by the API: `pdf`, `docx`, `markdown`, `text`.
+    /// The stable identifier stored and returned by the API: `pdf`, `docx`, `markdown`,
+    /// `text`, `csv`.
     pub fn id(&self) -> &'static str {
         match self {
             Self::Pdf => "pdf",
             Self::Docx => "docx",
             Self::Markdown => "markdown",
             Self::Text => "text",
+            Self::Csv => "csv",
         }
     }
 
@@ -57,6 +62,7 @@ impl DocKind {
             Self::Docx => "Word document",
             Self::Markdown => "Markdown",
             Self::Text => "plain text",
+            Self::Csv => "CSV table",
         }
     }
 
@@ -67,6 +73,7 @@ impl DocKind {
             Self::Docx => "a Word document",
             Self::Markdown => "Markdown text",
             Self::Text => "plain text",
+            Self::Csv => "a CSV table",
         }
     }
 
@@ -77,7 +84,10 @@ impl DocKind {
             (self, other),
             (Self::Pdf, Self::Pdf)
                 | (Self::Docx, Self::Docx)
-                | (Self::Markdown | Self::Text, Self::Markdown | Self::Text)
+                | (
+                    Self::Markdown | Self::Text | Self::Csv,
+                    Self::Markdown | Self::Text | Self::Csv
+                )
         )
     }
 }
@@ -88,7 +98,7 @@ pub enum SniffError {
     /// The content is not a kind we accept (HTTP 415). The string names what it is
     /// ("a PNG image", "a zip archive that is not a Word document", ...).
     #[error(
-        "{0} is not supported: upload a PDF, a Word document (.docx), Markdown or UTF-8 plain text"
+        "{0} is not supported: upload a PDF, a Word document (.docx), Markdown, CSV or UTF-8 plain text"
     )]
     Unsupported(String),
     /// The file name's extension names a different kind than the content (HTTP 422).
@@ -169,6 +179,7 @@ fn sniff_content(bytes: &[u8], extension: Option<&str>) -> Result<DocKind, Sniff
     }
     Ok(match extension {
         Some("md" | "markdown") => DocKind::Markdown,
+        Some("csv") => DocKind::Csv,
         _ => DocKind::Text,
     })
 }
@@ -206,6 +217,7 @@ fn kind_of_extension(ext: &str) -> Option<DocKind> {
         "docx" => Some(DocKind::Docx),
         "md" | "markdown" => Some(DocKind::Markdown),
         "txt" => Some(DocKind::Text),
+        "csv" => Some(DocKind::Csv),
         _ => None,
     }
 }
@@ -267,6 +279,17 @@ pub fn extract(kind: DocKind, bytes: &[u8], limits: &Limits) -> Result<Vec<Secti
         DocKind::Docx => extract_docx(bytes, limits)?,
         DocKind::Markdown => extract_markdown(decode_text(bytes)?),
         DocKind::Text => extract_text(decode_text(bytes)?),
+        DocKind::Csv => {
+            let text = decode_text(bytes)?;
+            match super::tables::csv_records(text) {
+                Some(records) => {
+                    let mut sections = Sections::default();
+                    sections.push(None, None, &records);
+                    sections.0
+                }
+                None => extract_text(text),
+            }
+        }
     };
     if sections.is_empty() {
         return Err(ExtractError(match kind {
@@ -289,7 +312,7 @@ struct Sections(Vec<Section>);
 
 impl Sections {
     fn push(&mut self, heading: Option<String>, page: Option<u32>, raw: &str) {
-        let text = tidy(raw);
+        let text = super::tables::labelled_lines(&super::tables::records(&tidy(raw)));
         if !text.is_empty() {
             self.0.push(Section {
                 heading: heading.filter(|h| !h.is_empty()),
@@ -345,12 +368,44 @@ fn tidy(text: &str) -> String {
     out
 }
 
-/// One line: control characters to spaces, whitespace runs collapsed, trimmed.
+/// One line: control characters to spaces, whitespace runs collapsed, dot leaders
+/// ("Parts ........ 555-0152") made a dash, trimmed.
 fn tidy_line(line: &str) -> String {
-    line.split(|c: char| c.is_whitespace() || c.is_control())
+    let line = line
+        .split(|c: char| c.is_whitespace() || c.is_control())
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    if !line.contains("....") {
+        return line;
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut dots = 0;
+    for c in line.chars() {
+        if c == '.' {
+            dots += 1;
+            continue;
+        }
+        if dots >= 4 {
+            let kept = out.trim_end().len();
+            out.truncate(kept);
+            out.push_str(" — ");
+            if c == ' ' {
+                dots = 0;
+                continue;
+            }
+        } else {
+            out.extend(std::iter::repeat_n('.', dots));
+        }
+        dots = 0;
+        out.push(c);
+    }
+    if dots >= 4 {
+        out.truncate(out.trim_end().len());
+    } else {
+        out.extend(std::iter::repeat_n('.', dots));
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------
@@ -377,6 +432,54 @@ fn extract_text(text: &str) -> Vec<Section> {
     }
     sections.push(path.joined(), None, &body);
     sections.0
+}
+
+/// A PDF page's printed lines joined back into sentences: a line continues the one before
+/// when that one has no closing punctuation and this one starts in lower case (or with a
+/// price or bracket), or when the one before filled the page's width. Table rows and list
+/// items stay on their own lines.
+fn unwrap_lines(text: &str) -> String {
+    let widest = text.lines().map(|l| l.trim().chars().count()).max().unwrap_or(0);
+    let mut out = String::with_capacity(text.len());
+    let mut previous: Option<&str> = None;
+    let mut blank = false;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() {
+            blank = true;
+            continue;
+        }
+        if let Some(before) = previous {
+            if continues(before, line, widest) {
+                out.push(' ');
+            } else {
+                out.push_str(if blank { "\n\n" } else { "\n" });
+            }
+        }
+        out.push_str(line);
+        previous = Some(line);
+        blank = false;
+    }
+    out
+}
+
+/// Whether `line` goes on the sentence `before` left open (see [`unwrap_lines`]).
+fn continues(before: &str, line: &str, widest: usize) -> bool {
+    let list_item = |l: &str| l.starts_with(['-', '•', '*']);
+    if before.ends_with(['.', '!', '?', ':']) || list_item(line) {
+        return false;
+    }
+    let starts_low = line
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_lowercase() || matches!(c, '$' | '(' | ',' | ';' | '&'));
+    // A row of a table holds several numbers; wrapped prose rarely does.
+    let numbers = before
+        .split_whitespace()
+        .filter(|w| w.chars().any(|c| c.is_ascii_digit()))
+        .count();
+    starts_low
+        || before.ends_with([',', ';'])
+        || (before.chars().count() * 10 >= widest * 7 && numbers < 3 && !list_item(before))
 }
 
 /// A PDF page's text cut at its title lines: a short line without closing punctuation
@@ -418,9 +521,15 @@ fn page_sections(text: &str) -> Vec<(Option<String>, String)> {
 
 fn looks_like_heading(paragraph: &str) -> bool {
     let words = paragraph.split_whitespace().count();
+    // "Main line: (555) 010-2000" is a line of facts, "- May 26 - Memorial Day" a list item.
+    let labelled_fact = paragraph.split_once(": ").is_some_and(|(_, value)| {
+        value.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '(' | '$' | '+'))
+    });
     !paragraph.contains('\n')
         && (1..=10).contains(&words)
         && !paragraph.ends_with(['.', '!', '?', ':', ';', ','])
+        && !paragraph.starts_with(['-', '•', '*'])
+        && !labelled_fact
 }
 
 fn extract_markdown(text: &str) -> Vec<Section> {
@@ -533,7 +642,7 @@ fn extract_pdf(bytes: &[u8], limits: &Limits) -> Result<Vec<Section>, ExtractErr
         });
         match text {
             Ok(Ok(text)) => {
-                for (heading, body) in page_sections(&text) {
+                for (heading, body) in page_sections(&unwrap_lines(&text)) {
                     sections.push(heading, Some(page), &body);
                 }
             }

@@ -7,6 +7,8 @@
 use std::collections::{HashMap, HashSet};
 
 use adam_actors::ports::Passage;
+use adam_providers::grounded::question::{Want, normalised};
+use adam_providers::grounded::text::tokens;
 
 /// Words too common to tell passages apart.
 const STOP: &[&str] = &[
@@ -22,17 +24,11 @@ const B: f32 = 0.75;
 const RRF_K: f32 = 60.0;
 
 fn terms(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            let w = w.to_lowercase();
-            // A light plural fold: "drives" matches "drive".
-            match w.strip_suffix('s') {
-                Some(stem) if stem.len() > 3 && !stem.ends_with('s') => stem.to_owned(),
-                _ => w,
-            }
-        })
-        .filter(|w| !STOP.contains(&w.as_str()))
+    tokens(text)
+        .into_iter()
+        .filter(|t| !STOP.contains(&t.norm.as_str()))
+        // Snowball stems: "rotated" matches "rotation", "Dec." matches "December".
+        .map(|t| t.stem())
         .collect()
 }
 
@@ -76,9 +72,22 @@ pub fn bm25(query: &str, candidates: &[Passage]) -> Vec<f32> {
 }
 
 /// The best `k` of `candidates` (dense order, best first) after fusing with their BM25
-/// ranking. Scores stay the dense similarities.
+/// ranking (the query normalised as the answer engine sees it). Scores stay the dense
+/// similarities.
 pub fn fuse(query: &str, candidates: Vec<Passage>, k: usize) -> Vec<Passage> {
-    let lexical = bm25(query, &candidates);
+    // Spoken numbers as digits, a greeting dropped, holidays with their dates, and the
+    // words that state the kind of fact asked for ("where" looks for an address).
+    let query = normalised(query);
+    let hint = match Want::of(&query) {
+        Some(Want::Address) => " address located street road avenue drive",
+        Some(Want::Phone) => " phone call number line",
+        Some(Want::Email) => " email",
+        Some(Want::Person) => " manager director owner founder",
+        Some(Want::Price) => " price cost",
+        Some(Want::Time) => " hours open closed",
+        _ => "",
+    };
+    let lexical = bm25(&format!("{query}{hint}"), &candidates);
     let mut by_lexical: Vec<usize> = (0..candidates.len())
         .filter(|&i| lexical[i] > 0.0)
         .collect();

@@ -2,12 +2,13 @@
 //!
 //! Upload (`api::documents`) stores the original bytes in the database and queues the
 //! document; the ingestion worker ([`ingest`]) extracts its text ([`extract`]), cuts it
-//! into token-bounded chunks with their heading and page ([`chunk`]), embeds them and
+//! into token-bounded chunks (tables first turned into one record per row, [`tables`]) with their heading and page ([`chunk`]), embeds them and
 //! writes them to the configured [`store::VectorStore`]: the local store ([`local`],
 //! vectors in the SQLite database with an in-process index per dealership), pgvector
 //! ([`pgvector`]) or Pinecone ([`pinecone`]). [`retriever::DocumentRetriever`] answers the
 //! conversation's `Retriever` port from that store, always filtered by dealership.
 
+pub mod ask;
 pub mod chunk;
 pub mod extract;
 pub mod ingest;
@@ -18,6 +19,7 @@ pub mod pgvector;
 pub mod pinecone;
 pub mod retriever;
 pub mod store;
+pub mod tables;
 
 use std::sync::Arc;
 

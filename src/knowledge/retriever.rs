@@ -60,7 +60,7 @@ impl Retriever for DocumentRetriever {
     ) -> BoxFuture<'a, Result<Vec<Passage>, ProviderError>> {
         Box::pin(async move {
             let candidates = if self.lexical_fusion {
-                (k * 5).max(20)
+                (k * 10).max(50)
             } else {
                 k
             };

@@ -70,6 +70,7 @@ async fn apply(db: &Db, write: &Write) -> Result<(), sqlx::Error> {
                     seq: t.seq as i32,
                     user_text: t.user_text.clone(),
                     assistant_text: t.assistant_text.clone(),
+                    unanswered: t.unanswered,
                     interrupted: t.status == ResponseStatus::Cancelled,
                     citations: serde_json::to_string(&t.citations).unwrap_or_else(|_| "[]".into()),
                     latency_ms: t.latency_ms.map(|v| v.round() as i64),

@@ -43,6 +43,7 @@ async fn seed_session(app: &TestApp, dealership: &str, user: Option<&str>) -> St
             started_at: now,
             status: "completed".into(),
             metrics: "{}".into(),
+            unanswered: false,
         },
     )
     .await

@@ -554,3 +554,51 @@ async fn a_spoken_question_over_webrtc_is_heard_word_for_word() {
         "{done}"
     );
 }
+
+#[tokio::test]
+async fn unanswered_questions_are_listed_as_knowledge_gaps_until_a_document_answers_them() {
+    let app = voice_app().await;
+    let root = app.admin().await;
+    let gaps = || async {
+        json_body(app.get("/v1/knowledge-gaps", Some(&root.access)).await).await["gaps"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(gaps().await.is_empty(), "no gap before anything is asked");
+    let answers = typed(
+        &app,
+        &[
+            "Can I bring my dog into the showroom?",
+            "Can I bring my dog into the showroom with me?",
+            "How much does an oil change cost?",
+        ],
+    )
+    .await;
+    assert!(answers[2]["output_text"].as_str().unwrap_or_default().contains("49"));
+    // The turns are written off the session's mailbox: poll.
+    let listed = eventually(Duration::from_secs(10), || async {
+        let g = gaps().await;
+        g.len() == 1 && g[0]["count"] == 2
+    })
+    .await;
+    let g = gaps().await;
+    assert!(listed, "the two dog questions are one gap asked twice: {g:?}");
+    assert!(g[0]["question"].as_str().unwrap_or_default().contains("dog"));
+    assert_eq!(g[0]["similar"].as_array().map(Vec::len), Some(1));
+
+    // A document that answers it clears the gap.
+    let dealership = g[0]["dealership_id"].as_str().expect("dealership").to_owned();
+    let id = crate::documents::upload_ok(
+        &app,
+        &root.access,
+        &format!("?dealership_id={dealership}"),
+        "pets.md",
+        b"# Pets\n\nDogs on a leash are welcome in the showroom and the service lounge.\n".to_vec(),
+    )
+    .await;
+    let doc = crate::documents::settled(&app, &root.access, &id).await;
+    assert_eq!(doc["status"], "ready");
+    let cleared = eventually(Duration::from_secs(10), || async { gaps().await.is_empty() }).await;
+    assert!(cleared, "the gap is answered now: {:?}", gaps().await);
+}

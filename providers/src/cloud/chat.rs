@@ -77,7 +77,7 @@ impl Default for ChatConfig {
                            to three short spoken sentences: no lists, no markdown, no URLs. \
                            Take facts about the dealership only from the sources below; if \
                            they do not answer the question, say you don't have that \
-                           information and offer to pass the question to the staff."
+                           information; never guess a fact."
                 .into(),
             citations: true,
             app_url: None,
@@ -293,10 +293,18 @@ impl ChatCompletions {
                 })
                 .collect()
         });
+        // The instructions ask for these words when the sources do not answer.
+        let unanswered = {
+            let text = stream.text.to_lowercase().replace('’', "'");
+            ["don't have that information", "do not have that information"]
+                .iter()
+                .any(|p| text.contains(p))
+        };
         Ok(AnswerUsage {
             prompt_tokens,
             completion_tokens,
             cited,
+            unanswered,
         })
     }
 }

@@ -29,6 +29,15 @@ use tokio::sync::mpsc;
 
 use crate::llm::Generator;
 
+pub mod question;
+pub mod text;
+pub mod units;
+
+use question::Want;
+pub use text::sentences;
+use text::speakable;
+use units::units;
+
 /// Grounded engine settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -40,6 +49,9 @@ pub struct GroundedConfig {
     pub min_sentence_score: f32,
     /// A second sentence is added when it scores within this of the best.
     pub second_sentence_margin: f32,
+    /// Added to a sentence holding the kind of fact the question asks for (an address
+    /// for "where", a price for "how much" …), taken from one that does not.
+    pub entity_bonus: f32,
     /// Let the local model rephrase document answers (checked against the source).
     pub rephrase: bool,
     /// Let the local model write small-talk replies (checked: no numbers). Off by default:
@@ -58,11 +70,11 @@ impl Default for GroundedConfig {
             min_passage_score: 0.25,
             min_sentence_score: 0.45,
             second_sentence_margin: 0.06,
+            entity_bonus: 0.1,
             rephrase: false,
             small_talk_by_model: false,
-            unknown_reply: "I'm sorry, I don't have that information. Would you like me to pass \
-                            your question to our staff?"
-                .into(),
+            // No offer to "pass the question to staff": nothing would follow a "yes".
+            unknown_reply: "I'm sorry, I don't have that information.".into(),
             greeting_reply: "Hello! How can I help you today?".into(),
         }
     }
@@ -129,7 +141,9 @@ impl GroundedEngine {
         request: &AnswerRequest,
         cancel: &CancellationToken,
     ) -> Result<Plan, ProviderError> {
-        let question = request.question.trim();
+        let raw = request.question.trim();
+        // "Hi, when do you open on Saturday?" is a question; "Hello!" is a greeting.
+        let question = question::without_greeting(raw);
         let best_passage = request
             .passages
             .iter()
@@ -140,29 +154,30 @@ impl GroundedEngine {
         {
             return Ok(Plan::SmallTalk(kind));
         }
-        let candidates: Vec<(usize, String)> = request
-            .passages
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.score >= self.config.min_passage_score)
-            .flat_map(|(i, p)| sentences(&p.text).into_iter().map(move |s| (i, s)))
-            .collect();
-        if candidates.is_empty() {
+        // Names and numbers as asked (spoken numbers as digits), and the question for
+        // matching (with the other names of the days it mentions).
+        let asked = question::digits_for_words(question);
+        let question = question::normalised(question);
+        let units = units(&request.passages, self.config.min_passage_score);
+        if units.is_empty() {
             return Ok(Plan::Unknown);
         }
-        let texts: Vec<String> = candidates.iter().map(|(_, s)| s.clone()).collect();
         // A follow-up ("and on Sunday?") is searched with the question before it; its own
         // words still weigh most in choosing the sentence.
         let query = request.search_query.trim();
-        let query = if query.is_empty() { question } else { query };
-        let mut all = vec![query.to_owned()];
-        all.extend(texts.iter().cloned());
+        let query = if query.is_empty() || query == raw {
+            question.clone()
+        } else {
+            question::normalised(query)
+        };
+        let mut all = vec![query.clone()];
+        all.extend(units.iter().map(|u| u.matched.clone()));
         let vectors = self.vectors(all, cancel).await?;
-        let (q, sentence_vectors) = vectors.split_first().ok_or(ProviderError::Unavailable(
+        let (q, unit_vectors) = vectors.split_first().ok_or(ProviderError::Unavailable(
             "embedder returned nothing".into(),
         ))?;
-        let keys = content_words(question);
-        let context: HashSet<String> = content_words(query)
+        let keys = text::content_stems(&question);
+        let context: HashSet<String> = text::content_stems(&query)
             .into_iter()
             .filter(|w| !keys.contains(w))
             .collect();
@@ -170,12 +185,10 @@ impl GroundedEngine {
         // "Saturday"), so a sentence must hold them to win over one that only matches the
         // earlier question.
         let own_weight = if context.is_empty() { 0.3 } else { 0.6 };
+        let want = Want::of(&question);
+        let stems: Vec<HashSet<String>> = units.iter().map(|u| text::all_stems(&u.matched)).collect();
         // A question word found in few candidate sentences ("Sunday") tells more than one
         // found in many ("open").
-        let stems: Vec<HashSet<String>> = candidates
-            .iter()
-            .map(|(_, s)| words(s).iter().map(|w| stem(w).to_owned()).collect())
-            .collect();
         let weights: HashMap<&str, f32> = keys
             .iter()
             .map(|k| {
@@ -194,42 +207,107 @@ impl GroundedEngine {
                 .sum::<f32>()
                 / total
         };
-        let mut scored: Vec<(f32, usize)> = sentence_vectors
+        // A price, a phone number, an email, a name or a count is only answered by a
+        // sentence that states one; for times, places and durations that is a preference.
+        let subject = subject_words(&keys);
+        let must_state = want.filter(|w| {
+            w.is_required() || *w == Want::Address && (subject.is_empty() || question.to_lowercase().contains("address"))
+        });
+        let mut scored: Vec<(f32, usize)> = unit_vectors
             .iter()
-            .zip(&candidates)
+            .zip(&units)
             .enumerate()
-            .map(|(i, (v, _))| {
+            .filter(|(_, (_, unit))| must_state.is_none_or(|w| w.found_in(&unit.speak())))
+            .map(|(i, (v, unit))| {
+                let fits = match want {
+                    Some(w) if w.found_in(&unit.speak()) => self.config.entity_bonus,
+                    Some(_) => -self.config.entity_bonus,
+                    None => 0.0,
+                };
                 let score = cosine(q, v)
                     + own_weight * weighted(&stems[i])
-                    + 0.15 * overlap(&context, &stems[i]);
+                    + 0.15 * overlap(&context, &stems[i])
+                    + fits;
                 (score, i)
             })
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let Some(&(best_score, best)) = scored.first() else {
+        // A fact asked about something none of the passages mention (the "transmission"
+        // of "transmission flush" beside a "coolant flush" line) is not in the documents.
+        if want.is_some() && !subject_is_retrieved(&subject, &request.passages) {
+            tracing::debug!(question = %request.question, ?subject, "unknown: the documents do not name what is asked about");
+            return Ok(Plan::Unknown);
+        }
+        let passage_text = |p: usize| {
+            format!(
+                "{}\n{}",
+                request.passages[p].title, request.passages[p].text
+            )
+        };
+        // A sentence answers when the names and numbers asked are in its passage (in the
+        // row itself for a table record: the next row is another car) and, when a fact is
+        // asked for, it is about the subject: most of the subject's words for a price,
+        // phone, email, name or count, one of them for a time or place.
+        let answers = |i: usize| {
+            let unit = &units[i];
+            let scope = if unit.is_record() {
+                format!("{} {}", request.passages[unit.passage].title, unit.matched)
+            } else {
+                passage_text(unit.passage)
+            };
+            if !names_are_covered(&asked, &scope, &request.persona) {
+                return false;
+            }
+            if want.is_none() || subject.is_empty() {
+                return true;
+            }
+            let held = subject.iter().filter(|k| stems[i].contains(*k)).count();
+            if must_state.is_some() {
+                held * 5 >= subject.len() * 3
+            } else {
+                held > 0
+            }
+        };
+        // The best sentence that answers.
+        let Some(&(best_score, best)) = scored
+            .iter()
+            .take_while(|(score, _)| *score >= self.config.min_sentence_score)
+            .find(|(_, i)| answers(*i))
+        else {
+            tracing::debug!(
+                question = %request.question,
+                ?want,
+                ?subject,
+                best = ?scored.first().map(|(s, i)| (s, units[*i].speak())),
+                "unknown: no sentence answers"
+            );
             return Ok(Plan::Unknown);
         };
-        if best_score < self.config.min_sentence_score {
-            return Ok(Plan::Unknown);
-        }
-        let passage = candidates[best].0;
-        if !names_are_covered(question, &request.passages[passage].text, &request.persona) {
-            return Ok(Plan::Unknown);
-        }
+        let unit = &units[best];
+        let passage = unit.passage;
         let mut chosen = vec![best];
         if let Some(&(score, second)) = scored
             .iter()
             .skip(1)
-            .find(|(_, i)| candidates[*i].0 == passage)
+            .find(|(_, i)| units[*i].passage == passage && !units[*i].overlaps(unit))
+            && answers(second)
             && score >= best_score - self.config.second_sentence_margin
             && score >= self.config.min_sentence_score
         {
             chosen.push(second);
         }
         // Keep the document's order.
-        chosen.sort_unstable();
+        chosen.sort_by_key(|&i| (units[i].passage, units[i].first));
+        let mut spoken: Vec<String> = Vec::new();
+        for &i in &chosen {
+            for s in &units[i].spoken {
+                if !spoken.contains(s) {
+                    spoken.push(s.clone());
+                }
+            }
+        }
         Ok(Plan::Facts {
-            sentences: chosen.iter().map(|&i| candidates[i].1.clone()).collect(),
+            sentences: spoken,
             passages: vec![passage],
         })
     }
@@ -380,6 +458,7 @@ impl GroundedEngine {
             Plan::Facts { passages, .. } => passages.clone(),
             _ => Vec::new(),
         });
+        usage.unanswered = *plan == Plan::Unknown;
         (speakable(&text), usage)
     }
 }
@@ -409,41 +488,6 @@ impl AnswerEngine for GroundedEngine {
     }
 }
 
-const STOP: &[&str] = &[
-    "a", "about", "an", "and", "are", "at", "be", "can", "could", "do", "does", "for", "from",
-    "get", "have", "how", "i", "if", "in", "is", "it", "its", "me", "much", "my", "of", "on", "or",
-    "our", "please", "should", "tell", "that", "the", "there", "this", "to", "us", "was", "we",
-    "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your", "many",
-    "any", "some", "know", "like", "want", "need", "am", "did",
-];
-
-/// Lower-case words without punctuation (keeps `$`, `:` and `.` inside numbers).
-fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '?' | '!' | '"' | '(' | ')'))
-        .map(|w| {
-            w.trim_matches(|c: char| !c.is_alphanumeric() && c != '$')
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-fn stem(w: &str) -> &str {
-    w.strip_suffix("'s")
-        .or_else(|| w.strip_suffix("es").filter(|s| s.len() > 3))
-        .or_else(|| w.strip_suffix('s').filter(|s| s.len() > 2))
-        .unwrap_or(w)
-}
-
-/// The question's content words, stemmed.
-fn content_words(question: &str) -> HashSet<String> {
-    words(question)
-        .iter()
-        .filter(|w| !STOP.contains(&w.as_str()))
-        .map(|w| stem(w).to_owned())
-        .collect()
-}
-
 /// Share of `keys` among a sentence's word stems.
 fn overlap(keys: &HashSet<String>, sentence: &HashSet<String>) -> f32 {
     if keys.is_empty() {
@@ -452,37 +496,95 @@ fn overlap(keys: &HashSet<String>, sentence: &HashSet<String>) -> f32 {
     keys.iter().filter(|k| sentence.contains(*k)).count() as f32 / keys.len() as f32
 }
 
+/// Lower-case words without punctuation (keeps `$`, `:` and `.` inside numbers).
+fn words(text: &str) -> Vec<String> {
+    text::tokens(text).into_iter().map(|t| t.norm).collect()
+}
+
 /// Names and numbers in the question (capitalised words after the first, and words with
 /// digits) that the passage must contain for a document answer to be about them.
 fn names_are_covered(question: &str, passage: &str, persona: &str) -> bool {
-    let passage: HashSet<String> = words(passage).iter().map(|w| stem(w).to_owned()).collect();
+    let passage = text::all_stems(passage);
     let persona: HashSet<String> = words(persona).into_iter().collect();
     let mut first = true;
     for raw in question.split_whitespace() {
-        let w = raw.trim_matches(|c: char| !c.is_alphanumeric());
         let is_first = std::mem::replace(&mut first, raw.ends_with(['.', '?', '!']));
+        let Some(token) = text::tokens(raw).into_iter().next() else {
+            continue;
+        };
+        let w = raw.trim_matches(|c: char| !c.is_alphanumeric());
         if w.is_empty() || w == "I" || w.starts_with("I'") {
             continue;
         }
         let named = !is_first && w.chars().next().is_some_and(char::is_uppercase);
-        let numeric = w.chars().any(|c| c.is_ascii_digit());
+        let numeric = token.is_number();
         if !(named || numeric) {
             continue;
         }
-        let lw = w.to_lowercase();
-        if persona.contains(&lw) || WEEKDAYS.contains(&lw.as_str()) && !numeric {
+        let lw = token.norm.clone();
+        if persona.contains(&lw) || CALENDAR_WORDS.contains(&lw.as_str()) && !numeric {
             continue;
         }
-        if !passage.contains(stem(&lw)) && !passage.contains(&lw) {
+        if !passage.contains(&token.stem()) && !passage.contains(&lw) {
             return false;
         }
     }
     true
 }
 
-/// Days are asked about ("open on Sunday?") without being names of things the passage
-/// must mention; the meaning score already handles them.
-const WEEKDAYS: &[&str] = &[
+/// Words of a question that only say what kind of fact is wanted or are common to any
+/// dealership question; the others name its subject ("transmission", "flush").
+const GENERIC: &[&str] = &[
+    "price", "cost", "charge", "fee", "pay", "much", "expensive", "cheap", "open", "close",
+    "closed", "hours", "time", "day", "week", "today", "tomorrow", "number", "phone", "call",
+    "email", "mail", "address", "located", "location", "where", "who", "name", "car", "vehicle",
+    "auto", "buy", "sell", "get", "take", "bring", "come", "offer", "provide", "available",
+    "have", "need", "want", "make", "dealership", "dealer", "place", "help", "question",
+    "information", "info", "current", "long", "quick", "usual", "typical", "normal", "right",
+    "now", "anyone", "someone", "somebody", "person", "reach", "contact", "talk", "speak",
+    "find", "go", "start", "run", "cover", "include", "tell", "know", "say", "ask", "look",
+    "see", "visit", "store", "team", "people", "work", "job", "exact", "total", "list", "stock",
+    "lot", "thing", "kind", "type", "sort", "good", "best", "late", "early", "until", "till",
+    "before", "after", "morning", "afternoon", "evening", "night", "weekday", "weeknight",
+    "weekend", "holiday", "year", "month", "minute", "many", "set", "book", "schedule",
+    "appointment", "way", "use", "used", "general", "department", "desk", "office", "boss",
+    "head", "manager", "direct", "line", "wait", "something", "anything", "please", "whereabouts",
+    "street", "guys", "charge", "hold", "keep", "give", "let", "told", "us", "here",
+];
+
+/// Stems of the generic words and of the days and holidays.
+static NOT_SUBJECT: std::sync::LazyLock<HashSet<String>> = std::sync::LazyLock::new(|| {
+    GENERIC
+        .iter()
+        .chain(CALENDAR_WORDS)
+        .chain(text::STOP)
+        .chain(text::COMMON)
+        .map(|w| text::stem(w))
+        .collect()
+});
+
+/// The words of a question (stemmed) that name what it is about: not the kind of fact
+/// ("price", "open"), not a day, not a word common to every dealership question.
+fn subject_words(keys: &HashSet<String>) -> Vec<String> {
+    keys.iter()
+        .filter(|k| k.len() >= 3 && !k.chars().any(|c| c.is_ascii_digit()))
+        .filter(|k| !NOT_SUBJECT.contains(k.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// Every word naming the question's subject appears in some passage retrieved.
+fn subject_is_retrieved(subject: &[String], passages: &[Passage]) -> bool {
+    let retrieved: HashSet<String> = passages
+        .iter()
+        .flat_map(|p| text::all_stems(&format!("{} {}", p.title, p.text)))
+        .collect();
+    subject.iter().all(|k| retrieved.contains(k))
+}
+
+/// Days and months are asked about ("open on Sunday?", "in December?") without being
+/// names of things the passage must mention; the meaning score already handles them.
+const CALENDAR_WORDS: &[&str] = &[
     "monday",
     "tuesday",
     "wednesday",
@@ -492,6 +594,36 @@ const WEEKDAYS: &[&str] = &[
     "sunday",
     "today",
     "tomorrow",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "christmas",
+    "thanksgiving",
+    "easter",
+    "eve",
+    "day",
+    "new",
+    "year's",
+    "independence",
+    "memorial",
+    "labor",
+    "fourth",
+    "4th",
+    "eve",
+    "weekend",
+    "weekends",
+    "weekday",
+    "hi",
+    "hello",
 ];
 
 /// Recognises greetings, thanks, farewells and questions about the assistant.
@@ -560,85 +692,19 @@ fn acceptable_small_talk(text: &str) -> bool {
 
 /// Every number and name in `reply` appears in `source`.
 pub fn faithful(reply: &str, source: &str) -> bool {
-    let have: HashSet<String> = words(source).iter().map(|w| stem(w).to_owned()).collect();
+    let have = text::all_stems(source);
     let mut first = true;
     !reply.trim().is_empty()
         && reply.split_whitespace().all(|raw| {
-            let w = raw.trim_matches(|c: char| !c.is_alphanumeric() && c != '$');
             let is_first = std::mem::replace(&mut first, raw.ends_with(['.', '?', '!']));
-            let numeric = w.chars().any(|c| c.is_ascii_digit());
+            let Some(token) = text::tokens(raw).into_iter().next() else {
+                return true;
+            };
+            let w = raw.trim_matches(|c: char| !c.is_alphanumeric() && c != '$');
+            let numeric = token.is_number();
             let named = !is_first && w != "I" && w.chars().next().is_some_and(char::is_uppercase);
-            !(numeric || named) || have.contains(stem(&w.to_lowercase()))
+            !(numeric || named) || have.contains(&token.stem()) || have.contains(&token.norm)
         })
-}
-
-/// Splits a passage into sentences: at `.`, `!` or `?` followed by a capital or digit
-/// (not after a common abbreviation), and at line breaks (lists, headings).
-pub fn sentences(text: &str) -> Vec<String> {
-    const ABBREVIATIONS: &[&str] = &[
-        "mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "a.m", "p.m", "no", "approx",
-        "inc", "jr", "sr", "ave",
-    ];
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.trim().trim_start_matches(['#', '-', '*', '•']).trim();
-        if line.is_empty() {
-            continue;
-        }
-        let chars: Vec<char> = line.chars().collect();
-        let mut start = 0;
-        let mut i = 0;
-        while i < chars.len() {
-            let c = chars[i];
-            let at_end = i + 2 < chars.len()
-                && matches!(c, '.' | '!' | '?')
-                && chars[i + 1] == ' '
-                && (chars[i + 2].is_uppercase() || chars[i + 2].is_ascii_digit());
-            if at_end {
-                let word: String = chars[start..i]
-                    .iter()
-                    .rev()
-                    .take_while(|c| !c.is_whitespace())
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<String>()
-                    .to_lowercase();
-                if c != '.' || !ABBREVIATIONS.contains(&word.as_str()) {
-                    out.push(
-                        chars[start..=i]
-                            .iter()
-                            .collect::<String>()
-                            .trim()
-                            .to_owned(),
-                    );
-                    start = i + 2;
-                }
-            }
-            i += 1;
-        }
-        let rest: String = chars[start..].iter().collect::<String>().trim().to_owned();
-        if !rest.is_empty() {
-            out.push(rest);
-        }
-    }
-    out.retain(|s| s.chars().any(char::is_alphanumeric));
-    out
-}
-
-/// Text as it should be spoken: list markers and Markdown emphasis removed, a final stop.
-fn speakable(text: &str) -> String {
-    let mut t: String = text
-        .chars()
-        .filter(|c| !matches!(c, '*' | '_' | '#' | '`'))
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if !t.ends_with(['.', '!', '?']) {
-        t.push('.');
-    }
-    t
 }
 
 /// Passages used by a plan (for tests and logs).
@@ -652,21 +718,6 @@ pub fn cited<'a>(plan: &Plan, passages: &'a [Passage]) -> Vec<&'a Passage> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_sentences_but_not_abbreviations_or_prices() {
-        let s = sentences(
-            "Service: Monday to Friday 7:30 a.m. to 6 p.m. Saturday 8 to 2.\n- Oil change $49.95. Includes a filter!",
-        );
-        assert_eq!(
-            s,
-            [
-                "Service: Monday to Friday 7:30 a.m. to 6 p.m. Saturday 8 to 2.",
-                "Oil change $49.95.",
-                "Includes a filter!"
-            ]
-        );
-    }
 
     #[test]
     fn recognises_small_talk_and_not_questions() {
@@ -739,10 +790,5 @@ mod tests {
             engine.small_talk_reply(SmallTalk::Greeting, ""),
             "Hello! How can I help you today?"
         );
-    }
-
-    #[test]
-    fn speakable_text_ends_with_a_stop() {
-        assert_eq!(speakable("**Oil change**  $49.95"), "Oil change $49.95.");
     }
 }

@@ -99,6 +99,7 @@ async fn streams_an_answer_without_citation_markers_and_reports_usage() {
             prompt_tokens: 57,
             completion_tokens: 9,
             cited: Some(vec![0]),
+            unanswered: false,
         }
     );
     let sent = &fake.requests()[0];

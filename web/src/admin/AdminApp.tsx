@@ -9,6 +9,7 @@ import { Header } from "../app/Header";
 import { SignIn } from "../app/SignIn";
 import { CachePage } from "./CachePage";
 import { DocumentsPage } from "./DocumentsPage";
+import { KnowledgeGapsPage } from "./KnowledgeGapsPage";
 import type { Scope } from "./scope";
 import { SessionsPage } from "./SessionsPage";
 import { SetPasswordPage } from "./SetPasswordPage";
@@ -17,6 +18,7 @@ import { UsersPage } from "./UsersPage";
 
 const ROUTES = [
   { path: "documents", title: "Documents", page: DocumentsPage },
+  { path: "gaps", title: "Knowledge gaps", page: KnowledgeGapsPage },
   { path: "users", title: "Users", page: UsersPage },
   { path: "sessions", title: "Sessions", page: SessionsPage },
   { path: "settings", title: "Settings", page: SettingsPage },

@@ -59,7 +59,7 @@ export function DocumentsPage({ scope }: PageProps) {
       <header class="admin-page__head">
         <div>
           <h1>Documents</h1>
-          <p class="admin-page__lead">What the assistant knows: PDF, Word (.docx), Markdown or text files. Answers are grounded in these.</p>
+          <p class="admin-page__lead">What the assistant knows: PDF, Word (.docx), Markdown, CSV or text files. Answers are grounded in these.</p>
         </div>
       </header>
 
@@ -79,7 +79,7 @@ export function DocumentsPage({ scope }: PageProps) {
         <input
           type="file"
           multiple
-          accept=".pdf,.docx,.md,.markdown,.txt,application/pdf,text/plain,text/markdown"
+          accept=".pdf,.docx,.md,.markdown,.txt,.csv,application/pdf,text/plain,text/markdown,text/csv"
           onChange={(e) => {
             void upload(e.currentTarget.files);
             e.currentTarget.value = "";

@@ -103,3 +103,16 @@ export interface CacheStats {
   embedding: CacheLevelStats;
   semantic: CacheLevelStats;
 }
+
+export interface KnowledgeGap {
+  dealership_id: string;
+  question: string;
+  count: number;
+  similar: string[];
+  first_asked_at: string;
+  last_asked_at: string;
+}
+
+export interface KnowledgeGaps {
+  gaps: KnowledgeGap[];
+}
