@@ -86,7 +86,7 @@ pub enum Command {
         /// configured speech-to-text, then answered.
         #[arg(long, requires = "corpus")]
         spoken: bool,
-        /// Only this split (`dev` or `heldout`) in the question listing (corpus mode).
+        /// Only this split (`dev` or `heldout`): tuning runs ask only `dev` (corpus mode).
         #[arg(long, requires = "corpus")]
         split: Option<String>,
         /// Print the passages retrieved for every question listed (corpus mode).
@@ -347,15 +347,13 @@ async fn eval_corpus(
     spoken: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let rows = crate::eval::run_corpus(settings, corpus, spoken).await?;
+    let rows =
+        crate::eval::run_corpus(settings, corpus, listing.split.as_deref(), spoken).await?;
     if json {
         say(&serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     for row in &rows {
-        if listing.split.as_ref().is_some_and(|s| *s != row.split) {
-            continue;
-        }
         for o in &row.report.outcomes {
             if listing.all || !o.correct {
                 say(&format!(

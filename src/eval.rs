@@ -200,13 +200,21 @@ pub struct CorpusRow {
 /// The question files of a corpus dealership, in report order.
 pub const SPLITS: &[&str] = &["dev", "heldout"];
 
-/// Evaluates every dealership of a corpus folder (subfolders holding `docs/`), each split,
-/// typed and (with `spoken`) spoken.
+/// Evaluates every dealership of a corpus folder (subfolders holding `docs/`), each split
+/// (or `only` one: tuning runs never ask the held-out questions), typed and (with
+/// `spoken`) spoken.
 pub async fn run_corpus(
     settings: Settings,
     corpus: &Path,
+    only: Option<&str>,
     spoken: bool,
 ) -> anyhow::Result<Vec<CorpusRow>> {
+    if let Some(split) = only {
+        anyhow::ensure!(
+            SPLITS.contains(&split),
+            "unknown split `{split}` (expected one of {SPLITS:?})"
+        );
+    }
     let mut folders: Vec<PathBuf> = std::fs::read_dir(corpus)
         .with_context(|| format!("reading {}", corpus.display()))?
         .filter_map(Result::ok)
@@ -228,7 +236,7 @@ pub async fn run_corpus(
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let (dealership, chunks) = bench.ingest(&name, &folder.join("docs")).await?;
-            for split in SPLITS {
+            for split in SPLITS.iter().filter(|s| only.is_none_or(|o| o == **s)) {
                 let file = folder.join(format!("{split}.jsonl"));
                 if !file.is_file() {
                     continue;
@@ -445,10 +453,10 @@ impl Bench {
     }
 }
 
-/// espeak-ng's US English voice saying `text`, as 16 kHz PCM16 with some silence around.
+/// espeak-ng's English voice (the one Adam speaks with) saying `text`, as 16 kHz PCM16 with some silence around.
 fn speak(text: &str) -> anyhow::Result<Vec<i16>> {
     let out = std::process::Command::new("espeak-ng")
-        .args(["--stdout", "-v", "en-us", text])
+        .args(["--stdout", "-v", "en", text])
         .output()
         .context("running espeak-ng (scripts/setup.sh installs it)")?;
     anyhow::ensure!(out.status.success(), "espeak-ng failed on `{text}`");

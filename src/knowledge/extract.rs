@@ -530,6 +530,15 @@ fn looks_like_heading(paragraph: &str) -> bool {
         && !paragraph.ends_with(['.', '!', '?', ':', ';', ','])
         && !paragraph.starts_with(['-', '•', '*'])
         && !labelled_fact
+        && !states_contact(paragraph)
+}
+
+/// An address, phone number or email: a fact to answer with, never a heading.
+fn states_contact(line: &str) -> bool {
+    use adam_providers::grounded::question::Want;
+    [Want::Address, Want::Phone, Want::Email]
+        .iter()
+        .any(|w| w.found_in(line))
 }
 
 fn extract_markdown(text: &str) -> Vec<Section> {

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use adam_actors::ports::Passage;
 use adam_providers::grounded::question::{Want, normalised};
-use adam_providers::grounded::text::tokens;
+use adam_providers::grounded::text::{synonyms, tokens};
 
 /// Words too common to tell passages apart.
 const STOP: &[&str] = &[
@@ -87,7 +87,14 @@ pub fn fuse(query: &str, candidates: Vec<Passage>, k: usize) -> Vec<Passage> {
         Some(Want::Time) => " hours open closed",
         _ => "",
     };
-    let lexical = bm25(&format!("{query}{hint}"), &candidates);
+    let synonyms: Vec<&str> = terms(&query)
+        .iter()
+        .flat_map(|t| synonyms(t).iter().map(String::as_str))
+        .collect();
+    let lexical = bm25(
+        &format!("{query}{hint} {}", synonyms.join(" ")),
+        &candidates,
+    );
     let mut by_lexical: Vec<usize> = (0..candidates.len())
         .filter(|&i| lexical[i] > 0.0)
         .collect();

@@ -67,7 +67,9 @@ pub struct GroundedConfig {
 impl Default for GroundedConfig {
     fn default() -> Self {
         Self {
-            min_passage_score: 0.25,
+            // Low: lexical fusion lifts passages the vectors rank low; each sentence is
+            // still scored on its own.
+            min_passage_score: 0.1,
             min_sentence_score: 0.45,
             second_sentence_margin: 0.06,
             entity_bonus: 0.1,
@@ -186,7 +188,12 @@ impl GroundedEngine {
         // earlier question.
         let own_weight = if context.is_empty() { 0.3 } else { 0.6 };
         let want = Want::of(&question);
-        let stems: Vec<HashSet<String>> = units.iter().map(|u| text::all_stems(&u.matched)).collect();
+        // A sentence's words, with its passage's title and heading path ("extended
+        // warranty" names the plans of a table under that heading).
+        let stems: Vec<HashSet<String>> = units
+            .iter()
+            .map(|u| text::all_stems(&format!("{} {}", request.passages[u.passage].title, u.matched)))
+            .collect();
         // A question word found in few candidate sentences ("Sunday") tells more than one
         // found in many ("open").
         let weights: HashMap<&str, f32> = keys
@@ -202,7 +209,7 @@ impl GroundedEngine {
                 return 0.0;
             }
             keys.iter()
-                .filter(|k| sentence.contains(*k))
+                .filter(|k| text::holds(sentence, k))
                 .map(|k| weights.get(k.as_str()).copied().unwrap_or(0.0))
                 .sum::<f32>()
                 / total
@@ -210,6 +217,13 @@ impl GroundedEngine {
         // A price, a phone number, an email, a name or a count is only answered by a
         // sentence that states one; for times, places and durations that is a preference.
         let subject = subject_words(&keys);
+        // Verbs the customer used ("squeaking", "dropping") say little about what the
+        // documents must name.
+        let verbs: HashSet<String> = text::tokens(&question)
+            .iter()
+            .filter(|t| t.norm.len() > 4 && (t.norm.ends_with("ing") || t.norm.ends_with("ed")))
+            .map(text::Token::stem)
+            .collect();
         let must_state = want.filter(|w| {
             w.is_required() || *w == Want::Address && (subject.is_empty() || question.to_lowercase().contains("address"))
         });
@@ -234,7 +248,12 @@ impl GroundedEngine {
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         // A fact asked about something none of the passages mention (the "transmission"
         // of "transmission flush" beside a "coolant flush" line) is not in the documents.
-        if want.is_some() && !subject_is_retrieved(&subject, &request.passages) {
+        let named: Vec<String> = subject
+            .iter()
+            .filter(|k| !verbs.contains(*k))
+            .cloned()
+            .collect();
+        if want.is_some() && !subject_is_retrieved(&named, &request.passages) {
             tracing::debug!(question = %request.question, ?subject, "unknown: the documents do not name what is asked about");
             return Ok(Plan::Unknown);
         }
@@ -261,17 +280,24 @@ impl GroundedEngine {
             if want.is_none() || subject.is_empty() {
                 return true;
             }
-            let held = subject.iter().filter(|k| stems[i].contains(*k)).count();
+            let held = subject.iter().filter(|k| text::holds(&stems[i], k)).count();
             if must_state.is_some() {
                 held * 5 >= subject.len() * 3
             } else {
                 held > 0
             }
         };
+        // Sentences that must state a price, a phone number, an email, a name or a count
+        // are already only those that do: they may score lower.
+        let threshold = if must_state.is_some() {
+            self.config.min_sentence_score - self.config.entity_bonus
+        } else {
+            self.config.min_sentence_score
+        };
         // The best sentence that answers.
         let Some(&(best_score, best)) = scored
             .iter()
-            .take_while(|(score, _)| *score >= self.config.min_sentence_score)
+            .take_while(|(score, _)| *score >= threshold)
             .find(|(_, i)| answers(*i))
         else {
             tracing::debug!(
@@ -292,7 +318,7 @@ impl GroundedEngine {
             .find(|(_, i)| units[*i].passage == passage && !units[*i].overlaps(unit))
             && answers(second)
             && score >= best_score - self.config.second_sentence_margin
-            && score >= self.config.min_sentence_score
+            && score >= threshold
         {
             chosen.push(second);
         }
@@ -579,7 +605,7 @@ fn subject_is_retrieved(subject: &[String], passages: &[Passage]) -> bool {
         .iter()
         .flat_map(|p| text::all_stems(&format!("{} {}", p.title, p.text)))
         .collect();
-    subject.iter().all(|k| retrieved.contains(k))
+    subject.iter().all(|k| text::holds(&retrieved, k))
 }
 
 /// Days and months are asked about ("open on Sunday?", "in December?") without being

@@ -48,6 +48,14 @@ impl Want {
                 .replace(['?', ',', '.', '!'], " ")
         );
         let has = |words: &[&str]| words.iter().any(|w| q.contains(&format!(" {w} ")));
+        // Question words count where a question starts ("when do you …"), not inside it
+        // ("can I bring my dog when I come …"; "anyone who speaks Spanish").
+        let opening: String = q.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+        let opens = |words: &[&str]| {
+            words
+                .iter()
+                .any(|w| format!(" {opening} ").contains(&format!(" {w} ")))
+        };
         if has(&[
             "phone", "call", "telephone", "number to", "number for", "direct line", "line for",
             "fax", "text",
@@ -70,16 +78,17 @@ impl Want {
             Some(Self::Price)
         } else if has(&["how many", "number of", "count"]) {
             Some(Self::Count)
-        } else if has(&[
-            "where", "address", "located", "location", "directions", "find you",
-        ]) {
+        } else if opens(&["where", "whereabouts"])
+            || has(&["address", "located", "location", "directions", "find you"])
+        {
             Some(Self::Address)
-        } else if has(&["who", "whom", "name of", "in charge"]) {
+        } else if opens(&["who", "whom"]) || has(&["name of", "in charge"]) {
             Some(Self::Person)
-        } else if has(&[
-            "when", "what time", "hours", "open", "opens", "close", "closes", "closed",
-            "until",
-        ]) {
+        } else if opens(&["when"])
+            || has(&[
+                "what time", "hours", "open", "opens", "close", "closes", "closed", "until",
+            ])
+        {
             Some(Self::Time)
         } else {
             None

@@ -121,13 +121,19 @@ pub const COMMON: &[&str] = &[
     "stop", "thank", "think", "thought", "turn", "understand", "wish", "wonder", "worth",
 ];
 
-/// The stemmed content words of a text.
+/// The stemmed content words of a text (a hyphenated word as its parts: "brand-new").
 pub fn content_stems(text: &str) -> HashSet<String> {
     tokens(text)
         .iter()
-        .filter(|t| !STOP.contains(&t.norm.as_str()))
-        .map(Token::stem)
-        .filter(|s| !s.is_empty())
+        .flat_map(|t| {
+            if t.norm.contains('-') && !t.is_number() {
+                t.norm.split('-').map(str::to_owned).collect()
+            } else {
+                vec![t.norm.clone()]
+            }
+        })
+        .filter(|w| !w.is_empty() && !STOP.contains(&w.as_str()))
+        .map(|w| stem(&w))
         .collect()
 }
 
@@ -142,6 +148,60 @@ pub fn all_stems(text: &str) -> HashSet<String> {
         out.insert(token.stem());
     }
     out
+}
+
+/// Words a customer and a dealership's documents use for the same thing ("loan" and
+/// "financing", "body shop" and "collision", "mechanic" and "technician").
+const SYNONYMS: &[&[&str]] = &[
+    &["loan", "finance", "financing", "credit", "lender", "lending"],
+    &["repair", "service", "fix", "maintenance"],
+    &["mechanic", "technician", "service"],
+    &["van", "shuttle"],
+    &["dent", "dented", "collision", "body", "bodywork", "scratch"],
+    &["boss", "manager", "head", "director"],
+    &["wifi", "wi-fi", "internet"],
+    &["salespeople", "salesperson", "salesman", "sales", "consultant"],
+    &["spin", "test"],
+    &["car", "vehicle", "auto"],
+    &["trade", "trade-in", "appraisal", "appraise"],
+    &["deposit", "hold", "reserve"],
+    &["warranty", "coverage", "protection"],
+    &["tire", "tyre"],
+    &["pet", "dog", "cat", "animal"],
+    &["kid", "child", "children"],
+    &["rental", "loaner", "courtesy"],
+    &["used", "pre-owned", "preowned", "certified"],
+    &["lease", "leasing"],
+    &["inspection", "check"],
+    &["ev", "electric"],
+    &["mile", "mileage"],
+    &["founded", "started", "founder", "opened", "established"],
+    &["complain", "complaint", "care"],
+    &["tow", "towing", "trailer"],
+];
+
+static SYNONYM_STEMS: LazyLock<std::collections::HashMap<String, Vec<String>>> =
+    LazyLock::new(|| {
+        let mut map: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
+        for group in SYNONYMS {
+            let stems: Vec<String> = group.iter().map(|w| stem(w)).collect();
+            for s in &stems {
+                let entry = map.entry(s.clone()).or_default();
+                entry.extend(stems.iter().filter(|o| *o != s).cloned());
+            }
+        }
+        map
+    });
+
+/// The stems that mean the same as `key` (itself not included).
+pub fn synonyms(key: &str) -> &'static [String] {
+    SYNONYM_STEMS.get(key).map_or(&[], Vec::as_slice)
+}
+
+/// `stems` hold `key` or a word meaning the same.
+pub fn holds(stems: &HashSet<String>, key: &str) -> bool {
+    stems.contains(key) || synonyms(key).iter().any(|s| stems.contains(s))
 }
 
 /// Splits a passage into sentences: at `.`, `!` or `?` followed by a capital or digit
