@@ -253,7 +253,7 @@ impl GroundedEngine {
             .filter(|k| !verbs.contains(*k))
             .cloned()
             .collect();
-        if want.is_some() && !subject_is_retrieved(&named, &request.passages) {
+        if !subject_is_retrieved(&named, &request.passages) {
             tracing::debug!(question = %request.question, ?subject, "unknown: the documents do not name what is asked about");
             return Ok(Plan::Unknown);
         }
@@ -277,12 +277,12 @@ impl GroundedEngine {
             if !names_are_covered(&asked, &scope, &request.persona) {
                 return false;
             }
-            if want.is_none() || subject.is_empty() {
+            if subject.is_empty() {
                 return true;
             }
             let held = subject.iter().filter(|k| text::holds(&stems[i], k)).count();
-            if must_state.is_some() {
-                held * 5 >= subject.len() * 3
+            if must_state.is_some() || want.is_none() {
+                held == subject.len()
             } else {
                 held > 0
             }

@@ -33,7 +33,7 @@ impl Want {
     pub fn is_required(self) -> bool {
         matches!(
             self,
-            Self::Phone | Self::Email | Self::Person | Self::Price | Self::Count
+            Self::Phone | Self::Email | Self::Person | Self::Price | Self::Count | Self::Time
         )
     }
 
@@ -71,6 +71,8 @@ impl Want {
         ]) {
             // "How much can it tow" asks for a quantity, not a price.
             Some(Self::Count)
+        } else if opens(&["who", "whom"]) || has(&["name of", "in charge"]) {
+            Some(Self::Person)
         } else if has(&[
             "how much", "cost", "costs", "price", "prices", "priced", "charge", "fee", "fees",
             "pay", "rate",
@@ -82,8 +84,6 @@ impl Want {
             || has(&["address", "located", "location", "directions", "find you"])
         {
             Some(Self::Address)
-        } else if opens(&["who", "whom"]) || has(&["name of", "in charge"]) {
-            Some(Self::Person)
         } else if opens(&["when"])
             || has(&[
                 "what time", "hours", "open", "opens", "close", "closes", "closed", "until",
@@ -185,9 +185,9 @@ fn has_phone(sentence: &str) -> bool {
     false
 }
 
-/// A person: a job ("manager", "runs", "founded" …) next to a name (two capitalised
-/// words that are not a day, a month, a department or a place word, or one inside the
-/// sentence): "Tom Brezinski — Service Manager", "the parts counter is run by Priya".
+/// A person: a job ("manager", "runs", "founded" …) and a name (two capitalised words
+/// that are not a day, a month, a department or a place word): "Tom Brezinski — Service
+/// Manager", "the parts counter is run by Priya Nair".
 fn has_person(sentence: &str) -> bool {
     let words: Vec<&str> = sentence.split_whitespace().collect();
     let name = |w: &str| {
@@ -203,8 +203,7 @@ fn has_person(sentence: &str) -> bool {
         .windows(2)
         .any(|pair| name(pair[0]) && name(pair[1]));
     let lower = sentence.to_lowercase();
-    let role = ROLES.iter().any(|r| lower.contains(r));
-    role && (pair || words.iter().skip(1).any(|w| name(w)))
+    pair && ROLES.iter().any(|r| lower.contains(r))
 }
 
 /// Capitalised words that are not names.

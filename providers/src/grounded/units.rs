@@ -139,7 +139,8 @@ pub fn units(passages: &[Passage], min_score: f32) -> Vec<Unit> {
                     last += 1;
                 }
             } else if is_answer(j + 1)
-                && (words < 5 || CONTINUES.contains(&first_word(&clean[j + 1]).as_str()))
+                && (words < 4 && !clean[j].contains(':')
+                    || CONTINUES.contains(&first_word(&clean[j + 1]).as_str()))
             {
                 last = j + 1;
             }
