@@ -347,8 +347,7 @@ async fn eval_corpus(
     spoken: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let rows =
-        crate::eval::run_corpus(settings, corpus, listing.split.as_deref(), spoken).await?;
+    let rows = crate::eval::run_corpus(settings, corpus, listing.split.as_deref(), spoken).await?;
     if json {
         say(&serde_json::to_string_pretty(&rows)?);
         return Ok(());

@@ -296,8 +296,15 @@ impl Bench {
         let registry = prometheus::Registry::new();
         // Its outbox worker never runs: an evaluation sends no email.
         let mailer = crate::email::Mailer::new(&settings, db.clone(), clock.clone(), &registry)?;
-        let realtime =
-            Realtime::start(&settings, db.clone(), clock.clone(), mailer, &registry, None).await?;
+        let realtime = Realtime::start(
+            &settings,
+            db.clone(),
+            clock.clone(),
+            mailer,
+            &registry,
+            None,
+        )
+        .await?;
         Ok(Self {
             settings,
             db,
@@ -636,9 +643,14 @@ mod tests {
 
     #[test]
     fn a_fact_with_several_forms_is_held_by_any_one() {
-        let facts: Vec<Fact> = serde_json::from_str(r#"[["closed on weekends", "closed Saturday and Sunday"], "body shop"]"#)
-            .expect("facts");
-        assert!(holds("The body shop is closed Saturday and Sunday.", &facts));
+        let facts: Vec<Fact> = serde_json::from_str(
+            r#"[["closed on weekends", "closed Saturday and Sunday"], "body shop"]"#,
+        )
+        .expect("facts");
+        assert!(holds(
+            "The body shop is closed Saturday and Sunday.",
+            &facts
+        ));
         assert!(holds("The body shop is closed on weekends.", &facts));
         assert!(!holds("The body shop is open on Saturday.", &facts));
     }

@@ -424,7 +424,10 @@ mod tests {
 
     #[test]
     fn questions_differing_in_a_name_or_number_do_not_share_an_answer() {
-        assert_eq!(particulars("How much is the 2019 Civic?"), ["2019", "civic"]);
+        assert_eq!(
+            particulars("How much is the 2019 Civic?"),
+            ["2019", "civic"]
+        );
         assert_ne!(
             particulars("How much is the 2019 Civic?"),
             particulars("What does a 2024 Civic cost?")
@@ -488,17 +491,24 @@ mod tests {
 
     #[tokio::test]
     async fn a_cached_answer_is_not_served_for_another_model_year() {
-        let cache =
-            SemanticCacheHandle::start(SemanticCacheConfig::default(), ActorMetrics::unregistered())
-                .await
-                .expect("start");
+        let cache = SemanticCacheHandle::start(
+            SemanticCacheConfig::default(),
+            ActorMetrics::unregistered(),
+        )
+        .await
+        .expect("start");
         // The same vector for both: only the year tells them apart.
         let v: Arc<[f32]> = vec![0.6_f32, 0.8].into();
         let answer = CachedAnswer {
             text: "The 2019 Civic is $14,900.".into(),
             citations: vec![],
         };
-        cache.store("a", "How much is the 2019 Civic?", v.clone(), answer.clone());
+        cache.store(
+            "a",
+            "How much is the 2019 Civic?",
+            v.clone(),
+            answer.clone(),
+        );
         assert!(
             cache
                 .lookup("a", "How much is the 2024 Civic?", v.clone())

@@ -110,7 +110,9 @@ pub async fn list(
             let mut similar: Vec<String> = Vec::new();
             for t in &g.turns {
                 if normalise(&t.user_text) != normalise(&question)
-                    && !similar.iter().any(|s| normalise(s) == normalise(&t.user_text))
+                    && !similar
+                        .iter()
+                        .any(|s| normalise(s) == normalise(&t.user_text))
                     && similar.len() < 3
                 {
                     similar.push(t.user_text.clone());

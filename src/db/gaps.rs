@@ -76,12 +76,14 @@ pub async fn checked(
 ) -> Result<(), sqlx::Error> {
     for id in ids {
         on_pool!(db, |pool| {
-            sqlx::query("UPDATE turns SET gap_checked_at = $1 WHERE id = $2 AND dealership_id = $3")
-                .bind(at)
-                .bind(id)
-                .bind(dealership_id)
-                .execute(pool)
-                .await?;
+            sqlx::query(
+                "UPDATE turns SET gap_checked_at = $1 WHERE id = $2 AND dealership_id = $3",
+            )
+            .bind(at)
+            .bind(id)
+            .bind(dealership_id)
+            .execute(pool)
+            .await?;
         });
     }
     Ok(())

@@ -205,8 +205,9 @@ impl Chunker {
         // Counts grow as the repeated text starts earlier: the fitting starts are a suffix.
         let first_fitting = words.partition_point(|&from| !fits(from));
         let fitting = &words[first_fitting..];
-        // A piece that starts a line (a table record, a labelled fact, a list item) repeats
-        // only whole lines of the one before: half a record says something else.
+        // A piece that starts a line inside a paragraph (a table record, a labelled fact,
+        // a list item) repeats only whole lines of the one before: half a record says
+        // something else.
         if starts_line(text, start) {
             return fitting
                 .iter()
@@ -239,10 +240,11 @@ fn word_starts(text: &str, from: usize, to: usize) -> Vec<usize> {
     starts
 }
 
-/// Whether the word at `at` begins a line or paragraph.
+/// Whether the word at `at` begins a line inside a paragraph (after one line break, not
+/// a blank line).
 fn starts_line(text: &str, at: usize) -> bool {
     let before = text[..at].trim_end_matches([' ', '\t']);
-    before.is_empty() || before.ends_with('\n')
+    before.ends_with('\n') && !before.ends_with("\n\n")
 }
 
 /// Whether the word at `at` begins a sentence, line or paragraph.
@@ -262,6 +264,28 @@ mod tests {
             heading: heading.map(str::to_owned),
             page,
             text: text.to_owned(),
+        }
+    }
+
+    #[test]
+    fn records_are_repeated_whole_or_not_at_all() {
+        let records: Vec<String> = (0..12)
+            .map(|i| format!("R{i} — Year: 20{i:02}; Model: Corvo; Trim: T{i}; Price: ${i},990."))
+            .collect();
+        let chunker = Chunker::new(
+            TokenCounter::Words,
+            ChunkerConfig {
+                max_tokens: 40,
+                overlap_tokens: 12,
+            },
+        )
+        .expect("chunker");
+        let chunks = chunker.chunk(&[section(None, None, &records.join("\n"))]);
+        assert!(chunks.len() > 2, "{chunks:?}");
+        for chunk in &chunks {
+            for line in chunk.text.lines() {
+                assert!(records.contains(&line.to_owned()), "a cut record: {line:?}");
+            }
         }
     }
 

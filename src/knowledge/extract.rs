@@ -439,7 +439,11 @@ fn extract_text(text: &str) -> Vec<Section> {
 /// price or bracket), or when the one before filled the page's width. Table rows and list
 /// items stay on their own lines.
 fn unwrap_lines(text: &str) -> String {
-    let widest = text.lines().map(|l| l.trim().chars().count()).max().unwrap_or(0);
+    let widest = text
+        .lines()
+        .map(|l| l.trim().chars().count())
+        .max()
+        .unwrap_or(0);
     let mut out = String::with_capacity(text.len());
     let mut previous: Option<&str> = None;
     let mut blank = false;
@@ -1506,7 +1510,7 @@ mod tests {
                 ),
                 (
                     Some("Title > Sub"),
-                    "Oil change costs 49 dollars.\n\nService | Price\nTyres | 80\n\nAfter the table."
+                    "Oil change costs 49 dollars.\n\nTyres — Price: 80.\n\nAfter the table."
                 ),
                 (Some("Second"), "Back at the top level."),
             ]
@@ -1667,10 +1671,53 @@ mod tests {
                 (Some("Service > Hours > Holidays"), "Closed."),
                 (
                     Some("Service > Prices"),
-                    "Job | Price\nOil | 49\n\nlet x = 1;"
+                    "Oil — Price: 49.\n\nlet x = 1;"
                 ),
                 (Some("Sales"), "New and used."),
             ]
+        );
+    }
+
+    #[test]
+    fn pdf_lines_wrapped_mid_sentence_are_joined_and_rows_are_not() {
+        let page = "Routine maintenance is the heart of what we do, and a full synthetic oil change costs\n\n\
+                    $69 for most models, and our technicians will tell you honestly what else it needs.\n\n\
+                    Service (541) 555-0152 7:00 am - 6:00 pm 8:00 am - 2:00 pm Closed\n\n\
+                    Parts (541) 555-0163 7:30 am - 5:30 pm 8:00 am - 1:00 pm Closed\n\
+                    - January 1 - New Year's Day\n\
+                    - July 4 - Independence Day";
+        assert_eq!(
+            unwrap_lines(page),
+            "Routine maintenance is the heart of what we do, and a full synthetic oil change costs \
+             $69 for most models, and our technicians will tell you honestly what else it needs.\n\n\
+             Service (541) 555-0152 7:00 am - 6:00 pm 8:00 am - 2:00 pm Closed\n\n\
+             Parts (541) 555-0163 7:30 am - 5:30 pm 8:00 am - 1:00 pm Closed\n\
+             - January 1 - New Year's Day\n\
+             - July 4 - Independence Day"
+        );
+    }
+
+    #[test]
+    fn dot_leaders_become_a_dash_and_contact_lines_are_no_headings() {
+        assert_eq!(
+            tidy_line("Parts counter .......... (920) 555-0152"),
+            "Parts counter — (920) 555-0152"
+        );
+        assert_eq!(tidy_line("Wait... what?"), "Wait... what?");
+        assert!(looks_like_heading("Body shop hours"));
+        assert!(!looks_like_heading("Main line: (555) 010-2000"));
+        assert!(!looks_like_heading("4410 Quarry Ridge Road, Bend"));
+        assert!(!looks_like_heading("- May 26 - Memorial Day"));
+    }
+
+    #[test]
+    fn csv_documents_are_read_as_one_record_per_row() {
+        let csv = "Model,Trim,Price\nCorvo,LX,\"$18,400\"\nCorvo,EX,\"$21,900\"\n";
+        assert_eq!(sniff(csv.as_bytes(), "stock.csv"), Ok(DocKind::Csv));
+        let sections = extract(DocKind::Csv, csv.as_bytes(), &Limits::default()).expect("ok");
+        assert_eq!(
+            sections[0].text,
+            "Corvo — Trim: LX; Price: $18,400.\nCorvo — Trim: EX; Price: $21,900."
         );
     }
 

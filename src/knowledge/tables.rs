@@ -49,10 +49,16 @@ pub fn labelled_lines(text: &str) -> String {
                 && !label.contains('|')
                 && !label.chars().any(|c| c.is_ascii_digit())
                 && !label.starts_with(['-', '•', '*']);
+            // Facts start like an item ("Monday - Friday …", "8 am …", "- …"); a line
+            // starting in lower case continues the one before instead.
             let short = !facts.is_empty()
-                && facts
-                    .iter()
-                    .all(|l| !l.is_empty() && l.split_whitespace().count() <= 14 && !l.ends_with(':'));
+                && facts.iter().all(|l| {
+                    l.split_whitespace().count() <= 14
+                        && !l.ends_with(':')
+                        && l.starts_with(|c: char| {
+                            c.is_uppercase() || c.is_ascii_digit() || matches!(c, '-' | '•' | '*' | '$')
+                        })
+                });
             if !(is_label && short) {
                 return paragraph.to_owned();
             }

@@ -575,7 +575,12 @@ async fn unanswered_questions_are_listed_as_knowledge_gaps_until_a_document_answ
         ],
     )
     .await;
-    assert!(answers[2]["output_text"].as_str().unwrap_or_default().contains("49"));
+    assert!(
+        answers[2]["output_text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("49")
+    );
     // The turns are written off the session's mailbox: poll.
     let listed = eventually(Duration::from_secs(10), || async {
         let g = gaps().await;
@@ -583,12 +588,23 @@ async fn unanswered_questions_are_listed_as_knowledge_gaps_until_a_document_answ
     })
     .await;
     let g = gaps().await;
-    assert!(listed, "the two dog questions are one gap asked twice: {g:?}");
-    assert!(g[0]["question"].as_str().unwrap_or_default().contains("dog"));
+    assert!(
+        listed,
+        "the two dog questions are one gap asked twice: {g:?}"
+    );
+    assert!(
+        g[0]["question"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("dog")
+    );
     assert_eq!(g[0]["similar"].as_array().map(Vec::len), Some(1));
 
     // A document that answers it clears the gap.
-    let dealership = g[0]["dealership_id"].as_str().expect("dealership").to_owned();
+    let dealership = g[0]["dealership_id"]
+        .as_str()
+        .expect("dealership")
+        .to_owned();
     let id = crate::documents::upload_ok(
         &app,
         &root.access,
@@ -599,6 +615,9 @@ async fn unanswered_questions_are_listed_as_knowledge_gaps_until_a_document_answ
     .await;
     let doc = crate::documents::settled(&app, &root.access, &id).await;
     assert_eq!(doc["status"], "ready");
-    let cleared = eventually(Duration::from_secs(10), || async { gaps().await.is_empty() }).await;
+    let cleared = eventually(Duration::from_secs(10), || async {
+        gaps().await.is_empty()
+    })
+    .await;
     assert!(cleared, "the gap is answered now: {:?}", gaps().await);
 }

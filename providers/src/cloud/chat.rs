@@ -296,9 +296,12 @@ impl ChatCompletions {
         // The instructions ask for these words when the sources do not answer.
         let unanswered = {
             let text = stream.text.to_lowercase().replace('’', "'");
-            ["don't have that information", "do not have that information"]
-                .iter()
-                .any(|p| text.contains(p))
+            [
+                "don't have that information",
+                "do not have that information",
+            ]
+            .iter()
+            .any(|p| text.contains(p))
         };
         Ok(AnswerUsage {
             prompt_tokens,

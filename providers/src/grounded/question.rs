@@ -57,17 +57,38 @@ impl Want {
                 .any(|w| format!(" {opening} ").contains(&format!(" {w} ")))
         };
         if has(&[
-            "phone", "call", "telephone", "number to", "number for", "direct line", "line for",
-            "fax", "text",
+            "phone",
+            "call",
+            "telephone",
+            "number to",
+            "number for",
+            "direct line",
+            "line for",
+            "fax",
+            "text",
         ]) {
             Some(Self::Phone)
         } else if has(&["email", "e-mail", "mail address"]) {
             Some(Self::Email)
-        } else if has(&["how long", "how many minutes", "how many hours", "how many days"]) {
+        } else if has(&[
+            "how long",
+            "how many minutes",
+            "how many hours",
+            "how many days",
+        ]) {
             Some(Self::Duration)
         } else if has(&[
-            "capacity", "tow", "towing", "horsepower", "range", "mpg", "seats", "seat", "weigh",
-            "mileage", "miles on",
+            "capacity",
+            "tow",
+            "towing",
+            "horsepower",
+            "range",
+            "mpg",
+            "seats",
+            "seat",
+            "weigh",
+            "mileage",
+            "miles on",
         ]) {
             // "How much can it tow" asks for a quantity, not a price.
             Some(Self::Count)
@@ -86,7 +107,14 @@ impl Want {
             Some(Self::Address)
         } else if opens(&["when"])
             || has(&[
-                "what time", "hours", "open", "opens", "close", "closes", "closed", "until",
+                "what time",
+                "hours",
+                "open",
+                "opens",
+                "close",
+                "closes",
+                "closed",
+                "until",
             ])
         {
             Some(Self::Time)
@@ -106,9 +134,16 @@ impl Want {
             Self::Person => has_person(sentence),
             Self::Price => {
                 sentence.contains('$')
-                    || ["dollar", "free", "no charge", "complimentary", "no cost", "included"]
-                        .iter()
-                        .any(|w| lower.contains(w))
+                    || [
+                        "dollar",
+                        "free",
+                        "no charge",
+                        "complimentary",
+                        "no cost",
+                        "included",
+                    ]
+                    .iter()
+                    .any(|w| lower.contains(w))
             }
             Self::Count => toks.iter().any(|t| {
                 t.is_number()
@@ -135,14 +170,28 @@ impl Want {
                             | "weekend"
                             | "daily"
                     )
-                }) || lower.contains("a.m") || lower.contains("p.m")
+                }) || lower.contains("a.m")
+                    || lower.contains("p.m")
                     || toks.iter().any(|t| t.norm.contains(':'))
             }
             Self::Duration => toks.iter().any(|t| {
                 matches!(
                     t.norm.as_str(),
-                    "minute" | "minutes" | "hour" | "hours" | "day" | "days" | "week" | "weeks"
-                        | "month" | "months" | "year" | "years" | "mile" | "miles" | "min"
+                    "minute"
+                        | "minutes"
+                        | "hour"
+                        | "hours"
+                        | "day"
+                        | "days"
+                        | "week"
+                        | "weeks"
+                        | "month"
+                        | "months"
+                        | "year"
+                        | "years"
+                        | "mile"
+                        | "miles"
+                        | "min"
                 )
             }),
         }
@@ -150,9 +199,33 @@ impl Want {
 }
 
 const STREET: &[&str] = &[
-    "road", "rd", "street", "st", "avenue", "ave", "boulevard", "blvd", "drive", "dr", "lane",
-    "ln", "way", "highway", "hwy", "parkway", "pkwy", "court", "ct", "place", "pl", "route",
-    "pike", "circle", "terrace", "square", "plaza",
+    "road",
+    "rd",
+    "street",
+    "st",
+    "avenue",
+    "ave",
+    "boulevard",
+    "blvd",
+    "drive",
+    "dr",
+    "lane",
+    "ln",
+    "way",
+    "highway",
+    "hwy",
+    "parkway",
+    "pkwy",
+    "court",
+    "ct",
+    "place",
+    "pl",
+    "route",
+    "pike",
+    "circle",
+    "terrace",
+    "square",
+    "plaza",
 ];
 
 /// A house number followed within a few words by a street word ("1200 Harbor Road").
@@ -195,44 +268,183 @@ fn has_person(sentence: &str) -> bool {
         let w = w.strip_suffix("'s").unwrap_or(w);
         w.len() > 1
             && w.chars().next().is_some_and(char::is_uppercase)
-            && w.chars().skip(1).all(|c| c.is_lowercase() || c == '\'' || c == '-')
+            && w.chars()
+                .skip(1)
+                .all(|c| c.is_lowercase() || c == '\'' || c == '-')
             && !CALENDAR.contains(&w.to_lowercase().as_str())
             && !NOT_NAMES.contains(&w.to_lowercase().as_str())
     };
-    let pair = words
-        .windows(2)
-        .any(|pair| name(pair[0]) && name(pair[1]));
+    let pair = words.windows(2).any(|pair| name(pair[0]) && name(pair[1]));
     let lower = sentence.to_lowercase();
     pair && ROLES.iter().any(|r| lower.contains(r))
 }
 
 /// Capitalised words that are not names.
 const NOT_NAMES: &[&str] = &[
-    "service", "services", "department", "sales", "parts", "finance", "financing", "body",
-    "shop", "center", "centre", "collision", "motors", "auto", "automotive", "cars", "car",
-    "road", "street", "avenue", "drive", "lane", "boulevard", "highway", "way", "manager",
-    "director", "advisor", "advisors", "general", "new", "used", "pre-owned", "certified",
-    "customer", "customers", "team", "desk", "counter", "office", "showroom", "lounge",
-    "main", "line", "direct", "email", "phone", "fax", "hours", "holiday", "closed", "open",
-    "free", "price", "prices", "inc", "llc", "co", "company", "group", "dealership", "our",
-    "we", "you", "your", "the", "a", "an", "and", "or", "for", "with", "at", "on", "in", "of",
-    "wi-fi", "wifi", "faq", "q", "a:", "yes", "no", "please", "note", "staff", "directory",
-    "contact", "us", "about", "welcome", "visit", "call", "ask", "all", "every", "each",
+    "service",
+    "services",
+    "department",
+    "sales",
+    "parts",
+    "finance",
+    "financing",
+    "body",
+    "shop",
+    "center",
+    "centre",
+    "collision",
+    "motors",
+    "auto",
+    "automotive",
+    "cars",
+    "car",
+    "road",
+    "street",
+    "avenue",
+    "drive",
+    "lane",
+    "boulevard",
+    "highway",
+    "way",
+    "manager",
+    "director",
+    "advisor",
+    "advisors",
+    "general",
+    "new",
+    "used",
+    "pre-owned",
+    "certified",
+    "customer",
+    "customers",
+    "team",
+    "desk",
+    "counter",
+    "office",
+    "showroom",
+    "lounge",
+    "main",
+    "line",
+    "direct",
+    "email",
+    "phone",
+    "fax",
+    "hours",
+    "holiday",
+    "closed",
+    "open",
+    "free",
+    "price",
+    "prices",
+    "inc",
+    "llc",
+    "co",
+    "company",
+    "group",
+    "dealership",
+    "our",
+    "we",
+    "you",
+    "your",
+    "the",
+    "a",
+    "an",
+    "and",
+    "or",
+    "for",
+    "with",
+    "at",
+    "on",
+    "in",
+    "of",
+    "wi-fi",
+    "wifi",
+    "faq",
+    "q",
+    "a:",
+    "yes",
+    "no",
+    "please",
+    "note",
+    "staff",
+    "directory",
+    "contact",
+    "us",
+    "about",
+    "welcome",
+    "visit",
+    "call",
+    "ask",
+    "all",
+    "every",
+    "each",
 ];
 
 /// Words that put a person next to a job.
 const ROLES: &[&str] = &[
-    "manager", "director", "advisor", "adviser", "owner", "founder", "founded", "started",
-    "consultant", "technician", "specialist", "president", "supervisor", "coordinator",
-    "representative", "runs ", "leads ", "oversees", "in charge", "heads ", "head of",
-    "contact ", "ask for", "speak to", "talk to", "estimator", "controller", "receptionist",
-    "reach ", "owned by", "family", "chief", "officer", "agent", "partner", "principal",
+    "manager",
+    "director",
+    "advisor",
+    "adviser",
+    "owner",
+    "founder",
+    "founded",
+    "started",
+    "consultant",
+    "technician",
+    "specialist",
+    "president",
+    "supervisor",
+    "coordinator",
+    "representative",
+    "runs ",
+    "leads ",
+    "oversees",
+    "in charge",
+    "heads ",
+    "head of",
+    "contact ",
+    "ask for",
+    "speak to",
+    "talk to",
+    "estimator",
+    "controller",
+    "receptionist",
+    "reach ",
+    "owned by",
+    "family",
+    "chief",
+    "officer",
+    "agent",
+    "partner",
+    "principal",
 ];
 
 const CALENDAR: &[&str] = &[
-    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january",
-    "february", "march", "april", "may", "june", "july", "august", "september", "october",
-    "november", "december", "the", "our", "we", "you", "your",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "the",
+    "our",
+    "we",
+    "you",
+    "your",
 ];
 
 /// Greetings a question may start with ("Hi there, when do you open?").
@@ -527,13 +739,16 @@ mod tests {
             Some(Want::Phone)
         );
         assert_eq!(Want::of("Who runs the body shop?"), Some(Want::Person));
-        assert_eq!(Want::of("How much is a wheel alignment?"), Some(Want::Price));
         assert_eq!(
-            Want::of("How many hybrids do you have?"),
-            Some(Want::Count)
+            Want::of("How much is a wheel alignment?"),
+            Some(Want::Price)
         );
+        assert_eq!(Want::of("How many hybrids do you have?"), Some(Want::Count));
         assert_eq!(Want::of("When do you close on Friday?"), Some(Want::Time));
-        assert_eq!(Want::of("How long does a detail take?"), Some(Want::Duration));
+        assert_eq!(
+            Want::of("How long does a detail take?"),
+            Some(Want::Duration)
+        );
         assert_eq!(Want::of("Do you sell trucks?"), None);
     }
 
@@ -560,7 +775,10 @@ mod tests {
             "how much is a battery"
         );
         assert_eq!(without_greeting("Hello!"), "Hello!");
-        assert_eq!(without_greeting("history of the firm"), "history of the firm");
+        assert_eq!(
+            without_greeting("history of the firm"),
+            "history of the firm"
+        );
     }
 
     #[test]

@@ -54,9 +54,35 @@ const LEANS_BACK: &[&str] = &[
 
 /// Words that make a sentence continue the one before it.
 const CONTINUES: &[&str] = &[
-    "it", "it's", "its", "they", "they're", "their", "this", "that", "these", "those", "he",
-    "she", "both", "but", "however", "except", "otherwise", "also", "closed", "and", "or",
-    "then", "after", "before", "on", "during", "weekends", "note", "please",
+    "it",
+    "it's",
+    "its",
+    "they",
+    "they're",
+    "their",
+    "this",
+    "that",
+    "these",
+    "those",
+    "he",
+    "she",
+    "both",
+    "but",
+    "however",
+    "except",
+    "otherwise",
+    "also",
+    "closed",
+    "and",
+    "or",
+    "then",
+    "after",
+    "before",
+    "on",
+    "during",
+    "weekends",
+    "note",
+    "please",
 ];
 
 fn first_word(sentence: &str) -> String {
@@ -110,15 +136,24 @@ pub fn units(passages: &[Passage], min_score: f32) -> Vec<Unit> {
         let last_heading = heading.map(|h| h.rsplit(" > ").next().unwrap_or(h).trim());
         let raw = sentences(&passage.text);
         let questions: Vec<Option<&str>> = raw.iter().map(|s| faq_question(s)).collect();
+        // List items: whole lines, marked as items or short and not closed like a sentence.
         let lines: Vec<bool> = raw
             .iter()
-            .map(|s| passage.text.lines().any(|l| l.trim().trim_start_matches(['-', '*', '•']).trim() == s))
+            .map(|s| {
+                passage.text.lines().any(|l| {
+                    let l = l.trim();
+                    let bare = l.trim_start_matches(['-', '*', '•']).trim();
+                    bare == s
+                        && (bare.len() < l.len()
+                            || !bare.ends_with(['.', '!', '?'])
+                                && bare.split_whitespace().count() <= 10)
+                })
+            })
             .collect();
         let clean: Vec<String> = raw.iter().map(|s| without_answer_marker(s)).collect();
         // The FAQ question each sentence answers: a heading that asks starts the passage.
-        let mut asked: Option<String> = last_heading
-            .filter(|h| h.ends_with('?'))
-            .map(str::to_owned);
+        let mut asked: Option<String> =
+            last_heading.filter(|h| h.ends_with('?')).map(str::to_owned);
         for j in 0..raw.len() {
             if let Some(q) = questions[j] {
                 asked = Some(q.to_owned());
@@ -126,8 +161,7 @@ pub fn units(passages: &[Passage], min_score: f32) -> Vec<Unit> {
             }
             let is_answer = |k: usize| k < raw.len() && questions[k].is_none();
             let mut first = j;
-            if LEANS_BACK.contains(&first_word(&clean[j]).as_str()) && j > 0 && is_answer(j - 1)
-            {
+            if LEANS_BACK.contains(&first_word(&clean[j]).as_str()) && j > 0 && is_answer(j - 1) {
                 first = j - 1;
             }
             let mut last = j;
@@ -150,7 +184,11 @@ pub fn units(passages: &[Passage], min_score: f32) -> Vec<Unit> {
                 let items = spoken.len() - 1;
                 for (n, item) in spoken.iter_mut().skip(1).enumerate() {
                     let bare = item.trim_end_matches(['.', ',', ';']).to_owned();
-                    *item = if n + 1 == items { format!("{bare}.") } else { format!("{bare},") };
+                    *item = if n + 1 == items {
+                        format!("{bare}.")
+                    } else {
+                        format!("{bare},")
+                    };
                 }
             }
             let said = spoken.join(" ");
@@ -202,7 +240,10 @@ mod tests {
             )],
             0.0,
         );
-        let unit = u.iter().find(|u| u.spoken.iter().any(|s| s.starts_with("It is closed"))).expect("unit");
+        let unit = u
+            .iter()
+            .find(|u| u.spoken.iter().any(|s| s.starts_with("It is closed")))
+            .expect("unit");
         assert_eq!(
             unit.speak(),
             "The collision centre repairs dents Monday to Friday, 8 to 4. It is closed on weekends."
@@ -225,8 +266,14 @@ mod tests {
         );
         assert!(u.iter().all(|u| !u.speak().contains('?')), "{u:?}");
         assert_eq!(u[0].speak(), "Yes. Our lounge has coffee and Wi-Fi.");
-        assert!(u[0].matched.starts_with("Can I wait while my car is serviced?"));
-        let rent = u.iter().find(|u| u.speak() == "We do not rent cars.").expect("rent");
+        assert!(
+            u[0].matched
+                .starts_with("Can I wait while my car is serviced?")
+        );
+        let rent = u
+            .iter()
+            .find(|u| u.speak() == "We do not rent cars.")
+            .expect("rent");
         assert!(rent.matched.starts_with("Do you rent cars?"));
     }
 
