@@ -424,6 +424,7 @@ impl Bench {
             &self.realtime.shared.providers,
             &dealership.id,
             &dealership.persona,
+            &dealership.timezone,
             &q.question,
             self.settings.knowledge.top_k,
             self.settings.knowledge.top_k.max(3),

@@ -8,7 +8,9 @@
 //! - [`middleware`]: security headers, CORS, rate limits, request ids, metrics, JSON errors.
 //! - [`auth`]: roles, JWT tokens, passwords, login throttling, the `Principal` extractor.
 //! - [`db`]: SQLite/PostgreSQL pool, migrations and tenant-scoped repositories.
-//! - [`knowledge`]: documents → text → chunks → vectors (local, pgvector, Pinecone) → retrieval.
+//! - [`knowledge`]: documents → text (tables as records) → chunks → vectors (local,
+//!   pgvector, Pinecone) → retrieval (BM25 fusion); one question asked outside a turn.
+//! - [`eval`]: `adam eval`, answer quality on a question set or a corpus (dev / held-out).
 //! - [`email`]: templates, the durable outbox and its worker, log/SMTP/Mailgun transports,
 //!   invitation, password-reset and lead emails.
 //! - [`realtime`]: the node's actor system, session tickets and the WebSocket transport.

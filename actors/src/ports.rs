@@ -144,6 +144,8 @@ pub struct AnswerRequest {
     pub history: Vec<ContextTurn>,
     /// System prompt / persona.
     pub persona: String,
+    /// The dealership's IANA time zone ("" = UTC): what "today" and "tomorrow" mean.
+    pub timezone: String,
     /// Retrieved passages to ground the answer.
     pub passages: Vec<Passage>,
 }

@@ -56,6 +56,8 @@ pub struct SessionSettings {
     pub turn_detection: TurnDetection,
     /// Persona / system prompt.
     pub persona: String,
+    /// The dealership's IANA time zone ("" = UTC): its "today" and "tomorrow".
+    pub timezone: String,
     /// The dealership's avatar (a remote one is started with the session).
     pub avatar: AvatarSettings,
     /// Turns kept as context.
@@ -89,6 +91,7 @@ impl Default for SessionSettings {
                 max_turn_ms: 30_000,
             },
             persona: String::new(),
+            timezone: String::new(),
             avatar: AvatarSettings::default(),
             history_turns: 6,
             restart_limit: 3,
@@ -450,6 +453,7 @@ impl SessionState {
             question: user_text.clone(),
             history: self.history.iter().cloned().collect(),
             persona: self.settings.persona.clone(),
+            timezone: self.settings.timezone.clone(),
             shared: self.shared.clone(),
             cancel: cancel.clone(),
             timeout: self.settings.answer_timeout,

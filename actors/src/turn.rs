@@ -31,6 +31,8 @@ pub struct TurnArgs {
     pub history: Vec<ContextTurn>,
     /// Persona.
     pub persona: String,
+    /// The dealership's IANA time zone.
+    pub timezone: String,
     /// Providers and caches.
     pub shared: Arc<Shared>,
     /// Cancelled on barge-in or session end.
@@ -120,6 +122,7 @@ async fn run(args: TurnArgs) {
         question,
         history,
         persona,
+        timezone,
         shared,
         cancel,
         timeout,
@@ -194,6 +197,7 @@ async fn run(args: TurnArgs) {
             search_query: query.clone(),
             history,
             persona,
+            timezone,
             passages: passages.clone(),
         };
         shared.metrics.answers_generated.inc();

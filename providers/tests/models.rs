@@ -78,6 +78,7 @@ fn request(question: &str, passages: Vec<Passage>) -> AnswerRequest {
         question: question.into(),
         history: Vec::new(),
         persona: "You are the friendly assistant of Riverside Auto.".into(),
+        timezone: String::new(),
         passages,
     }
 }

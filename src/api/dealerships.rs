@@ -37,6 +37,8 @@ pub struct DealershipOut {
     pub embed_key: Option<String>,
     /// Where conversation summaries and leads are emailed (null: not sent).
     pub lead_email: Option<String>,
+    /// IANA time zone ("America/Chicago"): the dealership's "today" and "tomorrow".
+    pub timezone: String,
     /// RFC 3339.
     pub created_at: String,
     /// RFC 3339.
@@ -53,6 +55,7 @@ impl DealershipOut {
             persona: d.persona,
             voice: d.voice,
             lead_email: d.lead_email,
+            timezone: d.timezone,
             embed_key,
             created_at: rfc3339(d.created_at),
             updated_at: rfc3339(d.updated_at),
@@ -78,6 +81,8 @@ pub struct CreateDealership {
     pub avatar: Option<serde_json::Value>,
     /// Address for conversation summaries and leads.
     pub lead_email: Option<String>,
+    /// IANA time zone; `UTC` when absent.
+    pub timezone: Option<String>,
 }
 
 /// Changes to a dealership.
@@ -99,6 +104,8 @@ pub struct UpdateDealership {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub lead_email: Option<Option<String>>,
+    /// IANA time zone ("America/Chicago").
+    pub timezone: Option<String>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`, by default).
@@ -123,6 +130,18 @@ fn validate_name(name: &str) -> Result<String, ApiError> {
         return Err(ApiError::validation("name", "must be 1 to 200 characters"));
     }
     Ok(name.to_owned())
+}
+
+/// An IANA time zone name the bundled time zone database knows ("America/Chicago").
+fn validate_timezone(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    match jiff::tz::TimeZone::get(name) {
+        Ok(_) if !name.is_empty() => Ok(name.to_owned()),
+        _ => Err(ApiError::validation(
+            "timezone",
+            "must be an IANA time zone name such as America/Chicago or Europe/Berlin",
+        )),
+    }
 }
 
 fn validate_persona(persona: &str) -> Result<(), ApiError> {
@@ -268,8 +287,9 @@ pub async fn create(
         .as_deref()
         .map(validate_lead_email)
         .transpose()?;
+    let timezone = req.timezone.as_deref().map(validate_timezone).transpose()?;
     let now = state.clock.now();
-    let d = dealerships::insert(
+    let mut d = dealerships::insert(
         &state.db,
         NewDealership {
             name,
@@ -282,6 +302,20 @@ pub async fn create(
         now,
     )
     .await?;
+    if let Some(timezone) = timezone {
+        let patch = DealershipPatch {
+            name: None,
+            allowed_origins: None,
+            persona: None,
+            voice: None,
+            avatar: None,
+            lead_email: None,
+            timezone: Some(timezone),
+        };
+        d = dealerships::update(&state.db, principal.tenant(), &d.id, &patch, now)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+    }
     audit::record(
         &state.db,
         NewAuditEntry {
@@ -356,6 +390,7 @@ pub async fn update(
             Some(None) => Some(None),
             None => None,
         },
+        timezone: req.timezone.as_deref().map(validate_timezone).transpose()?,
     };
     let now = state.clock.now();
     let d = dealerships::update(&state.db, tenant, &id, &patch, now)
@@ -368,6 +403,7 @@ pub async fn update(
         ("allowed_origins", patch.allowed_origins.is_some()),
         ("avatar", patch.avatar.is_some()),
         ("lead_email", patch.lead_email.is_some()),
+        ("timezone", patch.timezone.is_some()),
     ]
     .into_iter()
     .filter_map(|(k, set)| set.then_some(k))

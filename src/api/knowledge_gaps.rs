@@ -210,14 +210,16 @@ async fn recheck(
         else {
             continue;
         };
-        let persona = dealerships::get(&state.db, Tenant::Only(&g.dealership_id), &g.dealership_id)
-            .await?
-            .map(|d| d.persona)
-            .unwrap_or_default();
+        let (persona, timezone) =
+            dealerships::get(&state.db, Tenant::Only(&g.dealership_id), &g.dealership_id)
+                .await?
+                .map(|d| (d.persona, d.timezone))
+                .unwrap_or_default();
         let asked = crate::knowledge::ask::ask(
             &state.realtime.shared.providers,
             &g.dealership_id,
             &persona,
+            &timezone,
             &question,
             knowledge.top_k,
             knowledge.top_k,

@@ -22,6 +22,8 @@ pub struct Dealership {
     pub avatar: String,
     /// Where conversation summaries and leads are emailed (none: not sent).
     pub lead_email: Option<String>,
+    /// IANA time zone ("America/Chicago"): the dealership's "today".
+    pub timezone: String,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -60,12 +62,14 @@ pub struct DealershipPatch {
     pub avatar: Option<String>,
     /// `Some(None)` clears the lead address, `Some(Some(a))` sets it.
     pub lead_email: Option<Option<String>>,
+    /// New IANA time zone.
+    pub timezone: Option<String>,
 }
 
 /// The default persona of a new dealership.
 pub const DEFAULT_PERSONA: &str = "You are the friendly voice assistant of this car dealership. \
-Answer briefly and only from the dealership's documents; if they do not say, offer to connect \
-the customer with a person.";
+Answer briefly and only from the dealership's documents; if they do not say, say that you do not \
+have that information.";
 
 /// A new public embed key: 32 random alphanumerics behind a recognisable prefix.
 pub fn generate_embed_key() -> String {
@@ -116,6 +120,7 @@ pub async fn insert(db: &Db, new: NewDealership, now: i64) -> Result<Dealership,
         voice: new.voice,
         avatar: new.avatar,
         lead_email: new.lead_email,
+        timezone: "UTC".into(),
         created_at: now,
         updated_at: now,
     })
@@ -125,7 +130,7 @@ pub async fn insert(db: &Db, new: NewDealership, now: i64) -> Result<Dealership,
 pub async fn get(db: &Db, tenant: Tenant<'_>, id: &str) -> Result<Option<Dealership>, sqlx::Error> {
     on_pool!(db, |pool| {
         sqlx::query_as::<_, Dealership>(
-            "SELECT id, name, allowed_origins, persona, voice, avatar, lead_email, created_at, updated_at \
+            "SELECT id, name, allowed_origins, persona, voice, avatar, lead_email, timezone, created_at, updated_at \
              FROM dealerships WHERE id = $1 AND ($2 IS NULL OR id = $2)",
         )
         .bind(id)
@@ -139,7 +144,7 @@ pub async fn get(db: &Db, tenant: Tenant<'_>, id: &str) -> Result<Option<Dealers
 pub async fn find_by_name(db: &Db, name: &str) -> Result<Option<Dealership>, sqlx::Error> {
     on_pool!(db, |pool| {
         sqlx::query_as::<_, Dealership>(
-            "SELECT id, name, allowed_origins, persona, voice, avatar, lead_email, created_at, updated_at \
+            "SELECT id, name, allowed_origins, persona, voice, avatar, lead_email, timezone, created_at, updated_at \
              FROM dealerships WHERE name = $1 ORDER BY created_at LIMIT 1",
         )
         .bind(name)
@@ -152,7 +157,7 @@ pub async fn find_by_name(db: &Db, name: &str) -> Result<Option<Dealership>, sql
 pub async fn list(db: &Db, tenant: Tenant<'_>) -> Result<Vec<Dealership>, sqlx::Error> {
     on_pool!(db, |pool| {
         sqlx::query_as::<_, Dealership>(
-            "SELECT id, name, allowed_origins, persona, voice, avatar, lead_email, created_at, updated_at \
+            "SELECT id, name, allowed_origins, persona, voice, avatar, lead_email, timezone, created_at, updated_at \
              FROM dealerships WHERE ($1 IS NULL OR id = $1) ORDER BY created_at, id",
         )
         .bind(tenant.filter())
@@ -173,7 +178,8 @@ pub async fn update(
         sqlx::query(
             "UPDATE dealerships SET name = COALESCE($1, name), allowed_origins = COALESCE($2, allowed_origins), \
              persona = COALESCE($3, persona), voice = COALESCE($4, voice), avatar = COALESCE($5, avatar), \
-             updated_at = $6, lead_email = CASE WHEN $9 THEN $10 ELSE lead_email END \
+             updated_at = $6, lead_email = CASE WHEN $9 THEN $10 ELSE lead_email END, \
+             timezone = COALESCE($11, timezone) \
              WHERE id = $7 AND ($8 IS NULL OR id = $8)",
         )
         .bind(patch.name.as_deref())
@@ -186,6 +192,7 @@ pub async fn update(
         .bind(tenant.filter())
         .bind(patch.lead_email.is_some())
         .bind(patch.lead_email.clone().flatten())
+        .bind(patch.timezone.as_deref())
         .execute(pool)
         .await?
         .rows_affected()
@@ -240,7 +247,7 @@ pub async fn active_embed_key(
 pub async fn by_embed_key(db: &Db, key: &str) -> Result<Option<Dealership>, sqlx::Error> {
     on_pool!(db, |pool| {
         sqlx::query_as::<_, Dealership>(
-            "SELECT d.id, d.name, d.allowed_origins, d.persona, d.voice, d.avatar, d.lead_email, d.created_at, \
+            "SELECT d.id, d.name, d.allowed_origins, d.persona, d.voice, d.avatar, d.lead_email, d.timezone, d.created_at, \
              d.updated_at \
              FROM dealerships d JOIN embed_keys k ON k.dealership_id = d.id \
              WHERE k.key = $1 AND k.revoked_at IS NULL",

@@ -30,6 +30,7 @@ pub async fn ask(
     providers: &Providers,
     tenant: &str,
     persona: &str,
+    timezone: &str,
     question: &str,
     top_k: usize,
     retrieve: usize,
@@ -59,6 +60,7 @@ pub async fn ask(
         search_query: question.to_owned(),
         history: Vec::new(),
         persona: persona.to_owned(),
+        timezone: timezone.to_owned(),
         passages: passages.iter().take(top_k).cloned().collect(),
     };
     let engine = Arc::clone(&providers.answer);

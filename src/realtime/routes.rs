@@ -150,6 +150,7 @@ pub async fn create(
             persona: dealership.persona.clone(),
             voice: dealership.voice.clone(),
             avatar: avatar_settings(&dealership.avatar, &state.settings.providers.avatar),
+            timezone: dealership.timezone.clone(),
         },
     )
     .await;
@@ -266,6 +267,7 @@ async fn start_session(
                 max_turn_ms: cfg.max_turn_ms,
             },
             persona: grant.persona,
+            timezone: grant.timezone,
             avatar: grant.avatar,
             history_turns: cfg.history_turns,
             early_transcription_ms: cfg.early_transcription_ms,

@@ -26,6 +26,9 @@ pub struct Grant {
     pub voice: String,
     /// The dealership's avatar.
     pub avatar: AvatarSettings,
+    /// The dealership's IANA time zone.
+    #[serde(default)]
+    pub timezone: String,
 }
 
 /// A fresh random ticket (40 alphanumerics).
@@ -100,6 +103,7 @@ mod tests {
             persona: String::new(),
             voice: "default".into(),
             avatar: AvatarSettings::default(),
+            timezone: String::new(),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The chat prompt of one answer, within a token budget, and the citation markers taken
 //! back out of the answer before it is spoken.
 //!
-//! The system message holds the persona, the instructions and the retrieved passages as
+//! The system message holds the persona, the instructions, the dealership's date ("Today is
+//! Saturday, December 6, 2026 (America/Chicago).") and the retrieved passages as
 //! numbered sources (`[1] Title (p. 3): text`); earlier turns follow as user/assistant
 //! messages, then the question. Tokens are counted with tiktoken (`o200k_base` for the
 //! GPT-4o / 4.1 / 5 and o-series families, `cl100k_base` for the rest, an estimate for
@@ -154,6 +155,17 @@ pub fn build(request: &AnswerRequest, options: &PromptOptions) -> Result<Prompt,
         head.push_str("\n\n");
     }
     head.push_str(options.instructions.trim());
+    // "Are you open today?" needs the dealership's day, not the model's guess.
+    let today = crate::grounded::question::local_today(&request.timezone);
+    head.push_str(&format!(
+        "\nToday is {} ({}).",
+        today.strftime("%A, %B %-d, %Y"),
+        if request.timezone.is_empty() {
+            "UTC"
+        } else {
+            request.timezone.as_str()
+        }
+    ));
     if options.citations {
         head.push_str(
             "\nAfter each fact taken from a source, write the source's number in square \
@@ -358,6 +370,7 @@ mod tests {
             search_query: "When are you open on Saturday?".into(),
             history,
             persona: "You are Emma at Riverside Auto.".into(),
+            timezone: String::new(),
             passages,
         }
     }
@@ -419,6 +432,13 @@ mod tests {
         .expect("fits");
         let roles: Vec<_> = p.messages.iter().map(|m| m.role).collect();
         assert_eq!(roles, ["system", "user", "assistant", "user"]);
+        let today = crate::grounded::question::local_today("");
+        assert!(
+            p.messages[0]
+                .content
+                .contains(&format!("Today is {} (UTC).", today.strftime("%A, %B %-d, %Y"))),
+            "the model is told the dealership's date"
+        );
         let system = &p.messages[0].content;
         assert!(system.starts_with("You are Emma at Riverside Auto."));
         assert!(

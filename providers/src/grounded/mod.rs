@@ -159,7 +159,8 @@ impl GroundedEngine {
         // Names and numbers as asked (spoken numbers as digits), and the question for
         // matching (with the other names of the days it mentions).
         let asked = question::digits_for_words(question);
-        let question = question::normalised(question);
+        let today = question::local_today(&request.timezone);
+        let question = question::normalised_on(question, Some(today));
         let units = units(&request.passages, self.config.min_passage_score);
         if units.is_empty() {
             return Ok(Plan::Unknown);
@@ -170,7 +171,7 @@ impl GroundedEngine {
         let query = if query.is_empty() || query == raw {
             question.clone()
         } else {
-            question::normalised(query)
+            question::normalised_on(query, Some(today))
         };
         let mut all = vec![query.clone()];
         all.extend(units.iter().map(|u| u.matched.clone()));

@@ -713,13 +713,74 @@ pub fn day_synonyms(question: &str) -> Vec<String> {
 /// A question made ready for matching: greeting gone, digits for spoken numbers, and the
 /// other names of the days it mentions appended.
 pub fn normalised(question: &str) -> String {
+    normalised_on(question, None)
+}
+
+/// [`normalised`], with "today", "tonight" and "tomorrow" also named as the weekday and
+/// date they are on `today` (the dealership's date): "are you open today" on Saturday,
+/// December 6 also reads "saturday, december 6".
+pub fn normalised_on(question: &str, today: Option<jiff::civil::Date>) -> String {
     let q = digits_for_words(without_greeting(question));
-    let extra = day_synonyms(&q);
+    let mut extra = day_synonyms(&q);
+    if let Some(today) = today {
+        extra.extend(relative_days(&q, today));
+    }
     if extra.is_empty() {
         q
     } else {
         format!("{q} ({})", extra.join(", "))
     }
+}
+
+/// "today" / "tonight" / "tomorrow" in `question` as "saturday, december 6" for `today`.
+fn relative_days(question: &str, today: jiff::civil::Date) -> Vec<String> {
+    let words: Vec<String> = tokens(question).into_iter().map(|t| t.norm).collect();
+    let mut days = Vec::new();
+    if words.iter().any(|w| w == "today" || w == "tonight") {
+        days.push(today);
+    }
+    if words.iter().any(|w| w == "tomorrow")
+        && let Ok(next) = today.tomorrow()
+    {
+        days.push(next);
+    }
+    days.into_iter()
+        .map(|d| {
+            let weekday = WEEKDAYS[d.weekday().to_monday_zero_offset() as usize];
+            let month = MONTHS[(d.month() - 1) as usize];
+            format!("{weekday}, {month} {}", d.day())
+        })
+        .collect()
+}
+
+const WEEKDAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+const MONTHS: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+/// The date in `timezone` (an IANA name; empty or unknown: UTC) now.
+pub fn local_today(timezone: &str) -> jiff::civil::Date {
+    let zone = jiff::tz::TimeZone::get(timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    jiff::Timestamp::now().to_zoned(zone).date()
 }
 
 /// The tokens of `text` that are numbers.
@@ -801,6 +862,21 @@ mod tests {
             "is this the one with 1999"
         );
         assert_eq!(digits_for_words("seven days a week"), "7 days a week");
+    }
+
+    #[test]
+    fn today_and_tomorrow_are_the_dealerships_days() {
+        let saturday = jiff::civil::date(2026, 12, 5);
+        assert_eq!(
+            normalised_on("Hi, are you open today?", Some(saturday)),
+            "are you open today? (saturday, december 5)"
+        );
+        let q = normalised_on("are you open tomorrow", Some(saturday));
+        assert!(q.contains("sunday, december 6"), "{q}");
+        assert!(!normalised_on("when do you open", Some(saturday)).contains('('));
+        // New Year's Eve rolls over into the next year.
+        let q = normalised_on("open tomorrow?", Some(jiff::civil::date(2026, 12, 31)));
+        assert!(q.contains("friday, january 1"), "{q}");
     }
 
     #[test]

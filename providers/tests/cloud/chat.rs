@@ -36,6 +36,7 @@ pub fn request() -> AnswerRequest {
             assistant: "Hello! How can I help?".into(),
         }],
         persona: "You are Emma at Riverside Auto.".into(),
+        timezone: String::new(),
         passages: vec![
             passage("Hours", "Saturday 8 am to 2 pm."),
             passage("Service", "Oil changes take 30 minutes."),
