@@ -163,8 +163,11 @@ async fn run(args: TurnArgs) {
                 None
             }
         };
+        // "Are you open today?" answered on Saturday is not Monday's answer.
+        let dated = mentions_relative_day(&question);
         if let Some(e) = &embedding
             && !follow_up
+            && !dated
             && let Some(hit) = shared.semantic.lookup(&tenant, &query, e.clone()).await
         {
             for piece in hit.text.split_inclusive(' ') {
@@ -230,6 +233,7 @@ async fn run(args: TurnArgs) {
         if let Some(e) = embedding
             && cacheable
             && !follow_up
+            && !dated
             && !out.text.trim().is_empty()
             && !cancel.is_cancelled()
         {
@@ -255,6 +259,13 @@ async fn run(args: TurnArgs) {
     {
         let _ = session.cast(SessionMsg::TurnFailed { response_id, error });
     }
+}
+
+/// The question says "today", "tonight" or "tomorrow": its answer depends on the day.
+pub fn mentions_relative_day(question: &str) -> bool {
+    question
+        .split(|c: char| !c.is_alphanumeric())
+        .any(|w| ["today", "tonight", "tomorrow"].contains(&w.to_lowercase().as_str()))
 }
 
 /// Words that make a short question lean on the one before it.
@@ -324,6 +335,14 @@ impl Actor for Turn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn questions_about_today_or_tomorrow_are_dated() {
+        assert!(mentions_relative_day("Are you open today?"));
+        assert!(mentions_relative_day("open TOMORROW morning"));
+        assert!(!mentions_relative_day("Are you open on Sundays?"));
+        assert!(!mentions_relative_day("todays deals"));
+    }
 
     fn after(question: &str) -> Vec<ContextTurn> {
         vec![ContextTurn {

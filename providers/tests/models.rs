@@ -188,3 +188,94 @@ async fn the_local_model_writes_a_short_reply() {
     );
     assert!(!reply.text.contains("<|"), "{:?}", reply.text);
 }
+
+fn titled(title: &str, text: &str) -> Passage {
+    Passage {
+        document_id: title.into(),
+        title: title.into(),
+        text: text.into(),
+        score: 0.5,
+        page: None,
+    }
+}
+
+/// What the engine says to `question` from `passages` (empty: "don't know").
+async fn says(engine: &GroundedEngine, question: &str, passages: &[Passage]) -> String {
+    match engine
+        .plan(
+            &request(question, passages.to_vec()),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("plan")
+    {
+        Plan::Facts { sentences, .. } => sentences.join(" "),
+        _ => String::new(),
+    }
+}
+
+/// The composition rules, on a dealership that is not the demo's.
+#[tokio::test]
+async fn the_grounded_engine_speaks_the_span_that_answers_and_no_neighbours_fact() {
+    let engine = GroundedEngine::new(embedder(), None, GroundedConfig::default());
+    let kb = [
+        titled(
+            "visit.md — Getting here",
+            "Our courtesy shuttle drives customers within 12 miles of the store. \
+             Millbrook Autohaus is at 77 Tanner Street, Millbrook.",
+        ),
+        titled(
+            "visit.md — Collision centre",
+            "The collision centre repairs dents Monday to Friday from 8 am to 4 pm. \
+             It is closed on weekends.",
+        ),
+        titled(
+            "faq.md — Questions",
+            "Q: Do you have Wi-Fi in the lounge?\nA: Yes. The password is printed on your repair order.",
+        ),
+        titled(
+            "prices.md — Service prices",
+            "Coolant flush — Price: $129; Time: 1 hour.\nWheel alignment — Price: $95; Time: 45 minutes.",
+        ),
+        titled(
+            "stock.csv",
+            "S-11 — Year: 2021; Model: Corvo; Price: $17,900.\nS-12 — Year: 2024; Model: Corvo; Price: $26,400.",
+        ),
+        titled(
+            "hours.md — Holidays",
+            "We are closed on December 25 and January 1.",
+        ),
+        titled(
+            "team.md — Staff",
+            "Marta Olsen — Parts Manager\nDev Patel — Service Manager",
+        ),
+    ];
+    // Entity preference: "where" is answered by the address, not the shuttle sentence.
+    let s = says(&engine, "Where is the dealership?", &kb).await;
+    assert!(s.contains("77 Tanner Street"), "{s}");
+    // A fact spanning two sentences: the continuation comes along.
+    let s = says(&engine, "Is the collision centre open on weekends?", &kb).await;
+    assert!(s.contains("closed on weekends"), "{s}");
+    // An FAQ answer is spoken without its question, and "Yes." brings its sentence.
+    let s = says(&engine, "Is there wifi in the lounge?", &kb).await;
+    assert!(s.contains("password is printed") && !s.contains('?'), "{s}");
+    // Named days meet their dates.
+    let s = says(&engine, "Are you open on Christmas Day?", &kb).await;
+    assert!(s.contains("December 25"), "{s}");
+    // People: a name with the job asked about.
+    let s = says(&engine, "Who runs the service department?", &kb).await;
+    assert!(s.contains("Dev Patel"), "{s}");
+    // The row of the year asked, spoken or typed; no row for a year not in stock.
+    let s = says(&engine, "how much is the twenty twenty one corvo", &kb).await;
+    assert!(s.contains("$17,900") && !s.contains("$26,400"), "{s}");
+    assert_eq!(says(&engine, "How much is the 2019 Corvo?", &kb).await, "");
+    // A price the documents do not list is not answered with a neighbour's.
+    assert_eq!(
+        says(&engine, "How much is a transmission flush?", &kb).await,
+        ""
+    );
+    assert_eq!(
+        says(&engine, "Who is your marketing director?", &kb).await,
+        ""
+    );
+}

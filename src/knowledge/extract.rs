@@ -1669,10 +1669,7 @@ mod tests {
                 (Some("Service"), "We fix cars."),
                 (Some("Service > Hours"), "Mon to Fri: 8-6\nSat: 9-1"),
                 (Some("Service > Hours > Holidays"), "Closed."),
-                (
-                    Some("Service > Prices"),
-                    "Oil — Price: 49.\n\nlet x = 1;"
-                ),
+                (Some("Service > Prices"), "Oil — Price: 49.\n\nlet x = 1;"),
                 (Some("Sales"), "New and used."),
             ]
         );

@@ -56,7 +56,9 @@ pub fn labelled_lines(text: &str) -> String {
                     l.split_whitespace().count() <= 14
                         && !l.ends_with(':')
                         && l.starts_with(|c: char| {
-                            c.is_uppercase() || c.is_ascii_digit() || matches!(c, '-' | '•' | '*' | '$')
+                            c.is_uppercase()
+                                || c.is_ascii_digit()
+                                || matches!(c, '-' | '•' | '*' | '$')
                         })
                 });
             if !(is_label && short) {

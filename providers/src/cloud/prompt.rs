@@ -434,9 +434,10 @@ mod tests {
         assert_eq!(roles, ["system", "user", "assistant", "user"]);
         let today = crate::grounded::question::local_today("");
         assert!(
-            p.messages[0]
-                .content
-                .contains(&format!("Today is {} (UTC).", today.strftime("%A, %B %-d, %Y"))),
+            p.messages[0].content.contains(&format!(
+                "Today is {} (UTC).",
+                today.strftime("%A, %B %-d, %Y")
+            )),
             "the model is told the dealership's date"
         );
         let system = &p.messages[0].content;
