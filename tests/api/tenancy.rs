@@ -254,3 +254,53 @@ async fn audit_log_is_tenant_scoped_and_records_admin_actions() {
     .await;
     assert!(next[0]["id"].as_str().expect("id") < last_id);
 }
+
+#[tokio::test]
+async fn a_dealership_keeps_its_time_zone_and_refuses_an_unknown_one() {
+    let app = crate::helpers::spawn_app().await;
+    let root = app.admin().await;
+    let resp = app
+        .post(
+            "/v1/dealerships",
+            Some(&root.access),
+            serde_json::json!({"name": "Zone Motors", "timezone": "Mars/Olympus_Mons"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 422);
+    assert_eq!(
+        crate::helpers::json_body(resp).await["error"]["field"],
+        "timezone"
+    );
+    let resp = app
+        .post(
+            "/v1/dealerships",
+            Some(&root.access),
+            serde_json::json!({"name": "Zone Motors", "timezone": "America/Chicago"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let d = crate::helpers::json_body(resp).await;
+    assert_eq!(d["timezone"], "America/Chicago");
+    let id = d["id"].as_str().expect("id").to_owned();
+    // Without one a dealership is on UTC; a PATCH changes it and nothing else.
+    let other = app.create_dealership(&root.access, "Utc Cars").await;
+    let got = crate::helpers::json_body(
+        app.get(&format!("/v1/dealerships/{other}"), Some(&root.access))
+            .await,
+    )
+    .await;
+    assert_eq!(got["timezone"], "UTC");
+    let resp = app
+        .patch(
+            &format!("/v1/dealerships/{id}"),
+            Some(&root.access),
+            serde_json::json!({"timezone": "Europe/Berlin"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let d = crate::helpers::json_body(resp).await;
+    assert_eq!(
+        (d["timezone"].as_str(), d["name"].as_str()),
+        (Some("Europe/Berlin"), Some("Zone Motors"))
+    );
+}
