@@ -318,6 +318,16 @@ impl GroundedEngine {
             return Ok(Plan::Unknown);
         };
         let unit = &units[best];
+        tracing::debug!(
+            question = %request.question,
+            best_score,
+            candidates = ?scored
+                .iter()
+                .take(3)
+                .map(|(s, i)| format!("{s:.3} {}", units[*i].speak()))
+                .collect::<Vec<_>>(),
+            "answer chosen"
+        );
         let passage = unit.passage;
         let mut chosen = vec![best];
         if let Some(&(score, second)) = scored
