@@ -476,15 +476,28 @@ fn continues(before: &str, line: &str, widest: usize) -> bool {
         .chars()
         .next()
         .is_some_and(|c| c.is_lowercase() || matches!(c, '$' | '(' | ',' | ';' | '&'));
-    // A row of a table holds several numbers; wrapped prose rarely does.
+    // A row of a table holds several numbers and no sentence; wrapped prose has stops.
     let numbers = before
         .split_whitespace()
         .filter(|w| w.chars().any(|c| c.is_ascii_digit()))
         .count();
+    let row = numbers >= 3 && !before.contains(". ");
+    // A line ending in "on", "the", "and" … stops mid-sentence.
+    let open_ended = before
+        .rsplit(' ')
+        .next()
+        .is_some_and(|w| OPEN_ENDED.contains(&w.to_lowercase().as_str()));
     starts_low
         || before.ends_with([',', ';'])
-        || (before.chars().count() * 10 >= widest * 7 && numbers < 3 && !list_item(before))
+        || open_ended && !list_item(before)
+        || (before.chars().count() * 10 >= widest * 7 && !row && !list_item(before))
 }
+
+/// Words a sentence does not end on.
+const OPEN_ENDED: &[&str] = &[
+    "a", "an", "the", "and", "or", "of", "on", "to", "at", "for", "with", "from", "in", "by", "is",
+    "are", "was", "be", "our", "your", "their", "its", "as", "than", "that", "which",
+];
 
 /// A PDF page's text cut at its title lines: a short line without closing punctuation
 /// followed by a line that starts with a capital (a section title above sentences).

@@ -197,6 +197,10 @@ pub fn units(passages: &[Passage], min_score: f32) -> Vec<Unit> {
                 (None, Some(h)) => format!("{h}: {said}"),
                 (None, None) => said,
             };
+            // Overlapping chunks repeat sentences: each is said once, from its best passage.
+            if out.iter().any(|u: &Unit| u.spoken == spoken) {
+                continue;
+            }
             out.push(Unit {
                 passage: p,
                 first,
