@@ -254,14 +254,15 @@ impl GroundedEngine {
             })
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        // A fact asked about something none of the passages mention (the "transmission"
-        // of "transmission flush" beside a "coolant flush" line) is not in the documents.
+        // A price, phone, email, name, count or time asked about something none of the
+        // passages mention (the "transmission" of "transmission flush" beside a "coolant
+        // flush" line) is not in the documents.
         let named: Vec<String> = subject
             .iter()
             .filter(|k| !verbs.contains(*k))
             .cloned()
             .collect();
-        if !subject_is_retrieved(&named, &request.passages) {
+        if must_state.is_some() && !subject_is_retrieved(&named, &request.passages) {
             tracing::debug!(question = %request.question, ?subject, "unknown: the documents do not name what is asked about");
             return Ok(Plan::Unknown);
         }
