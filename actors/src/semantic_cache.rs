@@ -159,7 +159,8 @@ pub fn particulars(question: &str) -> Vec<String> {
     out
 }
 
-fn normalise(text: &str) -> String {
+/// A question's words, lower case, joined by single spaces: the exact-repeat key.
+pub fn normalise(text: &str) -> String {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()

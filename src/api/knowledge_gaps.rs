@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use adam_actors::semantic_cache::normalise;
 use adam_actors::vector::cosine;
 use axum::extract::{Query, State};
 use serde::Serialize;
@@ -70,14 +71,6 @@ impl Group {
     fn ids(&self) -> Vec<String> {
         self.turns.iter().map(|t| t.id.clone()).collect()
     }
-}
-
-fn normalise(text: &str) -> String {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
 }
 
 /// Questions the documents did not answer: a dealership_admin sees their dealership's, a

@@ -167,31 +167,7 @@ async fn read_turn(ws: &mut Ws) -> Turn {
 /// Lower-case words without punctuation, numbers as digits ("forty five" and "45" are
 /// the same words, "$49" is "49 dollars"), so WER counts recognition errors, not spelling.
 fn normalise(text: &str) -> Vec<String> {
-    const UNITS: &[&str] = &[
-        "zero",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "thirteen",
-        "fourteen",
-        "fifteen",
-        "sixteen",
-        "seventeen",
-        "eighteen",
-        "nineteen",
-    ];
-    const TENS: &[&str] = &[
-        "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-    ];
+    use adam_providers::grounded::question::{TENS, UNITS};
     let mut out: Vec<String> = Vec::new();
     let mut pending_tens: Option<usize> = None;
     for raw in text.split(|c: char| c.is_whitespace() || c == '-') {

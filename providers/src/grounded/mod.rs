@@ -567,7 +567,7 @@ fn names_are_covered(question: &str, passage: &str, persona: &str) -> bool {
             continue;
         }
         let lw = token.norm.clone();
-        if persona.contains(&lw) || CALENDAR_WORDS.contains(&lw.as_str()) && !numeric {
+        if persona.contains(&lw) || is_calendar_word(&lw) && !numeric {
             continue;
         }
         if !passage.contains(&token.stem()) && !passage.contains(&lw) {
@@ -734,7 +734,9 @@ const GENERIC: &[&str] = &[
 static NOT_SUBJECT: std::sync::LazyLock<HashSet<String>> = std::sync::LazyLock::new(|| {
     GENERIC
         .iter()
-        .chain(CALENDAR_WORDS)
+        .chain(HOLIDAY_WORDS)
+        .chain(question::WEEKDAYS.iter())
+        .chain(question::MONTHS.iter())
         .chain(text::STOP)
         .chain(text::COMMON)
         .map(|w| text::stem(w))
@@ -760,30 +762,12 @@ fn subject_is_retrieved(subject: &[String], passages: &[Passage]) -> bool {
     subject.iter().all(|k| text::holds(&retrieved, k))
 }
 
-/// Days and months are asked about ("open on Sunday?", "in December?") without being
-/// names of things the passage must mention; the meaning score already handles them.
-const CALENDAR_WORDS: &[&str] = &[
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
+/// Days, months and holidays are asked about ("open on Sunday?", "on Christmas Eve?")
+/// without being names of things the passage must mention; the meaning score and the
+/// date normaliser handle them. Weekdays and months: [`question::is_calendar`].
+const HOLIDAY_WORDS: &[&str] = &[
     "today",
     "tomorrow",
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
     "christmas",
     "thanksgiving",
     "easter",
@@ -796,13 +780,16 @@ const CALENDAR_WORDS: &[&str] = &[
     "labor",
     "fourth",
     "4th",
-    "eve",
     "weekend",
     "weekends",
     "weekday",
     "hi",
     "hello",
 ];
+
+fn is_calendar_word(word: &str) -> bool {
+    question::is_calendar(word) || HOLIDAY_WORDS.contains(&word)
+}
 
 /// Recognises greetings, thanks, farewells and questions about the assistant.
 pub fn small_talk(question: &str) -> Option<SmallTalk> {

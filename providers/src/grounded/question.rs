@@ -271,7 +271,7 @@ fn has_person(sentence: &str) -> bool {
             && w.chars()
                 .skip(1)
                 .all(|c| c.is_lowercase() || c == '\'' || c == '-')
-            && !CALENDAR.contains(&w.to_lowercase().as_str())
+            && !is_calendar(&w.to_lowercase())
             && !NOT_NAMES.contains(&w.to_lowercase().as_str())
     };
     let pair = words.windows(2).any(|pair| name(pair[0]) && name(pair[1]));
@@ -420,33 +420,6 @@ const ROLES: &[&str] = &[
     "principal",
 ];
 
-const CALENDAR: &[&str] = &[
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-    "the",
-    "our",
-    "we",
-    "you",
-    "your",
-];
-
 /// Greetings a question may start with ("Hi there, when do you open?").
 const GREETINGS: &[&str] = &[
     "hi there",
@@ -495,7 +468,8 @@ pub fn without_greeting(question: &str) -> &str {
     rest
 }
 
-const UNITS: &[&str] = &[
+/// Number words below twenty, by value.
+pub const UNITS: &[&str] = &[
     "zero",
     "one",
     "two",
@@ -517,7 +491,8 @@ const UNITS: &[&str] = &[
     "eighteen",
     "nineteen",
 ];
-const TENS: &[&str] = &[
+/// Tens as words, by value / 10 ("" below twenty).
+pub const TENS: &[&str] = &[
     "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
 ];
 
@@ -753,7 +728,8 @@ fn relative_days(question: &str, today: jiff::civil::Date) -> Vec<String> {
         .collect()
 }
 
-const WEEKDAYS: [&str; 7] = [
+/// The days of the week, Monday first.
+pub const WEEKDAYS: [&str; 7] = [
     "monday",
     "tuesday",
     "wednesday",
@@ -762,7 +738,9 @@ const WEEKDAYS: [&str; 7] = [
     "saturday",
     "sunday",
 ];
-const MONTHS: [&str; 12] = [
+
+/// The months, January first.
+pub const MONTHS: [&str; 12] = [
     "january",
     "february",
     "march",
@@ -776,6 +754,11 @@ const MONTHS: [&str; 12] = [
     "november",
     "december",
 ];
+
+/// A weekday or a month name (lower case).
+pub fn is_calendar(word: &str) -> bool {
+    WEEKDAYS.contains(&word) || MONTHS.contains(&word)
+}
 
 /// The date in `timezone` (an IANA name; empty or unknown: UTC) now.
 pub fn local_today(timezone: &str) -> jiff::civil::Date {
