@@ -10,6 +10,7 @@ import { describeError, useResource } from "./useResource";
 interface Draft {
   name: string;
   leadEmail: string;
+  timezone: string;
   persona: string;
   voice: string;
   avatar: string;
@@ -20,6 +21,7 @@ function draftOf(d: Dealership): Draft {
   return {
     name: d.name,
     leadEmail: d.lead_email ?? "",
+    timezone: d.timezone,
     persona: d.persona,
     voice: d.voice,
     avatar: JSON.stringify(d.avatar, null, 2),
@@ -31,6 +33,7 @@ function draftOf(d: Dealership): Draft {
 const FIELD_LABELS: Record<string, string> = {
   name: "Dealership name",
   lead_email: "Lead email",
+  timezone: "Time zone",
   persona: "Persona",
   voice: "Voice",
   avatar: "Avatar",
@@ -104,6 +107,7 @@ export function SettingsPage({ scope, onDealershipsChanged }: PageProps) {
         body: {
           name: draft.name.trim(),
           lead_email: draft.leadEmail.trim() || null,
+          timezone: draft.timezone.trim() || "UTC",
           persona: draft.persona,
           voice: draft.voice.trim(),
           avatar,
@@ -173,6 +177,19 @@ export function SettingsPage({ scope, onDealershipsChanged }: PageProps) {
               onInput={field("leadEmail")}
             />
             <FieldError field="lead_email" invalid={invalid} />
+          </label>
+          <label class="field">
+            Time zone
+            <span class="field__hint">Where the dealership is, as an IANA name (America/Chicago, Europe/Berlin): what "today" and "tomorrow" mean in a customer's question.</span>
+            <input
+              class="adam-input"
+              maxLength={64}
+              placeholder="America/Chicago"
+              value={draft.timezone}
+              aria-invalid={invalid?.field === "timezone"}
+              onInput={field("timezone")}
+            />
+            <FieldError field="timezone" invalid={invalid} />
           </label>
           <label class="field">
             Persona

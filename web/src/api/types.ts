@@ -30,6 +30,8 @@ export interface Dealership {
   embed_key: string;
   /** Where leads (conversations in which a customer left contact details) are emailed; null: none. */
   lead_email: string | null;
+  /** IANA time zone: the dealership's "today" and "tomorrow". */
+  timezone: string;
   created_at: string;
   updated_at: string;
 }
