@@ -799,7 +799,9 @@ pub fn small_talk(question: &str) -> Option<SmallTalk> {
         p.iter()
             .any(|p| text == *p || text.starts_with(&format!("{p} ")))
     };
-    let has = |p: &[&str]| p.iter().any(|p| text.contains(p));
+    // Whole words: "what are your hours" is no "what are you".
+    let padded = format!(" {text} ");
+    let has = |p: &[&str]| p.iter().any(|p| padded.contains(&format!(" {p} ")));
     if has(&["thank you", "thanks", "appreciate it"]) && w.len() <= 8 {
         Some(SmallTalk::Thanks)
     } else if starts(&[
@@ -891,6 +893,7 @@ mod tests {
         assert_eq!(small_talk("Who are you?"), Some(SmallTalk::Identity));
         assert_eq!(small_talk("Goodbye."), Some(SmallTalk::Farewell));
         assert_eq!(small_talk("How much is an oil change?"), None);
+        assert_eq!(small_talk("What are your opening hours on Saturday?"), None);
         assert_eq!(
             small_talk("Hi, when do you open on Saturday?"),
             Some(SmallTalk::Greeting)

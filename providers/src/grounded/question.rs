@@ -92,7 +92,7 @@ impl Want {
         ]) {
             // "How much can it tow" asks for a quantity, not a price.
             Some(Self::Count)
-        } else if opens(&["who", "whom"]) || has(&["name of", "in charge"]) {
+        } else if opens(&["who", "whom"]) || has(&["in charge"]) {
             Some(Self::Person)
         } else if has(&[
             "how much", "cost", "costs", "price", "prices", "priced", "charge", "fee", "fees",
@@ -794,6 +794,8 @@ mod tests {
             Some(Want::Duration)
         );
         assert_eq!(Want::of("Do you sell trucks?"), None);
+        // A name is not always a person's.
+        assert_eq!(Want::of("What is the name of the dealership mascot?"), None);
     }
 
     #[test]
