@@ -176,6 +176,14 @@ pub trait AnswerEngine: Send + Sync {
         tokens: mpsc::Sender<String>,
         cancel: CancellationToken,
     ) -> BoxFuture<'a, Result<AnswerUsage, ProviderError>>;
+
+    /// Gets ready to answer from the passages of a newly indexed document (the grounded
+    /// engine embeds their sentences now, not during a customer's first question about
+    /// them). Nothing by default.
+    fn prepare<'a>(&'a self, passages: Vec<Passage>) -> BoxFuture<'a, ()> {
+        let _ = passages;
+        Box::pin(async {})
+    }
 }
 
 /// Text embeddings.

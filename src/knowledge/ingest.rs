@@ -10,7 +10,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use adam_actors::ports::{CancellationToken, Embedder};
+use adam_actors::ports::{AnswerEngine, CancellationToken, Embedder, Passage};
 use adam_actors::semantic_cache::SemanticCacheHandle;
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
 use sha2::{Digest, Sha256};
@@ -90,6 +90,7 @@ pub struct Knowledge {
     embed_batch: usize,
     semantic: SemanticCacheHandle,
     clock: Clock,
+    answer: Arc<dyn AnswerEngine>,
     queue: mpsc::UnboundedSender<String>,
     metrics: IngestMetrics,
 }
@@ -117,6 +118,8 @@ pub struct KnowledgeDeps {
     pub semantic: SemanticCacheHandle,
     /// Time source.
     pub clock: Clock,
+    /// Told of every document indexed, so it can get ready to answer from it.
+    pub answer: Arc<dyn AnswerEngine>,
 }
 
 impl Knowledge {
@@ -154,6 +157,7 @@ impl Knowledge {
             embed_batch: settings.embed_batch,
             semantic: deps.semantic,
             clock: deps.clock,
+            answer: deps.answer,
             queue,
             metrics: IngestMetrics::new(registry)?,
         });
@@ -443,6 +447,23 @@ impl Knowledge {
         // Answers cached from before this version are forgotten before the document is
         // reported ready (the cache actor handles the clear before any later lookup).
         self.semantic.clear(Some(&tenant));
+        // The answer engine embeds the new sentences now, off this document's way to
+        // `ready`, rather than during a customer's first question about them.
+        let passages: Vec<Passage> = records
+            .iter()
+            .map(|r| {
+                super::store::passage(
+                    r.document_id.clone(),
+                    &r.title,
+                    r.heading.as_deref(),
+                    r.page,
+                    r.text.clone(),
+                    0.0,
+                )
+            })
+            .collect();
+        let answer = Arc::clone(&self.answer);
+        tokio::spawn(async move { answer.prepare(passages).await });
         let ready = documents::set_ready(
             &self.db,
             id,

@@ -107,6 +107,7 @@ impl Realtime {
                 embedder_id,
                 semantic: semantic.clone(),
                 clock: clock.clone(),
+                answer: providers.answer.clone(),
             },
             &settings.knowledge,
             registry,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use adam_actors::ports::{
-    AnswerEngine, AnswerRequest, AnswerUsage, BoxFuture, CancellationToken, Embedder,
+    AnswerEngine, AnswerRequest, AnswerUsage, BoxFuture, CancellationToken, Embedder, Passage,
     ProviderError, SpeechToText, SttRequest, TextToSpeech, TtsChunk, TtsRequest,
 };
 use tokio::sync::mpsc;
@@ -87,6 +87,14 @@ impl TextToSpeech for FallbackTts {
 pub struct FallbackAnswer(pub Vec<Arc<dyn AnswerEngine>>);
 
 impl AnswerEngine for FallbackAnswer {
+    fn prepare<'a>(&'a self, passages: Vec<Passage>) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            for engine in &self.0 {
+                engine.prepare(passages.clone()).await;
+            }
+        })
+    }
+
     fn answer<'a>(
         &'a self,
         request: AnswerRequest,

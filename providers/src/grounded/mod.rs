@@ -509,6 +509,34 @@ impl GroundedEngine {
 }
 
 impl AnswerEngine for GroundedEngine {
+    fn prepare<'a>(&'a self, passages: Vec<Passage>) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let texts: Vec<String> = units(&passages, f32::MIN)
+                .into_iter()
+                .map(|u| u.matched)
+                .filter(|t| self.sentence_vectors.get(t).is_none())
+                .collect();
+            // Small batches: a live question's embedding waits behind at most one.
+            for batch in texts.chunks(16) {
+                match self
+                    .embedder
+                    .embed(batch.to_vec(), CancellationToken::new())
+                    .await
+                {
+                    Ok(vectors) => {
+                        for (text, v) in batch.iter().zip(vectors) {
+                            self.sentence_vectors.insert(text.clone(), Arc::new(v));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "embedding a document's sentences ahead failed");
+                        return;
+                    }
+                }
+            }
+        })
+    }
+
     fn answer<'a>(
         &'a self,
         request: AnswerRequest,
