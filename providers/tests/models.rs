@@ -279,3 +279,46 @@ async fn the_grounded_engine_speaks_the_span_that_answers_and_no_neighbours_fact
         ""
     );
 }
+
+/// Counts the texts it embeds.
+struct Counting(Arc<dyn Embedder>, std::sync::atomic::AtomicUsize);
+
+impl Embedder for Counting {
+    fn embed<'a>(
+        &'a self,
+        texts: Vec<String>,
+        cancel: CancellationToken,
+    ) -> adam_actors::ports::BoxFuture<'a, Result<Vec<Vec<f32>>, adam_actors::ports::ProviderError>>
+    {
+        self.1
+            .fetch_add(texts.len(), std::sync::atomic::Ordering::SeqCst);
+        self.0.embed(texts, cancel)
+    }
+    fn dimension(&self) -> usize {
+        self.0.dimension()
+    }
+}
+
+#[tokio::test]
+async fn a_prepared_document_needs_only_the_question_embedded() {
+    use adam_actors::ports::AnswerEngine;
+    let counting = Arc::new(Counting(embedder(), 0.into()));
+    let engine = GroundedEngine::new(counting.clone(), None, GroundedConfig::default());
+    let kb = vec![titled(
+        "hours.md — Service",
+        "The service lane opens at 7 am on weekdays. It is closed on Sundays.\nOil change — Price: $49.",
+    )];
+    engine.prepare(kb.clone()).await;
+    let before = counting.1.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        before >= 2,
+        "the document's sentences were embedded: {before}"
+    );
+    let s = says(&engine, "When does the service lane open?", &kb).await;
+    assert!(s.contains("7 am"), "{s}");
+    assert_eq!(
+        counting.1.load(std::sync::atomic::Ordering::SeqCst) - before,
+        1,
+        "only the question is embedded when it is asked"
+    );
+}
