@@ -191,6 +191,7 @@ async fn recheck(
         .take(MOST_RECHECKS)
         .collect();
     let mut answered = Vec::new();
+    let mut dealership_settings: HashMap<String, (String, String)> = HashMap::new();
     let knowledge = &state.settings.knowledge;
     let now = state.clock.now();
     for i in stale {
@@ -203,11 +204,19 @@ async fn recheck(
         else {
             continue;
         };
-        let (persona, timezone) =
-            dealerships::get(&state.db, Tenant::Only(&g.dealership_id), &g.dealership_id)
-                .await?
-                .map(|d| (d.persona, d.timezone))
-                .unwrap_or_default();
+        // Read once per dealership: a dealership_admin's gaps are all of one.
+        if !dealership_settings.contains_key(&g.dealership_id) {
+            let found =
+                dealerships::get(&state.db, Tenant::Only(&g.dealership_id), &g.dealership_id)
+                    .await?
+                    .map(|d| (d.persona, d.timezone))
+                    .unwrap_or_default();
+            dealership_settings.insert(g.dealership_id.clone(), found);
+        }
+        let (persona, timezone) = dealership_settings
+            .get(&g.dealership_id)
+            .cloned()
+            .unwrap_or_default();
         let asked = crate::knowledge::ask::ask(
             &state.realtime.shared.providers,
             &g.dealership_id,

@@ -173,10 +173,9 @@ impl GroundedEngine {
         } else {
             question::normalised_on(query, Some(today))
         };
-        let mut all = vec![query.clone()];
-        all.extend(units.iter().map(|u| u.matched.clone()));
-        let vectors = self.vectors(all, cancel).await?;
-        let (q, unit_vectors) = vectors.split_first().ok_or(ProviderError::Unavailable(
+        let matched: Vec<String> = units.iter().map(|u| u.matched.clone()).collect();
+        let (q, unit_vectors) = self.vectors(Some(&query), &matched, cancel).await?;
+        let q = q.ok_or(ProviderError::Unavailable(
             "embedder returned nothing".into(),
         ))?;
         let keys = text::content_stems(&question);
@@ -239,14 +238,21 @@ impl GroundedEngine {
             .iter()
             .zip(&units)
             .enumerate()
-            .filter(|(_, (_, unit))| must_state.is_none_or(|w| w.found_in(&unit.speak())))
-            .map(|(i, (v, unit))| {
-                let fits = match want {
-                    Some(w) if w.found_in(&unit.speak()) => self.config.entity_bonus,
-                    Some(_) => -self.config.entity_bonus,
+            .filter_map(|(i, (v, unit))| {
+                // Whether the sentence states the kind of fact asked for.
+                let states = want.map(|w| w.found_in(&unit.speak()));
+                if must_state.is_some() && states != Some(true) {
+                    return None;
+                }
+                Some((i, v, states))
+            })
+            .map(|(i, v, states)| {
+                let fits = match states {
+                    Some(true) => self.config.entity_bonus,
+                    Some(false) => -self.config.entity_bonus,
                     None => 0.0,
                 };
-                let score = cosine(q, v)
+                let score = cosine(&q, v)
                     + own_weight * weighted(&stems[i])
                     + 0.15 * overlap(&context, &stems[i])
                     + fits;
@@ -262,28 +268,29 @@ impl GroundedEngine {
             .filter(|k| !verbs.contains(*k))
             .cloned()
             .collect();
-        if must_state.is_some() && !subject_is_retrieved(&named, &request.passages) {
+        // Each passage's words (title, heading path and text), for the checks below.
+        let passage_stems: Vec<HashSet<String>> = request
+            .passages
+            .iter()
+            .map(|p| text::all_stems(&format!("{}\n{}", p.title, p.text)))
+            .collect();
+        let persona: HashSet<String> = words(&request.persona).into_iter().collect();
+        if must_state.is_some() && !subject_is_retrieved(&named, &passage_stems) {
             tracing::debug!(question = %request.question, ?subject, "unknown: the documents do not name what is asked about");
             return Ok(Plan::Unknown);
         }
-        let passage_text = |p: usize| {
-            format!(
-                "{}\n{}",
-                request.passages[p].title, request.passages[p].text
-            )
-        };
         // A sentence answers when the names and numbers asked are in its passage (in the
         // row itself for a table record: the next row is another car) and, when a fact is
         // asked for, it is about the subject: most of the subject's words for a price,
         // phone, email, name or count, one of them for a time or place.
         let answers = |i: usize| {
             let unit = &units[i];
-            let scope = if unit.is_record() {
-                format!("{} {}", request.passages[unit.passage].title, unit.matched)
+            let covered = if unit.is_record() {
+                names_are_covered(&asked, &stems[i], &persona)
             } else {
-                passage_text(unit.passage)
+                names_are_covered(&asked, &passage_stems[unit.passage], &persona)
             };
-            if !names_are_covered(&asked, &scope, &request.persona) {
+            if !covered {
                 return false;
             }
             if subject.is_empty() {
@@ -357,45 +364,45 @@ impl GroundedEngine {
         })
     }
 
-    /// Vectors for `texts`, document sentences through a cache.
+    /// The vectors of `sentences` through the cache (computed ones are kept), and of
+    /// `query` (never kept), in one call to the embedder.
     async fn vectors(
         &self,
-        texts: Vec<String>,
+        query: Option<&str>,
+        sentences: &[String],
         cancel: &CancellationToken,
-    ) -> Result<Vec<Arc<Vec<f32>>>, ProviderError> {
-        let mut out: Vec<Option<Arc<Vec<f32>>>> = texts
+    ) -> Result<(Option<Arc<Vec<f32>>>, Vec<Arc<Vec<f32>>>), ProviderError> {
+        let mut out: Vec<Option<Arc<Vec<f32>>>> = sentences
             .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                if i == 0 {
-                    None
-                } else {
-                    self.sentence_vectors.get(t)
-                }
-            })
+            .map(|t| self.sentence_vectors.get(t))
             .collect();
-        let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
-        let computed = self
+        let missing: Vec<usize> = (0..sentences.len()).filter(|&i| out[i].is_none()).collect();
+        let mut texts: Vec<String> = query.map(str::to_owned).into_iter().collect();
+        texts.extend(missing.iter().map(|&i| sentences[i].clone()));
+        if texts.is_empty() {
+            return Ok((None, out.into_iter().flatten().collect()));
+        }
+        let mut computed = self
             .embedder
-            .embed(
-                missing.iter().map(|&i| texts[i].clone()).collect(),
-                cancel.clone(),
-            )
-            .await?;
-        for (&i, v) in missing.iter().zip(computed) {
-            let v = Arc::new(v);
-            if i > 0 {
-                self.sentence_vectors.insert(texts[i].clone(), v.clone());
-            }
+            .embed(texts, cancel.clone())
+            .await?
+            .into_iter();
+        let too_few = || ProviderError::Unavailable("embedder returned too few".into());
+        let query = match query {
+            Some(_) => Some(Arc::new(computed.next().ok_or_else(too_few)?)),
+            None => None,
+        };
+        for &i in &missing {
+            let v = Arc::new(computed.next().ok_or_else(too_few)?);
+            self.sentence_vectors
+                .insert(sentences[i].clone(), v.clone());
             out[i] = Some(v);
         }
-        out.into_iter()
-            .map(|v| {
-                v.ok_or(ProviderError::Unavailable(
-                    "embedder returned too few".into(),
-                ))
-            })
-            .collect()
+        let vectors = out
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(too_few)?;
+        Ok((query, vectors))
     }
 
     /// The fixed reply to small talk: the dealership's own line from its persona when it
@@ -518,20 +525,9 @@ impl AnswerEngine for GroundedEngine {
                 .collect();
             // Small batches: a live question's embedding waits behind at most one.
             for batch in texts.chunks(16) {
-                match self
-                    .embedder
-                    .embed(batch.to_vec(), CancellationToken::new())
-                    .await
-                {
-                    Ok(vectors) => {
-                        for (text, v) in batch.iter().zip(vectors) {
-                            self.sentence_vectors.insert(text.clone(), Arc::new(v));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "embedding a document's sentences ahead failed");
-                        return;
-                    }
+                if let Err(e) = self.vectors(None, batch, &CancellationToken::new()).await {
+                    tracing::warn!(error = %e, "embedding a document's sentences ahead failed");
+                    return;
                 }
             }
         })
@@ -575,10 +571,9 @@ fn words(text: &str) -> Vec<String> {
 }
 
 /// Names and numbers in the question (capitalised words after the first, and words with
-/// digits) that the passage must contain for a document answer to be about them.
-fn names_are_covered(question: &str, passage: &str, persona: &str) -> bool {
-    let passage = text::all_stems(passage);
-    let persona: HashSet<String> = words(persona).into_iter().collect();
+/// digits) that the passage (its stems) must contain for a document answer to be about
+/// them; words of the persona (the dealership's own name) do not count.
+fn names_are_covered(question: &str, passage: &HashSet<String>, persona: &HashSet<String>) -> bool {
     let mut first = true;
     for raw in question.split_whitespace() {
         let is_first = std::mem::replace(&mut first, raw.ends_with(['.', '?', '!']));
@@ -745,7 +740,6 @@ const GENERIC: &[&str] = &[
     "whereabouts",
     "street",
     "guys",
-    "charge",
     "hold",
     "keep",
     "give",
@@ -782,12 +776,10 @@ fn subject_words(keys: &HashSet<String>) -> Vec<String> {
 }
 
 /// Every word naming the question's subject appears in some passage retrieved.
-fn subject_is_retrieved(subject: &[String], passages: &[Passage]) -> bool {
-    let retrieved: HashSet<String> = passages
+fn subject_is_retrieved(subject: &[String], passages: &[HashSet<String>]) -> bool {
+    subject
         .iter()
-        .flat_map(|p| text::all_stems(&format!("{} {}", p.title, p.text)))
-        .collect();
-    subject.iter().all(|k| text::holds(&retrieved, k))
+        .all(|k| passages.iter().any(|p| text::holds(p, k)))
 }
 
 /// Days, months and holidays are asked about ("open on Sunday?", "on Christmas Eve?")
@@ -930,6 +922,13 @@ mod tests {
 
     #[test]
     fn names_and_numbers_must_be_in_the_passage() {
+        let names_are_covered = |question: &str, passage: &str, persona: &str| {
+            super::names_are_covered(
+                question,
+                &text::all_stems(passage),
+                &words(persona).into_iter().collect(),
+            )
+        };
         let p = "The 2024 Honda Civic LX starts at $24,950.";
         assert!(names_are_covered("How much is the Civic?", p, ""));
         assert!(names_are_covered("What does the 2024 Civic cost?", p, ""));

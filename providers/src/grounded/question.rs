@@ -4,7 +4,7 @@
 //! Sunday), and the kind of fact that answers it (an address, a phone number, a person,
 //! a price …).
 
-use super::text::{Token, tokens};
+use super::text::tokens;
 
 /// The kind of fact a question asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -610,18 +610,11 @@ fn read_number(words: &[&str]) -> (u64, usize) {
             [(a, _), (b, end)] if (10..=20).contains(a) && *b < 100 && *b >= 10 => {
                 (a * 100 + b, *end)
             }
-            [(a, _), (b, end)] if (10..=20).contains(a) && *b < 10 && words_has_oh(words) => {
-                (a * 100 + b, *end)
-            }
             [(a, end), ..] => (*a, *end),
             [] => (0, 0),
         };
     }
     (total + current.unwrap_or(0), used)
-}
-
-fn words_has_oh(_words: &[&str]) -> bool {
-    false
 }
 
 /// Named days and their dates, both ways (month names written out).
@@ -764,11 +757,6 @@ pub fn is_calendar(word: &str) -> bool {
 pub fn local_today(timezone: &str) -> jiff::civil::Date {
     let zone = jiff::tz::TimeZone::get(timezone).unwrap_or(jiff::tz::TimeZone::UTC);
     jiff::Timestamp::now().to_zoned(zone).date()
-}
-
-/// The tokens of `text` that are numbers.
-pub fn numbers(text: &str) -> Vec<Token> {
-    tokens(text).into_iter().filter(Token::is_number).collect()
 }
 
 #[cfg(test)]
