@@ -48,6 +48,10 @@ pub struct Settings {
     pub testing: TestingSettings,
     /// Several nodes sharing Redis.
     pub cluster: ClusterSettings,
+    /// Per-dealership usage limits (node defaults).
+    pub limits: crate::limits::LimitSettings,
+    /// Transcript retention and the recording notice (node defaults).
+    pub privacy: crate::privacy::PrivacySettings,
 }
 
 /// `[testing]`: switches for fault-injection tests; refused in `production`.
@@ -551,6 +555,8 @@ impl Default for Settings {
             email: Default::default(),
             testing: TestingSettings::default(),
             cluster: ClusterSettings::default(),
+            limits: Default::default(),
+            privacy: Default::default(),
         }
     }
 }
@@ -761,6 +767,19 @@ impl Settings {
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if let Err((field, problem)) = self.limits.check() {
+            return Err(SettingsError::Invalid {
+                key: "limits",
+                problem: format!("{field} {problem}"),
+            });
+        }
+        let notice = self.privacy.recording_notice.trim();
+        if notice.is_empty() || notice.chars().count() > 500 {
+            return Err(invalid(
+                "privacy.recording_notice",
+                "must be 1 to 500 characters",
+            ));
         }
         if self.auth.access_ttl_secs < 60 {
             return Err(invalid("auth.access_ttl_secs", "must be at least 60"));

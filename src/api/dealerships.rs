@@ -13,6 +13,7 @@ use crate::auth::{Principal, Role};
 use crate::clock::rfc3339;
 use crate::db::audit::{self, NewAuditEntry};
 use crate::db::dealerships::{self, Dealership, DealershipPatch, NewDealership};
+use crate::limits::DealershipLimits;
 use crate::startup::AppState;
 
 const ADMINS: &[Role] = &[Role::SuperAdmin, Role::DealershipAdmin];
@@ -39,6 +40,12 @@ pub struct DealershipOut {
     pub lead_email: Option<String>,
     /// IANA time zone ("America/Chicago"): the dealership's "today" and "tomorrow".
     pub timezone: String,
+    /// Usage-limit overrides of the node's `[limits]` (absent fields: the node's value).
+    pub limits: DealershipLimits,
+    /// Days finished transcripts are kept (null: the node's default; 0: forever).
+    pub retention_days: Option<i64>,
+    /// Recording notice shown to customers (null: the node's default).
+    pub recording_notice: Option<String>,
     /// RFC 3339.
     pub created_at: String,
     /// RFC 3339.
@@ -56,6 +63,9 @@ impl DealershipOut {
             voice: d.voice,
             lead_email: d.lead_email,
             timezone: d.timezone,
+            limits: DealershipLimits::from_json(&d.limits),
+            retention_days: d.retention_days,
+            recording_notice: d.recording_notice,
             embed_key,
             created_at: rfc3339(d.created_at),
             updated_at: rfc3339(d.updated_at),
@@ -106,6 +116,16 @@ pub struct UpdateDealership {
     pub lead_email: Option<Option<String>>,
     /// IANA time zone ("America/Chicago").
     pub timezone: Option<String>,
+    /// Usage-limit overrides, replacing the stored ones (super_admin only).
+    pub limits: Option<DealershipLimits>,
+    /// Days finished transcripts are kept (0: forever); `null` returns to the node's default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub retention_days: Option<Option<i64>>,
+    /// Recording notice (1–500 characters); `null` returns to the node's default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub recording_notice: Option<Option<String>>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`, by default).
@@ -199,6 +219,34 @@ fn validate_lead_email(email: &str) -> Result<String, ApiError> {
         ));
     }
     Ok(email.to_owned())
+}
+
+fn validate_limits(limits: &DealershipLimits) -> Result<String, ApiError> {
+    limits
+        .check()
+        .map_err(|(field, problem)| ApiError::validation(format!("limits.{field}"), problem))?;
+    Ok(serde_json::to_string(limits).unwrap_or_else(|_| "{}".into()))
+}
+
+fn validate_retention(days: i64) -> Result<i64, ApiError> {
+    if !(0..=36_500).contains(&days) {
+        return Err(ApiError::validation(
+            "retention_days",
+            "must be between 0 (keep forever) and 36500",
+        ));
+    }
+    Ok(days)
+}
+
+fn validate_notice(notice: &str) -> Result<String, ApiError> {
+    let notice = notice.trim();
+    if notice.is_empty() || notice.chars().count() > 500 {
+        return Err(ApiError::validation(
+            "recording_notice",
+            "must be 1 to 500 characters",
+        ));
+    }
+    Ok(notice.to_owned())
 }
 
 /// Avatar renderers a dealership may choose.
@@ -304,13 +352,8 @@ pub async fn create(
     .await?;
     if let Some(timezone) = timezone {
         let patch = DealershipPatch {
-            name: None,
-            allowed_origins: None,
-            persona: None,
-            voice: None,
-            avatar: None,
-            lead_email: None,
             timezone: Some(timezone),
+            ..DealershipPatch::default()
         };
         d = dealerships::update(&state.db, principal.tenant(), &d.id, &patch, now)
             .await?
@@ -391,7 +434,20 @@ pub async fn update(
             None => None,
         },
         timezone: req.timezone.as_deref().map(validate_timezone).transpose()?,
+        limits: req.limits.as_ref().map(validate_limits).transpose()?,
+        retention_days: req
+            .retention_days
+            .map(|d| d.map(validate_retention).transpose())
+            .transpose()?,
+        recording_notice: req
+            .recording_notice
+            .map(|n| n.as_deref().map(validate_notice).transpose())
+            .transpose()?,
     };
+    // A dealership may not raise its own limits.
+    if patch.limits.is_some() {
+        principal.require(&[Role::SuperAdmin])?;
+    }
     let now = state.clock.now();
     let d = dealerships::update(&state.db, tenant, &id, &patch, now)
         .await?
@@ -404,6 +460,9 @@ pub async fn update(
         ("avatar", patch.avatar.is_some()),
         ("lead_email", patch.lead_email.is_some()),
         ("timezone", patch.timezone.is_some()),
+        ("limits", patch.limits.is_some()),
+        ("retention_days", patch.retention_days.is_some()),
+        ("recording_notice", patch.recording_notice.is_some()),
     ]
     .into_iter()
     .filter_map(|(k, set)| set.then_some(k))

@@ -24,6 +24,12 @@ pub struct Dealership {
     pub lead_email: Option<String>,
     /// IANA time zone ("America/Chicago"): the dealership's "today".
     pub timezone: String,
+    /// JSON object of usage-limit overrides (see [`crate::limits::DealershipLimits`]).
+    pub limits: String,
+    /// Days transcripts are kept (`None`: the node's default; 0: forever).
+    pub retention_days: Option<i64>,
+    /// The recording notice shown to customers (`None`: the node's default).
+    pub recording_notice: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -64,6 +70,12 @@ pub struct DealershipPatch {
     pub lead_email: Option<Option<String>>,
     /// New IANA time zone.
     pub timezone: Option<String>,
+    /// New JSON object of limit overrides.
+    pub limits: Option<String>,
+    /// `Some(None)` returns to the node's default retention.
+    pub retention_days: Option<Option<i64>>,
+    /// `Some(None)` returns to the node's default notice.
+    pub recording_notice: Option<Option<String>>,
 }
 
 /// The default persona of a new dealership.
@@ -121,6 +133,9 @@ pub async fn insert(db: &Db, new: NewDealership, now: i64) -> Result<Dealership,
         avatar: new.avatar,
         lead_email: new.lead_email,
         timezone: "UTC".into(),
+        limits: "{}".into(),
+        retention_days: None,
+        recording_notice: None,
         created_at: now,
         updated_at: now,
     })
@@ -130,7 +145,8 @@ pub async fn insert(db: &Db, new: NewDealership, now: i64) -> Result<Dealership,
 pub async fn get(db: &Db, tenant: Tenant<'_>, id: &str) -> Result<Option<Dealership>, sqlx::Error> {
     on_pool!(db, |pool| {
         sqlx::query_as::<_, Dealership>(
-            "SELECT id, name, allowed_origins, persona, voice, avatar, lead_email, timezone, created_at, updated_at \
+            "SELECT id, name, allowed_origins, persona, voice, avatar, lead_email, timezone, limits, retention_days, \
+             recording_notice, created_at, updated_at \
              FROM dealerships WHERE id = $1 AND ($2 IS NULL OR id = $2)",
         )
         .bind(id)
@@ -144,7 +160,8 @@ pub async fn get(db: &Db, tenant: Tenant<'_>, id: &str) -> Result<Option<Dealers
 pub async fn find_by_name(db: &Db, name: &str) -> Result<Option<Dealership>, sqlx::Error> {
     on_pool!(db, |pool| {
         sqlx::query_as::<_, Dealership>(
-            "SELECT id, name, allowed_origins, persona, voice, avatar, lead_email, timezone, created_at, updated_at \
+            "SELECT id, name, allowed_origins, persona, voice, avatar, lead_email, timezone, limits, retention_days, \
+             recording_notice, created_at, updated_at \
              FROM dealerships WHERE name = $1 ORDER BY created_at LIMIT 1",
         )
         .bind(name)
@@ -157,7 +174,8 @@ pub async fn find_by_name(db: &Db, name: &str) -> Result<Option<Dealership>, sql
 pub async fn list(db: &Db, tenant: Tenant<'_>) -> Result<Vec<Dealership>, sqlx::Error> {
     on_pool!(db, |pool| {
         sqlx::query_as::<_, Dealership>(
-            "SELECT id, name, allowed_origins, persona, voice, avatar, lead_email, timezone, created_at, updated_at \
+            "SELECT id, name, allowed_origins, persona, voice, avatar, lead_email, timezone, limits, retention_days, \
+             recording_notice, created_at, updated_at \
              FROM dealerships WHERE ($1 IS NULL OR id = $1) ORDER BY created_at, id",
         )
         .bind(tenant.filter())
@@ -179,7 +197,9 @@ pub async fn update(
             "UPDATE dealerships SET name = COALESCE($1, name), allowed_origins = COALESCE($2, allowed_origins), \
              persona = COALESCE($3, persona), voice = COALESCE($4, voice), avatar = COALESCE($5, avatar), \
              updated_at = $6, lead_email = CASE WHEN $9 THEN $10 ELSE lead_email END, \
-             timezone = COALESCE($11, timezone) \
+             timezone = COALESCE($11, timezone), limits = COALESCE($12, limits), \
+             retention_days = CASE WHEN $13 THEN $14 ELSE retention_days END, \
+             recording_notice = CASE WHEN $15 THEN $16 ELSE recording_notice END \
              WHERE id = $7 AND ($8 IS NULL OR id = $8)",
         )
         .bind(patch.name.as_deref())
@@ -193,6 +213,11 @@ pub async fn update(
         .bind(patch.lead_email.is_some())
         .bind(patch.lead_email.clone().flatten())
         .bind(patch.timezone.as_deref())
+        .bind(patch.limits.as_deref())
+        .bind(patch.retention_days.is_some())
+        .bind(patch.retention_days.flatten())
+        .bind(patch.recording_notice.is_some())
+        .bind(patch.recording_notice.clone().flatten())
         .execute(pool)
         .await?
         .rows_affected()
@@ -247,7 +272,8 @@ pub async fn active_embed_key(
 pub async fn by_embed_key(db: &Db, key: &str) -> Result<Option<Dealership>, sqlx::Error> {
     on_pool!(db, |pool| {
         sqlx::query_as::<_, Dealership>(
-            "SELECT d.id, d.name, d.allowed_origins, d.persona, d.voice, d.avatar, d.lead_email, d.timezone, d.created_at, \
+            "SELECT d.id, d.name, d.allowed_origins, d.persona, d.voice, d.avatar, d.lead_email, d.timezone, d.limits, \
+             d.retention_days, d.recording_notice, d.created_at, \
              d.updated_at \
              FROM dealerships d JOIN embed_keys k ON k.dealership_id = d.id \
              WHERE k.key = $1 AND k.revoked_at IS NULL",
