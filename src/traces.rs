@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use adam_actors::ports::{
-    BoxFuture, ResponseStatus, SessionRecord, TranscriptSink, TurnRecord, TurnTimeline,
+    BoxFuture, ResponseStatus, SessionRecord, TranscriptSink, TurnRecord, TurnTimeline, TurnUsage,
 };
 use anyhow::Context;
 use rand::RngCore;
@@ -241,8 +241,9 @@ impl TranscriptSink for TracingSink {
         &'a self,
         session_id: &'a str,
         reason: &'a str,
+        usage: TurnUsage,
     ) -> BoxFuture<'a, Result<(), String>> {
-        self.inner.session_ended(session_id, reason)
+        self.inner.session_ended(session_id, reason, usage)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ports::{AvatarStream, Passage, ResponseMetrics, ResponseStatus};
+use crate::ports::{AvatarStream, Passage, ResponseMetrics, ResponseStatus, TurnUsage};
 
 /// Session parameters a client sees and may change with `session.update`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -53,6 +53,9 @@ pub struct ResponseSummary {
     pub citations: Vec<Passage>,
     /// Stage timings.
     pub metrics: ResponseMetrics,
+    /// The work it cost.
+    #[serde(default)]
+    pub usage: TurnUsage,
 }
 
 /// Error detail.

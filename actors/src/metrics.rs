@@ -35,6 +35,8 @@ pub struct ActorMetrics {
     pub busy_refusals: IntCounter,
     /// Answers the answer engine was asked for (semantic cache hits do not count).
     pub answers_generated: IntCounter,
+    /// Answers refused because a session asked for more than `turns_per_minute`.
+    pub turns_refused: IntCounter,
     /// Remote avatars (HeyGen) by outcome: `started`, `start_failed`, `lost` (failed
     /// during a session: dead connection, a send queue that stayed full, ended by the
     /// vendor).
@@ -98,6 +100,10 @@ impl ActorMetrics {
                 "answers_generated_total",
                 "Answers requested from the answer engine",
             )?,
+            turns_refused: IntCounter::new(
+                "turns_refused_total",
+                "Answers refused: a session asked for more than its turns per minute",
+            )?,
             remote_avatars: IntCounterVec::new(
                 Opts::new(
                     "remote_avatars_total",
@@ -120,6 +126,7 @@ impl ActorMetrics {
         registry.register(Box::new(m.responses.clone()))?;
         registry.register(Box::new(m.busy_refusals.clone()))?;
         registry.register(Box::new(m.answers_generated.clone()))?;
+        registry.register(Box::new(m.turns_refused.clone()))?;
         registry.register(Box::new(m.remote_avatars.clone()))?;
         Ok(m)
     }

@@ -347,6 +347,30 @@ pub enum ResponseStatus {
     Failed,
 }
 
+/// The work one turn cost: what the dealership is metered on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TurnUsage {
+    /// Seconds of the customer's speech transcribed.
+    pub stt_seconds: f64,
+    /// Language-model prompt tokens (0 for answers the embedded engine or a cache gave).
+    pub prompt_tokens: u64,
+    /// Language-model completion tokens.
+    pub completion_tokens: u64,
+    /// Characters sent to speech synthesis.
+    pub tts_characters: u64,
+    /// Seconds of audio received from the customer (since the previous turn).
+    pub audio_in_seconds: f64,
+    /// Seconds of answer audio played to the customer.
+    pub audio_out_seconds: f64,
+}
+
+impl TurnUsage {
+    /// True when nothing was used.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// Stage timings of one response, ms.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResponseMetrics {
@@ -398,6 +422,8 @@ pub struct TurnRecord {
     pub metrics: ResponseMetrics,
     /// When each stage happened, by the wall clock (traces).
     pub timeline: TurnTimeline,
+    /// The work it cost.
+    pub usage: TurnUsage,
 }
 
 /// When a turn's stages happened, by the wall clock: the spans of its trace.
@@ -421,11 +447,13 @@ pub trait TranscriptSink: Send + Sync {
     fn session_started(&self, record: SessionRecord) -> BoxFuture<'_, Result<(), String>>;
     /// A turn ended (completed, cancelled or failed).
     fn turn_finished(&self, record: TurnRecord) -> BoxFuture<'_, Result<(), String>>;
-    /// The session ended.
+    /// The session ended; `usage` is what it used after its last turn (audio heard
+    /// that started no answer).
     fn session_ended<'a>(
         &'a self,
         session_id: &'a str,
         reason: &'a str,
+        usage: TurnUsage,
     ) -> BoxFuture<'a, Result<(), String>>;
 }
 
@@ -467,7 +495,12 @@ impl TranscriptSink for NullSink {
     fn turn_finished(&self, _: TurnRecord) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async { Ok(()) })
     }
-    fn session_ended<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<(), String>> {
+    fn session_ended<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: TurnUsage,
+    ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async { Ok(()) })
     }
 }

@@ -168,7 +168,9 @@ impl Actor for SessionRegistry {
                 let sink = shared.sink.clone();
                 let session_id = id.clone();
                 tokio::spawn(async move {
-                    let _ = sink.session_ended(&session_id, "session_failed").await;
+                    let _ = sink
+                        .session_ended(&session_id, "session_failed", Default::default())
+                        .await;
                 });
             }
             state.sessions.remove(&id);

@@ -22,7 +22,7 @@ use crate::outbox::Outbox;
 use crate::ports::{
     AvatarSettings, AvatarStream, CancellationToken, ContextTurn, Passage, ProviderError,
     Providers, ResponseMetrics, ResponseStatus, SessionRecord, TranscriptSink, TurnRecord,
-    TurnTimeline, WordTiming,
+    TurnTimeline, TurnUsage, WordTiming,
 };
 use crate::semantic_cache::SemanticCacheHandle;
 use crate::stt_stream::{SttArgs, SttMsg, SttStream};
@@ -77,6 +77,17 @@ pub struct SessionSettings {
     /// The transport fixes the sample rates (WebRTC: Opus at 48 kHz); `session.update`
     /// may not change them.
     pub fixed_sample_rates: bool,
+    /// Longest conversation (`None`: no limit): then the answer in progress finishes and
+    /// the session closes with `session_limit` (1008).
+    pub max_duration: Option<Duration>,
+    /// Answers that may start per minute (0: no limit). More get `rate_limited` error
+    /// events; twice as many close the session (1008).
+    pub turns_per_minute: u32,
+    /// Characters of each side of a turn kept in the transcript (0: all).
+    pub max_stored_chars: usize,
+    /// Say this, then close with `usage_cap_reached` (1013): the dealership reached a
+    /// usage cap after this session was granted.
+    pub closing_notice: Option<String>,
 }
 
 impl Default for SessionSettings {
@@ -101,6 +112,10 @@ impl Default for SessionSettings {
             answer_timeout: Duration::from_secs(30),
             retrieval_top_k: 4,
             fixed_sample_rates: false,
+            max_duration: None,
+            turns_per_minute: 0,
+            max_stored_chars: 0,
+            closing_notice: None,
         }
     }
 }
@@ -233,6 +248,10 @@ pub enum SessionMsg {
         cache_hit: bool,
         /// The documents did not answer it.
         unanswered: bool,
+        /// Language-model prompt tokens.
+        prompt_tokens: u32,
+        /// Language-model completion tokens.
+        completion_tokens: u32,
     },
     /// Turn: the answer failed.
     TurnFailed {
@@ -299,6 +318,8 @@ pub enum SessionMsg {
         /// Why.
         reason: String,
     },
+    /// The session reached its longest allowed duration.
+    TimeUp,
     /// Snapshot.
     Snapshot(RpcReplyPort<SessionSnapshot>),
 }
@@ -326,6 +347,10 @@ struct Response {
     failed: bool,
     /// The remote avatar speaks it (it was ready when the response began).
     to_avatar: bool,
+    /// Characters sent to speech synthesis.
+    tts_characters: u64,
+    /// Language-model tokens (prompt, completion).
+    tokens: (u64, u64),
 }
 
 /// The session actor.
@@ -351,10 +376,28 @@ pub struct SessionState {
     cancel: CancellationToken,
     speech_ends: HashMap<String, Instant>,
     end_reason: Option<String>,
-    draining: Option<String>,
+    /// Closing once no answer is in progress: the reason and close code.
+    draining: Option<(String, u16)>,
     /// The remote avatar is ready and speaks new responses.
     remote_avatar: bool,
+    /// Work done since the last turn was recorded (audio heard, speech transcribed).
+    unbilled: TurnUsage,
+    /// Audio position where the customer's current utterance began, ms.
+    speech_start_ms: Option<u64>,
+    /// When recent answers started, and recent refusals (turn rate limit).
+    turn_starts: VecDeque<Instant>,
+    turn_refusals: VecDeque<Instant>,
     _alive: AliveGuard,
+}
+
+/// The first `max` characters of `text` (all of it when `max` is 0).
+fn clip(mut text: String, max: usize) -> String {
+    if max > 0
+        && let Some((cut, _)) = text.char_indices().nth(max)
+    {
+        text.truncate(cut);
+    }
+    text
 }
 
 const APOLOGY: &str = "Sorry, something went wrong on my side. Could you say that again?";
@@ -440,6 +483,9 @@ impl SessionState {
             // Shutting down: the customer is told to reconnect elsewhere instead.
             return;
         }
+        if !self.turn_allowed(myself) {
+            return;
+        }
         if self.current.is_some() {
             self.cancel_response(ResponseStatus::Cancelled);
         }
@@ -493,6 +539,8 @@ impl SessionState {
             spoke: false,
             failed: false,
             to_avatar: self.remote_avatar,
+            tts_characters: 0,
+            tokens: (0, 0),
         });
         if turn.is_none() {
             self.fail_response(&response_id, "turn_failed", "could not start the answer");
@@ -588,6 +636,7 @@ impl SessionState {
             resp.spoke = true;
             resp.words.clear();
             resp.answer_text = APOLOGY.into();
+            resp.tts_characters += APOLOGY.chars().count() as u64;
             resp.cancel = cancel.clone();
             to_avatar = resp.to_avatar;
         }
@@ -623,6 +672,17 @@ impl SessionState {
                 m.tts_first_audio_ms = Some(ms_between(first, audio));
             }
         }
+        let heard = std::mem::take(&mut self.unbilled);
+        let usage = TurnUsage {
+            stt_seconds: heard.stt_seconds,
+            audio_in_seconds: heard.audio_in_seconds,
+            prompt_tokens: resp.tokens.0,
+            completion_tokens: resp.tokens.1,
+            tts_characters: resp.tts_characters,
+            audio_out_seconds: resp
+                .audio_started_at
+                .map_or(0.0, |at| at.elapsed().as_secs_f64()),
+        };
         metrics
             .responses
             .with_label_values(&[status_label(status)])
@@ -634,6 +694,7 @@ impl SessionState {
                 output_text: output_text.clone(),
                 citations: resp.citations.clone(),
                 metrics: m.clone(),
+                usage: usage.clone(),
             },
         });
         if status != ResponseStatus::Failed {
@@ -647,11 +708,12 @@ impl SessionState {
         }
         let (now, wall_now) = (Instant::now(), std::time::SystemTime::now());
         let wall = |at: Instant| wall_now - now.saturating_duration_since(at);
+        let keep = self.settings.max_stored_chars;
         let record = TurnRecord {
             session_id: self.id.clone(),
             seq: resp.seq,
-            user_text: resp.user_text,
-            assistant_text: output_text,
+            user_text: clip(resp.user_text, keep),
+            assistant_text: clip(output_text, keep),
             // An interrupted "I don't know" still marks a gap; a failed answer does not.
             unanswered: resp.unanswered && status != ResponseStatus::Failed,
             status,
@@ -665,6 +727,7 @@ impl SessionState {
                 audio_started: resp.audio_started_at.map(wall),
                 ended: wall_now,
             },
+            usage,
         };
         let sink = self.shared.sink.clone();
         // Saved off the mailbox; the task outlives the session if the client is gone.
@@ -909,11 +972,29 @@ impl Actor for Session {
             end_reason: None,
             draining: None,
             remote_avatar: false,
+            unbilled: TurnUsage::default(),
+            speech_start_ms: None,
+            turn_starts: VecDeque::new(),
+            turn_refusals: VecDeque::new(),
         };
+        if let Some(limit) = state.settings.max_duration {
+            myself.send_after(limit, || SessionMsg::TimeUp);
+        }
         state.outbox.event(ServerEvent::SessionCreated {
             session: state.info(),
         });
         Ok(state)
+    }
+
+    async fn post_start(
+        &self,
+        _: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(notice) = state.settings.closing_notice.take() {
+            state.say_and_close(notice);
+        }
+        Ok(())
     }
 
     #[tracing::instrument(skip_all, fields(session_id = %state.id))]
@@ -928,6 +1009,8 @@ impl Actor for Session {
         }
         match msg {
             SessionMsg::Audio(samples) => {
+                state.unbilled.audio_in_seconds +=
+                    samples.len() as f64 / f64::from(state.settings.input_sample_rate.max(1));
                 let _ = state.stt.cast(SttMsg::Audio(samples));
             }
             SessionMsg::Client(event) => match event {
@@ -977,6 +1060,7 @@ impl Actor for Session {
             SessionMsg::End { reason, code } => state.end(&myself, &reason, code),
             SessionMsg::SpeechStarted { item_id, audio_ms } => {
                 let detected = Instant::now();
+                state.speech_start_ms = Some(audio_ms);
                 state.outbox.event(ServerEvent::SpeechStarted {
                     item_id,
                     audio_start_ms: audio_ms,
@@ -1000,6 +1084,9 @@ impl Actor for Session {
                     item_id: item_id.clone(),
                     audio_end_ms: audio_ms,
                 });
+                if let Some(start) = state.speech_start_ms.take() {
+                    state.unbilled.stt_seconds += audio_ms.saturating_sub(start) as f64 / 1000.0;
+                }
                 state.pending_speech_end(item_id, at);
             }
             SessionMsg::TranscriptDelta { item_id, delta } => {
@@ -1059,6 +1146,7 @@ impl Actor for Session {
             SessionMsg::TurnSentence { response_id, text } => {
                 if let Some(resp) = state.current.as_mut().filter(|r| r.id == response_id) {
                     resp.spoke = true;
+                    resp.tts_characters += text.chars().count() as u64;
                     let _ = state.tts.cast(TtsMsg::Speak {
                         response_id,
                         text,
@@ -1072,9 +1160,12 @@ impl Actor for Session {
                 citations,
                 cache_hit,
                 unanswered,
+                prompt_tokens,
+                completion_tokens,
             } => {
                 if let Some(resp) = state.current.as_mut().filter(|r| r.id == response_id) {
                     resp.turn_done = true;
+                    resp.tokens = (u64::from(prompt_tokens), u64::from(completion_tokens));
                     resp.citations = citations;
                     resp.cache_hit = cache_hit;
                     resp.unanswered = unanswered;
@@ -1206,7 +1297,14 @@ impl Actor for Session {
                 state.outbox.event(ServerEvent::SessionClosing {
                     reason: reason.clone(),
                 });
-                state.draining = Some(reason);
+                state.draining = Some((reason, 1001));
+            }
+            SessionMsg::TimeUp => {
+                const REASON: &str = "session_limit";
+                state.outbox.event(ServerEvent::SessionClosing {
+                    reason: REASON.into(),
+                });
+                state.draining.get_or_insert((REASON.into(), 1008));
             }
             SessionMsg::Snapshot(reply) => {
                 let _ = reply.send(SessionSnapshot {
@@ -1220,10 +1318,10 @@ impl Actor for Session {
             }
         }
         // Draining: close as soon as no answer is in progress.
-        if let Some(reason) = state.draining.clone()
+        if let Some((reason, code)) = state.draining.clone()
             && state.current.is_none()
         {
-            state.end(&myself, &reason, 1001);
+            state.end(&myself, &reason, code);
         }
         Ok(())
     }
@@ -1312,8 +1410,9 @@ impl Actor for Session {
         let sink = state.shared.sink.clone();
         let id = state.id.clone();
         let reason = state.end_reason.clone().unwrap_or_else(|| "ended".into());
+        let usage = std::mem::take(&mut state.unbilled);
         tokio::spawn(async move {
-            if let Err(e) = sink.session_ended(&id, &reason).await {
+            if let Err(e) = sink.session_ended(&id, &reason, usage).await {
                 tracing::error!(session_id = %id, error = %e, "recording a session end failed");
             }
         });
@@ -1322,6 +1421,92 @@ impl Actor for Session {
 }
 
 impl SessionState {
+    /// Counts an answer against `turns_per_minute`; false (and an `error` event, or the
+    /// end of the session for a client that keeps going) when it may not start.
+    fn turn_allowed(&mut self, myself: &ActorRef<SessionMsg>) -> bool {
+        let limit = self.settings.turns_per_minute as usize;
+        if limit == 0 {
+            return true;
+        }
+        let now = Instant::now();
+        let minute = Duration::from_secs(60);
+        for times in [&mut self.turn_starts, &mut self.turn_refusals] {
+            while times
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= minute)
+            {
+                times.pop_front();
+            }
+        }
+        if self.turn_starts.len() < limit {
+            self.turn_starts.push_back(now);
+            return true;
+        }
+        self.turn_refusals.push_back(now);
+        self.shared.metrics.turns_refused.inc();
+        if self.turn_refusals.len() > limit {
+            self.end(myself, "turn rate", 1008);
+            return false;
+        }
+        let wait = minute.saturating_sub(now.duration_since(self.turn_starts[0]));
+        self.outbox.event(ServerEvent::error(
+            "rate_limited",
+            format!(
+                "at most {limit} answers a minute; the next can start in {} s",
+                wait.as_secs().max(1)
+            ),
+        ));
+        false
+    }
+
+    /// Says `notice` as a response of its own, then closes (usage cap reached).
+    fn say_and_close(&mut self, notice: String) {
+        let response_id = format!("resp_{}", uuid_like());
+        self.outbox.event(ServerEvent::ResponseCreated {
+            response: ResponseRef {
+                id: response_id.clone(),
+                status: "in_progress".into(),
+            },
+        });
+        self.outbox.event(ServerEvent::OutputTextDelta {
+            response_id: response_id.clone(),
+            delta: notice.clone(),
+        });
+        let cancel = self.cancel.child_token();
+        let now = Instant::now();
+        self.current = Some(Response {
+            id: response_id.clone(),
+            seq: self.seq,
+            user_text: String::new(),
+            cancel: cancel.clone(),
+            turn: None,
+            speech_end_at: None,
+            transcript_at: now,
+            first_token_at: Some(now),
+            audio_started_at: None,
+            answer_text: notice.clone(),
+            words: Vec::new(),
+            citations: Vec::new(),
+            cache_hit: false,
+            unanswered: false,
+            turn_done: true,
+            spoke: true,
+            failed: false,
+            to_avatar: false,
+            tts_characters: notice.chars().count() as u64,
+            tokens: (0, 0),
+        });
+        self.seq += 1;
+        self.draining = Some(("usage_cap_reached".into(), 1013));
+        let _ = self.tts.cast(TtsMsg::Speak {
+            response_id: response_id.clone(),
+            text: notice,
+            cancel,
+            to_avatar: false,
+        });
+        let _ = self.tts.cast(TtsMsg::EndOfResponse { response_id });
+    }
+
     fn pending_speech_end(&mut self, item_id: String, at: Instant) {
         self.speech_ends.insert(item_id, at);
     }

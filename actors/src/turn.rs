@@ -94,7 +94,13 @@ impl Emitter {
         }
     }
 
-    fn done(&mut self, citations: Vec<Passage>, cache_hit: bool, unanswered: bool) {
+    fn done(
+        &mut self,
+        citations: Vec<Passage>,
+        cache_hit: bool,
+        unanswered: bool,
+        tokens: (u32, u32),
+    ) {
         if self.cancel.is_cancelled() {
             return;
         }
@@ -109,6 +115,8 @@ impl Emitter {
             citations,
             cache_hit,
             unanswered,
+            prompt_tokens: tokens.0,
+            completion_tokens: tokens.1,
         });
     }
 }
@@ -173,7 +181,7 @@ async fn run(args: TurnArgs) {
             for piece in hit.text.split_inclusive(' ') {
                 out.delta(piece.to_owned());
             }
-            out.done(hit.citations.clone(), true, false);
+            out.done(hit.citations.clone(), true, false, (0, 0));
             return Ok(());
         }
         let passages = match &embedding {
@@ -247,7 +255,12 @@ async fn run(args: TurnArgs) {
                 },
             );
         }
-        out.done(cited, false, usage.unanswered);
+        out.done(
+            cited,
+            false,
+            usage.unanswered,
+            (usage.prompt_tokens, usage.completion_tokens),
+        );
         Ok(())
     };
     let result = match tokio::time::timeout(timeout, work).await {

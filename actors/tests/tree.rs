@@ -20,7 +20,7 @@ use adam_actors::ports::{
     AnswerEngine, AnswerRequest, AnswerUsage, AvatarBackend, AvatarSettings, AvatarStream,
     BoxFuture, CancellationToken, Embedder, Passage, ProviderError, Providers, RemoteAvatar,
     ResponseStatus, Retriever, SessionRecord, SpeechToText, SttRequest, TextToSpeech,
-    TranscriptSink, TtsChunk, TtsRequest, TurnRecord,
+    TranscriptSink, TtsChunk, TtsRequest, TurnRecord, TurnUsage,
 };
 use adam_actors::semantic_cache::{SemanticCacheConfig, SemanticCacheHandle};
 use adam_actors::session::{ChildKind, Shared};
@@ -88,6 +88,7 @@ impl TranscriptSink for RecordingSink {
         &'a self,
         session_id: &'a str,
         reason: &'a str,
+        _: TurnUsage,
     ) -> BoxFuture<'a, Result<(), String>> {
         self.ended
             .lock()
@@ -1570,4 +1571,128 @@ async fn a_synthesizer_worker_is_free_for_the_next_conversation_while_an_answer_
     );
     a.end("client_disconnected", 1000);
     b.end("client_disconnected", 1000);
+}
+
+// ---------------------------------------------------------------------------------------
+// Usage limits and metering.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_create_storm_is_refused_past_the_turn_rate_then_closed() {
+    let node = Node::start(simulated(SHORT_ANSWER), 10).await;
+    let settings = SessionSettings {
+        turns_per_minute: 3,
+        ..SessionSettings::default()
+    };
+    let (session, mut client) = node.try_open_with(settings).await.expect("opens");
+    for i in 0..3 {
+        type_text(&session, &format!("question {i}"));
+        client.until_done().await;
+    }
+    // Three more are refused with an error event each, and start no answer.
+    for i in 3..6 {
+        type_text(&session, &format!("question {i}"));
+        let items = client
+            .until("a rate_limited error", |i| {
+                matches!(i, Outbound::Event(ServerEvent::Error { error }) if error.code == "rate_limited")
+            })
+            .await;
+        assert!(
+            !items.iter().any(|i| kind(i) == "response.created"),
+            "a refused question started no answer: [{}]",
+            summary(&items)
+        );
+    }
+    assert_eq!(node.metrics().turns_refused.get(), 3);
+    // One more than twice the limit: the session is closed as a policy violation.
+    type_text(&session, "question 6");
+    assert_eq!(client.closed().await, (1008, "turn rate".to_owned()));
+    // Only the allowed turns were stored.
+    eventually("session end recorded", WAIT, async || {
+        node.sink.end_reason(&session.id).is_some()
+    })
+    .await;
+    assert_eq!(node.sink.turns_of(&session.id).len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_past_its_longest_duration_closes_with_session_limit() {
+    let node = Node::start(simulated(SHORT_ANSWER), 10).await;
+    let settings = SessionSettings {
+        max_duration: Some(Duration::from_millis(300)),
+        ..SessionSettings::default()
+    };
+    let (session, mut client) = node.try_open_with(settings).await.expect("opens");
+    let items = client.until_event("session.closing").await;
+    assert!(matches!(
+        items.last(),
+        Some(Outbound::Event(ServerEvent::SessionClosing { reason })) if reason == "session_limit"
+    ));
+    assert_eq!(client.closed().await, (1008, "session_limit".to_owned()));
+    eventually("session gone", WAIT, async || !session.is_alive()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_text_is_clipped_to_the_limit_and_each_turn_reports_its_usage() {
+    let node = Node::start(simulated(LONG_ANSWER), 10).await;
+    let settings = SessionSettings {
+        max_stored_chars: 12,
+        ..SessionSettings::default()
+    };
+    let (session, mut client) = node.try_open_with(settings).await.expect("opens");
+    say(&session, &utterance());
+    let (_, done) = client.until_done().await;
+    // The client hears and reads the whole answer; the transcript keeps 12 characters.
+    assert_eq!(done.output_text, LONG_ANSWER);
+    let usage = &done.usage;
+    // Every sentence was synthesised (the spaces between them are not sent).
+    let chars = LONG_ANSWER.chars().count() as u64;
+    assert!(
+        (chars - 10..=chars).contains(&usage.tts_characters),
+        "{} of {chars}",
+        usage.tts_characters
+    );
+    // A second of speech in 1.7 s of audio (the VAD places the edges within a window).
+    assert!(
+        (0.8..=1.3).contains(&usage.stt_seconds),
+        "stt {}",
+        usage.stt_seconds
+    );
+    assert!(
+        (1.6..=1.8).contains(&usage.audio_in_seconds),
+        "audio in {}",
+        usage.audio_in_seconds
+    );
+    assert!(usage.audio_out_seconds > 0.5, "{usage:?}");
+    let turns = node.turns(&session.id, 1).await;
+    assert_eq!(
+        turns[0].assistant_text,
+        LONG_ANSWER.chars().take(12).collect::<String>()
+    );
+    assert_eq!(
+        turns[0].user_text,
+        TRANSCRIPT.chars().take(12).collect::<String>()
+    );
+    assert_eq!(turns[0].usage, *usage);
+    session.end("client_disconnected", 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closing_notice_is_spoken_then_the_session_closes() {
+    let node = Node::start(simulated(SHORT_ANSWER), 10).await;
+    let notice = "We are very busy right now. Please try again later.";
+    let settings = SessionSettings {
+        closing_notice: Some(notice.into()),
+        ..SessionSettings::default()
+    };
+    let (_session, mut client) = node.try_open_with(settings).await.expect("opens");
+    let (items, done) = client.until_done().await;
+    assert!(
+        items.iter().any(|i| matches!(i, Outbound::Audio(_))),
+        "spoken"
+    );
+    assert_eq!(done.output_text, notice);
+    assert_eq!(
+        client.closed().await,
+        (1013, "usage_cap_reached".to_owned())
+    );
 }

@@ -11,6 +11,7 @@ pub mod gaps;
 pub mod outbox;
 pub mod sessions;
 pub mod tokens;
+pub mod usage;
 pub mod user_tokens;
 pub mod users;
 

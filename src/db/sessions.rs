@@ -48,13 +48,20 @@ pub struct Turn {
     pub metrics: String,
     /// The documents did not answer it (a knowledge gap until they do).
     pub unanswered: bool,
+    /// JSON object of the work it cost (see `adam_actors::ports::TurnUsage`).
+    pub usage: String,
 }
 
 /// Records a new session. Recording the same id again does nothing, so a write retried
 /// after its answer was lost (the connection broke after the commit) is harmless.
 pub async fn insert(db: &Db, session: &Session) -> Result<(), sqlx::Error> {
+    let delta = super::usage::Delta {
+        sessions: 1,
+        ..Default::default()
+    };
     on_pool!(db, |pool| {
-        sqlx::query(
+        let mut tx = pool.begin().await?;
+        let added = sqlx::query(
             "INSERT INTO sessions (id, dealership_id, user_id, transport, started_at, ended_at, end_reason) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
         )
@@ -65,20 +72,36 @@ pub async fn insert(db: &Db, session: &Session) -> Result<(), sqlx::Error> {
         .bind(session.started_at)
         .bind(session.ended_at)
         .bind(session.end_reason.as_deref())
-        .execute(pool)
-        .await?;
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if added == 1 {
+            super::usage::add_for_session!(&session.id, session.started_at, delta)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
     });
     Ok(())
 }
 
 /// Appends a turn; the dealership is copied from the session. A turn already recorded at
-/// that position is kept (a retried write), not duplicated.
+/// that position is kept (a retried write), not duplicated. Its usage is added to the
+/// dealership's day in the same transaction, so it is counted once.
 pub async fn insert_turn(db: &Db, turn: &Turn) -> Result<(), sqlx::Error> {
+    let usage: adam_actors::ports::TurnUsage =
+        serde_json::from_str(&turn.usage).unwrap_or_default();
+    let delta = super::usage::Delta {
+        sessions: 0,
+        turns: 1,
+        usage: Some(&usage),
+    };
     on_pool!(db, |pool| {
-        sqlx::query(
+        let mut tx = pool.begin().await?;
+        let added = sqlx::query(
             "INSERT INTO turns (id, session_id, dealership_id, seq, user_text, assistant_text, interrupted, \
-             citations, latency_ms, started_at, status, metrics, unanswered) \
-             SELECT $1, id, dealership_id, $2, $3, $4, $5, $6, $7, $8, $10, $11, $12 FROM sessions WHERE id = $9 \
+             citations, latency_ms, started_at, status, metrics, unanswered, usage) \
+             SELECT $1, id, dealership_id, $2, $3, $4, $5, $6, $7, $8, $10, $11, $12, $13 FROM sessions WHERE id = $9 \
              ON CONFLICT (session_id, seq) DO NOTHING",
         )
         .bind(&turn.id)
@@ -93,23 +116,50 @@ pub async fn insert_turn(db: &Db, turn: &Turn) -> Result<(), sqlx::Error> {
         .bind(&turn.status)
         .bind(&turn.metrics)
         .bind(turn.unanswered)
-        .execute(pool)
-        .await?;
+        .bind(&turn.usage)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if added == 1 {
+            super::usage::add_for_session!(&turn.session_id, turn.started_at, delta)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
     });
     Ok(())
 }
 
-/// Marks a session ended.
-pub async fn end(db: &Db, id: &str, at: i64, reason: &str) -> Result<(), sqlx::Error> {
+/// Marks a session ended; `usage` (what it used after its last turn) is added to its
+/// dealership's day in the same transaction.
+pub async fn end(
+    db: &Db,
+    id: &str,
+    at: i64,
+    reason: &str,
+    usage: &adam_actors::ports::TurnUsage,
+) -> Result<(), sqlx::Error> {
+    let delta = super::usage::Delta {
+        usage: Some(usage),
+        ..Default::default()
+    };
     on_pool!(db, |pool| {
-        sqlx::query(
+        let mut tx = pool.begin().await?;
+        let ended = sqlx::query(
             "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL",
         )
         .bind(at)
         .bind(reason)
         .bind(id)
-        .execute(pool)
-        .await?;
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if ended == 1 && !usage.is_empty() {
+            super::usage::add_for_session!(id, at, delta)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
     });
     Ok(())
 }
@@ -164,7 +214,7 @@ pub async fn turns(
     on_pool!(db, |pool| {
         sqlx::query_as::<_, Turn>(
             "SELECT id, session_id, seq, user_text, assistant_text, interrupted, citations, latency_ms, started_at, \
-             status, metrics, unanswered FROM turns WHERE session_id = $1 AND ($2 IS NULL OR dealership_id = $2) ORDER BY seq",
+             status, metrics, unanswered, usage FROM turns WHERE session_id = $1 AND ($2 IS NULL OR dealership_id = $2) ORDER BY seq",
         )
         .bind(session_id)
         .bind(tenant.filter())

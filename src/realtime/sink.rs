@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use adam_actors::ports::{BoxFuture, ResponseStatus, SessionRecord, TranscriptSink, TurnRecord};
+use adam_actors::ports::{
+    BoxFuture, ResponseStatus, SessionRecord, TranscriptSink, TurnRecord, TurnUsage,
+};
 use prometheus::{IntCounter, IntGauge, Registry};
 use tokio::sync::mpsc;
 
@@ -20,7 +22,7 @@ use crate::email::Mailer;
 enum Write {
     Started(SessionRecord, i64),
     Turn(TurnRecord, i64),
-    Ended(String, String, i64),
+    Ended(String, String, i64, TurnUsage),
     /// Answered once every earlier write is done.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -77,11 +79,12 @@ async fn apply(db: &Db, write: &Write) -> Result<(), sqlx::Error> {
                     started_at: *at,
                     status: status.into(),
                     metrics: serde_json::to_string(&t.metrics).unwrap_or_else(|_| "{}".into()),
+                    usage: serde_json::to_string(&t.usage).unwrap_or_else(|_| "{}".into()),
                 },
             )
             .await
         }
-        Write::Ended(id, reason, at) => sessions::end(db, id, *at, reason).await,
+        Write::Ended(id, reason, at, usage) => sessions::end(db, id, *at, reason, usage).await,
         Write::Flush(_) => Ok(()),
     }
 }
@@ -174,7 +177,7 @@ impl Writer {
                     if self.failing.swap(false, Ordering::SeqCst) {
                         tracing::info!("database back: transcript writes resumed");
                     }
-                    if let Write::Ended(id, _, _) = &write {
+                    if let Write::Ended(id, ..) = &write {
                         let (db, mailer, id) = (self.db.clone(), self.mailer.clone(), id.clone());
                         tokio::spawn(async move {
                             super::leads::follow_up(&db, &mailer, &id).await;
@@ -221,11 +224,13 @@ impl TranscriptSink for DbSink {
         &'a self,
         session_id: &'a str,
         reason: &'a str,
+        usage: TurnUsage,
     ) -> BoxFuture<'a, Result<(), String>> {
         let result = self.push(Write::Ended(
             session_id.to_owned(),
             reason.to_owned(),
             self.clock.now(),
+            usage,
         ));
         Box::pin(async move { result })
     }

@@ -44,6 +44,7 @@ async fn seed_session(app: &TestApp, dealership: &str, user: Option<&str>) -> St
             status: "completed".into(),
             metrics: "{}".into(),
             unanswered: false,
+            usage: "{}".into(),
         },
     )
     .await

@@ -296,6 +296,7 @@ async fn a_transcript_write_repeated_after_a_lost_answer_is_saved_once() {
         status: "completed".into(),
         metrics: "{}".into(),
         unanswered: false,
+        usage: "{}".into(),
     };
     for _ in 0..2 {
         adam::db::sessions::insert(&app.state.db, &session)
