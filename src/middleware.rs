@@ -336,6 +336,7 @@ pub fn spawn_sweeper(state: AppState) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             state.rate_limits.sweep();
+            state.quotas.sweep();
             if minutes.is_multiple_of(60) {
                 let cutoff = state.clock.now() - 24 * 3600;
                 match crate::db::tokens::purge_expired(&state.db, cutoff).await {

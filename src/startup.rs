@@ -33,6 +33,8 @@ pub struct AppState {
     pub login_throttle: Arc<LoginThrottle>,
     /// Request rate limits.
     pub rate_limits: Arc<RateLimits>,
+    /// Per-dealership session admission (concurrent sessions, starts per client IP).
+    pub quotas: Arc<crate::realtime::quota::Quotas>,
     /// Prometheus series.
     pub metrics: Metrics,
     /// Time source.
@@ -107,6 +109,7 @@ impl Application {
             email,
             login_throttle: Arc::new(LoginThrottle::new(&settings.auth, clock.clone())),
             rate_limits: Arc::new(RateLimits::new(&settings.rate_limit)),
+            quotas: Arc::default(),
             metrics,
             realtime,
             draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),

@@ -52,6 +52,17 @@ pub enum ApiError {
         /// Seconds to wait.
         retry_after: u64,
     },
+    /// 429: the dealership holds as many live sessions as its limit allows.
+    #[error(
+        "this dealership already has {limit} live conversations of this kind; try again when one ends"
+    )]
+    QuotaExceeded {
+        /// The dealership's limit.
+        limit: u32,
+    },
+    /// 429: the dealership reached a monthly usage cap.
+    #[error("this dealership has reached its usage limit for the month")]
+    UsageCapReached,
     /// 503: a dependency (the database) is unavailable.
     #[error("service unavailable")]
     Unavailable,
@@ -108,7 +119,9 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. }
+            | ApiError::QuotaExceeded { .. }
+            | ApiError::UsageCapReached => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable | ApiError::Busy | ApiError::Draining => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -131,6 +144,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Validation { .. } => "validation_failed",
             ApiError::TooManyRequests { .. } => "rate_limited",
+            ApiError::QuotaExceeded { .. } => "quota_exceeded",
+            ApiError::UsageCapReached => "usage_cap_reached",
             ApiError::Unavailable => "unavailable",
             ApiError::Busy => "busy",
             ApiError::Draining => "draining",
@@ -192,6 +207,12 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+            }
+            // A slot frees when a conversation ends: worth retrying within a minute.
+            ApiError::QuotaExceeded { .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(30));
             }
             ApiError::Unauthorized | ApiError::InvalidCredentials => {
                 response

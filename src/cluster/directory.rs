@@ -124,6 +124,7 @@ pub(super) async fn refresh(redis: &Redis, registry: &SessionRegistryHandle) {
     for id in &ended {
         pipe.del(redis.key(&format!("session:{id}"))).ignore();
     }
+    super::slots::renew(redis, &live, &mut pipe);
     let _ = redis
         .call("directory", |mut c| async move {
             pipe.query_async::<()>(&mut c).await

@@ -11,6 +11,7 @@ pub mod control;
 pub mod directory;
 pub mod rate;
 pub mod semantic;
+pub mod slots;
 pub mod tickets;
 
 use std::collections::{HashMap, HashSet};
@@ -127,6 +128,8 @@ pub(crate) struct Redis {
     pending: Mutex<HashMap<u64, oneshot::Sender<control::Outcome>>>,
     /// Sessions this node has put in the directory.
     owned: Mutex<HashSet<String>>,
+    /// The concurrent-session slot each live session of this node holds.
+    slots: Mutex<HashMap<String, String>>,
     next_request: AtomicU64,
     request_timeout: Duration,
     session_ttl: Duration,
@@ -277,6 +280,7 @@ impl Cluster {
                 failed_at: Mutex::new(None),
                 pending: Mutex::new(HashMap::new()),
                 owned: Mutex::new(HashSet::new()),
+                slots: Mutex::new(HashMap::new()),
                 next_request: AtomicU64::new(1),
                 request_timeout: Duration::from_millis(c.request_timeout_ms),
                 session_ttl: Duration::from_secs(c.session_ttl_secs),

@@ -4,6 +4,7 @@
 
 pub mod cloud;
 pub mod leads;
+pub mod quota;
 pub mod routes;
 pub mod sink;
 pub mod socket;

@@ -15,11 +15,12 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::quota;
 use super::socket::{self, SocketLimits};
 use super::tickets::Grant;
 use super::webrtc::{IceServer, NegotiationError, SessionDescription};
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::extract::Json;
+use crate::api::extract::{ClientIp, Json};
 use crate::auth::Role;
 use crate::auth::principal::authenticate;
 use crate::db::{dealerships, new_id};
@@ -75,6 +76,7 @@ fn origin(headers: &HeaderMap) -> Option<&str> {
 #[tracing::instrument(skip_all)]
 pub async fn create(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<SessionTicket>), ApiError> {
@@ -133,13 +135,16 @@ pub async fn create(
     if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(ApiError::Draining);
     }
+    let session_id = new_id();
+    let slot = quota::admit(&state, &dealership, user_id.is_none(), ip, &session_id).await?;
     if state.realtime.registry.count().await >= state.settings.session.max_sessions
         || state.realtime.saturated()
     {
+        quota::release(&state, &slot).await;
         state.realtime.shared.metrics.busy_refusals.inc();
         return Err(ApiError::Busy);
     }
-    let session_id = new_id();
+    let limits = quota::limits_of(&state, &dealership);
     let ticket = issue_ticket(
         &state,
         Grant {
@@ -151,6 +156,8 @@ pub async fn create(
             voice: dealership.voice.clone(),
             avatar: avatar_settings(&dealership.avatar, &state.settings.providers.avatar),
             timezone: dealership.timezone.clone(),
+            slot: Some(slot),
+            limits,
         },
     )
     .await;
@@ -233,13 +240,23 @@ async fn redeem(
     Ok(grant)
 }
 
+/// A started session, its outbox, and the slot it holds until its transport ends.
+type Started = (SessionHandle, Outbox, OutboxReceiver, Option<quota::Slot>);
+
+/// Gives the session's slot back once its transport ended.
+async fn after_transport(state: AppState, slot: Option<quota::Slot>) {
+    if let Some(slot) = slot {
+        quota::release(&state, &slot).await;
+    }
+}
+
 /// Starts the session actor tree for a redeemed ticket.
 async fn start_session(
     state: &AppState,
     id: &str,
     grant: Grant,
     transport: &str,
-) -> Result<(SessionHandle, Outbox, OutboxReceiver), ApiError> {
+) -> Result<Started, ApiError> {
     let cfg = &state.settings.session;
     let (outbox_tx, outbox_rx) = outbox(
         cfg.outbound_queue,
@@ -251,6 +268,12 @@ async fn start_session(
         "webrtc" => (super::webrtc::SAMPLE_RATE, super::webrtc::SAMPLE_RATE, true),
         _ => (cfg.input_sample_rate, cfg.output_sample_rate, false),
     };
+    let limits = &grant.limits;
+    let slot = grant.slot.clone();
+    // A monthly cap reached since the ticket was issued: say so, then close.
+    let closing_notice = quota::cap_reached(state, &grant.tenant, limits)
+        .await
+        .then(|| quota::BUSY_NOTICE.to_owned());
     let args = SessionArgs {
         id: id.to_owned(),
         tenant: grant.tenant,
@@ -272,15 +295,26 @@ async fn start_session(
             history_turns: cfg.history_turns,
             early_transcription_ms: cfg.early_transcription_ms,
             retrieval_top_k: state.settings.knowledge.top_k,
+            max_duration: Some(Duration::from_secs(limits.max_session_secs)),
+            turns_per_minute: limits.turns_per_minute,
+            max_stored_chars: limits.max_turn_chars,
+            closing_notice,
             ..SessionSettings::default()
         },
         outbox: outbox_tx.clone(),
         shared: state.realtime.shared.clone(),
     };
-    match state.realtime.registry.start_session(args).await {
+    let started = state.realtime.registry.start_session(args).await;
+    if let Some(slot) = &slot {
+        match &started {
+            Ok(_) => quota::hold(state, slot).await,
+            Err(_) => quota::release(state, slot).await,
+        }
+    }
+    match started {
         Ok(s) => {
             state.cluster.claim(id).await;
-            Ok((s, outbox_tx, outbox_rx))
+            Ok((s, outbox_tx, outbox_rx, slot))
         }
         Err(RegistryError::Busy(_)) => Err(ApiError::Busy),
         Err(RegistryError::Draining) => Err(ApiError::Draining),
@@ -315,12 +349,14 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let grant = redeem(&state, &id, query.ticket, &headers).await?;
-    let (session, outbox_tx, outbox_rx) = start_session(&state, &id, grant, "websocket").await?;
+    let (session, outbox_tx, outbox_rx, slot) =
+        start_session(&state, &id, grant, "websocket").await?;
     let limits = limits(&state);
     // The transport enforces our own (smaller) limit and closes with 1009; tungstenite's
     // limit only guards against absurd frames.
     let hard_limit = (limits.max_message_bytes * 16).max(1 << 20);
     let failed = session.clone();
+    let (failed_state, failed_slot) = (state.clone(), slot.clone());
     Ok(ws
         // tungstenite zero-fills its whole read buffer (128 KiB by default) before every
         // socket read: with a 640-byte audio frame per read that memset was a quarter of
@@ -331,8 +367,12 @@ pub async fn upgrade(
         .on_failed_upgrade(move |e| {
             tracing::warn!(error = %e, "websocket upgrade failed");
             failed.end("upgrade failed", socket::close::INTERNAL);
+            tokio::spawn(after_transport(failed_state, failed_slot));
         })
-        .on_upgrade(move |sock| socket::run(sock, session, outbox_tx, outbox_rx, limits))
+        .on_upgrade(move |sock| async move {
+            socket::run(sock, session, outbox_tx, outbox_rx, limits).await;
+            after_transport(state, slot).await;
+        })
         .into_response())
 }
 
@@ -366,16 +406,18 @@ pub async fn webrtc(
         NegotiationError::Internal(message) => ApiError::Internal(anyhow::anyhow!(message)),
     })?;
     let answer = peer.answer.clone();
-    let (session, outbox_tx, outbox_rx) = match start_session(&state, &id, grant, "webrtc").await {
-        Ok(started) => started,
-        Err(e) => {
-            peer.close().await;
-            return Err(e);
-        }
-    };
+    let (session, outbox_tx, outbox_rx, slot) =
+        match start_session(&state, &id, grant, "webrtc").await {
+            Ok(started) => started,
+            Err(e) => {
+                peer.close().await;
+                return Err(e);
+            }
+        };
     let limits = limits(&state);
-    tokio::spawn(super::webrtc::run(
-        transport, peer, session, outbox_tx, outbox_rx, limits,
-    ));
+    tokio::spawn(async move {
+        super::webrtc::run(transport, peer, session, outbox_tx, outbox_rx, limits).await;
+        after_transport(state, slot).await;
+    });
     Ok((StatusCode::CREATED, Json(answer)))
 }

@@ -29,6 +29,12 @@ pub struct Grant {
     /// The dealership's IANA time zone.
     #[serde(default)]
     pub timezone: String,
+    /// The concurrent-session slot reserved for it.
+    #[serde(default)]
+    pub slot: Option<super::quota::Slot>,
+    /// The dealership's limits in force when it was granted.
+    #[serde(default)]
+    pub limits: crate::limits::LimitSettings,
 }
 
 /// A fresh random ticket (40 alphanumerics).
@@ -104,6 +110,8 @@ mod tests {
             voice: "default".into(),
             avatar: AvatarSettings::default(),
             timezone: String::new(),
+            slot: None,
+            limits: Default::default(),
         }
     }
 

@@ -66,6 +66,9 @@ pub fn test_settings() -> Settings {
     settings.rate_limit.per_ip_burst = 100_000;
     settings.rate_limit.per_user_per_minute = 100_000;
     settings.rate_limit.per_user_burst = 100_000;
+    // Tests open many sessions from one address; the quota tests lower these again.
+    settings.limits.sessions_per_minute_per_ip = 10_000;
+    settings.limits.turns_per_minute = 600;
     settings.database.max_connections = 5;
     settings.http.shutdown_grace_secs = 2;
     settings
