@@ -51,7 +51,15 @@ impl Metrics {
             &["scope"],
         )?;
         // Every limit's series exists from the start: dashboards show 0, not "no data".
-        for scope in ["ip", "user", "login", "password_reset"] {
+        for scope in [
+            "ip",
+            "user",
+            "login",
+            "password_reset",
+            "session_start",
+            "concurrent_sessions",
+            "usage_cap",
+        ] {
             rate_limited.with_label_values(&[scope]);
         }
         let login_failures = IntCounter::new("login_failures_total", "Failed login attempts")?;

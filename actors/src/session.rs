@@ -387,6 +387,8 @@ pub struct SessionState {
     /// When recent answers started, and recent refusals (turn rate limit).
     turn_starts: VecDeque<Instant>,
     turn_refusals: VecDeque<Instant>,
+    /// The timer of `max_duration`.
+    time_limit: Option<tokio::task::AbortHandle>,
     _alive: AliveGuard,
 }
 
@@ -950,7 +952,7 @@ impl Actor for Session {
                 tracing::error!(%session_id, error = %e, "recording a session start failed");
             }
         });
-        let state = SessionState {
+        let mut state = SessionState {
             _alive: AliveGuard::new(&shared.metrics.live_actors),
             id: args.id,
             tenant: args.tenant,
@@ -976,9 +978,15 @@ impl Actor for Session {
             speech_start_ms: None,
             turn_starts: VecDeque::new(),
             turn_refusals: VecDeque::new(),
+            time_limit: None,
         };
         if let Some(limit) = state.settings.max_duration {
-            myself.send_after(limit, || SessionMsg::TimeUp);
+            // Aborted when the session stops, so no timer outlives it.
+            state.time_limit = Some(
+                myself
+                    .send_after(limit, || SessionMsg::TimeUp)
+                    .abort_handle(),
+            );
         }
         state.outbox.event(ServerEvent::SessionCreated {
             session: state.info(),
@@ -1405,6 +1413,9 @@ impl Actor for Session {
         state.cancel_response(ResponseStatus::Cancelled);
         state.cancel.cancel();
         state.ended = true;
+        if let Some(timer) = state.time_limit.take() {
+            timer.abort();
+        }
         state.outbox.close(1000, "session ended");
         myself.stop_children(None);
         let sink = state.shared.sink.clone();

@@ -231,6 +231,33 @@ async fn the_rate_limit_holds_across_both_nodes() {
 }
 
 #[tokio::test]
+async fn a_dealerships_session_limit_holds_across_both_nodes() {
+    let Some(Pair {
+        a,
+        b,
+        token,
+        dealership,
+        ..
+    }) = pair(&[("ADAM__LIMITS__SIGNED_IN_SESSIONS", "1")]).await
+    else {
+        return;
+    };
+    let (_, url) = a.new_session(&token, &dealership).await;
+    let mut held = connect(&url, None).await.expect("upgrade on a");
+    read_until(&mut held, "session.created").await;
+    // Node b counts the session node a holds.
+    let refused = b.request_session(&token, &dealership).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(json_body(refused).await["error"]["code"], "quota_exceeded");
+    drop(held);
+    let freed = eventually(Duration::from_secs(10), || async {
+        b.request_session(&token, &dealership).await.status() == 201
+    })
+    .await;
+    assert!(freed, "the place is given back when the session on a ends");
+}
+
+#[tokio::test]
 async fn while_node_a_drains_new_sessions_go_to_node_b() {
     let long_answer = "We are open from eight in the morning until six in the evening on \
                        weekdays, and on Saturdays from nine until one. Sundays we are closed.";

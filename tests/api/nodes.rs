@@ -238,6 +238,7 @@ pub(crate) async fn pair_on(redis: &str, extra: &[(&str, &str)]) -> Pair {
         ("ADAM__RATE_LIMIT__PER_IP_BURST", "100000"),
         ("ADAM__RATE_LIMIT__PER_USER_PER_MINUTE", "100000"),
         ("ADAM__RATE_LIMIT__PER_USER_BURST", "100000"),
+        ("ADAM__LIMITS__SESSIONS_PER_MINUTE_PER_IP", "10000"),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

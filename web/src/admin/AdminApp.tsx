@@ -14,6 +14,7 @@ import type { Scope } from "./scope";
 import { SessionsPage } from "./SessionsPage";
 import { SetPasswordPage } from "./SetPasswordPage";
 import { SettingsPage } from "./SettingsPage";
+import { UsagePage } from "./UsagePage";
 import { UsersPage } from "./UsersPage";
 
 const ROUTES = [
@@ -21,6 +22,7 @@ const ROUTES = [
   { path: "gaps", title: "Knowledge gaps", page: KnowledgeGapsPage },
   { path: "users", title: "Users", page: UsersPage },
   { path: "sessions", title: "Sessions", page: SessionsPage },
+  { path: "usage", title: "Usage", page: UsagePage },
   { path: "settings", title: "Settings", page: SettingsPage },
   { path: "cache", title: "Cache", page: CachePage },
 ] as const;

@@ -118,3 +118,36 @@ export interface KnowledgeGap {
 export interface KnowledgeGaps {
   gaps: KnowledgeGap[];
 }
+
+/** Work done in a day or a period (`GET /v1/usage`). */
+export interface UsageTotals {
+  sessions: number;
+  turns: number;
+  stt_seconds: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  tts_characters: number;
+  audio_in_seconds: number;
+  audio_out_seconds: number;
+}
+
+export interface UsageDay extends UsageTotals {
+  day: string;
+}
+
+export interface DealershipUsage {
+  dealership_id: string;
+  name: string;
+  totals: UsageTotals;
+  days: UsageDay[];
+  monthly_turns_cap: number;
+  monthly_audio_minutes_cap: number;
+  month_turns: number;
+  month_audio_minutes: number;
+}
+
+export interface UsageReport {
+  from: string;
+  to: string;
+  dealerships: DealershipUsage[];
+}
