@@ -1,14 +1,15 @@
 // An anonymous visitor abusing the public embed key, as an attacker would: it opens as many
 // sessions as it can and holds them idle, then floods one of them with questions
-// (conversation.item.create + response.create pairs). Prints what the server let through.
+// (conversation.item.create + response.create pairs, 80 a second). Prints what the server let through.
 // Usage: node scripts/flood.mjs BASE_URL EMBED_KEY ORIGIN [SOCKETS=500] [QUESTIONS=300]
+//          [PROBE_KEY PROBE_ORIGIN]  (another dealership's key: can it start a session meanwhile?)
 // (run from the repository root; `ws` comes from web/node_modules). See docs/DEPLOYMENT.md.
 import { createRequire } from "node:module";
 
 const require = createRequire(new URL("../web/package.json", import.meta.url));
 const WebSocket = require("ws");
 
-const [base, key, origin, socketsArg = "500", questionsArg = "300"] = process.argv.slice(2);
+const [base, key, origin, socketsArg = "500", questionsArg = "300", probeKey, probeOrigin] = process.argv.slice(2);
 if (!base || !key || !origin) {
   console.error("usage: node scripts/flood.mjs BASE_URL EMBED_KEY ORIGIN [SOCKETS] [QUESTIONS]");
   process.exit(2);
@@ -60,14 +61,29 @@ if (held.length > 0) {
       if (event.type === "error" && event.error.code === "rate_limited") seen.rate_limited += 1;
     });
     ws.on("close", (code) => resolve({ ...seen, close_code: code }));
-    for (let n = 0; n < questions; n += 1) {
+    // 80 questions a second: within the 200-messages-a-second flood limit.
+    let n = 0;
+    const timer = setInterval(() => {
+      if (n >= questions || ws.readyState !== WebSocket.OPEN) return clearInterval(timer);
       const item = { type: "message", role: "user", content: [{ type: "input_text", text: `question ${n}` }] };
       ws.send(JSON.stringify({ type: "conversation.item.create", item }));
       ws.send(JSON.stringify({ type: "response.create" }));
-    }
-    setTimeout(() => resolve({ ...seen, close_code: "still open" }), 10_000);
+      n += 1;
+    }, 12.5);
+    setTimeout(() => resolve({ ...seen, close_code: "still open" }), questions * 12.5 + 5_000);
   });
 }
 const stillOpen = held.filter((ws) => ws.readyState === WebSocket.OPEN).length;
-console.log(JSON.stringify({ sockets_tried: sockets, sessions_held: held.length, open_ms: openMs, refusals, storm, still_open: stillOpen }));
+let probe = null;
+if (probeKey) {
+  const res = await fetch(`${base}/v1/sessions`, {
+    method: "POST",
+    headers: { "x-embed-key": probeKey, origin: probeOrigin, "content-type": "application/json" },
+    body: "{}",
+  });
+  probe = res.status;
+}
+console.log(
+  JSON.stringify({ sockets_tried: sockets, sessions_held: held.length, open_ms: openMs, refusals, storm, still_open: stillOpen, other_dealership_new_session: probe }),
+);
 for (const ws of held) ws.terminate();
