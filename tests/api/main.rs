@@ -18,6 +18,7 @@ mod heygen;
 mod nodes;
 mod ops;
 mod pinecone;
+mod privacy;
 mod realtime;
 mod refresh;
 mod roles;
