@@ -14,6 +14,8 @@
 //! - [`email`]: templates, the durable outbox and its worker, log/SMTP/Mailgun transports,
 //!   invitation, password-reset and lead emails.
 //! - [`realtime`]: the node's actor system, session tickets and the WebSocket transport.
+//! - [`privacy`]: transcript retention (a background task on every node), finding and
+//!   erasing what is held about one caller's contact details, the recording notice.
 //! - [`bootstrap`]: first-run demo dealership and super_admin.
 //! - [`cluster`]: several nodes on one Redis: session directory and cross-node control,
 //!   shared semantic-cache tier, tickets and rate-limit counters.

@@ -166,14 +166,15 @@ mod tests {
     fn overrides_win_and_absent_fields_keep_the_nodes_value() {
         let node = LimitSettings::default();
         let d: DealershipLimits =
-            serde_json::from_str(r#"{"anonymous_sessions": 3, "monthly_turns": 500}"#).unwrap();
+            serde_json::from_str(r#"{"anonymous_sessions": 3, "monthly_turns": 500}"#)
+                .expect("overrides parse");
         let effective = d.over(&node);
         assert_eq!(effective.anonymous_sessions, 3);
         assert_eq!(effective.monthly_turns, 500);
         assert_eq!(effective.signed_in_sessions, node.signed_in_sessions);
         assert_eq!(effective.turns_per_minute, node.turns_per_minute);
         assert_eq!(
-            serde_json::to_string(&d).unwrap(),
+            serde_json::to_string(&d).expect("serialises"),
             r#"{"anonymous_sessions":3,"monthly_turns":500}"#
         );
     }
@@ -184,7 +185,7 @@ mod tests {
             turns_per_minute: Some(0),
             ..DealershipLimits::default()
         };
-        assert_eq!(d.check().unwrap_err().0, "turns_per_minute");
+        assert_eq!(d.check().expect_err("0 refused").0, "turns_per_minute");
         assert!(serde_json::from_str::<DealershipLimits>(r#"{"sessions": 3}"#).is_err());
         assert!(LimitSettings::default().check().is_ok());
         assert_eq!(

@@ -781,6 +781,18 @@ impl Settings {
                 "must be 1 to 500 characters",
             ));
         }
+        if self.privacy.retention_days > 36_500 {
+            return Err(invalid(
+                "privacy.retention_days",
+                "must be between 0 (keep forever) and 36500",
+            ));
+        }
+        if !(1..=604_800).contains(&self.privacy.retention_interval_secs) {
+            return Err(invalid(
+                "privacy.retention_interval_secs",
+                "must be between 1 and 604800 (a week)",
+            ));
+        }
         if self.auth.access_ttl_secs < 60 {
             return Err(invalid("auth.access_ttl_secs", "must be at least 60"));
         }
@@ -1198,6 +1210,32 @@ mod tests {
         settings.providers.avatar = "vidyard".into();
         let err = settings.validate().expect_err("unknown");
         assert!(err.to_string().contains("`providers.avatar`"), "{err}");
+    }
+
+    #[test]
+    fn privacy_settings_are_checked() {
+        let mut settings = Settings::default();
+        settings.privacy.retention_interval_secs = 0;
+        let err = settings.validate().expect_err("a pass every 0 s");
+        assert!(
+            err.to_string()
+                .contains("`privacy.retention_interval_secs`"),
+            "{err}"
+        );
+        let mut settings = Settings::default();
+        settings.privacy.retention_days = 40_000;
+        let err = settings.validate().expect_err("over a century");
+        assert!(
+            err.to_string().contains("`privacy.retention_days`"),
+            "{err}"
+        );
+        let mut settings = Settings::default();
+        settings.privacy.recording_notice = "  ".into();
+        let err = settings.validate().expect_err("a blank notice");
+        assert!(
+            err.to_string().contains("`privacy.recording_notice`"),
+            "{err}"
+        );
     }
 
     #[test]

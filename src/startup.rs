@@ -165,6 +165,9 @@ impl Application {
             state.realtime.shared.semantic.clone(),
         );
         let outbox = state.email.start_worker();
+        let retention = crate::privacy::retention::Retention::new(state.metrics.registry())
+            .context("registering the retention metrics")?
+            .start(state.clone());
         let db = state.db.clone();
         let realtime = state.realtime.clone();
         let draining = state.draining.clone();
@@ -215,6 +218,7 @@ impl Application {
             }
         };
         sweeper.abort();
+        retention.stop();
         cluster.stop().await;
         outbox.stop().await;
         realtime.stop();

@@ -10,7 +10,7 @@ use super::extract::Json;
 use super::ops::PAGE_CSP;
 use super::{
     audit, auth, caches, dealerships, documents, error, knowledge_gaps, ops, password_reset,
-    sessions, usage, users,
+    privacy, sessions, usage, users,
 };
 
 /// The API description.
@@ -25,7 +25,7 @@ use super::{
         dealerships::delete, dealerships::rotate_embed_key,
         audit::list, sessions::list, sessions::get, sessions::delete,
         crate::realtime::routes::create, crate::realtime::routes::upgrade, crate::realtime::routes::webrtc,
-        caches::stats, caches::clear, knowledge_gaps::list, usage::report,
+        caches::stats, caches::clear, knowledge_gaps::list, privacy::erase, usage::report,
         documents::upload, documents::list, documents::get, documents::content,
         documents::delete, documents::reindex, documents::reindex_all,
         ops::healthz, ops::readyz, ops::metrics,
@@ -40,6 +40,7 @@ use super::{
         (name = "audit", description = "Admin action log"),
         (name = "documents", description = "A dealership's knowledge base: upload, status, re-index"),
         (name = "caches", description = "Cache levels: counters and clearing"),
+        (name = "privacy", description = "Erasing what is held about one caller"),
         (name = "usage", description = "What each dealership's conversations cost, by day"),
         (name = "operations", description = "Health and metrics"),
     )

@@ -13,6 +13,7 @@ pub mod faults;
 pub mod knowledge_gaps;
 pub mod ops;
 pub mod password_reset;
+pub mod privacy;
 pub mod sessions;
 pub mod usage;
 pub mod users;
@@ -87,6 +88,7 @@ pub fn router(web_dir: &std::path::Path) -> Router<AppState> {
         .route("/cache/stats", get(caches::stats))
         .route("/cache", axum::routing::delete(caches::clear))
         .route("/knowledge-gaps", get(knowledge_gaps::list))
+        .route("/privacy/erase", post(privacy::erase))
         .route("/usage", get(usage::report))
         .route("/openapi.json", get(docs::openapi_json));
     let api = Router::new()

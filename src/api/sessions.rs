@@ -232,8 +232,8 @@ pub async fn get(
     }))
 }
 
-/// Ends a live session (its transcript is kept), or deletes a finished session and its
-/// transcript (admins).
+/// Ends a live session (its transcript is kept), or deletes a finished session with its
+/// transcript (knowledge gaps included) and the lead emails quoting it (admins).
 #[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path)), responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
@@ -246,7 +246,7 @@ pub async fn delete(
         .await?
         .ok_or(ApiError::NotFound)?;
     principal.require(&[Role::SuperAdmin, Role::DealershipAdmin])?;
-    if end_live(&state, &session).await? {
+    if end_live(&state, &session, "ended by admin").await? {
         record(&state, &principal, &session, "session.end").await?;
         return Ok(StatusCode::NO_CONTENT);
     }
@@ -257,11 +257,15 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Ends the session if it is live here or on another node; false when it is not live.
-async fn end_live(state: &AppState, session: &Session) -> Result<bool, ApiError> {
-    const REASON: &str = "ended by admin";
+/// Ends the session with `reason` if it is live here or on another node; false when it
+/// is not live.
+pub(crate) async fn end_live(
+    state: &AppState,
+    session: &Session,
+    reason: &str,
+) -> Result<bool, ApiError> {
     if let Some(live) = state.realtime.registry.get(&session.id).await {
-        live.end(REASON, 1000);
+        live.end(reason, 1000);
         return Ok(true);
     }
     let cluster = &state.cluster;
@@ -270,7 +274,7 @@ async fn end_live(state: &AppState, session: &Session) -> Result<bool, ApiError>
     }
     let end = Command::End {
         session_id: session.id.clone(),
-        reason: REASON.into(),
+        reason: reason.into(),
         code: 1000,
     };
     match ask_holder(state, &session.id, end).await {

@@ -9,6 +9,7 @@ pub mod dealerships;
 pub mod documents;
 pub mod gaps;
 pub mod outbox;
+pub mod privacy;
 pub mod sessions;
 pub mod tokens;
 pub mod usage;

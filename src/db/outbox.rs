@@ -1,5 +1,6 @@
 //! The email outbox: every email is a row before it is sent, and stays one afterwards
-//! (`sent` or `failed`, never deleted).
+//! (`sent` or `failed`), except a lead email, which goes with the conversation it quotes
+//! (`session_id`, deleted by cascade) or with an erasure request that names its contact.
 //!
 //! A row is claimed by one sender at a time with a conditional `UPDATE` that only matches
 //! while the row is `queued` and due, and that moves `next_attempt_at` to the end of the
@@ -52,6 +53,8 @@ pub struct OutboxEmail {
     pub updated_at: i64,
     /// Unix seconds, once sent.
     pub sent_at: Option<i64>,
+    /// The conversation a lead email is about.
+    pub session_id: Option<String>,
 }
 
 /// A rendered email to queue.
@@ -71,13 +74,15 @@ pub struct NewEmail {
     pub body_text: String,
     /// HTML body.
     pub body_html: String,
+    /// The conversation it quotes (lead emails): deleting it deletes the email.
+    pub session_id: Option<String>,
 }
 
 /// `SELECT <all outbox columns> FROM email_outbox <rest>` as a static string.
 macro_rules! outbox_columns {
     () => {
         "id, kind, dealership_id, to_addr, reply_to, subject, body_text, body_html, status, \
-         attempts, next_attempt_at, lease_id, last_error, provider_ref, created_at, updated_at, sent_at"
+         attempts, next_attempt_at, lease_id, last_error, provider_ref, created_at, updated_at, sent_at, session_id"
     };
 }
 
@@ -87,8 +92,8 @@ pub async fn insert(db: &Db, email: &NewEmail, now: i64) -> Result<String, sqlx:
     on_pool!(db, |pool| {
         sqlx::query(
             "INSERT INTO email_outbox (id, kind, dealership_id, to_addr, reply_to, subject, body_text, \
-             body_html, status, attempts, next_attempt_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $9, $9)",
+             body_html, status, attempts, next_attempt_at, created_at, updated_at, session_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $9, $9, $10)",
         )
         .bind(&id)
         .bind(email.kind)
@@ -99,6 +104,7 @@ pub async fn insert(db: &Db, email: &NewEmail, now: i64) -> Result<String, sqlx:
         .bind(&email.body_text)
         .bind(&email.body_html)
         .bind(now)
+        .bind(email.session_id.as_deref())
         .execute(pool)
         .await?;
     });

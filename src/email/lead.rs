@@ -64,12 +64,12 @@ pub async fn queue_lead(
         dealership => dealership.name,
         summary => summary.trim(),
         contact => minijinja::Value::from(minijinja::value::Serde(contact)),
-        session_id => session.id,
+        session_id => &session.id,
         session_url => session_url,
         created_at => rfc3339(session.started_at),
     };
     let id = mailer
-        .queue("lead", context, to, reply_to, Some(dealership_id))
+        .queue_about_session("lead", context, to, reply_to, dealership_id, &session.id)
         .await?;
     Ok(Some(id))
 }

@@ -409,6 +409,41 @@ impl Mailer {
         reply_to: Option<&str>,
         dealership_id: Option<&str>,
     ) -> Result<String, EmailError> {
+        self.queue_row(name, context, to, reply_to, dealership_id, None)
+            .await
+    }
+
+    /// As [`Mailer::queue`], for an email that quotes conversation `session_id`: deleting
+    /// the conversation deletes the email.
+    pub async fn queue_about_session(
+        &self,
+        name: &'static str,
+        context: minijinja::Value,
+        to: &str,
+        reply_to: Option<&str>,
+        dealership_id: &str,
+        session_id: &str,
+    ) -> Result<String, EmailError> {
+        self.queue_row(
+            name,
+            context,
+            to,
+            reply_to,
+            Some(dealership_id),
+            Some(session_id),
+        )
+        .await
+    }
+
+    async fn queue_row(
+        &self,
+        name: &'static str,
+        context: minijinja::Value,
+        to: &str,
+        reply_to: Option<&str>,
+        dealership_id: Option<&str>,
+        session_id: Option<&str>,
+    ) -> Result<String, EmailError> {
         let rendered = self.inner.templates.render(name, &context)?;
         let email = NewEmail {
             kind: name,
@@ -418,6 +453,7 @@ impl Mailer {
             subject: rendered.subject,
             body_text: rendered.text,
             body_html: rendered.html,
+            session_id: session_id.map(str::to_owned),
         };
         let id = outbox::insert(&self.inner.db, &email, self.inner.clock.now()).await?;
         self.inner.metrics.count("queued");

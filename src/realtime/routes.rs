@@ -54,6 +54,8 @@ pub struct SessionTicket {
     /// The dealership's avatar settings, for the client to render.
     #[schema(value_type = Object)]
     pub avatar: serde_json::Value,
+    /// The notice that the conversation is recorded, for the client to show.
+    pub recording_notice: String,
 }
 
 /// Ticket query.
@@ -175,6 +177,7 @@ pub async fn create(
             expires_in: state.realtime.tickets.ttl_secs(),
             avatar: serde_json::from_str(&dealership.avatar)
                 .unwrap_or_else(|_| serde_json::json!({})),
+            recording_notice: state.settings.privacy.recording_notice(&dealership),
         }),
     ))
 }

@@ -513,6 +513,7 @@ async fn of_many_senders_racing_for_a_due_email_exactly_one_claims_it() {
         subject: "race".into(),
         body_text: "race".into(),
         body_html: "<p>race</p>".into(),
+        session_id: None,
     };
     let id = outbox::insert(&app.state.db, &email, later)
         .await

@@ -18,6 +18,7 @@ mod heygen;
 mod nodes;
 mod ops;
 mod pinecone;
+mod privacy;
 mod quotas;
 mod realtime;
 mod refresh;

@@ -59,6 +59,8 @@ test("Widget: on the dealership's own site (an allowed origin) a visitor opens i
   await launcher.click();
   // Whichever transport the widget settles on (WebRTC, or the WebSocket fallback).
   await waitFor("the widget's conversation to go live", () => widget.locator("[data-transport]").count(), { timeoutMs: 20000 });
+  // The visitor is told the conversation is recorded (the dealership's notice, or the server's).
+  assert.match(await widget.locator("[data-recording-notice]").innerText(), /recorded/i);
   assert.match(await waitForLine(widget, "user", /opening .*saturday/i), /opening .*saturday/i);
   assert.match(await waitForLine(widget, "assistant", /saturday/i), /saturday/i);
   await waitFor("the widget's avatar to speak", () => widget.locator('[data-state="speaking"]').count(), { timeoutMs: 15000 });

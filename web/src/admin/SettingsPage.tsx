@@ -1,5 +1,7 @@
-//! The dealership's settings: name, lead email, persona, voice, avatar, allowed origins, and
-//! the embed key with the snippet that puts the widget on the dealership's site.
+//! The dealership's settings: name, lead email, persona, voice, avatar, allowed origins, how
+//! long transcripts are kept and the recording notice, its usage limits (a super_admin edits
+//! them, a dealership_admin sees them), and the embed key with the snippet that puts the
+//! widget on the dealership's site.
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "../api/http";
@@ -15,6 +17,9 @@ interface Draft {
   voice: string;
   avatar: string;
   origins: string;
+  retentionDays: string;
+  recordingNotice: string;
+  limits: string;
 }
 
 function draftOf(d: Dealership): Draft {
@@ -26,6 +31,9 @@ function draftOf(d: Dealership): Draft {
     voice: d.voice,
     avatar: JSON.stringify(d.avatar, null, 2),
     origins: d.allowed_origins.join("\n"),
+    retentionDays: d.retention_days === null ? "" : String(d.retention_days),
+    recordingNotice: d.recording_notice ?? "",
+    limits: JSON.stringify(d.limits ?? {}, null, 2),
   };
 }
 
@@ -38,7 +46,19 @@ const FIELD_LABELS: Record<string, string> = {
   voice: "Voice",
   avatar: "Avatar",
   allowed_origins: "Allowed origins",
+  retention_days: "Keep transcripts",
+  recording_notice: "Recording notice",
+  limits: "Usage limits",
 };
+
+/** `""` → null (the server's default); otherwise whole days, 0 to 36500. */
+function parseRetention(text: string): number | null | undefined {
+  const trimmed = text.trim();
+  if (!trimmed) return null;
+  if (!/^\d+$/.test(trimmed)) return undefined;
+  const days = Number(trimmed);
+  return days <= 36500 ? days : undefined;
+}
 
 /** A field Adam (or the form) refused, and why. */
 interface Invalid {
@@ -63,6 +83,7 @@ export function embedSnippet(embedKey: string, adamOrigin: string = window.locat
 
 export function SettingsPage({ scope, onDealershipsChanged }: PageProps) {
   const { api, dealershipId } = scope;
+  const superAdmin = scope.user.role === "super_admin";
   const dealership = useResource(() => api.request<Dealership>(`/v1/dealerships/${dealershipId}`), dealershipId);
   const [draft, setDraft] = useState<Draft | null>(null);
   const [message, setMessage] = useState<{ tone: "error" | "info"; text: string } | null>(null);
@@ -101,6 +122,21 @@ export function SettingsPage({ scope, onDealershipsChanged }: PageProps) {
     if (typeof avatar !== "object" || avatar === null || Array.isArray(avatar)) {
       return refuse("avatar", 'must be a JSON object, e.g. {"name": "Ava"}');
     }
+    const retentionDays = parseRetention(draft.retentionDays);
+    if (retentionDays === undefined) {
+      return refuse("retention_days", "must be a whole number of days from 0 (keep forever) to 36500, or empty for the server's default");
+    }
+    let limits: unknown;
+    if (superAdmin) {
+      try {
+        limits = JSON.parse(draft.limits.trim() || "{}");
+      } catch {
+        return refuse("limits", "is not valid JSON");
+      }
+      if (typeof limits !== "object" || limits === null || Array.isArray(limits)) {
+        return refuse("limits", 'must be a JSON object, e.g. {"anonymous_sessions": 20}');
+      }
+    }
     try {
       await api.request(`/v1/dealerships/${d.id}`, {
         method: "PATCH",
@@ -112,13 +148,19 @@ export function SettingsPage({ scope, onDealershipsChanged }: PageProps) {
           voice: draft.voice.trim(),
           avatar,
           allowed_origins: draft.origins.split(/\s+/).filter(Boolean),
+          retention_days: retentionDays,
+          recording_notice: draft.recordingNotice.trim() || null,
+          // A dealership_admin may not change its limits: Adam refuses the field from them.
+          ...(superAdmin ? { limits } : {}),
         },
       });
       setMessage({ tone: "info", text: "Saved." });
       await dealership.reload();
       onDealershipsChanged(await api.request<Dealership[]>("/v1/dealerships"));
     } catch (err) {
-      if (err instanceof ApiError && err.field && err.field in FIELD_LABELS) refuse(err.field, err.message);
+      // A limit's field is `limits.<name>`: shown under the limits.
+      const field = err instanceof ApiError && err.field?.startsWith("limits.") ? "limits" : err instanceof ApiError ? err.field : undefined;
+      if (err instanceof ApiError && field && field in FIELD_LABELS) refuse(field, field === err.field ? err.message : `${err.field?.slice(7)} ${err.message}`);
       else setMessage({ tone: "error", text: describeError(err) });
     }
   };
@@ -216,6 +258,58 @@ export function SettingsPage({ scope, onDealershipsChanged }: PageProps) {
             <span class="field__hint">One per line, e.g. https://www.your-dealership.com — the sites where the widget may run.</span>
             <textarea class="adam-input adam-input--code" rows={4} value={draft.origins} aria-invalid={invalid?.field === "allowed_origins"} onInput={field("origins")} />
             <FieldError field="allowed_origins" invalid={invalid} />
+          </label>
+          <h2 class="form__section">Privacy</h2>
+          <label class="field">
+            Keep transcripts (days)
+            <span class="field__hint">
+              Finished conversations are deleted this many days after they end, with their transcripts and lead emails. 0: keep them forever. Empty: the server's default.
+            </span>
+            <input
+              class="adam-input"
+              inputMode="numeric"
+              maxLength={5}
+              placeholder="Server default"
+              value={draft.retentionDays}
+              aria-invalid={invalid?.field === "retention_days"}
+              onInput={field("retentionDays")}
+              data-setting="retention_days"
+            />
+            <FieldError field="retention_days" invalid={invalid} />
+          </label>
+          <label class="field">
+            Recording notice
+            <span class="field__hint">Shown to customers in the conversation page and the widget while they talk. Empty: the server's default text.</span>
+            <textarea
+              class="adam-input"
+              rows={2}
+              maxLength={500}
+              placeholder="Server default"
+              value={draft.recordingNotice}
+              aria-invalid={invalid?.field === "recording_notice"}
+              onInput={field("recordingNotice")}
+              data-setting="recording_notice"
+            />
+            <FieldError field="recording_notice" invalid={invalid} />
+          </label>
+          <h2 class="form__section">Limits</h2>
+          <label class="field">
+            Usage limits
+            <span class="field__hint">
+              {superAdmin
+                ? "JSON overrides of the server's [limits] for this dealership, e.g. {\"anonymous_sessions\": 20, \"turns_per_minute\": 10}. Absent keys: the server's value."
+                : "Set by the platform's administrators; keys absent here use the server's values."}
+            </span>
+            <textarea
+              class="adam-input adam-input--code"
+              rows={4}
+              value={draft.limits}
+              readOnly={!superAdmin}
+              aria-invalid={invalid?.field === "limits"}
+              onInput={field("limits")}
+              data-setting="limits"
+            />
+            <FieldError field="limits" invalid={invalid} />
           </label>
           <div>
             <button class="adam-button adam-button--primary" type="submit">

@@ -32,6 +32,12 @@ export interface Dealership {
   lead_email: string | null;
   /** IANA time zone: the dealership's "today" and "tomorrow". */
   timezone: string;
+  /** Usage-limit overrides of the server's `[limits]` (absent: the server's value); super_admin only. */
+  limits: Record<string, number>;
+  /** Days finished transcripts are kept (0: forever); null: the server's default. */
+  retention_days: number | null;
+  /** The notice that conversations are recorded; null: the server's default. */
+  recording_notice: string | null;
   created_at: string;
   updated_at: string;
 }

@@ -45,6 +45,12 @@ export function ConversationView({ conversation, assistantName, compact = false 
         )}
         {live && <Composer onAsk={(text) => conversation.ask(text)} />}
         <Controls conversation={conversation} state={state} />
+        {state.recordingNotice && (
+          <p class="adam-recording" role="note" data-recording-notice="">
+            <span class="adam-recording__dot" aria-hidden="true" />
+            {state.recordingNotice}
+          </p>
+        )}
       </div>
     </section>
   );

@@ -61,6 +61,8 @@ export interface ConversationState {
   avatarSettings: Record<string, unknown>;
   /** The video avatar's picture, shown instead of the built-in avatar while it is there. */
   avatarVideo: MediaStream | null;
+  /** The dealership's notice that the conversation is recorded (from `POST /v1/sessions`). */
+  recordingNotice: string | null;
 }
 
 export interface ConversationOptions {
@@ -77,6 +79,7 @@ export interface ConversationOptions {
 const FINAL_CLOSES: Record<string, string> = {
   "idle timeout": "The conversation ended after a minute without sound.",
   "ended by admin": "The conversation was ended by the dealership.",
+  "erased on request": "The conversation was ended by the dealership.",
   "session ended": "The conversation has ended.",
 };
 const EVENT_LOG_SIZE = 300;
@@ -93,6 +96,7 @@ export class Conversation {
     lastMetrics: null,
     avatarSettings: {},
     avatarVideo: null,
+    recordingNotice: null,
   });
   /** Types of the latest events received, newest last (for diagnostics and tests). */
   readonly eventLog: string[] = [];
@@ -206,7 +210,7 @@ export class Conversation {
     const { api, credentials, transport: mode } = this.options;
     const tryWebRtc = mode === "webrtc" || (mode === "auto" && !this.webrtcFailed);
     let ticket: SessionTicket | null = await createSession(api, credentials);
-    this.state.update({ avatarSettings: ticket.avatar ?? {} });
+    this.state.update({ avatarSettings: ticket.avatar ?? {}, recordingNotice: ticket.recording_notice?.trim() || null });
     const handlers = this.handlers(attempt);
     if (tryWebRtc) {
       try {

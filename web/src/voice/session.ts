@@ -9,7 +9,8 @@ export type Credentials =
   | { kind: "embed"; embedKey: string };
 
 /** The answer of `POST /v1/sessions`. `webrtc_url`, `ice_servers` and `avatar` come from
- *  servers with WebRTC; older ones send only the WebSocket fields. */
+ *  servers with WebRTC, `recording_notice` from servers with retention settings; older ones
+ *  send only the WebSocket fields. */
 export interface SessionTicket {
   session_id: string;
   ws_url: string;
@@ -18,6 +19,8 @@ export interface SessionTicket {
   webrtc_url?: string;
   ice_servers?: RTCIceServer[];
   avatar?: Record<string, unknown>;
+  /** The dealership's notice that the conversation is recorded, shown while it runs. */
+  recording_notice?: string;
 }
 
 /** Creates a session; throws `ApiError` (`busy`, `forbidden`, `unauthorized`, …). */
