@@ -181,6 +181,7 @@ fn json_event_encode(c: &mut Criterion) {
                 voice_to_voice_ms: Some(640.2),
                 cache_hit: false,
             },
+            usage: Default::default(),
         },
     };
     let mut group = c.benchmark_group("json_event_encode");

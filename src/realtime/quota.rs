@@ -259,16 +259,19 @@ mod tests {
 
     #[test]
     fn ipv6_clients_are_counted_by_their_64() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
-        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("address");
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().expect("address");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("address");
         assert_eq!(client_bucket(a), client_bucket(b));
         assert_ne!(client_bucket(a), client_bucket(c));
         assert_eq!(
-            client_bucket("::ffff:10.0.0.7".parse().unwrap()),
+            client_bucket("::ffff:10.0.0.7".parse().expect("address")),
             "10.0.0.7"
         );
-        assert_eq!(client_bucket("10.0.0.7".parse().unwrap()), "10.0.0.7");
+        assert_eq!(
+            client_bucket("10.0.0.7".parse().expect("address")),
+            "10.0.0.7"
+        );
     }
 
     #[test]

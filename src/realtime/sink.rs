@@ -21,7 +21,7 @@ use crate::email::Mailer;
 
 enum Write {
     Started(SessionRecord, i64),
-    Turn(TurnRecord, i64),
+    Turn(Box<TurnRecord>, i64),
     Ended(String, String, i64, TurnUsage),
     /// Answered once every earlier write is done.
     Flush(tokio::sync::oneshot::Sender<()>),
@@ -216,7 +216,7 @@ impl TranscriptSink for DbSink {
     }
 
     fn turn_finished(&self, record: TurnRecord) -> BoxFuture<'_, Result<(), String>> {
-        let result = self.push(Write::Turn(record, self.clock.now()));
+        let result = self.push(Write::Turn(Box::new(record), self.clock.now()));
         Box::pin(async move { result })
     }
 
