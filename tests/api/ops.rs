@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, eventually, json_body, spawn_app};
+use crate::helpers::{PASSWORD, eventually, json_body, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn health_and_readiness_reflect_the_database() {
@@ -50,6 +50,123 @@ async fn metrics_count_requests_by_route_and_status() {
         "templated route, not the raw path"
     );
     assert!(text.contains("adam_http_request_duration_seconds_bucket"));
+}
+
+#[tokio::test]
+async fn a_metrics_listener_takes_metrics_off_the_public_listener() {
+    let app =
+        spawn_app_with(|s| s.metrics.listen = Some("127.0.0.1:0".parse().expect("addr"))).await;
+    let public = app.get("/metrics", None).await;
+    assert_eq!(public.status(), 404);
+    assert_eq!(json_body(public).await["error"]["code"], "not_found");
+    let internal = app.metrics_base.clone().expect("a metrics listener");
+    assert_ne!(internal, app.base);
+    let resp = app
+        .client
+        .get(format!("{internal}/metrics"))
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = resp.text().await.expect("text");
+    assert!(
+        text.contains(r#"adam_http_requests_total{method="GET",route="/metrics",status="404"} 1"#),
+        "the public listener's refusal is counted: {text}"
+    );
+    // The metrics listener serves nothing else.
+    for path in ["/v1/openapi.json", "/healthz", "/"] {
+        let resp = app
+            .client
+            .get(format!("{internal}{path}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(resp.status(), 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_metrics_token_is_required_when_set() {
+    const TOKEN: &str = "metrics-token-0123456789";
+    let app = spawn_app_with(|s| s.metrics.token = Some(TOKEN.into())).await;
+    let scrape = |token: Option<&'static str>| {
+        let mut req = app.client.get(app.url("/metrics"));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send()
+    };
+    for token in [None, Some("wrong-token-0123456789"), Some("")] {
+        let resp = scrape(token).await.expect("scrape");
+        assert_eq!(resp.status(), 401, "{token:?}");
+        assert_eq!(json_body(resp).await["error"]["code"], "unauthorized");
+    }
+    // A user's access token is not the metrics token either.
+    let root = app.admin().await;
+    let resp = app.get("/metrics", Some(&root.access)).await;
+    assert_eq!(resp.status(), 401);
+    let resp = scrape(Some(TOKEN)).await.expect("scrape");
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.text()
+            .await
+            .expect("text")
+            .contains("adam_live_sessions")
+    );
+
+    // With both, the token guards the metrics listener too.
+    let app = spawn_app_with(|s| {
+        s.metrics.token = Some(TOKEN.into());
+        s.metrics.listen = Some("127.0.0.1:0".parse().expect("addr"));
+    })
+    .await;
+    let url = format!("{}/metrics", app.metrics_base.clone().expect("listener"));
+    let resp = app.client.get(&url).send().await.expect("scrape");
+    assert_eq!(resp.status(), 401);
+    let resp = app
+        .client
+        .get(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(resp.status(), 200);
+}
+
+#[test]
+fn the_compose_stack_scrapes_metrics_off_the_public_port() {
+    let read = |path: &str| {
+        std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).expect(path)
+    };
+    let compose = read("docker-compose.yml");
+    assert!(
+        compose.contains("ADAM__METRICS__LISTEN: 0.0.0.0:9464"),
+        "the nodes serve /metrics on their own port"
+    );
+    assert!(!compose.contains("9464:"), "and do not publish it");
+    let prometheus = read("deploy/prometheus.yml");
+    assert!(
+        prometheus.contains(r#"targets: ["adam-1:9464", "adam-2:9464"]"#),
+        "{prometheus}"
+    );
+    // nginx, the only published HTTP port, refuses the path before any node sees it.
+    let nginx = read("deploy/nginx.conf");
+    let block = nginx
+        .split("location = /metrics {")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .expect("a location for /metrics");
+    assert!(
+        block.contains("return 404") && !block.contains("proxy_pass"),
+        "{block}"
+    );
+    assert!(read("Dockerfile").contains("ADAM__METRICS__LISTEN=0.0.0.0:9464"));
 }
 
 #[tokio::test]
