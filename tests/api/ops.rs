@@ -189,6 +189,95 @@ async fn openapi_document_describes_the_api() {
 }
 
 #[tokio::test]
+async fn every_operation_lists_the_statuses_any_route_can_return() {
+    let app = spawn_app().await;
+    let doc = json_body(app.get("/v1/openapi.json", None).await).await;
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("path item") {
+            if !["get", "post", "patch", "put", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            operations += 1;
+            let listed = |status: &str| op["responses"].get(status).is_some();
+            let what = format!("{method} {path}");
+            let exempt = ["/healthz", "/readyz", "/metrics"].contains(&path.as_str());
+            assert_eq!(listed("429"), !exempt, "{what}: 429 (rate limits)");
+            if path.starts_with("/v1/") {
+                assert!(listed("503"), "{what}: 503");
+            }
+            let secured = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+            if secured {
+                assert!(listed("401"), "{what}: 401 (bearer)");
+            }
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            if params.iter().any(|p| p["in"] == "path") {
+                assert!(listed("404"), "{what}: 404 (path id)");
+            }
+            if params.iter().any(|p| p["in"] == "query") {
+                assert!(listed("400"), "{what}: 400 (query)");
+            }
+            if op["requestBody"]["content"]
+                .get("application/json")
+                .is_some()
+            {
+                for status in ["400", "413", "415", "422"] {
+                    assert!(listed(status), "{what}: {status} (JSON body)");
+                }
+            }
+            // Every error a route adds is the one JSON error shape.
+            for (status, response) in op["responses"].as_object().expect("responses") {
+                if status.starts_with('4') && path.starts_with("/v1/") {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{what}: {status}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(operations > 35, "{operations} operations");
+
+    // What the document promises is what a route does: malformed JSON, the wrong content
+    // type, a body over the limit and a missing token, on one documented operation.
+    let root = app.admin().await;
+    let url = app.url("/v1/dealerships");
+    let send = |body: Vec<u8>, content_type: &'static str, token: Option<String>| {
+        let mut req = app
+            .client
+            .post(url.clone())
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send()
+    };
+    let token = Some(root.access.clone());
+    for (body, content_type, token, status) in [
+        (b"{".to_vec(), "application/json", token.clone(), 400),
+        (b"{}".to_vec(), "text/plain", token.clone(), 415),
+        (vec![b' '; 2 << 20], "application/json", token.clone(), 413),
+        (b"{}".to_vec(), "application/json", None, 401),
+        (b"{}".to_vec(), "application/json", token.clone(), 422),
+    ] {
+        let resp = send(body, content_type, token).await.expect("sent");
+        assert_eq!(resp.status(), status);
+        assert!(
+            paths["/v1/dealerships"]["post"]["responses"]
+                .get(status.to_string())
+                .is_some(),
+            "{status} documented"
+        );
+        assert!(json_body(resp).await["error"]["code"].is_string());
+    }
+}
+
+#[tokio::test]
 async fn bad_input_gets_clear_json_errors() {
     let app = spawn_app().await;
     let root = app.admin().await;
