@@ -62,8 +62,8 @@ pub struct MetricsSettings {
     /// main listener (loopback-only by default).
     pub listen: Option<SocketAddr>,
     /// Bearer token `/metrics` requires wherever it is served, from
-    /// `ADAM__METRICS__TOKEN` only; unset: no token.
-    #[serde(skip_serializing)]
+    /// `ADAM__METRICS__TOKEN` only (refused in the file); unset: no token.
+    #[serde(skip)]
     pub token: Option<SecretString>,
 }
 
@@ -1237,6 +1237,13 @@ mod tests {
                 !format!("{settings:?}").contains("0123456789abcdef"),
                 "never printed"
             );
+            jail.create_file(
+                "leaky.toml",
+                "[metrics]\ntoken = \"0123456789abcdef0123\"\n",
+            )?;
+            let err = Settings::load(Path::new("leaky.toml"), &CliOverrides::default())
+                .expect_err("a token in the file is refused");
+            assert!(err.to_string().contains("token"), "{err}");
             jail.set_env("ADAM__METRICS__TOKEN", "");
             jail.set_env("ADAM__METRICS__LISTEN", "127.0.0.1:9464");
             let settings =
