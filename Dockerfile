@@ -52,13 +52,16 @@ USER adam
 # secrets (production refuses to start without ADAM__AUTH__JWT_SECRET).
 # WebRTC media uses one UDP port per live connection from a fixed range, to publish and
 # open in the firewall; behind 1:1 NAT set ADAM__WEBRTC__NAT_1TO1_IPS='["<public ip>"]'.
+# Prometheus scrapes /metrics on its own port (9464), which is not to be published; the main
+# port answers 404 there.
 ENV ADAM__ENVIRONMENT=production \
     ADAM__HTTP__LISTEN=0.0.0.0:8080 \
+    ADAM__METRICS__LISTEN=0.0.0.0:9464 \
     ADAM__LOG__FORMAT=json \
     ADAM__WEBRTC__UDP_BIND_IPS='["0.0.0.0"]' \
     ADAM__WEBRTC__UDP_PORT_MIN=40000 \
     ADAM__WEBRTC__UDP_PORT_MAX=40199
-EXPOSE 8080 40000-40199/udp
+EXPOSE 8080 9464 40000-40199/udp
 # The slim image has no curl; bash's /dev/tcp is enough for one GET. Assumes port 8080.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080 && printf "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" >&3 && read -r _ code _ <&3 && [ "$code" = 200 ]'

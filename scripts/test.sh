@@ -45,6 +45,9 @@ cargo build --workspace --all-targets --locked
 step "tests on SQLite"
 run_tests
 
+step "schema fuzzing (schemathesis against /v1/openapi.json, about 2 minutes)"
+ADAM_BIN="$CARGO_TARGET_DIR/debug/adam" bash scripts/schema-fuzz.sh
+
 step "browser tests (Chromium, WebRTC and WebSocket, admin pages, widget)"
 ADAM_BIN="$CARGO_TARGET_DIR/debug/adam" bash scripts/browser-test.sh
 

@@ -455,5 +455,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     say(&format!(
         "Adam is listening on {listening} — open {open}/ (API docs at {open}/docs)"
     ));
+    if let Some(addr) = app.metrics_addr() {
+        say(&format!("Prometheus metrics at http://{addr}/metrics"));
+    }
     app.run_until_stopped().await
 }

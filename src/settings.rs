@@ -52,6 +52,23 @@ pub struct Settings {
     pub limits: crate::limits::LimitSettings,
     /// Transcript retention and the recording notice (node defaults).
     pub privacy: crate::privacy::PrivacySettings,
+    /// Where Prometheus reads `/metrics`, and the token it needs.
+    pub metrics: MetricsSettings,
+}
+
+/// `[metrics]`: `/metrics` on its own listener (kept off the public one) and/or behind a
+/// bearer token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Address of a listener serving only `GET /metrics` (port 0 picks a free one); the
+    /// main listener then answers 404 for `/metrics`. Unset: `/metrics` is served by the
+    /// main listener (loopback-only by default).
+    pub listen: Option<SocketAddr>,
+    /// Bearer token `/metrics` requires wherever it is served, from
+    /// `ADAM__METRICS__TOKEN` only (refused in the file); unset: no token.
+    #[serde(skip)]
+    pub token: Option<SecretString>,
 }
 
 /// `[testing]`: switches for fault-injection tests; refused in `production`.
@@ -557,6 +574,7 @@ impl Default for Settings {
             cluster: ClusterSettings::default(),
             limits: Default::default(),
             privacy: Default::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -668,8 +686,9 @@ pub struct CliOverrides {
 }
 
 /// Secret settings and the environment variables they come from, read verbatim.
-const SECRET_VARS: [(&str, &str); 13] = [
+const SECRET_VARS: [(&str, &str); 14] = [
     ("cluster.redis_url", "ADAM__CLUSTER__REDIS_URL"),
+    ("metrics.token", "ADAM__METRICS__TOKEN"),
     ("auth.jwt_secret", "ADAM__AUTH__JWT_SECRET"),
     ("log.error_reporting_dsn", "ADAM__LOG__ERROR_REPORTING_DSN"),
     (
@@ -739,6 +758,7 @@ impl Settings {
                     "providers.elevenlabs.api_key" => settings.providers.keys.elevenlabs = secret,
                     "providers.heygen.api_key" => settings.providers.keys.heygen = secret,
                     "cluster.redis_url" => settings.cluster.redis_url = secret,
+                    "metrics.token" => settings.metrics.token = secret,
                     _ => settings.bootstrap.admin_password = secret,
                 }
             }
@@ -1084,6 +1104,31 @@ impl Settings {
                 "must be between 0 and 1",
             ));
         }
+        let m = &self.metrics;
+        if let Some(token) = &m.token
+            && token.expose_secret().len() < 16
+        {
+            return Err(invalid(
+                "metrics.token",
+                "must be at least 16 bytes (use e.g. `openssl rand -hex 16`)",
+            ));
+        }
+        if m.listen
+            .is_some_and(|addr| addr == self.http.listen && addr.port() != 0)
+        {
+            return Err(invalid(
+                "metrics.listen",
+                "must differ from http.listen (unset it to serve /metrics there)",
+            ));
+        }
+        if self.environment == Environment::Production && m.listen.is_none() && m.token.is_none() {
+            return Err(invalid(
+                "metrics.listen",
+                "production must not serve /metrics on the public listener without a token: set \
+                 metrics.listen (e.g. 127.0.0.1:9464, or 0.0.0.0:9464 on a private network) \
+                 or ADAM__METRICS__TOKEN",
+            ));
+        }
         if self.bootstrap.admin_email.trim().is_empty() || !self.bootstrap.admin_email.contains('@')
         {
             return Err(invalid("bootstrap.admin_email", "must be an email address"));
@@ -1151,6 +1196,11 @@ mod tests {
             ..Settings::default()
         };
         settings.auth.jwt_secret = Some(SecretString::from("k".repeat(32)));
+        let err = settings
+            .validate()
+            .expect_err("production keeps /metrics off the public listener");
+        assert!(err.to_string().contains("`metrics.listen`"), "{err}");
+        settings.metrics.listen = Some("127.0.0.1:9464".parse().expect("addr"));
         assert!(settings.validate().is_ok());
         settings.testing.fault_injection = true;
         let err = settings
@@ -1194,6 +1244,51 @@ mod tests {
         settings.cluster.node_id = "node a/1".into();
         let err = settings.validate().expect_err("spaces and slashes");
         assert!(err.to_string().contains("`cluster.node_id`"), "{err}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
+    fn the_metrics_token_comes_from_the_environment_and_production_needs_it_or_a_listener() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("adam.toml", "environment = \"production\"\n[metrics]\n")?;
+            jail.set_env("ADAM__AUTH__JWT_SECRET", "k".repeat(32));
+            let err = Settings::load(Path::new("adam.toml"), &CliOverrides::default())
+                .expect_err("public /metrics without a token");
+            assert!(err.to_string().contains("`metrics.listen`"), "{err}");
+            jail.set_env("ADAM__METRICS__TOKEN", "short");
+            let err = Settings::load(Path::new("adam.toml"), &CliOverrides::default())
+                .expect_err("a short token");
+            assert!(err.to_string().contains("`metrics.token`"), "{err}");
+            jail.set_env("ADAM__METRICS__TOKEN", "0123456789abcdef0123");
+            let settings =
+                Settings::load(Path::new("adam.toml"), &CliOverrides::default()).expect("loads");
+            let token = settings.metrics.token.clone().expect("token");
+            assert_eq!(token.expose_secret(), "0123456789abcdef0123");
+            assert!(
+                !format!("{settings:?}").contains("0123456789abcdef"),
+                "never printed"
+            );
+            jail.create_file(
+                "leaky.toml",
+                "[metrics]\ntoken = \"0123456789abcdef0123\"\n",
+            )?;
+            let err = Settings::load(Path::new("leaky.toml"), &CliOverrides::default())
+                .expect_err("a token in the file is refused");
+            assert!(err.to_string().contains("token"), "{err}");
+            jail.set_env("ADAM__METRICS__TOKEN", "");
+            jail.set_env("ADAM__METRICS__LISTEN", "127.0.0.1:9464");
+            let settings =
+                Settings::load(Path::new("adam.toml"), &CliOverrides::default()).expect("loads");
+            assert_eq!(
+                settings.metrics.listen,
+                Some("127.0.0.1:9464".parse().expect("addr"))
+            );
+            jail.set_env("ADAM__METRICS__LISTEN", "127.0.0.1:8080");
+            let err = Settings::load(Path::new("adam.toml"), &CliOverrides::default())
+                .expect_err("the main listener's address");
+            assert!(err.to_string().contains("`metrics.listen`"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub struct AppState {
 /// A built application, bound to its port and ready to run.
 pub struct Application {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     bootstrapped: Option<Bootstrapped>,
     shutdown: Arc<Notify>,
@@ -81,6 +82,14 @@ impl Application {
         let listener = TcpListener::bind(settings.http.listen)
             .await
             .with_context(|| format!("binding {}", settings.http.listen))?;
+        let metrics_listener = match settings.metrics.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the metrics listener {addr}"))?,
+            ),
+            None => None,
+        };
         let metrics = Metrics::new().context("registering metrics")?;
         let cluster = Cluster::new(&settings, metrics.registry())?;
         let email =
@@ -121,6 +130,7 @@ impl Application {
         };
         Ok(Self {
             listener,
+            metrics_listener,
             state,
             bootstrapped,
             shutdown: Arc::new(Notify::new()),
@@ -132,6 +142,13 @@ impl Application {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| self.state.settings.http.listen)
+    }
+
+    /// The address of the metrics listener (`metrics.listen`), if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// A clone of the shared state (tests reach the database through it).
@@ -154,10 +171,21 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Application {
             listener,
+            metrics_listener,
             state,
             shutdown,
             ..
         } = self;
+        // Prometheus' own listener: it serves until the process stops, so the last scrape
+        // of a draining node still works.
+        let metrics_server = metrics_listener.map(|listener| {
+            let app = crate::api::ops::metrics_router(state.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            })
+        });
         let grace = Duration::from_secs(state.settings.http.shutdown_grace_secs);
         let sweeper = middleware::spawn_sweeper(state.clone());
         let cluster: ClusterTasks = state.cluster.start(
@@ -219,6 +247,9 @@ impl Application {
         };
         sweeper.abort();
         retention.stop();
+        if let Some(server) = metrics_server {
+            server.abort();
+        }
         cluster.stop().await;
         outbox.stop().await;
         realtime.stop();

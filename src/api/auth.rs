@@ -21,6 +21,7 @@ use crate::startup::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
     /// Email (case-insensitive).
+    #[schema(format = "email", max_length = 254)]
     pub email: String,
     /// Password (at most 72 bytes).
     pub password: String,
@@ -51,10 +52,12 @@ pub struct RefreshRequest {
 #[serde(deny_unknown_fields)]
 pub struct MePatch {
     /// New display name.
+    #[schema(max_length = 200)]
     pub display_name: Option<String>,
     /// Required to change the password.
     pub current_password: Option<String>,
     /// New password; every refresh token of the user is revoked.
+    #[schema(min_length = 8, max_length = 72)]
     pub new_password: Option<String>,
 }
 

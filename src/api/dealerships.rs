@@ -78,6 +78,7 @@ impl DealershipOut {
 #[serde(deny_unknown_fields)]
 pub struct CreateDealership {
     /// Name.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Persona; a sensible default when absent.
     pub persona: Option<String>,
@@ -90,6 +91,7 @@ pub struct CreateDealership {
     #[schema(value_type = Option<Object>)]
     pub avatar: Option<serde_json::Value>,
     /// Address for conversation summaries and leads.
+    #[schema(format = "email")]
     pub lead_email: Option<String>,
     /// IANA time zone; `UTC` when absent.
     pub timezone: Option<String>,
@@ -100,6 +102,7 @@ pub struct CreateDealership {
 #[serde(deny_unknown_fields)]
 pub struct UpdateDealership {
     /// Name.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// Persona.
     pub persona: Option<String>,
@@ -112,7 +115,7 @@ pub struct UpdateDealership {
     pub avatar: Option<serde_json::Value>,
     /// Address for conversation summaries and leads; `null` stops them.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = "email")]
     pub lead_email: Option<Option<String>>,
     /// IANA time zone ("America/Chicago").
     pub timezone: Option<String>,

@@ -31,7 +31,7 @@ use super::{
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, crate::auth::Role)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "auth", description = "Login, token rotation, own profile"),
         (name = "users", description = "Users of a dealership"),
@@ -61,6 +61,103 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Adds the statuses the middleware and the extractors answer on any operation, so each
+/// operation lists every status it can return: 429 (rate limits; not on the exempt
+/// `/healthz`, `/readyz`, `/metrics`), 503 (the database is away, or the node drains;
+/// every `/v1` operation), 401 (bearer security), 404 (a path id that names nothing),
+/// 400 (malformed JSON or query), and for a JSON body 413 (too large), 415 (not JSON) and
+/// 422 (a field fails validation). A status an annotation already documents is kept as is.
+struct CommonResponses;
+
+impl CommonResponses {
+    fn error(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+            .into()
+    }
+
+    fn add(op: &mut utoipa::openapi::path::Operation, path: &str) {
+        use utoipa::openapi::path::ParameterIn;
+        let params = op.parameters.as_deref().unwrap_or_default();
+        let has = |place: ParameterIn| params.iter().any(|p| p.parameter_in == place);
+        let json_body = op
+            .request_body
+            .as_ref()
+            .is_some_and(|b| b.content.contains_key("application/json"));
+        let any_body = op.request_body.is_some();
+        // An empty requirement (`()`) means "or anonymously"; any other names a scheme.
+        let secured = op.security.iter().flatten().any(|requirement| {
+            serde_json::to_value(requirement)
+                .ok()
+                .and_then(|v| v.as_object().map(|o| !o.is_empty()))
+                .unwrap_or(false)
+        });
+        let exempt = matches!(path, "/healthz" | "/readyz" | "/metrics");
+        let mut wanted: Vec<(&str, &str)> = Vec::new();
+        if any_body || has(ParameterIn::Query) {
+            wanted.push((
+                "400",
+                "Malformed request: broken JSON, or a query that does not parse",
+            ));
+        }
+        if secured {
+            wanted.push(("401", "Missing, invalid or expired bearer token"));
+        }
+        if has(ParameterIn::Path) {
+            wanted.push(("404", "No such resource (in the caller's dealership)"));
+        }
+        if any_body {
+            wanted.push(("413", "Request body over the limit"));
+            wanted.push(("415", "Wrong `Content-Type`"));
+        }
+        if json_body {
+            wanted.push(("422", "A field failed validation (`error.field` names it)"));
+        }
+        if !exempt {
+            wanted.push(("429", "Rate limited: retry after `Retry-After` seconds"));
+        }
+        if path.starts_with("/v1/") {
+            wanted.push((
+                "503",
+                "The database is unavailable, or the node is shutting down",
+            ));
+        }
+        for (status, description) in wanted {
+            op.responses
+                .responses
+                .entry(status.to_owned())
+                .or_insert_with(|| Self::error(description));
+        }
+    }
+}
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                Self::add(op, path);
+            }
+        }
     }
 }
 

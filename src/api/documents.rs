@@ -100,8 +100,9 @@ pub struct ReindexOut {
 #[utoipa::path(post, path = "/v1/documents", tag = "documents", security(("bearer" = [])),
     params(DealershipQuery),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
-    responses((status = 202, body = DocumentOut), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 202, body = DocumentOut), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`dealership_id` names no dealership"),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn upload(
     State(state): State<AppState>,
     principal: Principal,
@@ -216,7 +217,8 @@ pub async fn get(
 
 /// The original file, as uploaded.
 #[utoipa::path(get, path = "/v1/documents/{id}/content", tag = "documents", security(("bearer" = [])),
-    responses((status = 200, description = "the original file", content_type = "application/octet-stream"),
+    responses((status = 200, description = "the original file, with the content type it was uploaded as",
+        content_type = "*/*"),
         (status = 404, body = ErrorBody)))]
 pub async fn content(
     State(state): State<AppState>,

@@ -1,12 +1,16 @@
 //! Operations endpoints: liveness, readiness, Prometheus metrics and the JSON 404.
 
+use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use secrecy::ExposeSecret;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
 use crate::startup::AppState;
 
@@ -67,15 +71,58 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, body = String)))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus text exposition. Served here only while `metrics.listen` is unset (else 404:
+/// it is on the metrics listener); with `ADAM__METRICS__TOKEN` set it needs that bearer token.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, body = String, content_type = "text/plain"),
+              (status = 401, description = "`ADAM__METRICS__TOKEN` is set and the request lacks it", body = ErrorBody),
+              (status = 404, description = "served on the metrics listener (`metrics.listen`) instead", body = ErrorBody)))]
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if state.settings.metrics.listen.is_some() {
+        return ApiError::NotFound.into_response();
+    }
+    metrics_only(State(state), headers).await
+}
+
+/// `GET /metrics` on the metrics listener.
+pub async fn metrics_only(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &state.settings.metrics.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        if !given.is_some_and(|given| same_secret(given, expected.expose_secret())) {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
     let mut response = state.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
+}
+
+/// Compares two secrets in time independent of where they differ.
+fn same_secret(given: &str, expected: &str) -> bool {
+    let (a, b) = (
+        Sha256::digest(given.as_bytes()),
+        Sha256::digest(expected.as_bytes()),
+    );
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// The metrics listener's routes: `GET /metrics` and a JSON 404 for anything else.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_only))
+        .fallback(not_found)
+        .with_state(state)
 }
 
 /// JSON 404 for every unknown path.

@@ -25,6 +25,7 @@ const ACCEPTED: &str =
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
     /// The account's email (case-insensitive).
+    #[schema(format = "email", max_length = 254)]
     pub email: String,
 }
 
@@ -42,6 +43,7 @@ pub struct ResetConfirm {
     /// The `token` of the link (invitation or password reset).
     pub token: String,
     /// The new password (8 characters to 72 bytes).
+    #[schema(min_length = 8, max_length = 72)]
     pub password: String,
 }
 

@@ -59,8 +59,10 @@ impl From<User> for UserOut {
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// Email, unique.
+    #[schema(format = "email", max_length = 254)]
     pub email: String,
     /// Initial password (8 characters to 72 bytes); omit it with `invite: true`.
+    #[schema(min_length = 8, max_length = 72)]
     pub password: Option<String>,
     /// Email the user a link to choose their own password instead (valid
     /// `email.invite_ttl_secs`, once).
@@ -72,6 +74,7 @@ pub struct CreateUser {
     pub dealership_id: Option<String>,
     /// Display name.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub display_name: String,
 }
 
@@ -80,12 +83,14 @@ pub struct CreateUser {
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     /// New display name.
+    #[schema(max_length = 200)]
     pub display_name: Option<String>,
     /// New role (not your own; super_admin only grantable by a super_admin).
     pub role: Option<Role>,
     /// Disable (revokes their refresh tokens) or enable.
     pub disabled: Option<bool>,
     /// Set a new password (revokes their refresh tokens).
+    #[schema(min_length = 8, max_length = 72)]
     pub password: Option<String>,
 }
 

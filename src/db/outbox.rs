@@ -111,6 +111,28 @@ pub async fn insert(db: &Db, email: &NewEmail, now: i64) -> Result<String, sqlx:
     Ok(id)
 }
 
+/// Emails of `kind` queued for `dealership_id` after `since` (unix seconds), whatever
+/// became of them: what a per-dealership throttle counts.
+pub async fn count_since(
+    db: &Db,
+    kind: &str,
+    dealership_id: &str,
+    since: i64,
+) -> Result<i64, sqlx::Error> {
+    let n: i64 = on_pool!(db, |pool| {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM email_outbox WHERE dealership_id = $1 AND kind = $2 \
+             AND created_at > $3",
+        )
+        .bind(dealership_id)
+        .bind(kind)
+        .bind(since)
+        .fetch_one(pool)
+        .await?
+    });
+    Ok(n)
+}
+
 /// Claims the next due row for `lease_id` until `lease_until`, counting an attempt.
 /// `None` when nothing is due. Of several senders racing for a row exactly one gets it;
 /// the others move on to the next.

@@ -48,6 +48,8 @@ pub struct EmailSettings {
     pub reset_max_per_email: u32,
     /// See `reset_max_per_email`.
     pub reset_window_secs: i64,
+    /// Lead emails per dealership per rolling hour (more are logged and counted, not sent).
+    pub lead_max_per_hour: u32,
     /// Attempts before an email is marked `failed`.
     pub max_attempts: u32,
     /// Delay before the first retry, seconds; doubles with each attempt (with jitter).
@@ -164,6 +166,7 @@ impl Default for EmailSettings {
             reset_ttl_secs: 3600,
             reset_max_per_email: 3,
             reset_window_secs: 3600,
+            lead_max_per_hour: 30,
             max_attempts: 8,
             retry_base_secs: 30,
             retry_max_secs: 3600,
@@ -222,6 +225,12 @@ impl EmailSettings {
             return fail(
                 "email.reset_max_per_email",
                 "must be at least 1 (and reset_window_secs at least 1)",
+            );
+        }
+        if self.lead_max_per_hour == 0 {
+            return fail(
+                "email.lead_max_per_hour",
+                "must be at least 1 (to stop lead emails, clear the dealership's lead_email)",
             );
         }
         if !(1..=100).contains(&self.max_attempts) {
@@ -298,10 +307,11 @@ pub enum EmailError {
     NotFound,
 }
 
-/// `adam_emails_total{outcome}`.
+/// `adam_emails_total{outcome}` and `adam_lead_emails_total{outcome}`.
 #[derive(Clone, Debug)]
 struct EmailMetrics {
     emails: IntCounterVec,
+    leads: IntCounterVec,
 }
 
 impl EmailMetrics {
@@ -314,7 +324,16 @@ impl EmailMetrics {
             &["outcome"],
         )?;
         registry.register(Box::new(emails.clone()))?;
-        Ok(Self { emails })
+        let leads = IntCounterVec::new(
+            Opts::new(
+                "lead_emails_total",
+                "Leads detected, by what became of their email: queued, throttled (over \
+                 email.lead_max_per_hour for the dealership), no_address (no lead_email)",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(leads.clone()))?;
+        Ok(Self { emails, leads })
     }
 
     fn count(&self, outcome: &str) {
@@ -466,6 +485,11 @@ impl Mailer {
     /// has had its share for now.
     pub fn throttle_reset(&self, email: &str) -> Result<(), i64> {
         self.inner.reset_throttle.check(email)
+    }
+
+    /// Counts a lead by what became of its email (`adam_lead_emails_total`).
+    pub(crate) fn count_lead(&self, outcome: &str) {
+        self.inner.metrics.leads.with_label_values(&[outcome]).inc();
     }
 
     /// Starts the outbox worker; stop it with [`worker::OutboxWorker::stop`].

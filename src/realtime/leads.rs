@@ -51,7 +51,11 @@ pub async fn follow_up(db: &Db, mailer: &Mailer, session_id: &str) {
             &contact,
         )
         .await?;
-        tracing::info!(session_id, emailed = queued.is_some(), "lead detected");
+        tracing::info!(
+            session_id,
+            emailed = queued.queued().is_some(),
+            "lead detected"
+        );
         Ok(())
     }
     .await;

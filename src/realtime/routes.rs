@@ -74,7 +74,9 @@ fn origin(headers: &HeaderMap) -> Option<&str> {
     params(("X-Embed-Key" = Option<String>, Header, description = "Public embed key (anonymous visitors)")),
     security(("bearer" = []), ()),
     responses((status = 201, body = SessionTicket), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody, description = "`dealership_id` names no dealership"),
+              (status = 503, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn create(
     State(state): State<AppState>,

@@ -133,6 +133,12 @@ where
         };
         let message = match next {
             None => return "client_disconnected".to_owned(),
+            // Over tungstenite's own (hard) limit the message is refused while it is read:
+            // still "too big" for the client, not a protocol error.
+            Some(Err(e)) if is_too_big(&e) => {
+                outbox.close(close::TOO_BIG, "message too big");
+                return "message too big".to_owned();
+            }
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "websocket read error");
                 outbox.close(close::PROTOCOL, "read error");
@@ -165,6 +171,20 @@ where
             Inbound::Ignored => {}
         }
     }
+}
+
+/// Whether a read error is tungstenite refusing a message or frame over its size limit.
+pub fn is_too_big(error: &axum::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|e| {
+            matches!(
+                e,
+                tungstenite::Error::Capacity(
+                    tungstenite::error::CapacityError::MessageTooLong { .. }
+                )
+            )
+        })
 }
 
 /// What one client message means for its session: decided without I/O, so every

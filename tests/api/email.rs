@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use adam::db::outbox;
-use adam::email::lead::{LeadContact, queue_lead};
+use adam::email::lead::{LeadContact, LeadEmail, queue_lead};
 use adam::settings::Settings;
 use serde_json::{Value, json};
 
@@ -420,7 +420,7 @@ async fn a_lead_is_emailed_to_the_dealerships_lead_address() {
 
     // No lead address yet: nothing is queued.
     let queued = queue_lead(&app.state.email, &d, &session.id, summary, &contact).await;
-    assert!(matches!(queued, Ok(None)), "{queued:?}");
+    assert!(matches!(queued, Ok(LeadEmail::NoLeadAddress)), "{queued:?}");
 
     let resp = app
         .patch(
@@ -438,13 +438,24 @@ async fn a_lead_is_emailed_to_the_dealerships_lead_address() {
         "{queued:?}"
     );
 
-    let id = queue_lead(&app.state.email, &d, &session.id, summary, &contact)
+    let queued = queue_lead(&app.state.email, &d, &session.id, summary, &contact)
         .await
-        .expect("queued")
-        .expect("a lead address");
+        .expect("queued");
+    let id = queued.queued().expect("a lead address").to_owned();
     let mail = nth_mail(&app, 1).await;
     assert_eq!(mail.to, "sales@alpha.test");
-    assert_eq!(mail.reply_to.as_deref(), Some("cleo@example.com"));
+    // An anonymous visitor's address is shown as unverified, never made the Reply-To.
+    assert_eq!(mail.reply_to, None);
+    assert!(
+        mail.text.contains("NOT VERIFIED") && mail.text.contains("cleo@example.com (unverified)"),
+        "{}",
+        mail.text
+    );
+    assert!(
+        mail.html.contains("not verified") && mail.html.contains("cleo@example.com (unverified)"),
+        "{}",
+        mail.html
+    );
     assert!(
         mail.subject.contains("Cleo <b>Park</b>"),
         "{}",
@@ -488,7 +499,7 @@ async fn a_lead_is_emailed_to_the_dealerships_lead_address() {
         .await;
     assert_eq!(json_body(resp).await["lead_email"], Value::Null);
     let queued = queue_lead(&app.state.email, &d, &session.id, summary, &contact).await;
-    assert!(matches!(queued, Ok(None)), "{queued:?}");
+    assert!(matches!(queued, Ok(LeadEmail::NoLeadAddress)), "{queued:?}");
     assert!(
         eventually(WAIT, || async {
             app.state
@@ -498,6 +509,113 @@ async fn a_lead_is_emailed_to_the_dealerships_lead_address() {
         })
         .await
     );
+}
+
+/// A session of dealership `d`, started by `user_id` (`None`: a visitor with the embed key).
+async fn lead_session(app: &TestApp, d: &str, user_id: Option<String>) -> String {
+    let session = adam::db::sessions::Session {
+        id: adam::db::new_id(),
+        dealership_id: d.to_owned(),
+        user_id,
+        transport: "websocket".into(),
+        started_at: app.clock.now(),
+        ended_at: None,
+        end_reason: None,
+    };
+    adam::db::sessions::insert(&app.state.db, &session)
+        .await
+        .expect("session");
+    session.id
+}
+
+#[tokio::test]
+async fn a_signed_in_users_lead_keeps_the_reply_to() {
+    let app = spawn_app_with(fast_mail).await;
+    let root = app.admin().await;
+    let resp = app
+        .post(
+            "/v1/dealerships",
+            Some(&root.access),
+            json!({"name": "Alpha Autos", "lead_email": "sales@alpha.test"}),
+        )
+        .await;
+    let d = json_body(resp).await["id"].as_str().expect("id").to_owned();
+    let me = json_body(app.get("/v1/me", Some(&root.access)).await).await;
+    let session = lead_session(&app, &d, me["id"].as_str().map(str::to_owned)).await;
+    let contact = LeadContact {
+        email: Some("cleo@example.com".into()),
+        ..LeadContact::default()
+    };
+    let queued = queue_lead(&app.state.email, &d, &session, "Test drive.", &contact)
+        .await
+        .expect("queued");
+    assert!(queued.queued().is_some(), "{queued:?}");
+    let mail = nth_mail(&app, 1).await;
+    assert_eq!(mail.reply_to.as_deref(), Some("cleo@example.com"));
+    assert!(!mail.text.contains("unverified"), "{}", mail.text);
+}
+
+#[tokio::test]
+async fn lead_emails_are_throttled_per_dealership_and_hour() {
+    let app = spawn_app_with(|s| {
+        fast_mail(s);
+        s.email.lead_max_per_hour = 2;
+    })
+    .await;
+    let root = app.admin().await;
+    let mut dealerships = Vec::new();
+    for name in ["Alpha Autos", "Bravo Cars"] {
+        let resp = app
+            .post(
+                "/v1/dealerships",
+                Some(&root.access),
+                json!({"name": name, "lead_email": format!("sales@{}.test", name.len())}),
+            )
+            .await;
+        dealerships.push(json_body(resp).await["id"].as_str().expect("id").to_owned());
+    }
+    let (a, b) = (&dealerships[0], &dealerships[1]);
+    let contact = LeadContact {
+        phone: Some("555-0100".into()),
+        ..LeadContact::default()
+    };
+    let lead = |d: String| {
+        let app = &app;
+        let contact = contact.clone();
+        async move {
+            let session = lead_session(app, &d, None).await;
+            queue_lead(&app.state.email, &d, &session, "Call me.", &contact)
+                .await
+                .expect("no error")
+        }
+    };
+    assert!(lead(a.clone()).await.queued().is_some());
+    app.clock.advance(600);
+    assert!(lead(a.clone()).await.queued().is_some());
+    // A third within the hour is not emailed; another dealership is not affected.
+    assert_eq!(lead(a.clone()).await, LeadEmail::Throttled);
+    assert!(lead(b.clone()).await.queued().is_some());
+    let to_a = |rows: &[outbox::OutboxEmail]| {
+        rows.iter()
+            .filter(|r| r.dealership_id.as_deref() == Some(a.as_str()))
+            .count()
+    };
+    assert_eq!(
+        to_a(&outbox_rows(&app).await),
+        2,
+        "the throttled lead queued nothing"
+    );
+    let metrics = app.state.metrics.render();
+    assert!(
+        metrics.contains("adam_lead_emails_total{outcome=\"throttled\"} 1")
+            && metrics.contains("adam_lead_emails_total{outcome=\"queued\"} 3"),
+        "{metrics}"
+    );
+    // An hour after the first, one more fits again.
+    app.clock.advance(3000);
+    assert!(lead(a.clone()).await.queued().is_some());
+    assert_eq!(lead(a.clone()).await, LeadEmail::Throttled);
+    assert_eq!(to_a(&outbox_rows(&app).await), 3);
 }
 
 #[tokio::test]

@@ -70,10 +70,12 @@ async fn queue_a_lead(app: &TestApp) -> String {
         )
         .await;
     let d = json_body(resp).await["id"].as_str().expect("id").to_owned();
+    // A signed-in user's conversation: its lead email has the visitor's Reply-To.
+    let me = json_body(app.get("/v1/me", Some(&root.access)).await).await;
     let session = adam::db::sessions::Session {
         id: adam::db::new_id(),
         dealership_id: d.clone(),
-        user_id: None,
+        user_id: me["id"].as_str().map(str::to_owned),
         transport: "webrtc".into(),
         started_at: app.clock.now(),
         ended_at: None,
@@ -96,7 +98,9 @@ async fn queue_a_lead(app: &TestApp) -> String {
     )
     .await
     .expect("queued")
+    .queued()
     .expect("lead address set")
+    .to_owned()
 }
 
 #[tokio::test]

@@ -21,6 +21,8 @@ pub const JWT_SECRET: &str = "test-secret-0123456789-0123456789-abcdef";
 
 pub struct TestApp {
     pub base: String,
+    /// `http://host:port` of the metrics listener, when `metrics.listen` is set.
+    pub metrics_base: Option<String>,
     pub client: reqwest::Client,
     pub state: AppState,
     pub clock: Clock,
@@ -91,11 +93,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("application builds");
     let base = format!("http://{}", app.local_addr());
+    let metrics_base = app.metrics_addr().map(|addr| format!("http://{addr}"));
     let state = app.state();
     let shutdown = app.shutdown_handle();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         base,
+        metrics_base,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))

@@ -399,6 +399,31 @@ async fn oversized_frames_close_with_1009_and_floods_with_1008() {
 }
 
 #[tokio::test]
+async fn a_message_over_the_transports_hard_limit_also_closes_with_1009() {
+    // Our limit is 4 KiB; tungstenite refuses anything over 1 MiB while reading it.
+    let app = spawn_app_with(|s| s.session.max_message_bytes = 4096).await;
+    let (id, url) = new_session(&app).await;
+    let mut ws = connect(&url, None).await.expect("upgrade");
+    read_until(&mut ws, "session.created").await;
+    // The server may stop reading before the whole message is written.
+    let _ = ws
+        .send(Message::Binary(vec![0u8; (1 << 20) + 1].into()))
+        .await;
+    assert_eq!(close_code(&mut ws).await, Some(1009));
+    let root = app.admin().await;
+    let ended = eventually(Duration::from_secs(5), || async {
+        let session = json_body(
+            app.get(&format!("/v1/sessions/{id}"), Some(&root.access))
+                .await,
+        )
+        .await;
+        session["end_reason"] == "message too big"
+    })
+    .await;
+    assert!(ended, "the session ended because the message was too big");
+}
+
+#[tokio::test]
 async fn tickets_are_one_time_and_origins_are_checked() {
     let app = quick_app("Hi.").await;
     let (id, url) = new_session(&app).await;
