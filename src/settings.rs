@@ -257,9 +257,10 @@ pub struct SessionSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProviderSettings {
-    /// `embedded` (local models, the default) or `simulated` (deterministic, configurable
-    /// latencies; tests and load tests): voice activity detection, and every stage whose
-    /// chain below is empty or names `profile`.
+    /// `embedded` (local models, the default, also without `config.toml`) or `simulated`
+    /// (deterministic, made-up transcripts and answers with configurable latencies; tests
+    /// and load tests only, refused in `production`): voice activity detection, and every
+    /// stage whose chain below is empty or names `profile`.
     pub profile: String,
     /// Latencies and texts of the simulated providers.
     pub simulated: adam_actors::simulated::SimulatedConfig,
@@ -378,7 +379,7 @@ impl Default for SessionSettings {
 impl Default for ProviderSettings {
     fn default() -> Self {
         Self {
-            profile: "simulated".into(),
+            profile: "embedded".into(),
             simulated: adam_actors::simulated::SimulatedConfig::default(),
             embedded: adam_providers::embedded::EmbeddedConfig::default(),
             stt: Vec::new(),
@@ -1047,6 +1048,13 @@ impl Settings {
                 ),
             ));
         }
+        if self.environment == Environment::Production && self.providers.profile == "simulated" {
+            return Err(invalid(
+                "providers.profile",
+                "must not be \"simulated\" in production: it answers with made-up transcripts; \
+                 use \"embedded\" (the local models)",
+            ));
+        }
         if !(0.0..=1.0).contains(&self.cache.semantic_threshold) {
             return Err(invalid(
                 "cache.semantic_threshold",
@@ -1163,6 +1171,30 @@ mod tests {
         settings.cluster.node_id = "node a/1".into();
         let err = settings.validate().expect_err("spaces and slashes");
         assert!(err.to_string().contains("`cluster.node_id`"), "{err}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
+    fn without_a_config_file_the_profile_is_embedded_and_production_refuses_simulated() {
+        figment::Jail::expect_with(|_| {
+            let settings =
+                Settings::load(Path::new("no-such-config.toml"), &CliOverrides::default())
+                    .expect("loads from the compiled-in defaults");
+            assert_eq!(settings.providers.profile, "embedded");
+            Ok(())
+        });
+        let mut settings = Settings {
+            environment: Environment::Production,
+            ..Settings::default()
+        };
+        settings.auth.jwt_secret = Some(SecretString::from("k".repeat(32)));
+        settings.validate().expect("embedded in production");
+        settings.providers.profile = "simulated".into();
+        let err = settings.validate().expect_err("simulated in production");
+        assert!(err.to_string().contains("`providers.profile`"), "{err}");
+        assert!(err.to_string().contains("made-up"), "{err}");
+        settings.environment = Environment::Development;
+        settings.validate().expect("simulated in development");
     }
 
     #[test]
