@@ -19,6 +19,8 @@ pub struct Metrics {
     pub login_failures: IntCounter,
     /// Refresh-token reuse detections (a family was revoked).
     pub refresh_reuse: IntCounter,
+    /// bcrypt runs (`adam_password_hashes_total{op}`).
+    pub password_hashes: crate::auth::password::HashCounter,
     /// Resident memory of this process, read at each scrape.
     pub resident_memory: prometheus::IntGauge,
     /// Open file descriptors of this process, read at each scrape.
@@ -51,7 +53,13 @@ impl Metrics {
             &["scope"],
         )?;
         // Every limit's series exists from the start: dashboards show 0, not "no data".
-        for scope in ["ip", "user", "login", "password_reset"] {
+        for scope in [
+            "ip",
+            "user",
+            "login",
+            "password_reset",
+            "password_reset_confirm",
+        ] {
             rate_limited.with_label_values(&[scope]);
         }
         let login_failures = IntCounter::new("login_failures_total", "Failed login attempts")?;
@@ -79,7 +87,9 @@ impl Metrics {
         registry.register(Box::new(resident_memory.clone()))?;
         registry.register(Box::new(open_fds.clone()))?;
         registry.register(Box::new(tokio_tasks.clone()))?;
+        let password_hashes = crate::auth::password::HashCounter::new(&registry)?;
         Ok(Self {
+            password_hashes,
             registry,
             http_requests,
             http_duration,

@@ -488,6 +488,11 @@ pub struct RateLimitSettings {
     pub per_user_per_minute: u32,
     /// Burst per authenticated user.
     pub per_user_burst: u32,
+    /// Sustained `POST /v1/auth/password-reset/confirm` per minute per client IP (IPv6 per
+    /// /64), on top of the per-IP limit: the route needs no account and may hash a password.
+    pub password_reset_confirm_per_minute: u32,
+    /// Burst of `password_reset_confirm_per_minute`.
+    pub password_reset_confirm_burst: u32,
 }
 
 /// `[log]`
@@ -606,6 +611,8 @@ impl Default for RateLimitSettings {
             per_ip_burst: 120,
             per_user_per_minute: 300,
             per_user_burst: 60,
+            password_reset_confirm_per_minute: 10,
+            password_reset_confirm_burst: 10,
         }
     }
 }
@@ -816,6 +823,14 @@ impl Settings {
             ("rate_limit.per_ip_burst", rl.per_ip_burst),
             ("rate_limit.per_user_per_minute", rl.per_user_per_minute),
             ("rate_limit.per_user_burst", rl.per_user_burst),
+            (
+                "rate_limit.password_reset_confirm_per_minute",
+                rl.password_reset_confirm_per_minute,
+            ),
+            (
+                "rate_limit.password_reset_confirm_burst",
+                rl.password_reset_confirm_burst,
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1"));

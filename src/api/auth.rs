@@ -128,7 +128,7 @@ pub async fn login(
     }
     let user = users::by_email(&state.db, &email).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let matches = password::verify(req.password, stored).await?;
+    let matches = password::verify(req.password, stored, &state.metrics.password_hashes).await?;
     let user = match user {
         Some(user) if matches && !user.disabled => user,
         _ => {
@@ -249,10 +249,17 @@ pub async fn patch_me(
         let user = users::get(&state.db, Tenant::All, &principal.user_id)
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        if !password::verify(current, Some(user.password_hash)).await? {
+        if !password::verify(
+            current,
+            Some(user.password_hash),
+            &state.metrics.password_hashes,
+        )
+        .await?
+        {
             return Err(ApiError::validation("current_password", "is incorrect"));
         }
-        patch.password_hash = Some(password::hash(new_password).await?);
+        patch.password_hash =
+            Some(password::hash(new_password, &state.metrics.password_hashes).await?);
     }
     let now = state.clock.now();
     let user = users::update(&state.db, Tenant::All, &principal.user_id, &patch, now)

@@ -201,7 +201,7 @@ pub async fn create(
     } else {
         principal.dealership_id.clone()
     };
-    let hash = password::hash(initial_password).await?;
+    let hash = password::hash(initial_password, &state.metrics.password_hashes).await?;
     let now = state.clock.now();
     let new = NewUser {
         email,
@@ -355,7 +355,7 @@ pub async fn update(
         Some(p) => {
             password::check_rules(&p)
                 .map_err(|e| ApiError::validation("password", e.to_string()))?;
-            Some(password::hash(p).await?)
+            Some(password::hash(p, &state.metrics.password_hashes).await?)
         }
         None => None,
     };

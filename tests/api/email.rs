@@ -85,7 +85,7 @@ fn mail_files(app: &TestApp) -> Vec<PathBuf> {
 }
 
 /// Waits for the `n`-th email (from 1) to be written, and decodes it.
-async fn nth_mail(app: &TestApp, n: usize) -> Mail {
+pub(crate) async fn nth_mail(app: &TestApp, n: usize) -> Mail {
     assert!(
         eventually(WAIT, || async { mail_files(app).len() >= n }).await,
         "email {n} never written"
@@ -93,11 +93,11 @@ async fn nth_mail(app: &TestApp, n: usize) -> Mail {
     parse_mail(&std::fs::read(&mail_files(app)[n - 1]).expect("read eml"))
 }
 
-async fn outbox_rows(app: &TestApp) -> Vec<outbox::OutboxEmail> {
+pub(crate) async fn outbox_rows(app: &TestApp) -> Vec<outbox::OutboxEmail> {
     outbox::list(&app.state.db).await.expect("outbox")
 }
 
-async fn confirm(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
+pub(crate) async fn confirm(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
     app.post(
         "/v1/auth/password-reset/confirm",
         None,
