@@ -1083,6 +1083,17 @@ impl Settings {
         self.email
             .validate()
             .map_err(|(key, problem)| invalid(key, problem))?;
+        if self.environment == Environment::Production
+            && self.email.transport == crate::email::TransportKind::Log
+            && !self.email.allow_log_transport_in_production
+        {
+            return Err(invalid(
+                "email.transport",
+                "is \"log\" in production: emails would be written to disk, never sent; choose \
+                 \"smtp\" or \"mailgun\" (see docs/DEPLOYMENT.md), or set \
+                 email.allow_log_transport_in_production = true",
+            ));
+        }
         Ok(())
     }
 
@@ -1143,7 +1154,16 @@ mod tests {
             ..Settings::default()
         };
         settings.auth.jwt_secret = Some(SecretString::from("k".repeat(32)));
-        assert!(settings.validate().is_ok());
+        let err = settings
+            .validate()
+            .expect_err("production refuses the log email transport");
+        assert!(err.to_string().contains("`email.transport`"), "{err}");
+        settings.email.allow_log_transport_in_production = true;
+        assert!(settings.validate().is_ok(), "unless explicitly allowed");
+        settings.email.allow_log_transport_in_production = false;
+        settings.email.transport = crate::email::TransportKind::Smtp;
+        settings.email.smtp.host = "smtp.example.com".into();
+        assert!(settings.validate().is_ok(), "a real transport");
         settings.testing.fault_injection = true;
         let err = settings
             .validate()
@@ -1203,6 +1223,7 @@ mod tests {
             ..Settings::default()
         };
         settings.auth.jwt_secret = Some(SecretString::from("k".repeat(32)));
+        settings.email.allow_log_transport_in_production = true;
         settings.validate().expect("embedded in production");
         settings.providers.profile = "simulated".into();
         let err = settings.validate().expect_err("simulated in production");

@@ -1,10 +1,14 @@
 //! Account lifecycle and secrets: setting a password with an emailed link costs no bcrypt
-//! unless the link is good, and is limited per client IP.
+//! unless the link is good, and is limited per client IP; link tokens never reach the log
+//! or stay in sent outbox rows.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use serde_json::json;
 
-use crate::email::{confirm, fast_mail, link_token, nth_mail};
-use crate::helpers::{PASSWORD, TestApp, json_body, metric, metrics, spawn_app_with};
+use crate::email::{confirm, fast_mail, link_token, nth_mail, outbox_rows};
+use crate::helpers::{PASSWORD, TestApp, eventually, json_body, metric, metrics, spawn_app_with};
 
 const NEW_PASSWORD: &str = "a brand new password";
 
@@ -115,4 +119,164 @@ async fn reset_confirms_are_limited_per_client_ip() {
     );
     // Other routes from the same address are not affected.
     app.admin().await;
+}
+
+/// A writer appending to a shared buffer.
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Everything logged at INFO and above in this test process from the first call on (the
+/// process-wide subscriber: the server's tasks log on any thread).
+fn captured_logs() -> String {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    let buffer = LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || Capture(writer.clone()))
+            .try_init()
+            .expect("no other test installs a log subscriber");
+        buffer
+    });
+    String::from_utf8_lossy(&buffer.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+}
+
+#[tokio::test]
+async fn reset_link_tokens_stay_out_of_the_log_and_of_sent_outbox_rows() {
+    captured_logs();
+    let app = spawn_app_with(fast_mail).await;
+    let token = user_with_reset_link(&app, "di@alpha.test").await;
+
+    let sent = eventually(Duration::from_secs(20), || async {
+        outbox_rows(&app).await.iter().all(|r| r.status == "sent")
+    })
+    .await;
+    assert!(sent, "the reset email was sent");
+    let rows = outbox_rows(&app).await;
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(row.kind, "password_reset");
+    for text in [&row.subject, &row.body_text, &row.body_html] {
+        assert!(
+            !text.contains(&token),
+            "the sent row keeps no token: {text}"
+        );
+    }
+    assert!(
+        row.body_text.contains("set-password?token=[redacted]"),
+        "{}",
+        row.body_text
+    );
+    assert!(
+        row.body_html.contains("token=[redacted]"),
+        "{}",
+        row.body_html
+    );
+
+    // The user received the link, and it works.
+    assert_eq!(confirm(&app, &token, NEW_PASSWORD).await.status(), 204);
+    app.login("di@alpha.test", NEW_PASSWORD).await;
+
+    let logs = captured_logs();
+    assert!(
+        logs.contains(&row.id) && logs.contains("log transport"),
+        "the email was logged: {logs}"
+    );
+    assert!(logs.contains("token=[redacted]"), "{logs}");
+    assert!(
+        !logs.contains(&token),
+        "the token is not in the log: {logs}"
+    );
+}
+
+#[tokio::test]
+async fn production_refuses_to_start_with_the_log_email_transport() {
+    let dir = std::env::temp_dir().join(format!("adam-prodmail-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_adam"))
+        .current_dir(&dir)
+        .args(["--config", "none.toml", "serve"])
+        .env("ADAM__ENVIRONMENT", "production")
+        .env("ADAM__AUTH__JWT_SECRET", "k".repeat(40))
+        .env("ADAM__DATA_DIR", &dir)
+        .env("ADAM__HTTP__LISTEN", "127.0.0.1:0")
+        .env_remove("ADAM__PROVIDERS__PROFILE")
+        .env_remove("ADAM__EMAIL__TRANSPORT")
+        .env_remove("ADAM__EMAIL__ALLOW_LOG_TRANSPORT_IN_PRODUCTION")
+        .output()
+        .expect("adam runs");
+    let _ = std::fs::remove_dir_all(dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "it must not start");
+    assert!(err.contains("`email.transport`"), "{err}");
+    assert!(err.contains("allow_log_transport_in_production"), "{err}");
+}
+
+#[tokio::test]
+async fn rows_sent_with_their_token_before_the_upgrade_are_redacted() {
+    use adam::db::outbox;
+
+    let app = spawn_app_with(fast_mail).await;
+    let due = app.clock.now() + 60;
+    let secret = "Legacy0Token-abcdefghijklmnopqrstuvwxyz_123";
+    let link = format!("http://x.test/admin/#/set-password?token={secret}&for=reset");
+    let email = outbox::NewEmail {
+        kind: "password_reset",
+        dealership_id: None,
+        to_addr: "old@adam.test".into(),
+        reply_to: None,
+        subject: "Reset your password".into(),
+        body_text: format!("Open {link}"),
+        body_html: format!("<a href=\"{link}\">{link}</a>"),
+    };
+    let id = outbox::insert(&app.state.db, &email, due)
+        .await
+        .expect("insert");
+    // Sent the old way: the text kept as it was.
+    let row = outbox::claim_next(&app.state.db, "legacy", due, due + 60)
+        .await
+        .expect("claim")
+        .expect("due");
+    let kept = outbox::Retained {
+        subject: &row.subject,
+        body_text: &row.body_text,
+        body_html: &row.body_html,
+    };
+    assert!(
+        outbox::mark_sent(&app.state.db, &id, "legacy", None, kept, due)
+            .await
+            .expect("mark sent")
+    );
+    // The worker's hourly housekeeping redacts it.
+    app.clock.advance(3601);
+    let redacted = eventually(Duration::from_secs(10), || async {
+        let row = outbox::get(&app.state.db, &id)
+            .await
+            .expect("row")
+            .expect("exists");
+        !row.body_text.contains(secret) && !row.body_html.contains(secret)
+    })
+    .await;
+    assert!(redacted, "the legacy row still holds its token");
+    let row = outbox::get(&app.state.db, &id)
+        .await
+        .expect("row")
+        .expect("exists");
+    assert_eq!(row.status, "sent");
+    assert!(row.body_text.contains("token=[redacted]&for=reset"));
 }

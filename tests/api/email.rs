@@ -546,13 +546,18 @@ async fn of_many_senders_racing_for_a_due_email_exactly_one_claims_it() {
     assert_eq!(again.attempts, 2);
     // Only the current holder records the outcome.
     let holder = row.lease_id.as_deref().expect("lease");
+    let retained = outbox::Retained {
+        subject: &row.subject,
+        body_text: &row.body_text,
+        body_html: &row.body_html,
+    };
     assert!(
-        !outbox::mark_sent(&app.state.db, &id, holder, None, later)
+        !outbox::mark_sent(&app.state.db, &id, holder, None, retained, later)
             .await
             .expect("update")
     );
     assert!(
-        outbox::mark_sent(&app.state.db, &id, "late", Some("ok"), later)
+        outbox::mark_sent(&app.state.db, &id, "late", Some("ok"), retained, later)
             .await
             .expect("update")
     );
