@@ -371,8 +371,9 @@ pub fn apply(router: Router<AppState>, state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Housekeeping until the app stops: keeps the limiter maps small every minute and
-/// deletes refresh tokens that expired over a day ago every hour.
+/// Housekeeping until the app stops: keeps the limiter maps and the revoked access
+/// tokens small every minute and deletes refresh tokens that expired over a day ago every
+/// hour.
 pub fn spawn_sweeper(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -380,6 +381,7 @@ pub fn spawn_sweeper(state: AppState) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             state.rate_limits.sweep();
+            state.revoked_tokens.prune();
             if minutes.is_multiple_of(60) {
                 let cutoff = state.clock.now() - 24 * 3600;
                 match crate::db::tokens::purge_expired(&state.db, cutoff).await {

@@ -2,13 +2,14 @@
 //! logout, and the caller's own profile.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ClientIp, Json};
 use super::users::UserOut;
+use crate::auth::principal::bearer_in;
 use crate::auth::tokens::TokenUse;
 use crate::auth::{Principal, Role, password};
 use crate::db::audit::{self, NewAuditEntry};
@@ -39,11 +40,19 @@ pub struct TokenResponse {
     pub expires_in: i64,
 }
 
-/// Refresh or logout request.
+/// Refresh request.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RefreshRequest {
     /// The current refresh token.
     pub refresh_token: String,
+}
+
+/// Logout request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LogoutRequest {
+    /// The current refresh token: its whole family is revoked.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
 }
 
 /// Changes to the caller's own profile.
@@ -187,21 +196,32 @@ pub async fn refresh(
     ))
 }
 
-/// Revokes the refresh token's whole family. Always 204, so it is safe to repeat.
-#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
-    responses((status = 204)))]
+/// Ends a sign-in: revokes the refresh token's whole family, and denies the access token
+/// sent in `Authorization: Bearer` (if any, and valid) until it expires, on every node.
+/// Always 204, so it is safe to repeat.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = LogoutRequest,
+    security((), ("bearer" = [])),
+    responses((status = 204, description = "The refresh token's family is revoked and the bearer access token, if any, refused from now on")))]
 #[tracing::instrument(skip_all)]
 pub async fn logout(
     State(state): State<AppState>,
-    Json(req): Json<RefreshRequest>,
+    headers: HeaderMap,
+    Json(req): Json<LogoutRequest>,
 ) -> Result<StatusCode, ApiError> {
     let now = state.clock.now();
-    if let Ok(claims) = state
-        .tokens
-        .verify(&req.refresh_token, TokenUse::Refresh, now)
+    if let Some(refresh) = &req.refresh_token
+        && let Ok(claims) = state.tokens.verify(refresh, TokenUse::Refresh, now)
         && let Some(family) = claims.family_id
     {
         tokens::revoke_family(&state.db, &family, now).await?;
+    }
+    if let Some(access) = bearer_in(&headers)
+        && let Ok(claims) = state.tokens.verify(access, TokenUse::Access, now)
+    {
+        // Refused until its expiry (and the verification's leeway), then it dies anyway.
+        let until = claims.exp + state.settings.auth.leeway_secs;
+        state.revoked_tokens.revoke(&claims.jti, until).await;
+        tracing::info!(user_id = %claims.sub, "access token revoked at logout");
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::email::{confirm, fast_mail, link_token, nth_mail, outbox_rows};
-use crate::helpers::{PASSWORD, TestApp, eventually, json_body, metric, metrics, spawn_app_with};
+use crate::helpers::{
+    PASSWORD, TestApp, eventually, json_body, metric, metrics, spawn_app, spawn_app_with,
+};
 
 const NEW_PASSWORD: &str = "a brand new password";
 
@@ -279,4 +281,96 @@ async fn rows_sent_with_their_token_before_the_upgrade_are_redacted() {
         .expect("exists");
     assert_eq!(row.status, "sent");
     assert!(row.body_text.contains("token=[redacted]&for=reset"));
+}
+
+async fn logout(app: &TestApp, access: Option<&str>, body: serde_json::Value) -> u16 {
+    app.post("/v1/auth/logout", access, body)
+        .await
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn logout_ends_its_access_token_and_leaves_the_users_other_sign_ins_alone() {
+    let app = spawn_app().await;
+    let laptop = app.admin().await;
+    let phone = app.admin().await;
+    assert_eq!(app.get("/v1/me", Some(&laptop.access)).await.status(), 200);
+
+    let body = json!({"refresh_token": laptop.refresh});
+    assert_eq!(logout(&app, Some(&laptop.access), body).await, 204);
+    let resp = app.get("/v1/me", Some(&laptop.access)).await;
+    assert_eq!(resp.status(), 401, "the logged-out access token is refused");
+    assert_eq!(json_body(resp).await["error"]["code"], "unauthorized");
+    assert_eq!(app.refresh(&laptop.refresh).await.status(), 401);
+    // The same user's other sign-in goes on.
+    assert_eq!(app.get("/v1/me", Some(&phone.access)).await.status(), 200);
+    assert_eq!(
+        app.post("/v1/sessions", Some(&laptop.access), json!({}))
+            .await
+            .status(),
+        401,
+        "nor can it start a conversation"
+    );
+
+    // An access token alone logs out too; repeating it is harmless.
+    assert_eq!(logout(&app, Some(&phone.access), json!({})).await, 204);
+    assert_eq!(logout(&app, Some(&phone.access), json!({})).await, 204);
+    assert_eq!(app.get("/v1/me", Some(&phone.access)).await.status(), 401);
+    // A garbage bearer token is ignored, not an error.
+    assert_eq!(logout(&app, Some("not-a-jwt"), json!({})).await, 204);
+
+    // The deny-list forgets tokens once they have expired anyway (30 minutes + leeway).
+    assert_eq!(app.state.revoked_tokens.prune(), 2);
+    app.clock.advance(1800 + 5);
+    assert_eq!(app.state.revoked_tokens.prune(), 0);
+}
+
+/// The Redis of `ADAM_TEST_REDIS_URL`, or `None` (the test is skipped, unless
+/// `ADAM_REQUIRE_CLUSTER_TESTS=1` makes that a failure).
+fn test_redis() -> Option<String> {
+    let url = std::env::var("ADAM_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
+        assert_ne!(
+            std::env::var("ADAM_REQUIRE_CLUSTER_TESTS").as_deref(),
+            Ok("1"),
+            "ADAM_REQUIRE_CLUSTER_TESTS=1 but ADAM_TEST_REDIS_URL is missing"
+        );
+        eprintln!("skipping: set ADAM_TEST_REDIS_URL (e.g. scripts/redis.sh start DIR PORT)");
+    }
+    url
+}
+
+#[tokio::test]
+async fn with_shared_redis_a_logout_on_one_node_holds_on_the_other() {
+    let Some(redis) = test_redis() else {
+        return;
+    };
+    let namespace = format!("adam-test-{}", uuid::Uuid::new_v4().simple());
+    let shared = move |s: &mut adam::settings::Settings| {
+        s.cluster.redis_url = Some(secrecy::SecretString::from(redis.clone()));
+        s.cluster.namespace = namespace.clone();
+    };
+    let a = spawn_app_with(shared.clone()).await;
+    // The second node shares the first one's database.
+    let database = a.state.settings.database.url.clone();
+    let b = spawn_app_with(move |s| {
+        shared(s);
+        s.database.url = database;
+    })
+    .await;
+    let signed_in = a.admin().await;
+    let other = a.admin().await;
+    assert_eq!(b.get("/v1/me", Some(&signed_in.access)).await.status(), 200);
+
+    assert_eq!(logout(&a, Some(&signed_in.access), json!({})).await, 204);
+    assert_eq!(a.get("/v1/me", Some(&signed_in.access)).await.status(), 401);
+    assert_eq!(
+        b.get("/v1/me", Some(&signed_in.access)).await.status(),
+        401,
+        "node b refuses a token logged out on node a"
+    );
+    assert_eq!(b.get("/v1/me", Some(&other.access)).await.status(), 200);
 }
