@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ClientIp, Json};
+use super::sessions::{AccountEnd, end_user_sessions, sessions_to_end};
 use super::users::UserOut;
 use crate::auth::principal::bearer_in;
 use crate::auth::tokens::TokenUse;
@@ -63,7 +64,8 @@ pub struct MePatch {
     pub display_name: Option<String>,
     /// Required to change the password.
     pub current_password: Option<String>,
-    /// New password; every refresh token of the user is revoked.
+    /// New password; every refresh token of the user is revoked and their live
+    /// conversations end.
     pub new_password: Option<String>,
 }
 
@@ -239,7 +241,8 @@ pub async fn me(
     Ok(Json(UserOut::from(user)))
 }
 
-/// Updates the caller's display name or password (which revokes every refresh token).
+/// Updates the caller's display name or password (which revokes every refresh token and
+/// ends the caller's live conversations, close reason `password changed`).
 #[utoipa::path(patch, path = "/v1/me", tag = "auth", security(("bearer" = [])), request_body = MePatch,
     responses((status = 200, body = UserOut), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %principal.user_id))]
@@ -287,6 +290,8 @@ pub async fn patch_me(
         .ok_or(ApiError::Unauthorized)?;
     if patch.password_hash.is_some() {
         tokens::revoke_user(&state.db, &user.id, now).await?;
+        let elsewhere = sessions_to_end(&state, &user.id).await;
+        end_user_sessions(&state, &user.id, AccountEnd::PasswordChanged, elsewhere).await;
         audit::record(
             &state.db,
             NewAuditEntry {

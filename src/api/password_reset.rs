@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::auth::normalize_email;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ClientIp, Json};
+use super::sessions::{AccountEnd, end_user_sessions, sessions_to_end};
 use crate::auth::password;
 use crate::db::audit::{self, NewAuditEntry};
 use crate::email::account::{self, Purpose};
@@ -82,8 +83,8 @@ pub async fn request(
 }
 
 /// Sets the password of the user a reset or invitation link was sent to. The link
-/// stops working, as does every other link of that user, and every refresh token of
-/// theirs is revoked. The token is checked before the password
+/// stops working, as does every other link of that user, every refresh token of theirs
+/// is revoked and their live conversations end. The token is checked before the password
 /// is hashed, so a request with a bad token costs no bcrypt; requests are limited per
 /// client IP (`rate_limit.password_reset_confirm_*`).
 #[utoipa::path(post, path = "/v1/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
@@ -110,6 +111,8 @@ pub async fn confirm(
     account::set_password(&state.db, &link, &hash, now)
         .await?
         .map_err(ApiError::Link)?;
+    let elsewhere = sessions_to_end(&state, &user.id).await;
+    end_user_sessions(&state, &user.id, AccountEnd::PasswordChanged, elsewhere).await;
     let action = if link.purpose == Purpose::Invite.as_str() {
         "user.invite_accept"
     } else {

@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::normalize_email;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
+use super::sessions::{AccountEnd, end_user_sessions, sessions_to_end};
 use crate::auth::{Principal, Role, password};
 use crate::clock::rfc3339;
 use crate::db::audit::{self, NewAuditEntry};
@@ -83,9 +84,9 @@ pub struct UpdateUser {
     pub display_name: Option<String>,
     /// New role (not your own; super_admin only grantable by a super_admin).
     pub role: Option<Role>,
-    /// Disable (revokes their refresh tokens) or enable.
+    /// Disable (revokes their refresh tokens and ends their live conversations) or enable.
     pub disabled: Option<bool>,
-    /// Set a new password (revokes their refresh tokens).
+    /// Set a new password (revokes their refresh tokens and ends their live conversations).
     pub password: Option<String>,
 }
 
@@ -312,7 +313,9 @@ pub async fn get(
     Ok(Json(UserOut::from(user)))
 }
 
-/// Changes a user's name, role, password or disabled flag.
+/// Changes a user's name, role, password or disabled flag. Disabling a user or setting
+/// their password ends their live conversations (close reason `account disabled` or
+/// `password changed`).
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = UpdateUser,
     responses((status = 200, body = UserOut), (status = 403, body = ErrorBody),
@@ -372,6 +375,14 @@ pub async fn update(
         .ok_or(ApiError::NotFound)?;
     if revoke {
         tokens::revoke_user(&state.db, &user.id, now).await?;
+        // Their open conversations end with their access.
+        let why = if req.disabled == Some(true) {
+            AccountEnd::Disabled
+        } else {
+            AccountEnd::PasswordChanged
+        };
+        let elsewhere = sessions_to_end(&state, &user.id).await;
+        end_user_sessions(&state, &user.id, why, elsewhere).await;
     }
     audit::record(
         &state.db,
@@ -392,7 +403,7 @@ pub async fn update(
     Ok(Json(UserOut::from(user)))
 }
 
-/// Deletes a user (not yourself).
+/// Deletes a user (not yourself); their live conversations end (`account deleted`).
 #[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = String, Path)), responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(actor = %principal.user_id, target = %id))]
@@ -409,9 +420,12 @@ pub async fn delete(
     if id == principal.user_id {
         return Err(ApiError::Forbidden);
     }
+    // Read first: deleting the user forgets whose their recorded sessions were.
+    let elsewhere = sessions_to_end(&state, &id).await;
     if !users::delete(&state.db, tenant, &id).await? {
         return Err(ApiError::NotFound);
     }
+    end_user_sessions(&state, &id, AccountEnd::Deleted, elsewhere).await;
     audit::record(
         &state.db,
         NewAuditEntry {

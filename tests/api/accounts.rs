@@ -1,16 +1,20 @@
 //! Account lifecycle and secrets: setting a password with an emailed link costs no bcrypt
 //! unless the link is good, and is limited per client IP; link tokens never reach the log
-//! or stay in sent outbox rows.
+//! or stay in sent outbox rows; logout ends its access token; disabling, deleting or a
+//! password change ends the user's live conversations.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::email::{confirm, fast_mail, link_token, nth_mail, outbox_rows};
 use crate::helpers::{
     PASSWORD, TestApp, eventually, json_body, metric, metrics, spawn_app, spawn_app_with,
 };
+use crate::realtime::{Ws, ask, connect, event, read_until};
 
 const NEW_PASSWORD: &str = "a brand new password";
 
@@ -373,4 +377,199 @@ async fn with_shared_redis_a_logout_on_one_node_holds_on_the_other() {
         "node b refuses a token logged out on node a"
     );
     assert_eq!(b.get("/v1/me", Some(&other.access)).await.status(), 200);
+}
+
+/// A server with quick simulated answers and a fast email worker.
+async fn conversation_app() -> TestApp {
+    spawn_app_with(|s| {
+        fast_mail(s);
+        let sim = &mut s.providers.simulated;
+        sim.answer = "We open at eight.".into();
+        sim.tts_ms_per_char = 8;
+        sim.stt_delay_ms = 20;
+        sim.answer_first_token_ms = 20;
+        sim.answer_tokens_per_sec = 200.0;
+        sim.tts_first_byte_ms = 10;
+    })
+    .await
+}
+
+/// Starts a conversation as the holder of `token`: its id and open socket.
+async fn live_session(app: &TestApp, token: &str) -> (String, Ws) {
+    let resp = app.post("/v1/sessions", Some(token), json!({})).await;
+    assert_eq!(resp.status(), 201);
+    let body = json_body(resp).await;
+    let url = format!(
+        "{}{}",
+        app.base.replace("http://", "ws://"),
+        body["ws_url"].as_str().expect("ws_url")
+    );
+    let mut ws = connect(&url, None).await.expect("upgrade");
+    read_until(&mut ws, "session.created").await;
+    (body["session_id"].as_str().expect("id").to_owned(), ws)
+}
+
+/// The close code and reason the socket gets within `within`; `None` if it stays open
+/// (or drops without a close frame).
+async fn closed_within(ws: &mut Ws, within: Duration) -> Option<(u16, String)> {
+    let closed = async {
+        while let Some(message) = ws.next().await {
+            match message {
+                Ok(Message::Close(frame)) => {
+                    return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    };
+    tokio::time::timeout(within, closed).await.ok().flatten()
+}
+
+/// The session's recorded end reason, once it is recorded (within 5 s).
+async fn end_reason(app: &TestApp, token: &str, session_id: &str) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let path = format!("/v1/sessions/{session_id}");
+        let body = json_body(app.get(&path, Some(token)).await).await;
+        if let Some(reason) = body["end_reason"].as_str() {
+            return Some(reason.to_owned());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn disabling_a_user_closes_their_live_conversation_within_a_second() {
+    let app = conversation_app().await;
+    let root = app.admin().await;
+    let d = app.create_dealership(&root.access, "Alpha Autos").await;
+    let ana_id = app
+        .create_user(&root.access, "ana@alpha.test", "user", Some(&d))
+        .await;
+    app.create_user(&root.access, "ben@alpha.test", "user", Some(&d))
+        .await;
+    let ana = app.login("ana@alpha.test", PASSWORD).await;
+    let ben = app.login("ben@alpha.test", PASSWORD).await;
+    let (ana_session, mut ana_ws) = live_session(&app, &ana.access).await;
+    let (_, mut ben_ws) = live_session(&app, &ben.access).await;
+
+    let resp = app
+        .patch(
+            &format!("/v1/users/{ana_id}"),
+            Some(&root.access),
+            json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        closed_within(&mut ana_ws, Duration::from_secs(1)).await,
+        Some((1000, "account disabled".to_owned())),
+        "the disabled user's conversation closes at once, saying why"
+    );
+    assert_eq!(
+        end_reason(&app, &root.access, &ana_session)
+            .await
+            .as_deref(),
+        Some("account disabled")
+    );
+
+    // Another user's conversation goes on.
+    ask(&mut ben_ws, "When are you open?").await;
+    let items = read_until(&mut ben_ws, "response.done").await;
+    assert_eq!(
+        event(&items, "response.done")["response"]["status"],
+        "completed"
+    );
+    assert_eq!(app.state.realtime.registry.count().await, 1);
+}
+
+#[tokio::test]
+async fn deleting_a_user_or_changing_their_password_closes_their_conversations() {
+    let app = conversation_app().await;
+    let root = app.admin().await;
+    let d = app.create_dealership(&root.access, "Alpha Autos").await;
+    let cy_id = app
+        .create_user(&root.access, "cy@alpha.test", "user", Some(&d))
+        .await;
+    app.create_user(&root.access, "di@alpha.test", "user", Some(&d))
+        .await;
+    let eve_id = app
+        .create_user(&root.access, "eve@alpha.test", "user", Some(&d))
+        .await;
+    app.create_user(&root.access, "fay@alpha.test", "user", Some(&d))
+        .await;
+    let cy = app.login("cy@alpha.test", PASSWORD).await;
+    let di = app.login("di@alpha.test", PASSWORD).await;
+    let eve = app.login("eve@alpha.test", PASSWORD).await;
+    let fay = app.login("fay@alpha.test", PASSWORD).await;
+    let (_, mut cy_ws) = live_session(&app, &cy.access).await;
+    let (_, mut di_ws) = live_session(&app, &di.access).await;
+    let (_, mut eve_ws) = live_session(&app, &eve.access).await;
+    let (fay_session, mut fay_ws) = live_session(&app, &fay.access).await;
+    let second = Duration::from_secs(1);
+
+    // An admin deletes cy.
+    let resp = app
+        .delete(&format!("/v1/users/{cy_id}"), Some(&root.access))
+        .await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        closed_within(&mut cy_ws, second).await,
+        Some((1000, "account deleted".to_owned()))
+    );
+
+    // di changes their own password.
+    let resp = app
+        .patch(
+            "/v1/me",
+            Some(&di.access),
+            json!({"current_password": PASSWORD, "new_password": "a brand new password"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        closed_within(&mut di_ws, second).await,
+        Some((1000, "password changed".to_owned()))
+    );
+
+    // An admin sets eve's password.
+    let resp = app
+        .patch(
+            &format!("/v1/users/{eve_id}"),
+            Some(&root.access),
+            json!({"password": "an admin-chosen password"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        closed_within(&mut eve_ws, second).await,
+        Some((1000, "password changed".to_owned()))
+    );
+
+    // fay sets a new password with an emailed reset link.
+    let resp = app
+        .post(
+            "/v1/auth/password-reset",
+            None,
+            json!({"email": "fay@alpha.test"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 202);
+    let token = link_token(&nth_mail(&app, 1).await.text);
+    assert_eq!(confirm(&app, &token, NEW_PASSWORD).await.status(), 204);
+    assert_eq!(
+        closed_within(&mut fay_ws, second).await,
+        Some((1000, "password changed".to_owned()))
+    );
+    assert_eq!(
+        end_reason(&app, &root.access, &fay_session)
+            .await
+            .as_deref(),
+        Some("password changed")
+    );
 }
