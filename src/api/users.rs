@@ -87,6 +87,8 @@ pub struct UpdateUser {
     /// Disable (revokes their refresh tokens and ends their live conversations) or enable.
     pub disabled: Option<bool>,
     /// Set a new password (revokes their refresh tokens and ends their live conversations).
+    /// A dealership_admin may not set another admin's password (403
+    /// `peer_admin_password`): send them a reset email instead.
     pub password: Option<String>,
 }
 
@@ -298,6 +300,64 @@ pub async fn invite(
     Ok((StatusCode::ACCEPTED, Json(InviteSent { email_id })))
 }
 
+/// The answer to sending a password-reset email.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ResetSent {
+    /// Id of the queued email (`email_outbox`).
+    pub email_id: String,
+}
+
+/// Emails the user a link to choose a new password (valid `email.reset_ttl_secs`, once):
+/// how an admin helps another admin, whose password they may not set. Their current
+/// password keeps working until the link is used. Each address gets at most
+/// `email.reset_max_per_email` reset emails per `email.reset_window_secs`.
+#[utoipa::path(post, path = "/v1/users/{id}/password-reset", tag = "users", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 202, body = ResetSent), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "the user is disabled"),
+              (status = 429, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(actor = %principal.user_id, target = %id))]
+pub async fn password_reset(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<ResetSent>), ApiError> {
+    principal.require(ADMINS)?;
+    let user = users::get(&state.db, principal.tenant(), &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if user.disabled {
+        return Err(ApiError::Conflict(
+            "the user is disabled; enable them first".into(),
+        ));
+    }
+    if let Err(wait) = state.email.throttle_reset(&user.email) {
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&["password_reset"])
+            .inc();
+        return Err(ApiError::TooManyRequests {
+            retry_after: wait as u64,
+        });
+    }
+    let email_id = account::send_password_reset_to(&state.email, &user).await?;
+    audit::record(
+        &state.db,
+        NewAuditEntry {
+            dealership_id: user.dealership_id.as_deref(),
+            actor_user_id: Some(&principal.user_id),
+            action: "user.password_reset_email",
+            target_type: "user",
+            target_id: &user.id,
+            details: serde_json::json!({"email": user.email}),
+        },
+        state.clock.now(),
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(ResetSent { email_id })))
+}
+
 /// One user of the caller's tenant.
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = String, Path)), responses((status = 200, body = UserOut), (status = 404, body = ErrorBody)))]
@@ -315,10 +375,11 @@ pub async fn get(
 
 /// Changes a user's name, role, password or disabled flag. Disabling a user or setting
 /// their password ends their live conversations (close reason `account disabled` or
-/// `password changed`).
+/// `password changed`). A dealership_admin may not set another admin's password.
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = UpdateUser,
-    responses((status = 200, body = UserOut), (status = 403, body = ErrorBody),
+    responses((status = 200, body = UserOut),
+              (status = 403, body = ErrorBody, description = "forbidden, or peer_admin_password: a dealership_admin setting another admin's password"),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(actor = %principal.user_id, target = %id))]
 pub async fn update(
@@ -350,6 +411,20 @@ pub async fn update(
     }
     if req.disabled == Some(true) && id == principal.user_id {
         return Err(ApiError::Forbidden);
+    }
+    // Whoever knows a password they chose can sign in as that admin: between peers, the
+    // owner chooses it, from an emailed link.
+    let target_is_admin = existing.role != Role::User.as_str();
+    if req.password.is_some()
+        && principal.role == Role::DealershipAdmin
+        && target_is_admin
+        && id != principal.user_id
+    {
+        return Err(ApiError::Denied {
+            code: "peer_admin_password",
+            message: "a dealership_admin cannot set another admin's password; \
+                      send them a reset link with POST /v1/users/{id}/password-reset",
+        });
     }
     if let Some(name) = &req.display_name {
         validate_display_name(name)?;

@@ -162,13 +162,18 @@ pub async fn send_password_reset(
     else {
         return Ok(None);
     };
-    let link = issue_link(mailer, &user, Purpose::PasswordReset).await?;
+    send_password_reset_to(mailer, &user).await.map(Some)
+}
+
+/// Emails `user` a password-reset link (an admin's request for them). Returns the outbox id.
+pub async fn send_password_reset_to(mailer: &Mailer, user: &User) -> Result<String, EmailError> {
+    let link = issue_link(mailer, user, Purpose::PasswordReset).await?;
     let context = context! {
         display_name => user.display_name.clone(),
         link => link,
         expires_in => human_duration(Purpose::PasswordReset.ttl(mailer)),
     };
-    let id = mailer
+    mailer
         .queue(
             Purpose::PasswordReset.as_str(),
             context,
@@ -176,8 +181,7 @@ pub async fn send_password_reset(
             None,
             user.dealership_id.as_deref(),
         )
-        .await?;
-    Ok(Some(id))
+        .await
 }
 
 /// Checks a link's token without using it up: the token row and its user, or why it is

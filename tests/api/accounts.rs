@@ -573,3 +573,114 @@ async fn deleting_a_user_or_changing_their_password_closes_their_conversations()
         Some("password changed")
     );
 }
+
+#[tokio::test]
+async fn a_dealership_admin_cannot_set_a_peer_admins_password_but_can_email_them_a_reset_link() {
+    let app = spawn_app_with(fast_mail).await;
+    let root = app.admin().await;
+    let d = app.create_dealership(&root.access, "Alpha Autos").await;
+    let other = app.create_dealership(&root.access, "Bravo Cars").await;
+    app.create_user(
+        &root.access,
+        "boss@alpha.test",
+        "dealership_admin",
+        Some(&d),
+    )
+    .await;
+    let peer_id = app
+        .create_user(
+            &root.access,
+            "peer@alpha.test",
+            "dealership_admin",
+            Some(&d),
+        )
+        .await;
+    let clerk_id = app
+        .create_user(&root.access, "clerk@alpha.test", "user", Some(&d))
+        .await;
+    let outsider_id = app
+        .create_user(
+            &root.access,
+            "admin@bravo.test",
+            "dealership_admin",
+            Some(&other),
+        )
+        .await;
+    let boss = app.login("boss@alpha.test", PASSWORD).await;
+
+    let resp = app
+        .patch(
+            &format!("/v1/users/{peer_id}"),
+            Some(&boss.access),
+            json!({"password": "chosen by the boss", "display_name": "Peer"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 403);
+    let body = json_body(resp).await;
+    assert_eq!(body["error"]["code"], "peer_admin_password", "{body}");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(message.contains("/password-reset"), "{message}");
+    // Nothing changed: the peer still signs in with their own password.
+    app.login("peer@alpha.test", PASSWORD).await;
+    assert_eq!(
+        app.try_login("peer@alpha.test", "chosen by the boss")
+            .await
+            .status(),
+        401
+    );
+    // A plain user's password the admin may still set, and a super_admin any admin's.
+    let resp = app
+        .patch(
+            &format!("/v1/users/{clerk_id}"),
+            Some(&boss.access),
+            json!({"password": "set by the boss"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    app.login("clerk@alpha.test", "set by the boss").await;
+
+    // The boss emails the peer a reset link instead; the peer chooses the password.
+    let resp = app
+        .post(
+            &format!("/v1/users/{peer_id}/password-reset"),
+            Some(&boss.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(resp.status(), 202);
+    assert!(json_body(resp).await["email_id"].is_string());
+    let mail = nth_mail(&app, 1).await;
+    assert_eq!(mail.to, "peer@alpha.test");
+    assert!(mail.subject.contains("Reset"), "{}", mail.subject);
+    app.login("peer@alpha.test", PASSWORD).await;
+    let token = link_token(&mail.text);
+    assert_eq!(confirm(&app, &token, NEW_PASSWORD).await.status(), 204);
+    app.login("peer@alpha.test", NEW_PASSWORD).await;
+
+    // Only over users the admin manages, and only for admins.
+    let resp = app
+        .post(
+            &format!("/v1/users/{outsider_id}/password-reset"),
+            Some(&boss.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(resp.status(), 404);
+    let clerk = app.login("clerk@alpha.test", "set by the boss").await;
+    let resp = app
+        .post(
+            &format!("/v1/users/{peer_id}/password-reset"),
+            Some(&clerk.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(resp.status(), 403);
+    let resp = app
+        .patch(
+            &format!("/v1/users/{peer_id}"),
+            Some(&root.access),
+            json!({"password": "set by the super admin"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200, "a super_admin may");
+}
