@@ -52,7 +52,7 @@ pub async fn run(db: &Db, settings: &Settings, now: i64) -> anyhow::Result<Optio
         db,
         NewUser {
             email: email.clone(),
-            password_hash: password::hash(plain.clone()).await?,
+            password_hash: password::hash(plain.clone(), &password::HashCounter::none()).await?,
             role: Role::SuperAdmin.as_str().into(),
             dealership_id: None,
             display_name: "Administrator".into(),

@@ -266,7 +266,7 @@ async fn create_user(
     };
     let plain = read_password()?;
     password::check_rules(&plain).map_err(|e| anyhow::anyhow!("password {e}"))?;
-    let hash = password::hash(plain).await?;
+    let hash = password::hash(plain, &password::HashCounter::none()).await?;
     let new = NewUser {
         email,
         password_hash: hash,

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub login_failures: IntCounter,
     /// Refresh-token reuse detections (a family was revoked).
     pub refresh_reuse: IntCounter,
+    /// bcrypt runs (`adam_password_hashes_total{op}`).
+    pub password_hashes: crate::auth::password::HashCounter,
     /// Resident memory of this process, read at each scrape.
     pub resident_memory: prometheus::IntGauge,
     /// Open file descriptors of this process, read at each scrape.
@@ -59,6 +61,7 @@ impl Metrics {
             "session_start",
             "concurrent_sessions",
             "usage_cap",
+            "password_reset_confirm",
         ] {
             rate_limited.with_label_values(&[scope]);
         }
@@ -87,7 +90,9 @@ impl Metrics {
         registry.register(Box::new(resident_memory.clone()))?;
         registry.register(Box::new(open_fds.clone()))?;
         registry.register(Box::new(tokio_tasks.clone()))?;
+        let password_hashes = crate::auth::password::HashCounter::new(&registry)?;
         Ok(Self {
+            password_hashes,
             registry,
             http_requests,
             http_duration,

@@ -35,10 +35,12 @@ use crate::startup::AppState;
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Token buckets per client IP and per user.
+/// Token buckets per client IP and per user, and per client network for setting a
+/// password with an emailed link.
 pub struct RateLimits {
     ip: DefaultKeyedRateLimiter<IpAddr>,
     user: DefaultKeyedRateLimiter<String>,
+    reset_confirm: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -59,6 +61,10 @@ impl RateLimits {
         Self {
             ip: RateLimiter::keyed(quota(settings.per_ip_per_minute, settings.per_ip_burst)),
             user: RateLimiter::keyed(quota(settings.per_user_per_minute, settings.per_user_burst)),
+            reset_confirm: RateLimiter::keyed(quota(
+                settings.password_reset_confirm_per_minute,
+                settings.password_reset_confirm_burst,
+            )),
         }
     }
 
@@ -68,6 +74,7 @@ impl RateLimits {
         let result = match bucket {
             Bucket::Ip(ip) => self.ip.check_key(ip),
             Bucket::User(sub) => self.user.check_key(sub),
+            Bucket::ResetConfirm(net) => self.reset_confirm.check_key(net),
         };
         result.map_err(|not_until| not_until.wait_time_from(now))
     }
@@ -76,8 +83,10 @@ impl RateLimits {
     pub fn sweep(&self) {
         self.ip.retain_recent();
         self.user.retain_recent();
+        self.reset_confirm.retain_recent();
         self.ip.shrink_to_fit();
         self.user.shrink_to_fit();
+        self.reset_confirm.shrink_to_fit();
     }
 }
 
@@ -88,6 +97,8 @@ enum Bucket {
     Ip(IpAddr),
     /// The signed-in user (the token's `sub`).
     User(String),
+    /// Password-reset confirmations from the client's network (see [`network`]).
+    ResetConfirm(IpAddr),
 }
 
 impl Bucket {
@@ -96,12 +107,13 @@ impl Bucket {
         match self {
             Bucket::Ip(_) => "ip",
             Bucket::User(_) => "user",
+            Bucket::ResetConfirm(_) => "password_reset_confirm",
         }
     }
 
     fn key(&self) -> String {
         match self {
-            Bucket::Ip(ip) => ip.to_string(),
+            Bucket::Ip(ip) | Bucket::ResetConfirm(ip) => ip.to_string(),
             Bucket::User(sub) => sub.clone(),
         }
     }
@@ -114,6 +126,10 @@ async fn take(state: &AppState, bucket: &Bucket) -> Result<(), Duration> {
     let (per_minute, burst) = match bucket {
         Bucket::Ip(_) => (rl.per_ip_per_minute, rl.per_ip_burst),
         Bucket::User(_) => (rl.per_user_per_minute, rl.per_user_burst),
+        Bucket::ResetConfirm(_) => (
+            rl.password_reset_confirm_per_minute,
+            rl.password_reset_confirm_burst,
+        ),
     };
     match state
         .cluster
@@ -137,6 +153,34 @@ fn too_many(state: &AppState, bucket: &Bucket, wait: Duration) -> Response {
         retry_after: retry_after(wait),
     }
     .into_response()
+}
+
+/// The address a client is counted by: itself for IPv4, its /64 for IPv6 (one host
+/// usually holds a whole /64, so single IPv6 addresses are free to rotate).
+fn network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
+    }
+}
+
+/// Takes one password-reset confirmation from the client's network (shared by every node
+/// when they share Redis): 429 with `Retry-After` when refused.
+pub async fn limit_password_reset_confirm(state: &AppState, ip: IpAddr) -> Result<(), ApiError> {
+    let bucket = Bucket::ResetConfirm(network(ip));
+    take(state, &bucket).await.map_err(|wait| {
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&[bucket.scope()])
+            .inc();
+        ApiError::TooManyRequests {
+            retry_after: retry_after(wait),
+        }
+    })
 }
 
 fn retry_after(wait: Duration) -> u64 {
@@ -327,8 +371,9 @@ pub fn apply(router: Router<AppState>, state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Housekeeping until the app stops: keeps the limiter maps small every minute and
-/// deletes refresh tokens that expired over a day ago every hour.
+/// Housekeeping until the app stops: keeps the limiter maps and the revoked access
+/// tokens small every minute and deletes refresh tokens that expired over a day ago every
+/// hour.
 pub fn spawn_sweeper(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -337,6 +382,7 @@ pub fn spawn_sweeper(state: AppState) -> tokio::task::JoinHandle<()> {
             tick.tick().await;
             state.rate_limits.sweep();
             state.quotas.sweep();
+            state.revoked_tokens.prune();
             if minutes.is_multiple_of(60) {
                 let cutoff = state.clock.now() - 24 * 3600;
                 match crate::db::tokens::purge_expired(&state.db, cutoff).await {
@@ -348,4 +394,21 @@ pub fn spawn_sweeper(state: AppState) -> tokio::task::JoinHandle<()> {
             minutes += 1;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64_and_ipv4_per_address() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().expect("ip");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(network(a), network(b));
+        assert_eq!(network(a), "2001:db8:1:2::".parse::<IpAddr>().expect("ip"));
+        assert_ne!(network(a), network(other));
+        let v4: IpAddr = [10, 0, 0, 7].into();
+        assert_eq!(network(v4), v4);
+    }
 }

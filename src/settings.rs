@@ -278,9 +278,10 @@ pub struct SessionSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProviderSettings {
-    /// `embedded` (local models, the default) or `simulated` (deterministic, configurable
-    /// latencies; tests and load tests): voice activity detection, and every stage whose
-    /// chain below is empty or names `profile`.
+    /// `embedded` (local models, the default, also without `config.toml`) or `simulated`
+    /// (deterministic, made-up transcripts and answers with configurable latencies; tests
+    /// and load tests only, refused in `production`): voice activity detection, and every
+    /// stage whose chain below is empty or names `profile`.
     pub profile: String,
     /// Latencies and texts of the simulated providers.
     pub simulated: adam_actors::simulated::SimulatedConfig,
@@ -399,7 +400,7 @@ impl Default for SessionSettings {
 impl Default for ProviderSettings {
     fn default() -> Self {
         Self {
-            profile: "simulated".into(),
+            profile: "embedded".into(),
             simulated: adam_actors::simulated::SimulatedConfig::default(),
             embedded: adam_providers::embedded::EmbeddedConfig::default(),
             stt: Vec::new(),
@@ -508,6 +509,11 @@ pub struct RateLimitSettings {
     pub per_user_per_minute: u32,
     /// Burst per authenticated user.
     pub per_user_burst: u32,
+    /// Sustained `POST /v1/auth/password-reset/confirm` per minute per client IP (IPv6 per
+    /// /64), on top of the per-IP limit: the route needs no account and may hash a password.
+    pub password_reset_confirm_per_minute: u32,
+    /// Burst of `password_reset_confirm_per_minute`.
+    pub password_reset_confirm_burst: u32,
 }
 
 /// `[log]`
@@ -629,6 +635,8 @@ impl Default for RateLimitSettings {
             per_ip_burst: 120,
             per_user_per_minute: 300,
             per_user_burst: 60,
+            password_reset_confirm_per_minute: 10,
+            password_reset_confirm_burst: 10,
         }
     }
 }
@@ -866,6 +874,14 @@ impl Settings {
             ("rate_limit.per_ip_burst", rl.per_ip_burst),
             ("rate_limit.per_user_per_minute", rl.per_user_per_minute),
             ("rate_limit.per_user_burst", rl.per_user_burst),
+            (
+                "rate_limit.password_reset_confirm_per_minute",
+                rl.password_reset_confirm_per_minute,
+            ),
+            (
+                "rate_limit.password_reset_confirm_burst",
+                rl.password_reset_confirm_burst,
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1"));
@@ -1098,6 +1114,13 @@ impl Settings {
                 ),
             ));
         }
+        if self.environment == Environment::Production && self.providers.profile == "simulated" {
+            return Err(invalid(
+                "providers.profile",
+                "must not be \"simulated\" in production: it answers with made-up transcripts; \
+                 use \"embedded\" (the local models)",
+            ));
+        }
         if !(0.0..=1.0).contains(&self.cache.semantic_threshold) {
             return Err(invalid(
                 "cache.semantic_threshold",
@@ -1136,6 +1159,17 @@ impl Settings {
         self.email
             .validate()
             .map_err(|(key, problem)| invalid(key, problem))?;
+        if self.environment == Environment::Production
+            && self.email.transport == crate::email::TransportKind::Log
+            && !self.email.allow_log_transport_in_production
+        {
+            return Err(invalid(
+                "email.transport",
+                "is \"log\" in production: emails would be written to disk, never sent; choose \
+                 \"smtp\" or \"mailgun\" (see docs/DEPLOYMENT.md), or set \
+                 email.allow_log_transport_in_production = true",
+            ));
+        }
         Ok(())
     }
 
@@ -1201,7 +1235,16 @@ mod tests {
             .expect_err("production keeps /metrics off the public listener");
         assert!(err.to_string().contains("`metrics.listen`"), "{err}");
         settings.metrics.listen = Some("127.0.0.1:9464".parse().expect("addr"));
-        assert!(settings.validate().is_ok());
+        let err = settings
+            .validate()
+            .expect_err("production refuses the log email transport");
+        assert!(err.to_string().contains("`email.transport`"), "{err}");
+        settings.email.allow_log_transport_in_production = true;
+        assert!(settings.validate().is_ok(), "unless explicitly allowed");
+        settings.email.allow_log_transport_in_production = false;
+        settings.email.transport = crate::email::TransportKind::Smtp;
+        settings.email.smtp.host = "smtp.example.com".into();
+        assert!(settings.validate().is_ok(), "a real transport");
         settings.testing.fault_injection = true;
         let err = settings
             .validate()
@@ -1252,6 +1295,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file("adam.toml", "environment = \"production\"\n[metrics]\n")?;
             jail.set_env("ADAM__AUTH__JWT_SECRET", "k".repeat(32));
+            jail.set_env("ADAM__EMAIL__ALLOW_LOG_TRANSPORT_IN_PRODUCTION", "true");
             let err = Settings::load(Path::new("adam.toml"), &CliOverrides::default())
                 .expect_err("public /metrics without a token");
             assert!(err.to_string().contains("`metrics.listen`"), "{err}");
@@ -1289,6 +1333,32 @@ mod tests {
             assert!(err.to_string().contains("`metrics.listen`"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
+    fn without_a_config_file_the_profile_is_embedded_and_production_refuses_simulated() {
+        figment::Jail::expect_with(|_| {
+            let settings =
+                Settings::load(Path::new("no-such-config.toml"), &CliOverrides::default())
+                    .expect("loads from the compiled-in defaults");
+            assert_eq!(settings.providers.profile, "embedded");
+            Ok(())
+        });
+        let mut settings = Settings {
+            environment: Environment::Production,
+            ..Settings::default()
+        };
+        settings.auth.jwt_secret = Some(SecretString::from("k".repeat(32)));
+        settings.email.allow_log_transport_in_production = true;
+        settings.metrics.listen = Some("127.0.0.1:9464".parse().expect("addr"));
+        settings.validate().expect("embedded in production");
+        settings.providers.profile = "simulated".into();
+        let err = settings.validate().expect_err("simulated in production");
+        assert!(err.to_string().contains("`providers.profile`"), "{err}");
+        assert!(err.to_string().contains("made-up"), "{err}");
+        settings.environment = Environment::Development;
+        settings.validate().expect("simulated in development");
     }
 
     #[test]

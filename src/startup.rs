@@ -47,6 +47,8 @@ pub struct AppState {
     pub draining: Arc<std::sync::atomic::AtomicBool>,
     /// This node among the others (Redis), or alone.
     pub cluster: Cluster,
+    /// Access tokens ended by logout before their expiry.
+    pub revoked_tokens: Arc<crate::auth::revoked::RevokedTokens>,
 }
 
 /// A built application, bound to its port and ready to run.
@@ -122,6 +124,10 @@ impl Application {
             metrics,
             realtime,
             draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            revoked_tokens: Arc::new(crate::auth::revoked::RevokedTokens::new(
+                clock.clone(),
+                cluster.clone(),
+            )),
             cluster,
             tokens: Arc::new(tokens),
             settings: Arc::new(settings),

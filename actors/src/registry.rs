@@ -1,6 +1,7 @@
 //! `SessionRegistry`: the root of every conversation tree on this node. Enforces the
-//! per-node session limit ("busy"), finds sessions by id, and drains on shutdown. A
-//! session that fails is removed; it never affects another.
+//! per-node session limit ("busy"), finds sessions by id, ends one user's sessions when
+//! their account ends, and drains on shutdown. A session that fails is removed; it never
+//! affects another.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -47,6 +48,8 @@ pub enum RegistryMsg {
     Drain(String, RpcReplyPort<usize>),
     /// End every live session now (drain deadline passed).
     EndAll(String),
+    /// End the live sessions of one signed-in user (user id, reason); replies how many.
+    EndUser(String, String, RpcReplyPort<usize>),
 }
 
 /// The actor.
@@ -57,6 +60,8 @@ pub struct RegistryState {
     max_sessions: usize,
     sessions: HashMap<String, ActorRef<SessionMsg>>,
     by_actor: HashMap<ActorId, (String, Arc<Shared>, Outbox)>,
+    /// Session id → its signed-in user (anonymous sessions are not listed).
+    users: HashMap<String, String>,
     draining: bool,
     metrics: ActorMetrics,
 }
@@ -75,6 +80,7 @@ impl Actor for SessionRegistry {
             max_sessions,
             sessions: HashMap::new(),
             by_actor: HashMap::new(),
+            users: HashMap::new(),
             draining: false,
             metrics,
         })
@@ -95,6 +101,7 @@ impl Actor for SessionRegistry {
                     Err(RegistryError::Busy(state.sessions.len()))
                 } else {
                     let id = args.id.clone();
+                    let user = args.user_id.clone();
                     let shared = args.shared.clone();
                     let outbox = args.outbox.clone();
                     match Actor::spawn_linked(None, Session, *args, myself.get_cell()).await {
@@ -103,6 +110,9 @@ impl Actor for SessionRegistry {
                                 .by_actor
                                 .insert(actor.get_id(), (id.clone(), shared, outbox));
                             state.sessions.insert(id.clone(), actor.clone());
+                            if let Some(user) = user {
+                                state.users.insert(id.clone(), user);
+                            }
                             state.metrics.live_sessions.set(state.sessions.len() as i64);
                             Ok(SessionHandle::new(id, actor))
                         }
@@ -141,6 +151,19 @@ impl Actor for SessionRegistry {
                     });
                 }
             }
+            RegistryMsg::EndUser(user_id, reason, reply) => {
+                let mut ended = 0;
+                for (id, _) in state.users.iter().filter(|(_, u)| **u == user_id) {
+                    if let Some(actor) = state.sessions.get(id) {
+                        let _ = actor.cast(SessionMsg::End {
+                            reason: reason.clone(),
+                            code: 1000,
+                        });
+                        ended += 1;
+                    }
+                }
+                let _ = reply.send(ended);
+            }
         }
         Ok(())
     }
@@ -174,6 +197,7 @@ impl Actor for SessionRegistry {
                 });
             }
             state.sessions.remove(&id);
+            state.users.remove(&id);
             state.metrics.live_sessions.set(state.sessions.len() as i64);
         }
         Ok(())
@@ -247,6 +271,19 @@ impl SessionRegistryHandle {
     /// Ends every live session now, cancelling answers in progress (they are saved).
     pub fn end_all(&self, reason: &str) {
         let _ = self.actor.cast(RegistryMsg::EndAll(reason.to_owned()));
+    }
+
+    /// Ends the live sessions of `user_id` now (their account was disabled or deleted, or
+    /// their password changed): each client gets close code 1000 with `reason`, answers in
+    /// progress are cancelled and saved. Returns how many sessions were told to end.
+    pub async fn end_user(&self, user_id: &str, reason: &str) -> usize {
+        crate::rpc::ask(
+            &self.actor,
+            |reply| RegistryMsg::EndUser(user_id.to_owned(), reason.to_owned(), reply),
+            CALL_TIMEOUT,
+        )
+        .await
+        .unwrap_or(0)
     }
 
     /// Stops the registry and, with it, every session.

@@ -2,13 +2,15 @@
 //! logout, and the caller's own profile.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ClientIp, Json};
+use super::sessions::{AccountEnd, end_user_sessions, sessions_to_end};
 use super::users::UserOut;
+use crate::auth::principal::bearer_in;
 use crate::auth::tokens::TokenUse;
 use crate::auth::{Principal, Role, password};
 use crate::db::audit::{self, NewAuditEntry};
@@ -40,11 +42,19 @@ pub struct TokenResponse {
     pub expires_in: i64,
 }
 
-/// Refresh or logout request.
+/// Refresh request.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RefreshRequest {
     /// The current refresh token.
     pub refresh_token: String,
+}
+
+/// Logout request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LogoutRequest {
+    /// The current refresh token: its whole family is revoked.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
 }
 
 /// Changes to the caller's own profile.
@@ -56,7 +66,8 @@ pub struct MePatch {
     pub display_name: Option<String>,
     /// Required to change the password.
     pub current_password: Option<String>,
-    /// New password; every refresh token of the user is revoked.
+    /// New password; every refresh token of the user is revoked and their live
+    /// conversations end.
     #[schema(min_length = 8, max_length = 72)]
     pub new_password: Option<String>,
 }
@@ -131,7 +142,7 @@ pub async fn login(
     }
     let user = users::by_email(&state.db, &email).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let matches = password::verify(req.password, stored).await?;
+    let matches = password::verify(req.password, stored, &state.metrics.password_hashes).await?;
     let user = match user {
         Some(user) if matches && !user.disabled => user,
         _ => {
@@ -190,21 +201,32 @@ pub async fn refresh(
     ))
 }
 
-/// Revokes the refresh token's whole family. Always 204, so it is safe to repeat.
-#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
-    responses((status = 204)))]
+/// Ends a sign-in: revokes the refresh token's whole family, and denies the access token
+/// sent in `Authorization: Bearer` (if any, and valid) until it expires, on every node.
+/// Always 204, so it is safe to repeat.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = LogoutRequest,
+    security((), ("bearer" = [])),
+    responses((status = 204, description = "The refresh token's family is revoked and the bearer access token, if any, refused from now on")))]
 #[tracing::instrument(skip_all)]
 pub async fn logout(
     State(state): State<AppState>,
-    Json(req): Json<RefreshRequest>,
+    headers: HeaderMap,
+    Json(req): Json<LogoutRequest>,
 ) -> Result<StatusCode, ApiError> {
     let now = state.clock.now();
-    if let Ok(claims) = state
-        .tokens
-        .verify(&req.refresh_token, TokenUse::Refresh, now)
+    if let Some(refresh) = &req.refresh_token
+        && let Ok(claims) = state.tokens.verify(refresh, TokenUse::Refresh, now)
         && let Some(family) = claims.family_id
     {
         tokens::revoke_family(&state.db, &family, now).await?;
+    }
+    if let Some(access) = bearer_in(&headers)
+        && let Ok(claims) = state.tokens.verify(access, TokenUse::Access, now)
+    {
+        // Refused until its expiry (and the verification's leeway), then it dies anyway.
+        let until = claims.exp + state.settings.auth.leeway_secs;
+        state.revoked_tokens.revoke(&claims.jti, until).await;
+        tracing::info!(user_id = %claims.sub, "access token revoked at logout");
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -222,7 +244,8 @@ pub async fn me(
     Ok(Json(UserOut::from(user)))
 }
 
-/// Updates the caller's display name or password (which revokes every refresh token).
+/// Updates the caller's display name or password (which revokes every refresh token and
+/// ends the caller's live conversations, close reason `password changed`).
 #[utoipa::path(patch, path = "/v1/me", tag = "auth", security(("bearer" = [])), request_body = MePatch,
     responses((status = 200, body = UserOut), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %principal.user_id))]
@@ -252,10 +275,17 @@ pub async fn patch_me(
         let user = users::get(&state.db, Tenant::All, &principal.user_id)
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        if !password::verify(current, Some(user.password_hash)).await? {
+        if !password::verify(
+            current,
+            Some(user.password_hash),
+            &state.metrics.password_hashes,
+        )
+        .await?
+        {
             return Err(ApiError::validation("current_password", "is incorrect"));
         }
-        patch.password_hash = Some(password::hash(new_password).await?);
+        patch.password_hash =
+            Some(password::hash(new_password, &state.metrics.password_hashes).await?);
     }
     let now = state.clock.now();
     let user = users::update(&state.db, Tenant::All, &principal.user_id, &patch, now)
@@ -263,6 +293,8 @@ pub async fn patch_me(
         .ok_or(ApiError::Unauthorized)?;
     if patch.password_hash.is_some() {
         tokens::revoke_user(&state.db, &user.id, now).await?;
+        let elsewhere = sessions_to_end(&state, &user.id).await;
+        end_user_sessions(&state, &user.id, AccountEnd::PasswordChanged, elsewhere).await;
         audit::record(
             &state.db,
             NewAuditEntry {

@@ -21,6 +21,7 @@ use super::{
         auth::login, auth::refresh, auth::logout, auth::me, auth::patch_me,
         password_reset::request, password_reset::confirm,
         users::list, users::create, users::get, users::update, users::delete, users::invite,
+        users::password_reset,
         dealerships::list, dealerships::create, dealerships::get, dealerships::update,
         dealerships::delete, dealerships::rotate_embed_key,
         audit::list, sessions::list, sessions::get, sessions::delete,

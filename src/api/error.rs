@@ -26,6 +26,14 @@ pub enum ApiError {
     /// 403: authenticated but the role does not allow it.
     #[error("not allowed")]
     Forbidden,
+    /// 403 with its own code and a message saying what to do instead.
+    #[error("{message}")]
+    Denied {
+        /// Stable code, e.g. `peer_admin_password`.
+        code: &'static str,
+        /// Message for people.
+        message: &'static str,
+    },
     /// 404: no such resource in the caller's tenant.
     #[error("not found")]
     NotFound,
@@ -113,7 +121,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) | ApiError::Link(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::Denied { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -138,6 +146,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::Forbidden => "forbidden",
+            ApiError::Denied { code, .. } => code,
             ApiError::NotFound => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge => "payload_too_large",

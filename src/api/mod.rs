@@ -43,6 +43,7 @@ pub fn router(web_dir: &std::path::Path) -> Router<AppState> {
             get(users::get).patch(users::update).delete(users::delete),
         )
         .route("/users/{id}/invite", post(users::invite))
+        .route("/users/{id}/password-reset", post(users::password_reset))
         .route(
             "/dealerships",
             get(dealerships::list).post(dealerships::create),

@@ -8,12 +8,12 @@ use utoipa::ToSchema;
 
 use super::auth::normalize_email;
 use super::error::{ApiError, ErrorBody};
-use super::extract::Json;
+use super::extract::{ClientIp, Json};
+use super::sessions::{AccountEnd, end_user_sessions, sessions_to_end};
 use crate::auth::password;
 use crate::db::audit::{self, NewAuditEntry};
-use crate::db::users::{self, UserPatch};
-use crate::db::{Tenant, tokens, user_tokens};
-use crate::email::account::{self, LinkProblem, Purpose};
+use crate::email::account::{self, Purpose};
+use crate::middleware::limit_password_reset_confirm;
 use crate::startup::AppState;
 
 /// The same answer for every address, so it tells nothing about which have accounts.
@@ -85,34 +85,36 @@ pub async fn request(
 }
 
 /// Sets the password of the user a reset or invitation link was sent to. The link
-/// stops working, as does every other link of that user, and every refresh token of
-/// theirs is revoked.
+/// stops working, as does every other link of that user, every refresh token of theirs
+/// is revoked and their live conversations end. The token is checked before the password
+/// is hashed, so a request with a bad token costs no bcrypt; requests are limited per
+/// client IP (`rate_limit.password_reset_confirm_*`).
 #[utoipa::path(post, path = "/v1/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
     responses((status = 204), (status = 400, body = ErrorBody, description = "token_invalid, token_used or token_expired"),
-              (status = 422, body = ErrorBody)))]
+              (status = 422, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "too many confirmations from this address; see Retry-After")))]
 #[tracing::instrument(skip_all)]
 pub async fn confirm(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Json(req): Json<ResetConfirm>,
 ) -> Result<StatusCode, ApiError> {
+    limit_password_reset_confirm(&state, ip).await?;
     password::check_rules(&req.password)
         .map_err(|e| ApiError::validation("password", e.to_string()))?;
-    // Hashed before the token is spent, so a slow hash cannot leave a spent token and
-    // an unchanged password.
-    let hash = password::hash(req.password).await?;
     let now = state.clock.now();
-    let (link, user) = account::redeem(&state.db, &req.token, now)
+    let (link, user) = account::check(&state.db, &req.token, now)
         .await?
         .map_err(ApiError::Link)?;
-    let patch = UserPatch {
-        password_hash: Some(hash),
-        ..UserPatch::default()
-    };
-    let user = users::update(&state.db, Tenant::All, &user.id, &patch, now)
+    // Only a live link gets the (slow) hash; it is spent together with the password change,
+    // so a slow hash never leaves a spent token and an unchanged password.
+    let hash = password::hash(req.password, &state.metrics.password_hashes).await?;
+    let now = state.clock.now();
+    account::set_password(&state.db, &link, &hash, now)
         .await?
-        .ok_or(ApiError::Link(LinkProblem::Invalid))?;
-    tokens::revoke_user(&state.db, &user.id, now).await?;
-    user_tokens::revoke_user(&state.db, &user.id, now).await?;
+        .map_err(ApiError::Link)?;
+    let elsewhere = sessions_to_end(&state, &user.id).await;
+    end_user_sessions(&state, &user.id, AccountEnd::PasswordChanged, elsewhere).await;
     let action = if link.purpose == Purpose::Invite.as_str() {
         "user.invite_accept"
     } else {

@@ -290,6 +290,88 @@ pub(crate) async fn end_live(
     }
 }
 
+/// Why a user's live sessions end: the reason their clients see (close code 1000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountEnd {
+    /// An admin disabled the user.
+    Disabled,
+    /// An admin deleted the user.
+    Deleted,
+    /// The password was changed (by its owner, an admin, or an emailed link).
+    PasswordChanged,
+}
+
+impl AccountEnd {
+    /// The close reason.
+    pub fn reason(self) -> &'static str {
+        match self {
+            AccountEnd::Disabled => "account disabled",
+            AccountEnd::Deleted => "account deleted",
+            AccountEnd::PasswordChanged => "password changed",
+        }
+    }
+}
+
+/// The sessions of `user_id` recorded as not ended, for [`end_user_sessions`] to look for
+/// on other nodes. Read it before deleting the user (deletion forgets whose they were).
+/// Empty for a single node, whose registry knows its sessions' users itself.
+pub(crate) async fn sessions_to_end(state: &AppState, user_id: &str) -> Vec<String> {
+    if !state.cluster.is_shared() {
+        return Vec::new();
+    }
+    sessions::unended_of_user(&state.db, user_id)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not list the user's sessions on other nodes");
+            Vec::new()
+        })
+}
+
+/// Ends every live session of `user_id` promptly: this node's through its registry, and
+/// those of `elsewhere` (from [`sessions_to_end`]) held by other nodes through the node
+/// holding each. Their clients get close code 1000 with the reason. Best effort: a node
+/// that does not answer is logged. Returns how many sessions were told to end.
+pub(crate) async fn end_user_sessions(
+    state: &AppState,
+    user_id: &str,
+    why: AccountEnd,
+    elsewhere: Vec<String>,
+) -> usize {
+    let reason = why.reason();
+    let mut ended = state.realtime.registry.end_user(user_id, reason).await;
+    let cluster = &state.cluster;
+    if !elsewhere.is_empty() {
+        match cluster.owners(&state.realtime.registry, &elsewhere).await {
+            Ok(nodes) => {
+                for (session_id, node) in elsewhere.into_iter().zip(nodes) {
+                    let Some(node) = node.filter(|n| n != cluster.node_id()) else {
+                        continue;
+                    };
+                    let end = Command::End {
+                        session_id,
+                        reason: reason.into(),
+                        code: 1000,
+                    };
+                    match cluster.request(&node, end).await {
+                        Ok(Outcome::Ended) => ended += 1,
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, node, user_id, "a node did not end the user's session")
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, user_id, "could not find the nodes holding the user's sessions")
+            }
+        }
+    }
+    if ended > 0 {
+        tracing::info!(user_id, ended, reason, "live sessions of the user ended");
+    }
+    ended
+}
+
 /// Sends `command` to the node the directory names for a session not held here;
 /// `None` when no node holds it.
 async fn ask_holder(

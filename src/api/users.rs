@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::normalize_email;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
+use super::sessions::{AccountEnd, end_user_sessions, sessions_to_end};
 use crate::auth::{Principal, Role, password};
 use crate::clock::rfc3339;
 use crate::db::audit::{self, NewAuditEntry};
@@ -87,9 +88,11 @@ pub struct UpdateUser {
     pub display_name: Option<String>,
     /// New role (not your own; super_admin only grantable by a super_admin).
     pub role: Option<Role>,
-    /// Disable (revokes their refresh tokens) or enable.
+    /// Disable (revokes their refresh tokens and ends their live conversations) or enable.
     pub disabled: Option<bool>,
-    /// Set a new password (revokes their refresh tokens).
+    /// Set a new password (revokes their refresh tokens and ends their live conversations).
+    /// A dealership_admin may not set another admin's password (403
+    /// `peer_admin_password`): send them a reset email instead.
     #[schema(min_length = 8, max_length = 72)]
     pub password: Option<String>,
 }
@@ -206,7 +209,7 @@ pub async fn create(
     } else {
         principal.dealership_id.clone()
     };
-    let hash = password::hash(initial_password).await?;
+    let hash = password::hash(initial_password, &state.metrics.password_hashes).await?;
     let now = state.clock.now();
     let new = NewUser {
         email,
@@ -302,6 +305,64 @@ pub async fn invite(
     Ok((StatusCode::ACCEPTED, Json(InviteSent { email_id })))
 }
 
+/// The answer to sending a password-reset email.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ResetSent {
+    /// Id of the queued email (`email_outbox`).
+    pub email_id: String,
+}
+
+/// Emails the user a link to choose a new password (valid `email.reset_ttl_secs`, once):
+/// how an admin helps another admin, whose password they may not set. Their current
+/// password keeps working until the link is used. Each address gets at most
+/// `email.reset_max_per_email` reset emails per `email.reset_window_secs`.
+#[utoipa::path(post, path = "/v1/users/{id}/password-reset", tag = "users", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 202, body = ResetSent), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "the user is disabled"),
+              (status = 429, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(actor = %principal.user_id, target = %id))]
+pub async fn password_reset(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<ResetSent>), ApiError> {
+    principal.require(ADMINS)?;
+    let user = users::get(&state.db, principal.tenant(), &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if user.disabled {
+        return Err(ApiError::Conflict(
+            "the user is disabled; enable them first".into(),
+        ));
+    }
+    if let Err(wait) = state.email.throttle_reset(&user.email) {
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&["password_reset"])
+            .inc();
+        return Err(ApiError::TooManyRequests {
+            retry_after: wait as u64,
+        });
+    }
+    let email_id = account::send_password_reset_to(&state.email, &user).await?;
+    audit::record(
+        &state.db,
+        NewAuditEntry {
+            dealership_id: user.dealership_id.as_deref(),
+            actor_user_id: Some(&principal.user_id),
+            action: "user.password_reset_email",
+            target_type: "user",
+            target_id: &user.id,
+            details: serde_json::json!({"email": user.email}),
+        },
+        state.clock.now(),
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(ResetSent { email_id })))
+}
+
 /// One user of the caller's tenant.
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = String, Path)), responses((status = 200, body = UserOut), (status = 404, body = ErrorBody)))]
@@ -317,10 +378,13 @@ pub async fn get(
     Ok(Json(UserOut::from(user)))
 }
 
-/// Changes a user's name, role, password or disabled flag.
+/// Changes a user's name, role, password or disabled flag. Disabling a user or setting
+/// their password ends their live conversations (close reason `account disabled` or
+/// `password changed`). A dealership_admin may not set another admin's password.
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = UpdateUser,
-    responses((status = 200, body = UserOut), (status = 403, body = ErrorBody),
+    responses((status = 200, body = UserOut),
+              (status = 403, body = ErrorBody, description = "forbidden, or peer_admin_password: a dealership_admin setting another admin's password"),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(actor = %principal.user_id, target = %id))]
 pub async fn update(
@@ -353,6 +417,20 @@ pub async fn update(
     if req.disabled == Some(true) && id == principal.user_id {
         return Err(ApiError::Forbidden);
     }
+    // Whoever knows a password they chose can sign in as that admin: between peers, the
+    // owner chooses it, from an emailed link.
+    let target_is_admin = existing.role != Role::User.as_str();
+    if req.password.is_some()
+        && principal.role == Role::DealershipAdmin
+        && target_is_admin
+        && id != principal.user_id
+    {
+        return Err(ApiError::Denied {
+            code: "peer_admin_password",
+            message: "a dealership_admin cannot set another admin's password; \
+                      send them a reset link with POST /v1/users/{id}/password-reset",
+        });
+    }
     if let Some(name) = &req.display_name {
         validate_display_name(name)?;
     }
@@ -360,7 +438,7 @@ pub async fn update(
         Some(p) => {
             password::check_rules(&p)
                 .map_err(|e| ApiError::validation("password", e.to_string()))?;
-            Some(password::hash(p).await?)
+            Some(password::hash(p, &state.metrics.password_hashes).await?)
         }
         None => None,
     };
@@ -377,6 +455,14 @@ pub async fn update(
         .ok_or(ApiError::NotFound)?;
     if revoke {
         tokens::revoke_user(&state.db, &user.id, now).await?;
+        // Their open conversations end with their access.
+        let why = if req.disabled == Some(true) {
+            AccountEnd::Disabled
+        } else {
+            AccountEnd::PasswordChanged
+        };
+        let elsewhere = sessions_to_end(&state, &user.id).await;
+        end_user_sessions(&state, &user.id, why, elsewhere).await;
     }
     audit::record(
         &state.db,
@@ -397,7 +483,7 @@ pub async fn update(
     Ok(Json(UserOut::from(user)))
 }
 
-/// Deletes a user (not yourself).
+/// Deletes a user (not yourself); their live conversations end (`account deleted`).
 #[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = String, Path)), responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(actor = %principal.user_id, target = %id))]
@@ -414,9 +500,12 @@ pub async fn delete(
     if id == principal.user_id {
         return Err(ApiError::Forbidden);
     }
+    // Read first: deleting the user forgets whose their recorded sessions were.
+    let elsewhere = sessions_to_end(&state, &id).await;
     if !users::delete(&state.db, tenant, &id).await? {
         return Err(ApiError::NotFound);
     }
+    end_user_sessions(&state, &id, AccountEnd::Deleted, elsewhere).await;
     audit::record(
         &state.db,
         NewAuditEntry {

@@ -1,9 +1,11 @@
 //! Authentication and authorization: roles, JWT access/refresh tokens, passwords,
-//! login throttling and the [`Principal`] extractor every protected route uses.
+//! login throttling, revoked access tokens and the [`Principal`] extractor every
+//! protected route uses.
 
 pub mod keyfile;
 pub mod password;
 pub mod principal;
+pub mod revoked;
 pub mod throttle;
 pub mod tokens;
 

@@ -1,7 +1,10 @@
 //! Password hashing with bcrypt (cost 12) off the async runtime, and the rules a
-//! password must follow.
+//! password must follow. Each bcrypt run costs about a quarter of a second of one core, so
+//! the server counts them ([`HashCounter`], `adam_password_hashes_total`).
 
 use std::sync::OnceLock;
+
+use prometheus::IntCounterVec;
 
 /// bcrypt work factor required by the product.
 pub const BCRYPT_COST: u32 = 12;
@@ -32,8 +35,43 @@ pub fn check_rules(password: &str) -> Result<(), PasswordRuleError> {
     Ok(())
 }
 
+/// Counts bcrypt runs by `op`: `hash` (a new password) and `verify` (a login or a
+/// current-password check). Cheap to clone; [`HashCounter::none`] counts nothing (the CLI).
+#[derive(Clone, Debug)]
+pub struct HashCounter(Option<IntCounterVec>);
+
+impl HashCounter {
+    /// `adam_password_hashes_total{op}`, registered in `registry`.
+    pub fn new(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        let counter = IntCounterVec::new(
+            prometheus::Opts::new(
+                "password_hashes_total",
+                "bcrypt computations (cost 12), by op: hash or verify",
+            ),
+            &["op"],
+        )?;
+        for op in ["hash", "verify"] {
+            counter.with_label_values(&[op]);
+        }
+        registry.register(Box::new(counter.clone()))?;
+        Ok(Self(Some(counter)))
+    }
+
+    /// A counter that counts nothing (command-line tools).
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    fn count(&self, op: &str) {
+        if let Some(counter) = &self.0 {
+            counter.with_label_values(&[op]).inc();
+        }
+    }
+}
+
 /// Hashes with bcrypt `$2b$`, cost 12, on the blocking pool.
-pub async fn hash(password: String) -> anyhow::Result<String> {
+pub async fn hash(password: String, counter: &HashCounter) -> anyhow::Result<String> {
+    counter.count("hash");
     let hashed = tokio::task::spawn_blocking(move || {
         bcrypt::hash_with_result(password, BCRYPT_COST)
             .map(|h| h.format_for_version(bcrypt::Version::TwoB))
@@ -44,7 +82,12 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
 
 /// Verifies against a stored hash; `None` verifies against a dummy hash so that an
 /// unknown account costs the same time as a wrong password, then answers false.
-pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<bool> {
+pub async fn verify(
+    password: String,
+    stored: Option<String>,
+    counter: &HashCounter,
+) -> anyhow::Result<bool> {
+    counter.count("verify");
     let ok = tokio::task::spawn_blocking(move || -> Result<bool, bcrypt::BcryptError> {
         match stored {
             Some(hash) => bcrypt::verify(password, &hash),

@@ -11,7 +11,7 @@ use crate::db::{Tenant, users};
 use crate::startup::AppState;
 
 /// An authenticated user, re-checked against the database on each request so that a
-/// disabled user or a changed password takes effect at once.
+/// disabled user, a changed password or a logout takes effect at once.
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// User id.
@@ -61,8 +61,12 @@ impl Principal {
 
 /// The raw bearer token of a request, if any.
 pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts
-        .headers
+    bearer_in(&parts.headers)
+}
+
+/// The raw bearer token of `Authorization` in these headers, if any.
+pub fn bearer_in(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
@@ -72,7 +76,8 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
         .then_some(token.trim())
 }
 
-/// Verifies an access token and re-checks its user; the tenant comes from here only.
+/// Verifies an access token, that it was not ended by a logout, and re-checks its user;
+/// the tenant comes from here only.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     let now = state.clock.now();
     let claims = state
@@ -82,6 +87,10 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
             tracing::debug!(error = %e, "access token refused");
             ApiError::Unauthorized
         })?;
+    if state.revoked_tokens.is_revoked(&claims.jti).await {
+        tracing::debug!("access token refused: logged out");
+        return Err(ApiError::Unauthorized);
+    }
     let user = users::get(&state.db, Tenant::All, &claims.sub)
         .await?
         .ok_or(ApiError::Unauthorized)?;

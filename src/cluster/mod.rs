@@ -1,7 +1,8 @@
 //! Several nodes, one deployment: with `cluster.redis_url` set, nodes share Redis for the
 //! session directory and cross-node control ([`control`]), the semantic-cache tier
-//! ([`semantic`]), session tickets and rate-limit counters ([`rate`]). Without it the node
-//! runs alone and every method answers for this node only.
+//! ([`semantic`]), session tickets, rate-limit counters ([`rate`]) and revoked access
+//! tokens ([`revoked`]). Without it the node runs alone and every method answers for this
+//! node only.
 //!
 //! Redis is never on the path that keeps a conversation going: when it is down, requests
 //! fall back to this node's own state, a warning is logged once and `adam_redis_errors_total`
@@ -10,6 +11,7 @@
 pub mod control;
 pub mod directory;
 pub mod rate;
+pub mod revoked;
 pub mod semantic;
 pub mod slots;
 pub mod tickets;

@@ -5,7 +5,9 @@
 //! A row is claimed by one sender at a time with a conditional `UPDATE` that only matches
 //! while the row is `queued` and due, and that moves `next_attempt_at` to the end of the
 //! sender's lease: a sender that dies mid-send leaves a row that becomes due again when
-//! the lease ends. The outcome is written only by the holder of the lease (`lease_id`).
+//! the lease ends. The outcome is written only by the holder of the lease (`lease_id`),
+//! together with the row's [`Retained`] text: once sent or given up on, a row keeps no
+//! usable one-time link.
 
 use super::{Db, new_ordered_id, on_pool};
 
@@ -76,6 +78,18 @@ pub struct NewEmail {
     pub body_html: String,
     /// The conversation it quotes (lead emails): deleting it deletes the email.
     pub session_id: Option<String>,
+}
+
+/// The subject and bodies a row keeps once it is sent or given up on (the worker passes
+/// them with link tokens redacted).
+#[derive(Debug, Clone, Copy)]
+pub struct Retained<'a> {
+    /// Subject line.
+    pub subject: &'a str,
+    /// Plain-text body.
+    pub body_text: &'a str,
+    /// HTML body.
+    pub body_html: &'a str,
 }
 
 /// `SELECT <all outbox columns> FROM email_outbox <rest>` as a static string.
@@ -174,23 +188,29 @@ pub async fn claim_next(
     Ok(None)
 }
 
-/// Records a successful send; false when the lease was lost meanwhile.
+/// Records a successful send, keeping `retained` as the row's text; false when the lease
+/// was lost meanwhile.
 pub async fn mark_sent(
     db: &Db,
     id: &str,
     lease_id: &str,
     provider_ref: Option<&str>,
+    retained: Retained<'_>,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let n = on_pool!(db, |pool| {
         sqlx::query(
             "UPDATE email_outbox SET status = 'sent', sent_at = $1, updated_at = $1, provider_ref = $2, \
-             lease_id = NULL WHERE id = $3 AND lease_id = $4 AND status = 'queued'",
+             lease_id = NULL, subject = $5, body_text = $6, body_html = $7 \
+             WHERE id = $3 AND lease_id = $4 AND status = 'queued'",
         )
         .bind(now)
         .bind(provider_ref)
         .bind(id)
         .bind(lease_id)
+        .bind(retained.subject)
+        .bind(retained.body_text)
+        .bind(retained.body_html)
         .execute(pool)
         .await?
         .rows_affected()
@@ -224,23 +244,73 @@ pub async fn reschedule(
     Ok(n == 1)
 }
 
-/// Gives up on a row, keeping the error.
+/// Gives up on a row, keeping the error and `retained` as its text.
 pub async fn mark_failed(
     db: &Db,
     id: &str,
     lease_id: &str,
     error: &str,
+    retained: Retained<'_>,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let n = on_pool!(db, |pool| {
         sqlx::query(
-            "UPDATE email_outbox SET status = 'failed', last_error = $1, updated_at = $2, lease_id = NULL \
+            "UPDATE email_outbox SET status = 'failed', last_error = $1, updated_at = $2, lease_id = NULL, \
+             subject = $5, body_text = $6, body_html = $7 \
              WHERE id = $3 AND lease_id = $4 AND status = 'queued'",
         )
         .bind(error)
         .bind(now)
         .bind(id)
         .bind(lease_id)
+        .bind(retained.subject)
+        .bind(retained.body_text)
+        .bind(retained.body_html)
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    Ok(n == 1)
+}
+
+/// Rows sent or given up on whose text may still hold a `token=` value (rows finished
+/// before their text was redacted when done), ids after `after`, at most `limit`, in id
+/// order: id, subject and bodies.
+pub async fn finished_with_tokens(
+    db: &Db,
+    marker: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(String, String, String, String)>, sqlx::Error> {
+    // `[` and `]` are literal in LIKE on both databases; `%` and `_` are not in the marker.
+    let redacted = format!("%token={marker}%");
+    on_pool!(db, |pool| {
+        sqlx::query_as::<_, (String, String, String, String)>(
+            "SELECT id, subject, body_text, body_html FROM email_outbox \
+             WHERE status IN ('sent', 'failed') \
+             AND ((body_text LIKE '%token=%' AND body_text NOT LIKE $1) \
+               OR (body_html LIKE '%token=%' AND body_html NOT LIKE $1)) \
+             AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(&redacted)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// Replaces a finished row's text with `retained` (see [`finished_with_tokens`]).
+pub async fn retain(db: &Db, id: &str, retained: Retained<'_>) -> Result<bool, sqlx::Error> {
+    let n = on_pool!(db, |pool| {
+        sqlx::query(
+            "UPDATE email_outbox SET subject = $1, body_text = $2, body_html = $3 \
+             WHERE id = $4 AND status IN ('sent', 'failed')",
+        )
+        .bind(retained.subject)
+        .bind(retained.body_text)
+        .bind(retained.body_html)
+        .bind(id)
         .execute(pool)
         .await?
         .rows_affected()

@@ -164,6 +164,19 @@ pub async fn end(
     Ok(())
 }
 
+/// Ids of one user's sessions not recorded as ended (live on some node, or left by a
+/// node that died).
+pub async fn unended_of_user(db: &Db, user_id: &str) -> Result<Vec<String>, sqlx::Error> {
+    on_pool!(db, |pool| {
+        sqlx::query_scalar::<_, String>(
+            "SELECT id FROM sessions WHERE user_id = $1 AND ended_at IS NULL ORDER BY started_at",
+        )
+        .bind(user_id)
+        .fetch_all(pool)
+        .await
+    })
+}
+
 /// Sessions the tenant may see, newest first; `owner` narrows to one user's.
 pub async fn list(
     db: &Db,

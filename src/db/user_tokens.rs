@@ -1,6 +1,7 @@
 //! One-time tokens behind the links of invitation and password-reset emails. Only the
-//! token's SHA-256 is stored; redeeming one is a conditional `UPDATE`, so a token works
-//! exactly once, even when two requests race with it.
+//! token's SHA-256 is stored. A token is looked up first (no write, so a bad one costs
+//! nothing more), then redeemed with a conditional `UPDATE` in the same transaction that
+//! sets the password, so a token works exactly once, even when two requests race with it.
 
 use super::{Db, new_id, on_pool};
 
@@ -21,17 +22,28 @@ pub struct UserToken {
     pub used_at: Option<i64>,
 }
 
-/// What redeeming a token found.
+/// What looking a token up found.
 #[derive(Debug, Clone)]
-pub enum Redeemed {
-    /// It was live and is now used up.
-    Ok(UserToken),
+pub enum Lookup {
+    /// Not used and not expired.
+    Live(UserToken),
     /// No such token.
     Unknown,
     /// Already redeemed or revoked.
     Used,
     /// Past its expiry.
     Expired,
+}
+
+/// What redeeming a live token to set its user's password did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The token is used up and the password set, together.
+    Done,
+    /// The token was used, revoked or expired meanwhile (another request won the race).
+    Gone,
+    /// Its user is gone or disabled, or their password changed after the token was issued.
+    Invalid,
 }
 
 /// Stores a new token's hash.
@@ -68,22 +80,9 @@ pub async fn insert(
     })
 }
 
-/// Uses up the token with this hash if it is live; otherwise says why not.
-pub async fn redeem(db: &Db, token_hash: &str, now: i64) -> Result<Redeemed, sqlx::Error> {
-    let used = on_pool!(db, |pool| {
-        sqlx::query_as::<_, UserToken>(
-            "UPDATE user_tokens SET used_at = $1 \
-             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
-             RETURNING id, user_id, purpose, created_at, expires_at, used_at",
-        )
-        .bind(now)
-        .bind(token_hash)
-        .fetch_optional(pool)
-        .await?
-    });
-    if let Some(token) = used {
-        return Ok(Redeemed::Ok(token));
-    }
+/// The token with this hash, and whether it is live. Nothing is changed: a request with a
+/// bad token costs one indexed read.
+pub async fn lookup(db: &Db, token_hash: &str, now: i64) -> Result<Lookup, sqlx::Error> {
     let stored = on_pool!(db, |pool| {
         sqlx::query_as::<_, UserToken>(
             "SELECT id, user_id, purpose, created_at, expires_at, used_at \
@@ -94,9 +93,67 @@ pub async fn redeem(db: &Db, token_hash: &str, now: i64) -> Result<Redeemed, sql
         .await?
     });
     Ok(match stored {
-        None => Redeemed::Unknown,
-        Some(t) if t.used_at.is_some() => Redeemed::Used,
-        Some(_) => Redeemed::Expired,
+        None => Lookup::Unknown,
+        Some(t) if t.used_at.is_some() => Lookup::Used,
+        Some(t) if t.expires_at <= now => Lookup::Expired,
+        Some(t) => Lookup::Live(t),
+    })
+}
+
+/// In one transaction: uses up `token` (still live), sets its user's password (still
+/// enabled, and unchanged since the token was issued), revokes the user's other links and
+/// every refresh token of theirs. Either all of it happens or none: a token is never spent
+/// with the password unchanged, and works once even when two requests race with it.
+pub async fn redeem_with_password(
+    db: &Db,
+    token: &UserToken,
+    password_hash: &str,
+    now: i64,
+) -> Result<Redeemed, sqlx::Error> {
+    on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let spent = sqlx::query(
+            "UPDATE user_tokens SET used_at = $1 \
+             WHERE id = $2 AND used_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(&token.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if spent != 1 {
+            tx.rollback().await?;
+            return Ok(Redeemed::Gone);
+        }
+        let set = sqlx::query(
+            "UPDATE users SET password_hash = $1, password_changed_at = $2, updated_at = $2 \
+             WHERE id = $3 AND disabled = FALSE AND password_changed_at <= $4",
+        )
+        .bind(password_hash)
+        .bind(now)
+        .bind(&token.user_id)
+        .bind(token.created_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if set != 1 {
+            tx.rollback().await?;
+            return Ok(Redeemed::Invalid);
+        }
+        sqlx::query("UPDATE user_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(&token.user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(&token.user_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Redeemed::Done)
     })
 }
 

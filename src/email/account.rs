@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::templates::human_duration;
 use super::{EmailError, Mailer};
-use crate::db::user_tokens::{self, Redeemed, UserToken};
+use crate::db::user_tokens::{self, Lookup, Redeemed, UserToken};
 use crate::db::users::{self, User};
 use crate::db::{Db, Tenant, dealerships};
 
@@ -162,13 +162,18 @@ pub async fn send_password_reset(
     else {
         return Ok(None);
     };
-    let link = issue_link(mailer, &user, Purpose::PasswordReset).await?;
+    send_password_reset_to(mailer, &user).await.map(Some)
+}
+
+/// Emails `user` a password-reset link (an admin's request for them). Returns the outbox id.
+pub async fn send_password_reset_to(mailer: &Mailer, user: &User) -> Result<String, EmailError> {
+    let link = issue_link(mailer, user, Purpose::PasswordReset).await?;
     let context = context! {
         display_name => user.display_name.clone(),
         link => link,
         expires_in => human_duration(Purpose::PasswordReset.ttl(mailer)),
     };
-    let id = mailer
+    mailer
         .queue(
             Purpose::PasswordReset.as_str(),
             context,
@@ -176,12 +181,12 @@ pub async fn send_password_reset(
             None,
             user.dealership_id.as_deref(),
         )
-        .await?;
-    Ok(Some(id))
+        .await
 }
 
-/// Uses up a link's token: the token row and its user, or why it is refused.
-pub async fn redeem(
+/// Checks a link's token without using it up: the token row and its user, or why it is
+/// refused. Costs a lookup by hash, and nothing at all for a malformed token.
+pub async fn check(
     db: &Db,
     token: &str,
     now: i64,
@@ -190,20 +195,38 @@ pub async fn redeem(
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
         return Ok(Err(LinkProblem::Invalid));
     }
-    let redeemed = match user_tokens::redeem(db, &hash_token(token), now).await? {
-        Redeemed::Ok(redeemed) => redeemed,
-        Redeemed::Unknown => return Ok(Err(LinkProblem::Invalid)),
-        Redeemed::Used => return Ok(Err(LinkProblem::Used)),
-        Redeemed::Expired => return Ok(Err(LinkProblem::Expired)),
+    let link = match user_tokens::lookup(db, &hash_token(token), now).await? {
+        Lookup::Live(link) => link,
+        Lookup::Unknown => return Ok(Err(LinkProblem::Invalid)),
+        Lookup::Used => return Ok(Err(LinkProblem::Used)),
+        Lookup::Expired => return Ok(Err(LinkProblem::Expired)),
     };
-    let user = users::get(db, Tenant::All, &redeemed.user_id)
+    let user = users::get(db, Tenant::All, &link.user_id)
         .await?
         // A password set after the link was sent (by its owner or an admin) retires it.
-        .filter(|u| !u.disabled && redeemed.created_at >= u.password_changed_at);
+        .filter(|u| !u.disabled && link.created_at >= u.password_changed_at);
     Ok(match user {
-        Some(user) => Ok((redeemed, user)),
+        Some(user) => Ok((link, user)),
         None => Err(LinkProblem::Invalid),
     })
+}
+
+/// Uses up a link [`check`] accepted and sets its user's password to `password_hash`, in
+/// one transaction that also revokes the user's other links and refresh tokens. Refused
+/// (and nothing changed) when the link was used meanwhile, or its user changed.
+pub async fn set_password(
+    db: &Db,
+    link: &UserToken,
+    password_hash: &str,
+    now: i64,
+) -> Result<Result<(), LinkProblem>, sqlx::Error> {
+    Ok(
+        match user_tokens::redeem_with_password(db, link, password_hash, now).await? {
+            Redeemed::Done => Ok(()),
+            Redeemed::Gone => Err(LinkProblem::Used),
+            Redeemed::Invalid => Err(LinkProblem::Invalid),
+        },
+    )
 }
 
 #[cfg(test)]

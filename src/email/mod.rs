@@ -67,13 +67,16 @@ pub struct EmailSettings {
     pub smtp: SmtpSettings,
     /// Mailgun (`transport = "mailgun"`).
     pub mailgun: MailgunSettings,
+    /// Let `environment = "production"` start with `transport = "log"` (emails written to
+    /// the log, link tokens redacted, and to `data_dir/mail`, but never sent). Off: refused.
+    pub allow_log_transport_in_production: bool,
 }
 
 /// Which transport sends email.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TransportKind {
-    /// Writes each email to the log and to `data_dir/mail/<id>.eml`.
+    /// Writes each email to the log (link tokens redacted) and to `data_dir/mail/<id>.eml`.
     Log,
     /// An SMTP relay.
     Smtp,
@@ -175,6 +178,7 @@ impl Default for EmailSettings {
             poll_interval_ms: 1000,
             smtp: SmtpSettings::default(),
             mailgun: MailgunSettings::default(),
+            allow_log_transport_in_production: false,
         }
     }
 }
@@ -385,8 +389,9 @@ impl Mailer {
         if email.transport == TransportKind::Log
             && settings.environment == crate::settings::Environment::Production
         {
+            // Only reached with email.allow_log_transport_in_production (see validation).
             tracing::warn!(
-                "email.transport is `log`: emails are written to the log and data_dir/mail, not sent"
+                "email.transport is `log`: emails are written to the log (link tokens redacted) and data_dir/mail, not sent"
             );
         }
         Ok(Self {
@@ -506,6 +511,30 @@ impl Mailer {
     }
 }
 
+/// What replaces a link's token in logs and in sent outbox rows.
+pub const REDACTED: &str = "[redacted]";
+
+/// `text` with the value of every `token=` (a one-time link's token, in a URL's query or
+/// fragment) replaced by [`REDACTED`]: what may be logged or kept once an email is sent.
+/// Applying it again changes nothing.
+pub fn redact_link_tokens(text: &str) -> String {
+    const KEY: &str = "token=";
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '%';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(KEY) {
+        let (before, after) = rest.split_at(at + KEY.len());
+        out.push_str(before);
+        let end = after.find(|c| !is_token_char(c)).unwrap_or(after.len());
+        if end > 0 {
+            out.push_str(REDACTED);
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The host of the public URL (`adam.example.com`), for SMTP `EHLO` and Message-IDs.
 fn public_host(public_url: &str) -> String {
     let rest = public_url
@@ -526,6 +555,31 @@ fn public_host(public_url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_tokens_are_redacted_wherever_they_appear() {
+        let text = "Open http://a.test/admin/#/set-password?token=Jx0t-a_9Z&for=reset now";
+        assert_eq!(
+            redact_link_tokens(text),
+            "Open http://a.test/admin/#/set-password?token=[redacted]&for=reset now"
+        );
+        let html =
+            r#"<a href="https:&#x2f;&#x2f;a.test?token=abc-DEF_1&amp;for=invite">x</a> token=Q"#;
+        let redacted = redact_link_tokens(html);
+        assert_eq!(
+            redacted,
+            r#"<a href="https:&#x2f;&#x2f;a.test?token=[redacted]&amp;for=invite">x</a> token=[redacted]"#
+        );
+        assert_eq!(redact_link_tokens(&redacted), redacted, "idempotent");
+        assert_eq!(
+            redact_link_tokens("no link, token= empty"),
+            "no link, token= empty"
+        );
+        assert_eq!(
+            redact_link_tokens("ünïcode token=ab€"),
+            "ünïcode token=[redacted]€"
+        );
+    }
 
     #[test]
     fn public_host_strips_scheme_port_and_path() {

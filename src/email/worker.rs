@@ -8,14 +8,19 @@
 //! `poll_interval_ms` (emails queued by other nodes, retries coming due, rows left by a
 //! node that stopped). Delivery is at least once: a node that dies after the provider
 //! accepted an email but before it recorded that sends it again after the lease.
+//!
+//! A row keeps its one-time link only while it may still be sent: the outcome `sent` or
+//! `failed` is recorded together with the text, link tokens redacted. Rows finished before
+//! that was done are redacted at start and then hourly.
 
 use std::time::Duration;
 
 use rand::Rng;
 use tokio::sync::watch;
 
-use super::Mailer;
 use super::transport::SendError;
+use super::{Mailer, REDACTED, redact_link_tokens};
+use crate::db::outbox::Retained;
 use crate::db::{new_id, outbox, user_tokens};
 
 /// Extra time a send gets beyond the transport's own timeout before it is abandoned.
@@ -77,6 +82,11 @@ async fn run(mailer: Mailer, mut stop: watch::Receiver<bool>) {
                 Ok(n) => tracing::info!(purged = n, "expired link tokens deleted"),
                 Err(e) => tracing::warn!(error = %e, "purging expired link tokens failed"),
             }
+            match redact_finished(&mailer).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "link tokens redacted from sent emails"),
+                Err(e) => tracing::warn!(error = %e, "redacting sent emails failed"),
+            }
         }
         tokio::select! {
             _ = mailer.inner.wake.notified() => {}
@@ -110,11 +120,29 @@ async fn deliver_next(mailer: &Mailer) -> Result<bool, sqlx::Error> {
         .unwrap_or_else(|_| Err(SendError::transient("send timed out")));
     let now = mailer.now();
     let attempts = email.attempts;
+    let (subject, body_text, body_html) = (
+        redact_link_tokens(&email.subject),
+        redact_link_tokens(&email.body_text),
+        redact_link_tokens(&email.body_html),
+    );
+    let retained = Retained {
+        subject: &subject,
+        body_text: &body_text,
+        body_html: &body_html,
+    };
     let recorded = match outcome {
         Ok(provider_ref) => {
             mailer.inner.metrics.count("sent");
             tracing::info!(email_id = %email.id, kind = %email.kind, transport = transport.name(), attempts, "email sent");
-            outbox::mark_sent(db, &email.id, &lease_id, provider_ref.as_deref(), now).await?
+            outbox::mark_sent(
+                db,
+                &email.id,
+                &lease_id,
+                provider_ref.as_deref(),
+                retained,
+                now,
+            )
+            .await?
         }
         Err(SendError::Transient { error, retry_after })
             if attempts < settings.max_attempts as i32 =>
@@ -129,13 +157,46 @@ async fn deliver_next(mailer: &Mailer) -> Result<bool, sqlx::Error> {
             let error = e.to_string();
             mailer.inner.metrics.count("failed");
             tracing::error!(email_id = %email.id, kind = %email.kind, attempts, %error, "email failed for good");
-            outbox::mark_failed(db, &email.id, &lease_id, &error, now).await?
+            outbox::mark_failed(db, &email.id, &lease_id, &error, retained, now).await?
         }
     };
     if !recorded {
         tracing::warn!(email_id = %email.id, "email lease lost before its outcome was recorded");
     }
     Ok(true)
+}
+
+/// Redacts the link tokens of rows that were sent or given up on with them (before this
+/// was done when recording the outcome); returns how many rows changed.
+async fn redact_finished(mailer: &Mailer) -> Result<u64, sqlx::Error> {
+    const BATCH: i64 = 500;
+    let mut changed = 0;
+    let mut after = String::new();
+    loop {
+        let rows = outbox::finished_with_tokens(mailer.db(), REDACTED, &after, BATCH).await?;
+        let done = (rows.len() as i64) < BATCH;
+        for (id, subject, body_text, body_html) in rows {
+            let redacted = (
+                redact_link_tokens(&subject),
+                redact_link_tokens(&body_text),
+                redact_link_tokens(&body_html),
+            );
+            if redacted != (subject, body_text, body_html) {
+                let retained = Retained {
+                    subject: &redacted.0,
+                    body_text: &redacted.1,
+                    body_html: &redacted.2,
+                };
+                if outbox::retain(mailer.db(), &id, retained).await? {
+                    changed += 1;
+                }
+            }
+            after = id;
+        }
+        if done {
+            return Ok(changed);
+        }
+    }
 }
 
 /// Seconds to wait after failed attempt number `attempt` (from 1): the exponential

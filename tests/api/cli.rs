@@ -11,6 +11,8 @@ fn adam(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, Str
         .args(["--config", "none.toml"])
         .args(args)
         .env_remove("ADAM__DATABASE__URL")
+        // Without config.toml the default is the embedded models; these runs use the simulated.
+        .env("ADAM__PROVIDERS__PROFILE", "simulated")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -178,4 +180,53 @@ async fn eval_reports_retrieval_hits_and_answers_on_a_question_set() {
     assert!(!ok);
     assert!(err.contains("bad.jsonl:1"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn serve_without_a_config_file_runs_the_embedded_models() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = std::env::temp_dir().join(format!("adam-noconfig-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let log = std::fs::File::create(dir.join("stderr.log")).expect("log file");
+    // From the repository, where `models/` is, with a config file that does not exist: only
+    // the compiled-in defaults (and the environment, which names no profile) apply.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_adam"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--config", "no-such-config.toml", "serve"])
+        .env_remove("ADAM__PROVIDERS__PROFILE")
+        .env_remove("RUST_LOG")
+        .env("ADAM__DATA_DIR", &dir)
+        .env(
+            "ADAM__DATABASE__URL",
+            format!("sqlite://{}", dir.join("adam.db").display()),
+        )
+        .env("ADAM__HTTP__LISTEN", "127.0.0.1:0")
+        .env("ADAM__BOOTSTRAP__ADMIN_PASSWORD", "no-config-password")
+        .env("ADAM__LOG__FILTER", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("adam starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let listening = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("listening on"))
+    });
+    let listening = tokio::time::timeout(std::time::Duration::from_secs(180), listening).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        matches!(listening, Ok(Ok(true))),
+        "adam serve did not start: {log}"
+    );
+    assert!(
+        log.contains("embedded models loaded"),
+        "the embedded models were not loaded: {log}"
+    );
 }

@@ -1,11 +1,13 @@
 //! Several nodes: two real `adam` processes sharing PostgreSQL (`ADAM_TEST_DATABASE_URL`)
 //! and Redis (`ADAM_TEST_REDIS_URL`). Without both the two-node tests print a notice and
 //! pass, unless `ADAM_REQUIRE_CLUSTER_TESTS=1` (scripts/test.sh) makes that a failure.
-//! The last test needs neither: a node whose Redis is down keeps serving.
+//! `a_node_whose_redis_is_down_keeps_serving_and_counts_the_failures` needs neither.
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{eventually, json_body, spawn_app_with};
 use crate::nodes::{Node, OwnRedis, Pair, pair, pair_on, shared_services};
@@ -447,4 +449,80 @@ async fn a_node_whose_redis_is_down_keeps_serving_and_counts_the_failures() {
         .expect("rate-limit failures counted");
     assert!(failures >= statuses.len() as u64, "{metrics}");
     assert!(metrics.contains("adam_redis_up 0"), "{metrics}");
+}
+
+#[tokio::test]
+async fn disabling_a_user_on_node_b_closes_their_conversation_on_node_a() {
+    let Some(Pair {
+        a,
+        b,
+        token,
+        dealership,
+        ..
+    }) = pair(&[]).await
+    else {
+        return;
+    };
+    let created = b
+        .send(
+            reqwest::Method::POST,
+            "/v1/users",
+            Some(&token),
+            Some(
+                json!({"email": "ana@cluster.test", "password": "ana-password-1",
+                        "role": "user", "dealership_id": dealership}),
+            ),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let user_id = json_body(created).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let login = a
+        .send(
+            reqwest::Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"email": "ana@cluster.test", "password": "ana-password-1"})),
+        )
+        .await;
+    let ana = json_body(login).await["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let (_, url) = a.new_session(&ana, &dealership).await;
+    let mut customer = connect(&url, None).await.expect("upgrade on a");
+    read_until(&mut customer, "session.created").await;
+    // The admin's own conversation on a goes on.
+    let (_, url) = a.new_session(&token, &dealership).await;
+    let mut admin = connect(&url, None).await.expect("upgrade on a");
+    read_until(&mut admin, "session.created").await;
+
+    let disabled = b
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/v1/users/{user_id}"),
+            Some(&token),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(disabled.status(), 200);
+    let closed = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match customer.next().await {
+                Some(Ok(Message::Close(frame))) => {
+                    return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten();
+    assert_eq!(closed, Some((1000, "account disabled".to_owned())));
+    ask(&mut admin, "When are you open?").await;
+    read_until(&mut admin, "response.done").await;
 }

@@ -85,7 +85,7 @@ fn mail_files(app: &TestApp) -> Vec<PathBuf> {
 }
 
 /// Waits for the `n`-th email (from 1) to be written, and decodes it.
-async fn nth_mail(app: &TestApp, n: usize) -> Mail {
+pub(crate) async fn nth_mail(app: &TestApp, n: usize) -> Mail {
     assert!(
         eventually(WAIT, || async { mail_files(app).len() >= n }).await,
         "email {n} never written"
@@ -93,11 +93,11 @@ async fn nth_mail(app: &TestApp, n: usize) -> Mail {
     parse_mail(&std::fs::read(&mail_files(app)[n - 1]).expect("read eml"))
 }
 
-async fn outbox_rows(app: &TestApp) -> Vec<outbox::OutboxEmail> {
+pub(crate) async fn outbox_rows(app: &TestApp) -> Vec<outbox::OutboxEmail> {
     outbox::list(&app.state.db).await.expect("outbox")
 }
 
-async fn confirm(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
+pub(crate) async fn confirm(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
     app.post(
         "/v1/auth/password-reset/confirm",
         None,
@@ -665,13 +665,18 @@ async fn of_many_senders_racing_for_a_due_email_exactly_one_claims_it() {
     assert_eq!(again.attempts, 2);
     // Only the current holder records the outcome.
     let holder = row.lease_id.as_deref().expect("lease");
+    let retained = outbox::Retained {
+        subject: &row.subject,
+        body_text: &row.body_text,
+        body_html: &row.body_html,
+    };
     assert!(
-        !outbox::mark_sent(&app.state.db, &id, holder, None, later)
+        !outbox::mark_sent(&app.state.db, &id, holder, None, retained, later)
             .await
             .expect("update")
     );
     assert!(
-        outbox::mark_sent(&app.state.db, &id, "late", Some("ok"), later)
+        outbox::mark_sent(&app.state.db, &id, "late", Some("ok"), retained, later)
             .await
             .expect("update")
     );

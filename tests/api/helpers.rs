@@ -60,6 +60,9 @@ pub async fn fresh_database(data_dir: &std::path::Path) -> String {
 
 pub fn test_settings() -> Settings {
     let mut settings = Settings::default();
+    // The compiled-in default is the embedded models; tests choose the simulated providers
+    // (tests that need the models set `embedded` again).
+    settings.providers.profile = "simulated".into();
     settings.http.listen = "127.0.0.1:0".parse().expect("addr");
     settings.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
     settings.bootstrap.admin_email = ADMIN_EMAIL.into();

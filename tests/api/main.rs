@@ -1,6 +1,7 @@
 //! Integration tests: one binary, each test against a real server on a random port with
 //! its own database. Run against PostgreSQL by setting `ADAM_TEST_DATABASE_URL`.
 
+mod accounts;
 mod auth_tokens;
 mod cli;
 mod cloud;

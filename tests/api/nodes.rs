@@ -65,6 +65,8 @@ impl Node {
             .args(["--config", "none.toml", "serve"])
             .env("ADAM__DATA_DIR", &dir)
             .env("ADAM__CLUSTER__NODE_ID", name)
+            // Without config.toml the default is the embedded models; nodes use the simulated.
+            .env("ADAM__PROVIDERS__PROFILE", "simulated")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -1,6 +1,7 @@
-//! The development transport: each email goes to the log (with its text body, so a
-//! developer can follow a link) and to `data_dir/mail/<outbox id>.eml`, a complete MIME
-//! message any mail client opens. Nothing leaves the machine.
+//! The development transport: each email goes to `data_dir/mail/<outbox id>.eml`, a
+//! complete MIME message any mail client opens (the "mailbox": follow links from there),
+//! and to the log with its text body, link tokens redacted so that reading the log never
+//! lets anyone set a password. Nothing leaves the machine.
 
 use std::path::PathBuf;
 
@@ -8,6 +9,7 @@ use lettre::message::Mailbox;
 
 use super::{SendError, mime_message};
 use crate::db::outbox::OutboxEmail;
+use crate::email::redact_link_tokens;
 
 /// Writes emails to the log and to `.eml` files.
 #[derive(Debug)]
@@ -43,10 +45,10 @@ impl LogTransport {
         tracing::info!(
             email_id = %email.id,
             to = %email.to_addr,
-            subject = %email.subject,
+            subject = %redact_link_tokens(&email.subject),
             file = %path.display(),
-            "email (log transport, not sent):\n{}",
-            email.body_text
+            "email (log transport, not sent; link tokens redacted, the full email is in the file):\n{}",
+            redact_link_tokens(&email.body_text)
         );
         Ok(Some(path.display().to_string()))
     }

@@ -19,13 +19,15 @@ export function currentUser(api: Api): Promise<User> {
   return api.request<User>("/v1/me");
 }
 
-/** Revokes the refresh token's family and forgets the tokens; never fails. */
+/** Revokes the refresh token's family and the access token (Adam refuses it from then on)
+ *  and forgets the tokens; never fails. */
 export async function signOut(api: Api): Promise<void> {
   const refreshToken = api.tokens.refreshToken;
+  const access = api.authHeader();
   api.tokens.clear();
-  if (refreshToken) {
+  if (refreshToken || access.Authorization) {
     await api
-      .request("/v1/auth/logout", { method: "POST", body: { refresh_token: refreshToken }, auth: false })
+      .request("/v1/auth/logout", { method: "POST", body: refreshToken ? { refresh_token: refreshToken } : {}, headers: access, auth: false })
       .catch(() => undefined);
   }
 }

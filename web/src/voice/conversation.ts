@@ -81,6 +81,9 @@ const FINAL_CLOSES: Record<string, string> = {
   "ended by admin": "The conversation was ended by the dealership.",
   "erased on request": "The conversation was ended by the dealership.",
   "session ended": "The conversation has ended.",
+  "account disabled": "The conversation ended: this account was disabled.",
+  "account deleted": "The conversation ended: this account was deleted.",
+  "password changed": "The conversation ended: the password of this account was changed. Sign in again.",
 };
 const EVENT_LOG_SIZE = 300;
 
