@@ -242,6 +242,16 @@ async fn redeem(
     {
         return Err(ApiError::Forbidden);
     }
+    // An account disabled or deleted since the ticket was issued opens nothing.
+    if let Some(user_id) = &grant.user_id {
+        let user = crate::db::users::get(&state.db, crate::db::Tenant::All, user_id).await?;
+        if user.is_none_or(|u| u.disabled) {
+            if let Some(slot) = &grant.slot {
+                quota::release(state, slot).await;
+            }
+            return Err(ApiError::Unauthorized);
+        }
+    }
     Ok(grant)
 }
 

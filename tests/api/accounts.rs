@@ -221,6 +221,7 @@ async fn production_refuses_to_start_with_the_log_email_transport() {
         .env("ADAM__AUTH__JWT_SECRET", "k".repeat(40))
         .env("ADAM__DATA_DIR", &dir)
         .env("ADAM__HTTP__LISTEN", "127.0.0.1:0")
+        .env("ADAM__METRICS__LISTEN", "127.0.0.1:0")
         .env_remove("ADAM__PROVIDERS__PROFILE")
         .env_remove("ADAM__EMAIL__TRANSPORT")
         .env_remove("ADAM__EMAIL__ALLOW_LOG_TRANSPORT_IN_PRODUCTION")
@@ -487,6 +488,38 @@ async fn disabling_a_user_closes_their_live_conversation_within_a_second() {
         "completed"
     );
     assert_eq!(app.state.realtime.registry.count().await, 1);
+}
+
+#[tokio::test]
+async fn a_ticket_issued_before_an_account_was_disabled_opens_nothing() {
+    let app = conversation_app().await;
+    let root = app.admin().await;
+    let d = app.create_dealership(&root.access, "Alpha Autos").await;
+    let ana_id = app
+        .create_user(&root.access, "ana@alpha.test", "user", Some(&d))
+        .await;
+    let ana = app.login("ana@alpha.test", PASSWORD).await;
+    let ticket = json_body(app.post("/v1/sessions", Some(&ana.access), json!({})).await).await;
+    let resp = app
+        .patch(
+            &format!("/v1/users/{ana_id}"),
+            Some(&root.access),
+            json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let url = format!(
+        "{}{}",
+        app.base.replace("http://", "ws://"),
+        ticket["ws_url"].as_str().expect("ws_url")
+    );
+    match connect(&url, None).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 401);
+        }
+        other => panic!("expected 401, got {:?}", other.map(|_| "an open socket")),
+    }
+    assert_eq!(app.state.realtime.registry.count().await, 0);
 }
 
 #[tokio::test]
