@@ -263,7 +263,7 @@ export function SettingsPage({ scope, onDealershipsChanged }: PageProps) {
           <label class="field">
             Keep transcripts (days)
             <span class="field__hint">
-              Finished conversations are deleted this many days after they end, with their transcripts and lead emails. 0: keep them forever. Empty: the server's default.
+              Finished conversations are deleted this many days after they end, with their transcripts and the emails sent about them. 0: keep them forever. Empty: the server's default.
             </span>
             <input
               class="adam-input"
