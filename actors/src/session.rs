@@ -11,37 +11,22 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
-use crate::avatar::{AvatarArgs, AvatarController, AvatarMsg};
-use crate::embedding_cache::EmbeddingCacheHandle;
+use crate::avatar::{AvatarArgs, AvatarController, AvatarEvent, AvatarMsg};
 use crate::events::{
     ClientEvent, ResponseRef, ResponseSummary, ServerEvent, SessionInfo, SessionUpdate,
     TurnDetection,
 };
-use crate::metrics::{ActorMetrics, AliveGuard};
+use crate::metrics::AliveGuard;
 use crate::outbox::Outbox;
 use crate::ports::{
-    AvatarSettings, AvatarStream, CancellationToken, ContextTurn, Passage, ProviderError,
-    Providers, ResponseMetrics, ResponseStatus, SessionRecord, TranscriptSink, TurnRecord,
-    TurnTimeline, TurnUsage, WordTiming,
+    AvatarSettings, CancellationToken, ContextTurn, Passage, ProviderError, ResponseMetrics,
+    ResponseStatus, SessionRecord, TurnRecord, TurnTimeline, TurnUsage, WordTiming,
 };
-use crate::semantic_cache::SemanticCacheHandle;
-use crate::stt_stream::{SttArgs, SttMsg, SttStream};
-use crate::tts_stream::{TtsArgs, TtsMsg, TtsStream};
-use crate::turn::{Turn, TurnArgs, TurnMsg};
-
-/// What every session of a node shares.
-pub struct Shared {
-    /// Providers.
-    pub providers: Providers,
-    /// Shared embedding cache.
-    pub embeddings: EmbeddingCacheHandle,
-    /// Shared semantic answer cache.
-    pub semantic: SemanticCacheHandle,
-    /// Where transcripts go.
-    pub sink: Arc<dyn TranscriptSink>,
-    /// Metrics.
-    pub metrics: ActorMetrics,
-}
+use crate::shared::Shared;
+use crate::stt_stream::{SttArgs, SttEvent, SttMsg, SttStream};
+use crate::tasks::uuid_like;
+use crate::tts_stream::{TtsArgs, TtsEvent, TtsMsg, TtsStream};
+use crate::turn::{Turn, TurnArgs, TurnEvent, TurnMsg};
 
 /// Per-session settings (defaults from config, changed by `session.update`).
 #[derive(Debug, Clone)]
@@ -179,140 +164,23 @@ pub struct SessionSnapshot {
     pub context: Vec<ContextTurn>,
 }
 
-/// Messages.
-pub enum SessionMsg {
-    /// PCM16 at the input rate, from the transport.
+/// Input from the transport.
+pub enum ClientInput {
+    /// PCM16 at the input rate.
     Audio(Vec<i16>),
     /// A parsed client event.
-    Client(ClientEvent),
-    /// End the session (client left, admin, drain).
+    Event(ClientEvent),
+}
+
+/// Lifecycle, admin views and fault injection.
+pub enum Control {
+    /// End the session (client left, admin, drain deadline).
     End {
         /// Why.
         reason: String,
         /// Close code for the transport.
         code: u16,
     },
-    /// SttStream: speech began.
-    SpeechStarted {
-        /// Input item.
-        item_id: String,
-        /// Audio position, ms.
-        audio_ms: u64,
-    },
-    /// SttStream: speech ended.
-    SpeechStopped {
-        /// Input item.
-        item_id: String,
-        /// Audio position, ms.
-        audio_ms: u64,
-        /// Wall-clock end of speech.
-        at: Instant,
-    },
-    /// Interim transcript.
-    TranscriptDelta {
-        /// Input item.
-        item_id: String,
-        /// Text.
-        delta: String,
-    },
-    /// Final transcript (or failure).
-    Transcript {
-        /// Input item.
-        item_id: String,
-        /// Text.
-        result: Result<String, ProviderError>,
-        /// When it arrived.
-        at: Instant,
-    },
-    /// Turn: answer text.
-    TurnDelta {
-        /// Response.
-        response_id: String,
-        /// Text.
-        delta: String,
-    },
-    /// Turn: a sentence ready to speak.
-    TurnSentence {
-        /// Response.
-        response_id: String,
-        /// Sentence.
-        text: String,
-    },
-    /// Turn: the answer is complete.
-    TurnDone {
-        /// Response.
-        response_id: String,
-        /// Sources.
-        citations: Vec<Passage>,
-        /// Served from the semantic cache.
-        cache_hit: bool,
-        /// The documents did not answer it.
-        unanswered: bool,
-        /// Language-model prompt tokens.
-        prompt_tokens: u32,
-        /// Language-model completion tokens.
-        completion_tokens: u32,
-    },
-    /// Turn: the answer failed.
-    TurnFailed {
-        /// Response.
-        response_id: String,
-        /// Why.
-        error: ProviderError,
-    },
-    /// TtsStream: first audio frame queued.
-    AudioStarted {
-        /// Response.
-        response_id: String,
-        /// When.
-        at: Instant,
-    },
-    /// TtsStream: words scheduled at these offsets of the response audio.
-    WordsScheduled {
-        /// Response.
-        response_id: String,
-        /// Words.
-        words: Vec<WordTiming>,
-    },
-    /// TtsStream: a piece of a response's audio as synthesized (responses spoken by the
-    /// remote avatar only).
-    AvatarAudio {
-        /// Response.
-        response_id: String,
-        /// PCM16 mono.
-        samples: Vec<i16>,
-        /// Its rate.
-        sample_rate: u32,
-    },
-    /// TtsStream: all of a response's audio was synthesized (remote avatar only).
-    AvatarAudioDone {
-        /// Response.
-        response_id: String,
-    },
-    /// AvatarController: the remote avatar is ready; later responses are its to speak.
-    AvatarReady(AvatarStream),
-    /// AvatarController: the remote avatar did not start, or failed; the built-in avatar
-    /// takes over.
-    AvatarFailed {
-        /// Why.
-        error: ProviderError,
-    },
-    /// TtsStream: all audio of the response has played out.
-    TtsFinished {
-        /// Response.
-        response_id: String,
-    },
-    /// TtsStream: synthesis failed.
-    TtsFailed {
-        /// Response.
-        response_id: String,
-        /// Why.
-        error: ProviderError,
-    },
-    /// Fault injection: make a child panic (tests only; no transport exposes it).
-    InjectPanic(ChildKind),
-    /// Fault injection: make the session actor itself panic (tests only).
-    PanicSelf,
     /// Server shutdown: finish the answer in progress, start no new one, then close (1001).
     Drain {
         /// Why.
@@ -320,9 +188,60 @@ pub enum SessionMsg {
     },
     /// The session reached its longest allowed duration.
     TimeUp,
-    /// Snapshot.
+    /// A snapshot for admin views and tests.
     Snapshot(RpcReplyPort<SessionSnapshot>),
+    /// Fault injection: make a child panic (tests only; no transport exposes it).
+    InjectPanic(ChildKind),
+    /// Fault injection: make the session actor itself panic (tests only).
+    PanicSelf,
 }
+
+/// A session's messages, grouped by sender: each child reports through its own event
+/// type and knows nothing of this one.
+pub enum SessionMsg {
+    /// From the transport.
+    Client(ClientInput),
+    /// From `SttStream`.
+    Stt(SttEvent),
+    /// From the current `Turn`.
+    Turn(TurnEvent),
+    /// From `TtsStream`.
+    Tts(TtsEvent),
+    /// From `AvatarController`.
+    Avatar(AvatarEvent),
+    /// From the registry, the session's own timers, admin and tests.
+    Control(Control),
+}
+
+/// Lets a child hold a `DerivedActorRef` of its own event type: `From` wraps the event,
+/// `TryFrom` gives it back when the send fails.
+macro_rules! child_events {
+    ($($event:ty => $variant:ident),* $(,)?) => {$(
+        impl From<$event> for SessionMsg {
+            fn from(event: $event) -> Self {
+                SessionMsg::$variant(event)
+            }
+        }
+
+        impl TryFrom<SessionMsg> for $event {
+            type Error = SessionMsg;
+
+            fn try_from(msg: SessionMsg) -> Result<Self, SessionMsg> {
+                match msg {
+                    SessionMsg::$variant(event) => Ok(event),
+                    other => Err(other),
+                }
+            }
+        }
+    )*};
+}
+
+child_events!(
+    SttEvent => Stt,
+    TurnEvent => Turn,
+    TtsEvent => Tts,
+    AvatarEvent => Avatar,
+);
 
 struct Response {
     id: String,
@@ -443,10 +362,10 @@ impl SessionState {
         }
     }
 
-    fn stt_args(&self, session: ActorRef<SessionMsg>) -> SttArgs {
+    fn stt_args(&self, myself: &ActorRef<SessionMsg>) -> SttArgs {
         SttArgs {
             session_id: self.id.clone(),
-            session,
+            report: myself.get_derived(),
             sample_rate: self.settings.input_sample_rate,
             turn_detection: self.settings.turn_detection.clone(),
             shared: self.shared.clone(),
@@ -455,9 +374,9 @@ impl SessionState {
         }
     }
 
-    fn tts_args(&self, session: ActorRef<SessionMsg>) -> TtsArgs {
+    fn tts_args(&self, myself: &ActorRef<SessionMsg>) -> TtsArgs {
         TtsArgs {
-            session,
+            report: myself.get_derived(),
             output_sample_rate: self.settings.output_sample_rate,
             voice: self.settings.voice.clone(),
             shared: self.shared.clone(),
@@ -465,10 +384,10 @@ impl SessionState {
         }
     }
 
-    fn avatar_args(&self, session: ActorRef<SessionMsg>) -> AvatarArgs {
+    fn avatar_args(&self, myself: &ActorRef<SessionMsg>) -> AvatarArgs {
         AvatarArgs {
             session_id: self.id.clone(),
-            session,
+            report: myself.get_derived(),
             settings: self.settings.avatar.clone(),
             outbox: self.outbox.clone(),
             shared: self.shared.clone(),
@@ -494,7 +413,7 @@ impl SessionState {
         let response_id = format!("resp_{}", uuid_like());
         let cancel = self.cancel.child_token();
         let args = TurnArgs {
-            session: myself.clone(),
+            report: myself.get_derived(),
             session_id: self.id.clone(),
             response_id: response_id.clone(),
             tenant: self.tenant.clone(),
@@ -763,30 +682,22 @@ impl SessionState {
             .inc();
         match kind {
             ChildKind::Stt => {
-                let (stt, _) = Actor::spawn_linked(
-                    None,
-                    SttStream,
-                    self.stt_args(myself.clone()),
-                    myself.get_cell(),
-                )
-                .await?;
+                let (stt, _) =
+                    Actor::spawn_linked(None, SttStream, self.stt_args(myself), myself.get_cell())
+                        .await?;
                 self.stt = stt;
             }
             ChildKind::Tts => {
-                let (tts, _) = Actor::spawn_linked(
-                    None,
-                    TtsStream,
-                    self.tts_args(myself.clone()),
-                    myself.get_cell(),
-                )
-                .await?;
+                let (tts, _) =
+                    Actor::spawn_linked(None, TtsStream, self.tts_args(myself), myself.get_cell())
+                        .await?;
                 self.tts = tts;
             }
             ChildKind::Avatar => {
                 let (avatar, _) = Actor::spawn_linked(
                     None,
                     AvatarController,
-                    self.avatar_args(myself.clone()),
+                    self.avatar_args(myself),
                     myself.get_cell(),
                 )
                 .await?;
@@ -885,22 +796,6 @@ fn status_label(status: ResponseStatus) -> &'static str {
     }
 }
 
-/// A short random id (no uuid dependency in this crate).
-pub fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    format!(
-        "{:x}{:06x}",
-        t ^ (n.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-        n & 0xff_ffff
-    )
-}
-
 impl Actor for Session {
     type Msg = SessionMsg;
     type State = SessionState;
@@ -913,7 +808,7 @@ impl Actor for Session {
     ) -> Result<Self::State, ActorProcessingErr> {
         let shared = args.shared;
         let stt_args = SttArgs {
-            session: myself.clone(),
+            report: myself.get_derived(),
             session_id: args.id.clone(),
             sample_rate: args.settings.input_sample_rate,
             turn_detection: args.settings.turn_detection.clone(),
@@ -923,7 +818,7 @@ impl Actor for Session {
         };
         let (stt, _) = Actor::spawn_linked(None, SttStream, stt_args, myself.get_cell()).await?;
         let tts_args = TtsArgs {
-            session: myself.clone(),
+            report: myself.get_derived(),
             output_sample_rate: args.settings.output_sample_rate,
             voice: args.settings.voice.clone(),
             shared: shared.clone(),
@@ -932,7 +827,7 @@ impl Actor for Session {
         let (tts, _) = Actor::spawn_linked(None, TtsStream, tts_args, myself.get_cell()).await?;
         let avatar_args = AvatarArgs {
             session_id: args.id.clone(),
-            session: myself.clone(),
+            report: myself.get_derived(),
             settings: args.settings.avatar.clone(),
             outbox: args.outbox.clone(),
             shared: shared.clone(),
@@ -984,7 +879,7 @@ impl Actor for Session {
             // Aborted when the session stops, so no timer outlives it.
             state.time_limit = Some(
                 myself
-                    .send_after(limit, || SessionMsg::TimeUp)
+                    .send_after(limit, || SessionMsg::Control(Control::TimeUp))
                     .abort_handle(),
             );
         }
@@ -1016,314 +911,12 @@ impl Actor for Session {
             return Ok(());
         }
         match msg {
-            SessionMsg::Audio(samples) => {
-                state.unbilled.audio_in_seconds +=
-                    samples.len() as f64 / f64::from(state.settings.input_sample_rate.max(1));
-                let _ = state.stt.cast(SttMsg::Audio(samples));
-            }
-            SessionMsg::Client(event) => match event {
-                ClientEvent::SessionUpdate { session } => match state.apply_update(session) {
-                    Ok(()) => {
-                        state.outbox.event(ServerEvent::SessionUpdated {
-                            session: state.info(),
-                        });
-                    }
-                    Err(message) => {
-                        state
-                            .outbox
-                            .event(ServerEvent::error("invalid_session_update", message));
-                    }
-                },
-                ClientEvent::ConversationItemCreate { item } => {
-                    let text: String = item
-                        .content
-                        .iter()
-                        .filter(|p| p.kind == "input_text" || p.kind == "text")
-                        .map(|p| p.text.trim())
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    if item.role != "user" || text.is_empty() || text.chars().count() > 4_000 {
-                        state.outbox.event(ServerEvent::error(
-                            "invalid_item",
-                            "expected a user message with 1 to 4000 characters of input_text",
-                        ));
-                    } else {
-                        state.pending_text = Some(text);
-                    }
-                }
-                ClientEvent::ResponseCreate {} => match state.pending_text.take() {
-                    Some(text) => state.start_response(&myself, text, None).await,
-                    None => {
-                        state.outbox.event(ServerEvent::error(
-                            "no_input",
-                            "send conversation.item.create with text before response.create",
-                        ));
-                    }
-                },
-                ClientEvent::ResponseCancel {} => state.cancel_response(ResponseStatus::Cancelled),
-                ClientEvent::InputAudioBufferCommit {} => {
-                    let _ = state.stt.cast(SttMsg::Commit);
-                }
-            },
-            SessionMsg::End { reason, code } => state.end(&myself, &reason, code),
-            SessionMsg::SpeechStarted { item_id, audio_ms } => {
-                let detected = Instant::now();
-                state.speech_start_ms = Some(audio_ms);
-                state.outbox.event(ServerEvent::SpeechStarted {
-                    item_id,
-                    audio_start_ms: audio_ms,
-                });
-                if state.current.is_some() {
-                    // Barge-in: the customer talks over the answer.
-                    state.cancel_response(ResponseStatus::Cancelled);
-                    state
-                        .shared
-                        .metrics
-                        .barge_in_stop
-                        .observe(detected.elapsed().as_secs_f64());
-                }
-            }
-            SessionMsg::SpeechStopped {
-                item_id,
-                audio_ms,
-                at,
-            } => {
-                state.outbox.event(ServerEvent::SpeechStopped {
-                    item_id: item_id.clone(),
-                    audio_end_ms: audio_ms,
-                });
-                if let Some(start) = state.speech_start_ms.take() {
-                    state.unbilled.stt_seconds += audio_ms.saturating_sub(start) as f64 / 1000.0;
-                }
-                state.pending_speech_end(item_id, at);
-            }
-            SessionMsg::TranscriptDelta { item_id, delta } => {
-                state
-                    .outbox
-                    .event(ServerEvent::TranscriptionDelta { item_id, delta });
-            }
-            SessionMsg::Transcript {
-                item_id,
-                result,
-                at,
-            } => {
-                let speech_end = state.take_speech_end(&item_id);
-                match result {
-                    Ok(text) => {
-                        state.outbox.event(ServerEvent::TranscriptionCompleted {
-                            item_id,
-                            transcript: text.clone(),
-                        });
-                        if let Some(end) = speech_end {
-                            state
-                                .shared
-                                .metrics
-                                .stt_latency
-                                .observe(at.saturating_duration_since(end).as_secs_f64());
-                        }
-                        if !text.trim().is_empty() {
-                            state.start_response(&myself, text, speech_end).await;
-                            if let Some(resp) = state.current.as_mut() {
-                                resp.transcript_at = at;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        state
-                            .outbox
-                            .event(ServerEvent::error("transcription_failed", e.to_string()));
-                    }
-                }
-            }
-            SessionMsg::TurnDelta { response_id, delta } => {
-                if let Some(resp) = state.current.as_mut().filter(|r| r.id == response_id) {
-                    if resp.first_token_at.is_none() {
-                        let now = Instant::now();
-                        resp.first_token_at = Some(now);
-                        state.shared.metrics.answer_first_token.observe(
-                            now.saturating_duration_since(resp.transcript_at)
-                                .as_secs_f64(),
-                        );
-                    }
-                    resp.answer_text.push_str(&delta);
-                    state
-                        .outbox
-                        .event(ServerEvent::OutputTextDelta { response_id, delta });
-                }
-            }
-            SessionMsg::TurnSentence { response_id, text } => {
-                if let Some(resp) = state.current.as_mut().filter(|r| r.id == response_id) {
-                    resp.spoke = true;
-                    resp.tts_characters += text.chars().count() as u64;
-                    let _ = state.tts.cast(TtsMsg::Speak {
-                        response_id,
-                        text,
-                        cancel: resp.cancel.clone(),
-                        to_avatar: resp.to_avatar,
-                    });
-                }
-            }
-            SessionMsg::TurnDone {
-                response_id,
-                citations,
-                cache_hit,
-                unanswered,
-                prompt_tokens,
-                completion_tokens,
-            } => {
-                if let Some(resp) = state.current.as_mut().filter(|r| r.id == response_id) {
-                    resp.turn_done = true;
-                    resp.tokens = (u64::from(prompt_tokens), u64::from(completion_tokens));
-                    resp.citations = citations;
-                    resp.cache_hit = cache_hit;
-                    resp.unanswered = unanswered;
-                    if let Some(turn) = resp.turn.take() {
-                        turn.stop(None);
-                    }
-                    let _ = state.tts.cast(TtsMsg::EndOfResponse { response_id });
-                }
-            }
-            SessionMsg::TurnFailed { response_id, error } => {
-                tracing::warn!(session_id = %state.id, %response_id, error = %error, "answer failed");
-                state.fail_response(
-                    &response_id,
-                    "answer_failed",
-                    "the answer could not be produced",
-                );
-            }
-            SessionMsg::AudioStarted { response_id, at } => {
-                // The apology's audio is no answer latency.
-                if let Some(resp) = state
-                    .current
-                    .as_mut()
-                    .filter(|r| r.id == response_id && !r.failed)
-                {
-                    resp.audio_started_at = Some(at);
-                    if let Some(first) = resp.first_token_at {
-                        state
-                            .shared
-                            .metrics
-                            .tts_first_audio
-                            .observe(at.saturating_duration_since(first).as_secs_f64());
-                    }
-                    if let Some(end) = resp.speech_end_at {
-                        state
-                            .shared
-                            .metrics
-                            .voice_to_voice
-                            .observe(at.saturating_duration_since(end).as_secs_f64());
-                    }
-                }
-            }
-            SessionMsg::WordsScheduled { response_id, words } => {
-                if let Some(resp) = state.current.as_mut().filter(|r| r.id == response_id) {
-                    resp.words.extend(words.iter().cloned());
-                    let _ = state.avatar.cast(AvatarMsg::Words { response_id, words });
-                }
-            }
-            SessionMsg::AvatarAudio {
-                response_id,
-                samples,
-                sample_rate,
-            } => {
-                if state.remote_avatar
-                    && state
-                        .current
-                        .as_ref()
-                        .is_some_and(|r| r.id == response_id && r.to_avatar)
-                {
-                    let _ = state.avatar.cast(AvatarMsg::Audio {
-                        response_id,
-                        samples,
-                        sample_rate,
-                    });
-                }
-            }
-            SessionMsg::AvatarAudioDone { response_id } => {
-                if state.remote_avatar
-                    && state
-                        .current
-                        .as_ref()
-                        .is_some_and(|r| r.id == response_id && r.to_avatar)
-                {
-                    let _ = state.avatar.cast(AvatarMsg::EndOfResponse { response_id });
-                }
-            }
-            SessionMsg::AvatarReady(stream) => {
-                // Sent from this mailbox, like `response.created`: a response created
-                // after this event on the wire is the avatar's to speak.
-                state.remote_avatar = true;
-                state.outbox.event(ServerEvent::avatar_stream(stream));
-            }
-            SessionMsg::AvatarFailed { error } => {
-                state.remote_avatar = false;
-                if let Some(resp) = state.current.as_mut() {
-                    resp.to_avatar = false;
-                }
-                state.outbox.event(ServerEvent::error(
-                    "avatar_failed",
-                    avatar_failure_message(&error),
-                ));
-            }
-            SessionMsg::TtsFinished { response_id } => {
-                if let Some(resp) = state
-                    .current
-                    .as_ref()
-                    .filter(|r| r.id == response_id && r.turn_done)
-                {
-                    let status = if resp.failed {
-                        ResponseStatus::Failed
-                    } else {
-                        ResponseStatus::Completed
-                    };
-                    let text = resp.answer_text.trim().to_owned();
-                    state.finish_response(status, text);
-                }
-            }
-            SessionMsg::TtsFailed { response_id, error } => {
-                tracing::warn!(session_id = %state.id, %response_id, error = %error, "speech synthesis failed");
-                state.fail_response(&response_id, "tts_failed", "the answer could not be spoken");
-            }
-            SessionMsg::InjectPanic(kind) => match kind {
-                ChildKind::Stt => {
-                    let _ = state.stt.cast(SttMsg::InjectPanic);
-                }
-                ChildKind::Tts => {
-                    let _ = state.tts.cast(TtsMsg::InjectPanic);
-                }
-                ChildKind::Avatar => {
-                    let _ = state.avatar.cast(AvatarMsg::InjectPanic);
-                }
-                ChildKind::Turn => {
-                    if let Some(turn) = state.current.as_ref().and_then(|r| r.turn.as_ref()) {
-                        let _ = turn.cast(TurnMsg::InjectPanic);
-                    }
-                }
-            },
-            SessionMsg::PanicSelf => panic!("injected fault in Session"),
-            SessionMsg::Drain { reason } => {
-                state.outbox.event(ServerEvent::SessionClosing {
-                    reason: reason.clone(),
-                });
-                state.draining = Some((reason, 1001));
-            }
-            SessionMsg::TimeUp => {
-                const REASON: &str = "session_limit";
-                state.outbox.event(ServerEvent::SessionClosing {
-                    reason: REASON.into(),
-                });
-                state.draining.get_or_insert((REASON.into(), 1008));
-            }
-            SessionMsg::Snapshot(reply) => {
-                let _ = reply.send(SessionSnapshot {
-                    id: state.id.clone(),
-                    tenant: state.tenant.clone(),
-                    user_id: state.user_id.clone(),
-                    turns: state.seq,
-                    responding: state.current.is_some(),
-                    context: state.history.iter().cloned().collect(),
-                });
-            }
+            SessionMsg::Client(input) => state.on_client(&myself, input).await,
+            SessionMsg::Stt(event) => state.on_stt(&myself, event).await,
+            SessionMsg::Turn(event) => state.on_turn(event),
+            SessionMsg::Tts(event) => state.on_tts(event),
+            SessionMsg::Avatar(event) => state.on_avatar(event),
+            SessionMsg::Control(control) => state.on_control(&myself, control),
         }
         // Draining: close as soon as no answer is in progress.
         if let Some((reason, code)) = state.draining.clone()
@@ -1428,6 +1021,346 @@ impl Actor for Session {
             }
         });
         Ok(())
+    }
+}
+
+/// One handler per message group.
+impl SessionState {
+    /// Audio and events from the transport.
+    async fn on_client(&mut self, myself: &ActorRef<SessionMsg>, input: ClientInput) {
+        let event = match input {
+            ClientInput::Audio(samples) => {
+                self.unbilled.audio_in_seconds +=
+                    samples.len() as f64 / f64::from(self.settings.input_sample_rate.max(1));
+                let _ = self.stt.cast(SttMsg::Audio(samples));
+                return;
+            }
+            ClientInput::Event(event) => event,
+        };
+        match event {
+            ClientEvent::SessionUpdate { session } => match self.apply_update(session) {
+                Ok(()) => {
+                    self.outbox.event(ServerEvent::SessionUpdated {
+                        session: self.info(),
+                    });
+                }
+                Err(message) => {
+                    self.outbox
+                        .event(ServerEvent::error("invalid_session_update", message));
+                }
+            },
+            ClientEvent::ConversationItemCreate { item } => {
+                let text: String = item
+                    .content
+                    .iter()
+                    .filter(|p| p.kind == "input_text" || p.kind == "text")
+                    .map(|p| p.text.trim())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if item.role != "user" || text.is_empty() || text.chars().count() > 4_000 {
+                    self.outbox.event(ServerEvent::error(
+                        "invalid_item",
+                        "expected a user message with 1 to 4000 characters of input_text",
+                    ));
+                } else {
+                    self.pending_text = Some(text);
+                }
+            }
+            ClientEvent::ResponseCreate {} => match self.pending_text.take() {
+                Some(text) => self.start_response(myself, text, None).await,
+                None => {
+                    self.outbox.event(ServerEvent::error(
+                        "no_input",
+                        "send conversation.item.create with text before response.create",
+                    ));
+                }
+            },
+            ClientEvent::ResponseCancel {} => self.cancel_response(ResponseStatus::Cancelled),
+            ClientEvent::InputAudioBufferCommit {} => {
+                let _ = self.stt.cast(SttMsg::Commit);
+            }
+        }
+    }
+
+    /// Speech input: speech started (barge-in), stopped, transcribed.
+    async fn on_stt(&mut self, myself: &ActorRef<SessionMsg>, event: SttEvent) {
+        match event {
+            SttEvent::SpeechStarted { item_id, audio_ms } => {
+                let detected = Instant::now();
+                self.speech_start_ms = Some(audio_ms);
+                self.outbox.event(ServerEvent::SpeechStarted {
+                    item_id,
+                    audio_start_ms: audio_ms,
+                });
+                if self.current.is_some() {
+                    // Barge-in: the customer talks over the answer.
+                    self.cancel_response(ResponseStatus::Cancelled);
+                    self.shared
+                        .metrics
+                        .barge_in_stop
+                        .observe(detected.elapsed().as_secs_f64());
+                }
+            }
+            SttEvent::SpeechStopped {
+                item_id,
+                audio_ms,
+                at,
+            } => {
+                self.outbox.event(ServerEvent::SpeechStopped {
+                    item_id: item_id.clone(),
+                    audio_end_ms: audio_ms,
+                });
+                if let Some(start) = self.speech_start_ms.take() {
+                    self.unbilled.stt_seconds += audio_ms.saturating_sub(start) as f64 / 1000.0;
+                }
+                self.pending_speech_end(item_id, at);
+            }
+            SttEvent::TranscriptDelta { item_id, delta } => {
+                self.outbox
+                    .event(ServerEvent::TranscriptionDelta { item_id, delta });
+            }
+            SttEvent::Transcript {
+                item_id,
+                result,
+                at,
+            } => {
+                let speech_end = self.take_speech_end(&item_id);
+                match result {
+                    Ok(text) => {
+                        self.outbox.event(ServerEvent::TranscriptionCompleted {
+                            item_id,
+                            transcript: text.clone(),
+                        });
+                        if let Some(end) = speech_end {
+                            self.shared
+                                .metrics
+                                .stt_latency
+                                .observe(at.saturating_duration_since(end).as_secs_f64());
+                        }
+                        if !text.trim().is_empty() {
+                            self.start_response(myself, text, speech_end).await;
+                            if let Some(resp) = self.current.as_mut() {
+                                resp.transcript_at = at;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        self.outbox
+                            .event(ServerEvent::error("transcription_failed", e.to_string()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The current answer: text, sentences to speak, done or failed.
+    fn on_turn(&mut self, event: TurnEvent) {
+        match event {
+            TurnEvent::Delta { response_id, delta } => {
+                if let Some(resp) = self.current.as_mut().filter(|r| r.id == response_id) {
+                    if resp.first_token_at.is_none() {
+                        let now = Instant::now();
+                        resp.first_token_at = Some(now);
+                        self.shared.metrics.answer_first_token.observe(
+                            now.saturating_duration_since(resp.transcript_at)
+                                .as_secs_f64(),
+                        );
+                    }
+                    resp.answer_text.push_str(&delta);
+                    self.outbox
+                        .event(ServerEvent::OutputTextDelta { response_id, delta });
+                }
+            }
+            TurnEvent::Sentence { response_id, text } => {
+                if let Some(resp) = self.current.as_mut().filter(|r| r.id == response_id) {
+                    resp.spoke = true;
+                    resp.tts_characters += text.chars().count() as u64;
+                    let _ = self.tts.cast(TtsMsg::Speak {
+                        response_id,
+                        text,
+                        cancel: resp.cancel.clone(),
+                        to_avatar: resp.to_avatar,
+                    });
+                }
+            }
+            TurnEvent::Done {
+                response_id,
+                citations,
+                cache_hit,
+                unanswered,
+                prompt_tokens,
+                completion_tokens,
+            } => {
+                if let Some(resp) = self.current.as_mut().filter(|r| r.id == response_id) {
+                    resp.turn_done = true;
+                    resp.tokens = (u64::from(prompt_tokens), u64::from(completion_tokens));
+                    resp.citations = citations;
+                    resp.cache_hit = cache_hit;
+                    resp.unanswered = unanswered;
+                    if let Some(turn) = resp.turn.take() {
+                        turn.stop(None);
+                    }
+                    let _ = self.tts.cast(TtsMsg::EndOfResponse { response_id });
+                }
+            }
+            TurnEvent::Failed { response_id, error } => {
+                tracing::warn!(session_id = %self.id, %response_id, error = %error, "answer failed");
+                self.fail_response(
+                    &response_id,
+                    "answer_failed",
+                    "the answer could not be produced",
+                );
+            }
+        }
+    }
+
+    /// Speech output: audio started, word timings, avatar audio, played out or failed.
+    fn on_tts(&mut self, event: TtsEvent) {
+        match event {
+            TtsEvent::AudioStarted { response_id, at } => {
+                // The apology's audio is no answer latency.
+                if let Some(resp) = self
+                    .current
+                    .as_mut()
+                    .filter(|r| r.id == response_id && !r.failed)
+                {
+                    resp.audio_started_at = Some(at);
+                    if let Some(first) = resp.first_token_at {
+                        self.shared
+                            .metrics
+                            .tts_first_audio
+                            .observe(at.saturating_duration_since(first).as_secs_f64());
+                    }
+                    if let Some(end) = resp.speech_end_at {
+                        self.shared
+                            .metrics
+                            .voice_to_voice
+                            .observe(at.saturating_duration_since(end).as_secs_f64());
+                    }
+                }
+            }
+            TtsEvent::WordsScheduled { response_id, words } => {
+                if let Some(resp) = self.current.as_mut().filter(|r| r.id == response_id) {
+                    resp.words.extend(words.iter().cloned());
+                    let _ = self.avatar.cast(AvatarMsg::Words { response_id, words });
+                }
+            }
+            TtsEvent::AvatarAudio {
+                response_id,
+                samples,
+                sample_rate,
+            } => {
+                if self.speaks_to_avatar(&response_id) {
+                    let _ = self.avatar.cast(AvatarMsg::Audio {
+                        response_id,
+                        samples,
+                        sample_rate,
+                    });
+                }
+            }
+            TtsEvent::AvatarAudioDone { response_id } => {
+                if self.speaks_to_avatar(&response_id) {
+                    let _ = self.avatar.cast(AvatarMsg::EndOfResponse { response_id });
+                }
+            }
+            TtsEvent::Finished { response_id } => {
+                if let Some(resp) = self
+                    .current
+                    .as_ref()
+                    .filter(|r| r.id == response_id && r.turn_done)
+                {
+                    let status = if resp.failed {
+                        ResponseStatus::Failed
+                    } else {
+                        ResponseStatus::Completed
+                    };
+                    let text = resp.answer_text.trim().to_owned();
+                    self.finish_response(status, text);
+                }
+            }
+            TtsEvent::Failed { response_id, error } => {
+                tracing::warn!(session_id = %self.id, %response_id, error = %error, "speech synthesis failed");
+                self.fail_response(&response_id, "tts_failed", "the answer could not be spoken");
+            }
+        }
+    }
+
+    /// The remote avatar is ready or lost.
+    fn on_avatar(&mut self, event: AvatarEvent) {
+        match event {
+            AvatarEvent::Ready(stream) => {
+                // Sent from this mailbox, like `response.created`: a response created
+                // after this event on the wire is the avatar's to speak.
+                self.remote_avatar = true;
+                self.outbox.event(ServerEvent::avatar_stream(stream));
+            }
+            AvatarEvent::Failed { error } => {
+                self.remote_avatar = false;
+                if let Some(resp) = self.current.as_mut() {
+                    resp.to_avatar = false;
+                }
+                self.outbox.event(ServerEvent::error(
+                    "avatar_failed",
+                    avatar_failure_message(&error),
+                ));
+            }
+        }
+    }
+
+    /// Lifecycle, admin views and fault injection.
+    fn on_control(&mut self, myself: &ActorRef<SessionMsg>, control: Control) {
+        match control {
+            Control::End { reason, code } => self.end(myself, &reason, code),
+            Control::Drain { reason } => {
+                self.outbox.event(ServerEvent::SessionClosing {
+                    reason: reason.clone(),
+                });
+                self.draining = Some((reason, 1001));
+            }
+            Control::TimeUp => {
+                const REASON: &str = "session_limit";
+                self.outbox.event(ServerEvent::SessionClosing {
+                    reason: REASON.into(),
+                });
+                self.draining.get_or_insert((REASON.into(), 1008));
+            }
+            Control::Snapshot(reply) => {
+                let _ = reply.send(SessionSnapshot {
+                    id: self.id.clone(),
+                    tenant: self.tenant.clone(),
+                    user_id: self.user_id.clone(),
+                    turns: self.seq,
+                    responding: self.current.is_some(),
+                    context: self.history.iter().cloned().collect(),
+                });
+            }
+            Control::InjectPanic(kind) => match kind {
+                ChildKind::Stt => {
+                    let _ = self.stt.cast(SttMsg::InjectPanic);
+                }
+                ChildKind::Tts => {
+                    let _ = self.tts.cast(TtsMsg::InjectPanic);
+                }
+                ChildKind::Avatar => {
+                    let _ = self.avatar.cast(AvatarMsg::InjectPanic);
+                }
+                ChildKind::Turn => {
+                    if let Some(turn) = self.current.as_ref().and_then(|r| r.turn.as_ref()) {
+                        let _ = turn.cast(TurnMsg::InjectPanic);
+                    }
+                }
+            },
+            Control::PanicSelf => panic!("injected fault in Session"),
+        }
+    }
+
+    /// The remote avatar is up and speaks this response (it was ready when it began).
+    fn speaks_to_avatar(&self, response_id: &str) -> bool {
+        self.remote_avatar
+            && self
+                .current
+                .as_ref()
+                .is_some_and(|r| r.id == response_id && r.to_avatar)
     }
 }
 
@@ -1542,35 +1475,46 @@ impl SessionHandle {
 
     /// Feeds input audio (PCM16 at the input rate).
     pub fn send_audio(&self, samples: Vec<i16>) -> bool {
-        self.actor.cast(SessionMsg::Audio(samples)).is_ok()
+        self.actor
+            .cast(SessionMsg::Client(ClientInput::Audio(samples)))
+            .is_ok()
     }
 
     /// Feeds a client event.
     pub fn send_event(&self, event: ClientEvent) -> bool {
-        self.actor.cast(SessionMsg::Client(event)).is_ok()
+        self.actor
+            .cast(SessionMsg::Client(ClientInput::Event(event)))
+            .is_ok()
     }
 
     /// Ends the session with a reason and close code.
     pub fn end(&self, reason: &str, code: u16) {
-        let _ = self.actor.cast(SessionMsg::End {
+        let _ = self.actor.cast(SessionMsg::Control(Control::End {
             reason: reason.to_owned(),
             code,
-        });
+        }));
     }
 
     /// Fault injection for tests: makes a child actor panic.
     pub fn inject_panic(&self, kind: ChildKind) {
-        let _ = self.actor.cast(SessionMsg::InjectPanic(kind));
+        let _ = self
+            .actor
+            .cast(SessionMsg::Control(Control::InjectPanic(kind)));
     }
 
     /// Fault injection for tests: makes the session actor itself panic.
     pub fn inject_session_panic(&self) {
-        let _ = self.actor.cast(SessionMsg::PanicSelf);
+        let _ = self.actor.cast(SessionMsg::Control(Control::PanicSelf));
     }
 
     /// Current state, or `None` if the session is gone or busy past the timeout.
     pub async fn snapshot(&self) -> Option<SessionSnapshot> {
-        crate::rpc::ask(&self.actor, SessionMsg::Snapshot, Duration::from_secs(2)).await
+        crate::rpc::ask(
+            &self.actor,
+            |reply| SessionMsg::Control(Control::Snapshot(reply)),
+            Duration::from_secs(2),
+        )
+        .await
     }
 
     /// True while the actor runs.
