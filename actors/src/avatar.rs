@@ -76,10 +76,10 @@ pub enum AvatarMsg {
     InjectPanic,
 }
 
-/// The actor.
+/// The avatar actor, one per session.
 pub struct AvatarController;
 
-/// Its state.
+/// The remote avatar, if one runs, and its start and failure watchers.
 pub struct AvatarState {
     report: DerivedActorRef<AvatarEvent>,
     session_id: String,

@@ -128,10 +128,10 @@ pub enum SttMsg {
     },
 }
 
-/// The actor.
+/// The speech-input actor, one per session.
 pub struct SttStream;
 
-/// Its state.
+/// VAD, endpointer, the utterance being captured and the listening provider's stream.
 pub struct SttState {
     report: DerivedActorRef<SttEvent>,
     session_id: String,

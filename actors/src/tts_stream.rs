@@ -129,10 +129,10 @@ struct Worker {
     _task: AbortOnDrop,
 }
 
-/// The actor.
+/// The speech-output actor, one per session.
 pub struct TtsStream;
 
-/// Its state.
+/// The output format, and the worker of the response being spoken.
 pub struct TtsState {
     report: DerivedActorRef<TtsEvent>,
     shared: Arc<Shared>,

@@ -90,10 +90,10 @@ pub enum TurnMsg {
     InjectPanic,
 }
 
-/// The actor.
+/// One answer: a short-lived actor per response.
 pub struct Turn;
 
-/// Its state.
+/// The answer's task, aborted when the actor goes.
 pub struct TurnState {
     _task: AbortOnDrop,
     _alive: AliveGuard,
