@@ -22,11 +22,10 @@ use crate::visemes;
 pub enum AvatarEvent {
     /// The remote avatar is ready; later responses are its to speak.
     Ready(AvatarStream),
-    /// The remote avatar did not start, or failed; the built-in avatar takes over.
-    Failed {
-        /// Why.
-        error: ProviderError,
-    },
+    /// The remote avatar did not start, or failed with `error`; the built-in avatar
+    /// takes over.
+    #[allow(missing_docs, reason = "described on the variant")]
+    Failed { error: ProviderError },
 }
 
 /// Configuration of one `AvatarController`.

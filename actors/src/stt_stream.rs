@@ -36,38 +36,24 @@ const PREROLL_MS: u32 = 600;
 /// itself (its endpointing runs on the same silence, plus a network round trip).
 pub const PROVIDER_END_GRACE: Duration = Duration::from_millis(2_500);
 
-/// What `SttStream` reports to its parent.
+/// What `SttStream` reports to its parent. `item_id` names the utterance; `audio_ms` is a
+/// position in the session's input audio.
+#[allow(missing_docs, reason = "the fields are described on their variants")]
 pub enum SttEvent {
-    /// Speech began.
-    SpeechStarted {
-        /// Input item.
-        item_id: String,
-        /// Audio position, ms.
-        audio_ms: u64,
-    },
-    /// Speech ended.
+    /// Speech began at `audio_ms`.
+    SpeechStarted { item_id: String, audio_ms: u64 },
+    /// Speech ended at `audio_ms`, which was `at` by the clock.
     SpeechStopped {
-        /// Input item.
         item_id: String,
-        /// Audio position, ms.
         audio_ms: u64,
-        /// Wall-clock end of speech.
         at: Instant,
     },
-    /// Interim transcript (appends to what was sent before).
-    TranscriptDelta {
-        /// Input item.
-        item_id: String,
-        /// Text.
-        delta: String,
-    },
-    /// Final transcript (or failure).
+    /// Interim transcript: `delta` appends to what was sent before.
+    TranscriptDelta { item_id: String, delta: String },
+    /// The final transcript, or why there is none; it arrived `at`.
     Transcript {
-        /// Input item.
         item_id: String,
-        /// Text.
         result: Result<String, ProviderError>,
-        /// When it arrived.
         at: Instant,
     },
 }

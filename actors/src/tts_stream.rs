@@ -25,47 +25,30 @@ const LEAD: Duration = Duration::from_millis(120);
 /// Frame length.
 const FRAME_MS: u32 = 20;
 
-/// What `TtsStream` reports to its parent.
+/// What `TtsStream` reports to its parent, each about the response `response_id`.
+#[allow(missing_docs, reason = "the fields are described on their variants")]
 pub enum TtsEvent {
-    /// The first audio frame of a response was queued.
-    AudioStarted {
-        /// Response.
-        response_id: String,
-        /// When.
-        at: Instant,
-    },
-    /// Words scheduled at these offsets of the response audio.
+    /// The response's first audio frame was queued `at`.
+    AudioStarted { response_id: String, at: Instant },
+    /// Words scheduled at these offsets of the response's audio.
     WordsScheduled {
-        /// Response.
         response_id: String,
-        /// Words.
         words: Vec<WordTiming>,
     },
-    /// A piece of a response's audio as synthesized (responses spoken by the remote
-    /// avatar only).
+    /// A piece of the response's audio as synthesized, PCM16 mono at `sample_rate`
+    /// (responses the remote avatar speaks only).
     AvatarAudio {
-        /// Response.
         response_id: String,
-        /// PCM16 mono.
         samples: Vec<i16>,
-        /// Its rate.
         sample_rate: u32,
     },
-    /// All of a response's audio was synthesized (remote avatar only).
-    AvatarAudioDone {
-        /// Response.
-        response_id: String,
-    },
-    /// All audio of the response has played out.
-    Finished {
-        /// Response.
-        response_id: String,
-    },
+    /// All of the response's audio was synthesized (remote avatar only).
+    AvatarAudioDone { response_id: String },
+    /// All of the response's audio has played out.
+    Finished { response_id: String },
     /// Synthesis failed.
     Failed {
-        /// Response.
         response_id: String,
-        /// Why.
         error: ProviderError,
     },
 }

@@ -16,42 +16,26 @@ use crate::sentences::SentenceSplitter;
 use crate::shared::Shared;
 use crate::tasks::AbortOnDrop;
 
-/// What a `Turn` reports to its parent.
+/// What a `Turn` reports to its parent, each about the response `response_id`.
+#[allow(missing_docs, reason = "the fields are described on their variants")]
 pub enum TurnEvent {
-    /// Answer text.
-    Delta {
-        /// Response.
-        response_id: String,
-        /// Text.
-        delta: String,
-    },
-    /// A sentence ready to speak.
-    Sentence {
-        /// Response.
-        response_id: String,
-        /// Sentence.
-        text: String,
-    },
-    /// The answer is complete.
+    /// More answer text.
+    Delta { response_id: String, delta: String },
+    /// A sentence of the answer, ready to speak.
+    Sentence { response_id: String, text: String },
+    /// The answer is complete: its sources, whether it came from the semantic cache,
+    /// whether the documents did not answer it, and the language model's token counts.
     Done {
-        /// Response.
         response_id: String,
-        /// Sources.
         citations: Vec<Passage>,
-        /// Served from the semantic cache.
         cache_hit: bool,
-        /// The documents did not answer it.
         unanswered: bool,
-        /// Language-model prompt tokens.
         prompt_tokens: u32,
-        /// Language-model completion tokens.
         completion_tokens: u32,
     },
     /// The answer failed.
     Failed {
-        /// Response.
         response_id: String,
-        /// Why.
         error: ProviderError,
     },
 }

@@ -104,18 +104,13 @@ pub enum ClientInput {
 
 /// Lifecycle, admin views and fault injection.
 pub enum Control {
-    /// End the session (client left, admin, drain deadline).
-    End {
-        /// Why.
-        reason: String,
-        /// Close code for the transport.
-        code: u16,
-    },
+    /// End the session now with this reason and transport close code (client left,
+    /// admin, drain deadline).
+    #[allow(missing_docs, reason = "described on the variant")]
+    End { reason: String, code: u16 },
     /// Server shutdown: finish the answer in progress, start no new one, then close (1001).
-    Drain {
-        /// Why.
-        reason: String,
-    },
+    #[allow(missing_docs, reason = "described on the variant")]
+    Drain { reason: String },
     /// The session reached its longest allowed duration.
     TimeUp,
     /// A snapshot for admin views and tests.
