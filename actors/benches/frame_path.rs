@@ -28,9 +28,8 @@ use adam_actors::metrics::ActorMetrics;
 use adam_actors::outbox::outbox;
 use adam_actors::ports::{NullSink, Passage, ResponseMetrics, ResponseStatus, VadFactory};
 use adam_actors::semantic_cache::{SemanticCacheConfig, SemanticCacheHandle};
-use adam_actors::session::Shared;
 use adam_actors::simulated::{EnergyVadFactory, SimulatedConfig};
-use adam_actors::{SessionArgs, SessionRegistryHandle, SessionSettings};
+use adam_actors::{SessionArgs, SessionRegistryHandle, SessionSettings, Shared};
 use criterion::{BenchmarkId, Criterion, Throughput};
 
 /// Input rate of the frames.

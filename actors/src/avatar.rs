@@ -6,22 +6,34 @@
 
 use std::sync::Arc;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
 
 use crate::events::ServerEvent;
 use crate::metrics::AliveGuard;
 use crate::outbox::Outbox;
-use crate::ports::{AvatarSettings, CancellationToken, ProviderError, RemoteAvatar, WordTiming};
-use crate::session::{SessionMsg, Shared};
-use crate::turn::AbortOnDrop;
+use crate::ports::{
+    AvatarSettings, AvatarStream, CancellationToken, ProviderError, RemoteAvatar, WordTiming,
+};
+use crate::shared::Shared;
+use crate::tasks::AbortOnDrop;
 use crate::visemes;
 
-/// Arguments.
+/// What `AvatarController` reports to its parent.
+pub enum AvatarEvent {
+    /// The remote avatar is ready; later responses are its to speak.
+    Ready(AvatarStream),
+    /// The remote avatar did not start, or failed with `error`; the built-in avatar
+    /// takes over.
+    #[allow(missing_docs, reason = "described on the variant")]
+    Failed { error: ProviderError },
+}
+
+/// Configuration of one `AvatarController`.
 pub struct AvatarArgs {
     /// Session id (for the remote backend).
     pub session_id: String,
-    /// Parent session (told when a remote avatar is ready or lost).
-    pub session: ActorRef<SessionMsg>,
+    /// Where it reports (a remote avatar ready or lost).
+    pub report: DerivedActorRef<AvatarEvent>,
     /// The dealership's avatar.
     pub settings: AvatarSettings,
     /// Towards the client.
@@ -30,7 +42,7 @@ pub struct AvatarArgs {
     pub shared: Arc<Shared>,
 }
 
-/// Messages.
+/// Input of `AvatarController`.
 pub enum AvatarMsg {
     /// Words scheduled at these offsets of a response's audio.
     Words {
@@ -63,12 +75,12 @@ pub enum AvatarMsg {
     InjectPanic,
 }
 
-/// The actor.
+/// The avatar actor, one per session.
 pub struct AvatarController;
 
-/// Its state.
+/// The remote avatar, if one runs, and its start and failure watchers.
 pub struct AvatarState {
-    session: ActorRef<SessionMsg>,
+    report: DerivedActorRef<AvatarEvent>,
     session_id: String,
     shared: Arc<Shared>,
     outbox: Outbox,
@@ -89,7 +101,7 @@ impl Drop for AvatarState {
 }
 
 impl AvatarState {
-    /// Drops the remote avatar after `error` and tells the session, which goes on with
+    /// Drops the remote avatar after `error` and tells the parent, which goes on with
     /// the built-in avatar.
     fn lose_remote(&mut self, error: ProviderError) {
         let Some(remote) = self.remote.take() else {
@@ -99,7 +111,7 @@ impl AvatarState {
         tracing::warn!(session_id = %self.session_id, error = %error, "remote avatar lost; going on with the built-in avatar");
         self.count("lost");
         stop_in_background(remote);
-        let _ = self.session.cast(SessionMsg::AvatarFailed { error });
+        let _ = self.report.send_message(AvatarEvent::Failed { error });
     }
 
     fn count(&self, outcome: &str) {
@@ -159,7 +171,7 @@ impl Actor for AvatarController {
         });
         Ok(AvatarState {
             _alive: AliveGuard::new(&args.shared.metrics.live_actors),
-            session: args.session,
+            report: args.report,
             session_id: args.session_id,
             shared: args.shared,
             outbox: args.outbox,
@@ -217,14 +229,14 @@ impl Actor for AvatarController {
                 let stream = remote.stream();
                 state.remote = Some(remote);
                 state.count("started");
-                let _ = state.session.cast(SessionMsg::AvatarReady(stream));
+                let _ = state.report.send_message(AvatarEvent::Ready(stream));
             }
             AvatarMsg::Started(Ok(None)) => {}
             AvatarMsg::Started(Err(ProviderError::Cancelled)) => {}
             AvatarMsg::Started(Err(error)) => {
                 tracing::warn!(session_id = %state.session_id, error = %error, "remote avatar did not start; using the built-in avatar");
                 state.count("start_failed");
-                let _ = state.session.cast(SessionMsg::AvatarFailed { error });
+                let _ = state.report.send_message(AvatarEvent::Failed { error });
             }
             AvatarMsg::RemoteFailed(error) => state.lose_remote(error),
             AvatarMsg::InjectPanic => panic!("injected fault in AvatarController"),

@@ -9,10 +9,16 @@
 //! EmbeddingCache, SemanticCache: shared by every session.
 //! ```
 //!
+//! Children never see the session's message type: each reports through its own event
+//! type ([`stt_stream::SttEvent`], [`turn::TurnEvent`], [`tts_stream::TtsEvent`],
+//! [`avatar::AvatarEvent`]) on a `DerivedActorRef`, and [`session::SessionMsg`] groups
+//! them by sender. Only the registry (and these re-exports) use the session module.
+//!
 //! Module map: [`ports`] (provider traits), [`simulated`] (deterministic providers),
-//! [`events`] (the wire events), [`endpoint`] (sans-IO end-of-turn detection),
-//! [`audio`] (PCM helpers and resampling), [`sentences`] (sentence chunking),
-//! [`visemes`], [`vector`], [`metrics`], and one module per actor.
+//! [`shared`] (node-wide handles), [`events`] (the wire events), [`endpoint`] (sans-IO
+//! end-of-turn detection), [`audio`] (PCM helpers and resampling), [`sentences`]
+//! (sentence chunking), [`visemes`], [`vector`], [`metrics`], `tasks` (ids, tasks that
+//! die with their actor), and one module per actor.
 //!
 //! This crate knows nothing of HTTP, SQL or sockets: transports feed audio and events in
 //! through [`session::SessionHandle`] and read [`events::Outbound`] items from a channel.
@@ -30,8 +36,10 @@ pub mod rpc;
 pub mod semantic_cache;
 pub mod sentences;
 pub mod session;
+pub mod shared;
 pub mod simulated;
 pub mod stt_stream;
+mod tasks;
 pub mod tts_stream;
 pub mod turn;
 pub mod vector;
@@ -39,3 +47,4 @@ pub mod visemes;
 
 pub use registry::{RegistryError, SessionRegistry, SessionRegistryHandle};
 pub use session::{SessionArgs, SessionHandle, SessionSettings};
+pub use shared::Shared;

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use crate::metrics::ActorMetrics;
 use crate::outbox::Outbox;
-use crate::session::{Session, SessionArgs, SessionHandle, SessionMsg, Shared};
+use crate::session::{Control, Session, SessionArgs, SessionHandle, SessionMsg};
+use crate::shared::Shared;
 
 /// Why a session could not start.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -137,28 +138,28 @@ impl Actor for SessionRegistry {
             RegistryMsg::Drain(reason, reply) => {
                 state.draining = true;
                 for actor in state.sessions.values() {
-                    let _ = actor.cast(SessionMsg::Drain {
+                    let _ = actor.cast(SessionMsg::Control(Control::Drain {
                         reason: reason.clone(),
-                    });
+                    }));
                 }
                 let _ = reply.send(state.sessions.len());
             }
             RegistryMsg::EndAll(reason) => {
                 for actor in state.sessions.values() {
-                    let _ = actor.cast(SessionMsg::End {
+                    let _ = actor.cast(SessionMsg::Control(Control::End {
                         reason: reason.clone(),
                         code: 1001,
-                    });
+                    }));
                 }
             }
             RegistryMsg::EndUser(user_id, reason, reply) => {
                 let mut ended = 0;
                 for (id, _) in state.users.iter().filter(|(_, u)| **u == user_id) {
                     if let Some(actor) = state.sessions.get(id) {
-                        let _ = actor.cast(SessionMsg::End {
+                        let _ = actor.cast(SessionMsg::Control(Control::End {
                             reason: reason.clone(),
                             code: 1000,
-                        });
+                        }));
                         ended += 1;
                     }
                 }

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
 use tokio::sync::mpsc;
 
 use crate::audio::{Framer, samples_for_ms};
@@ -22,7 +22,8 @@ use crate::ports::{
     CancellationToken, ListenEvent, ListenInput, Listening, ProviderError, SpeechToText,
     SttRequest, Vad,
 };
-use crate::session::{SessionMsg, Shared, uuid_like};
+use crate::shared::Shared;
+use crate::tasks::uuid_like;
 
 /// VAD frame length.
 const FRAME_MS: u32 = 20;
@@ -35,10 +36,32 @@ const PREROLL_MS: u32 = 600;
 /// itself (its endpointing runs on the same silence, plus a network round trip).
 pub const PROVIDER_END_GRACE: Duration = Duration::from_millis(2_500);
 
-/// Arguments.
+/// What `SttStream` reports to its parent. `item_id` names the utterance; `audio_ms` is a
+/// position in the session's input audio.
+#[allow(missing_docs, reason = "the fields are described on their variants")]
+pub enum SttEvent {
+    /// Speech began at `audio_ms`.
+    SpeechStarted { item_id: String, audio_ms: u64 },
+    /// Speech ended at `audio_ms`, which was `at` by the clock.
+    SpeechStopped {
+        item_id: String,
+        audio_ms: u64,
+        at: Instant,
+    },
+    /// Interim transcript: `delta` appends to what was sent before.
+    TranscriptDelta { item_id: String, delta: String },
+    /// The final transcript, or why there is none; it arrived `at`.
+    Transcript {
+        item_id: String,
+        result: Result<String, ProviderError>,
+        at: Instant,
+    },
+}
+
+/// Configuration of one `SttStream`.
 pub struct SttArgs {
-    /// Parent session.
-    pub session: ActorRef<SessionMsg>,
+    /// Where it reports.
+    pub report: DerivedActorRef<SttEvent>,
     /// Its id (logs).
     pub session_id: String,
     /// Input rate.
@@ -55,7 +78,7 @@ pub struct SttArgs {
     pub early_transcription_ms: u32,
 }
 
-/// Messages.
+/// Input of `SttStream`.
 pub enum SttMsg {
     /// Input PCM16.
     Audio(Vec<i16>),
@@ -91,12 +114,12 @@ pub enum SttMsg {
     },
 }
 
-/// The actor.
+/// The speech-input actor, one per session.
 pub struct SttStream;
 
-/// Its state.
+/// VAD, endpointer, the utterance being captured and the listening provider's stream.
 pub struct SttState {
-    session: ActorRef<SessionMsg>,
+    report: DerivedActorRef<SttEvent>,
     session_id: String,
     shared: Arc<Shared>,
     vad: Box<dyn Vad>,
@@ -238,8 +261,8 @@ impl SttState {
                 };
                 if let Some(delta) = next_delta(&mut self.listen.shown, text) {
                     let _ = self
-                        .session
-                        .cast(SessionMsg::TranscriptDelta { item_id, delta });
+                        .report
+                        .send_message(SttEvent::TranscriptDelta { item_id, delta });
                 }
             }
             ListenEvent::EndOfTurn(text) => {
@@ -274,7 +297,7 @@ impl SttState {
         let item_id = format!("item_{}", uuid_like());
         self.item_id = Some(item_id.clone());
         self.listen.shown.clear();
-        let _ = self.session.cast(SessionMsg::SpeechStarted {
+        let _ = self.report.send_message(SttEvent::SpeechStarted {
             item_id,
             audio_ms: at_ms,
         });
@@ -294,12 +317,12 @@ impl SttState {
         let _ = self.endpointer.commit();
         self.listen.owns_turn = false;
         self.utterance.clear();
-        let _ = self.session.cast(SessionMsg::SpeechStopped {
+        let _ = self.report.send_message(SttEvent::SpeechStopped {
             item_id: item_id.clone(),
             audio_ms,
             at,
         });
-        let _ = self.session.cast(SessionMsg::Transcript {
+        let _ = self.report.send_message(SttEvent::Transcript {
             item_id,
             result: Ok(text),
             at: Instant::now(),
@@ -397,13 +420,13 @@ impl SttState {
         self.listen.local_stop = None;
         // The turn ended `now - at_ms` of audio ago (the silence we waited for).
         let ended_at = self.instant_of(at_ms);
-        let _ = self.session.cast(SessionMsg::SpeechStopped {
+        let _ = self.report.send_message(SttEvent::SpeechStopped {
             item_id: item_id.clone(),
             audio_ms: at_ms,
             at: ended_at,
         });
         let audio = std::mem::take(&mut self.utterance);
-        let session = self.session.clone();
+        let report = self.report.clone();
         // Started during the silence and not overtaken by more speech: its text is this
         // turn's (only silence came after it).
         if let Some(early) = self.early.take() {
@@ -416,7 +439,7 @@ impl SttState {
                     ))),
                 };
                 if !early.cancel.is_cancelled() {
-                    let _ = session.cast(SessionMsg::Transcript {
+                    let _ = report.send_message(SttEvent::Transcript {
                         item_id,
                         result,
                         at: Instant::now(),
@@ -436,13 +459,13 @@ impl SttState {
         tokio::spawn(async move {
             let (partial_tx, mut partial_rx) = mpsc::channel::<String>(16);
             let forward = {
-                let session = session.clone();
+                let report = report.clone();
                 let item_id = item_id.clone();
                 tokio::spawn(async move {
                     let mut shown = String::new();
                     while let Some(text) = partial_rx.recv().await {
                         if let Some(delta) = next_delta(&mut shown, text) {
-                            let _ = session.cast(SessionMsg::TranscriptDelta {
+                            let _ = report.send_message(SttEvent::TranscriptDelta {
                                 item_id: item_id.clone(),
                                 delta,
                             });
@@ -454,7 +477,7 @@ impl SttState {
                 transcribe_within(timeout, stt.as_ref(), request, partial_tx, cancel.clone()).await;
             let _ = forward.await;
             if !cancel.is_cancelled() {
-                let _ = session.cast(SessionMsg::Transcript {
+                let _ = report.send_message(SttEvent::Transcript {
                     item_id,
                     result,
                     at: Instant::now(),
@@ -507,7 +530,7 @@ impl Actor for SttStream {
             endpointer: Endpointer::new(endpoint_config(&td)),
             framer: Framer::new(samples_for_ms(FRAME_MS, rate)),
             recent_cap: samples_for_ms(td.min_speech_ms + PREROLL_MS, rate),
-            session: args.session,
+            report: args.report,
             session_id: args.session_id,
             shared: args.shared,
             rate,

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
 use tokio::sync::mpsc;
 
 use crate::audio::{Resampler, samples_for_ms};
@@ -17,18 +17,46 @@ use crate::outbox::Outbox;
 use crate::ports::{
     CancellationToken, ProviderError, TextToSpeech, TtsChunk, TtsRequest, VisemeTiming, WordTiming,
 };
-use crate::session::{SessionMsg, Shared};
-use crate::turn::AbortOnDrop;
+use crate::shared::Shared;
+use crate::tasks::AbortOnDrop;
 
 /// Audio sent ahead of real time.
 const LEAD: Duration = Duration::from_millis(120);
 /// Frame length.
 const FRAME_MS: u32 = 20;
 
-/// Arguments.
+/// What `TtsStream` reports to its parent, each about the response `response_id`.
+#[allow(missing_docs, reason = "the fields are described on their variants")]
+pub enum TtsEvent {
+    /// The response's first audio frame was queued `at`.
+    AudioStarted { response_id: String, at: Instant },
+    /// Words scheduled at these offsets of the response's audio.
+    WordsScheduled {
+        response_id: String,
+        words: Vec<WordTiming>,
+    },
+    /// A piece of the response's audio as synthesized, PCM16 mono at `sample_rate`
+    /// (responses the remote avatar speaks only).
+    AvatarAudio {
+        response_id: String,
+        samples: Vec<i16>,
+        sample_rate: u32,
+    },
+    /// All of the response's audio was synthesized (remote avatar only).
+    AvatarAudioDone { response_id: String },
+    /// All of the response's audio has played out.
+    Finished { response_id: String },
+    /// Synthesis failed.
+    Failed {
+        response_id: String,
+        error: ProviderError,
+    },
+}
+
+/// Configuration of one `TtsStream`.
 pub struct TtsArgs {
-    /// Parent session.
-    pub session: ActorRef<SessionMsg>,
+    /// Where it reports.
+    pub report: DerivedActorRef<TtsEvent>,
     /// Client's output rate.
     pub output_sample_rate: u32,
     /// Voice.
@@ -39,7 +67,7 @@ pub struct TtsArgs {
     pub outbox: Outbox,
 }
 
-/// Messages.
+/// Input of `TtsStream`.
 pub enum TtsMsg {
     /// Speak a sentence of a response.
     Speak {
@@ -84,12 +112,12 @@ struct Worker {
     _task: AbortOnDrop,
 }
 
-/// The actor.
+/// The speech-output actor, one per session.
 pub struct TtsStream;
 
-/// Its state.
+/// The output format, and the worker of the response being spoken.
 pub struct TtsState {
-    session: ActorRef<SessionMsg>,
+    report: DerivedActorRef<TtsEvent>,
     shared: Arc<Shared>,
     outbox: Outbox,
     rate: u32,
@@ -100,7 +128,7 @@ pub struct TtsState {
 
 struct Playout {
     response_id: String,
-    session: ActorRef<SessionMsg>,
+    report: DerivedActorRef<TtsEvent>,
     outbox: Outbox,
     cancel: CancellationToken,
     to_avatar: bool,
@@ -133,7 +161,7 @@ impl Playout {
                         response_id: self.response_id.clone(),
                         sample_rate: self.rate,
                     });
-                    let _ = self.session.cast(SessionMsg::AudioStarted {
+                    let _ = self.report.send_message(TtsEvent::AudioStarted {
                         response_id: self.response_id.clone(),
                         at: now,
                     });
@@ -201,7 +229,7 @@ async fn run_worker(
                 let cancel = playout.cancel.clone();
                 let synth = if playout.to_avatar {
                     let tee = AvatarTee {
-                        session: playout.session.clone(),
+                        report: playout.report.clone(),
                         response_id: playout.response_id.clone(),
                         cancel: cancel.clone(),
                     };
@@ -229,7 +257,7 @@ async fn run_worker(
                                     .collect(),
                             })
                             .collect();
-                        let _ = playout.session.cast(SessionMsg::WordsScheduled {
+                        let _ = playout.report.send_message(TtsEvent::WordsScheduled {
                             response_id: playout.response_id.clone(),
                             words,
                         });
@@ -254,7 +282,7 @@ async fn run_worker(
                 });
                 if let Err(error) = result {
                     if !playout.cancel.is_cancelled() {
-                        let _ = playout.session.cast(SessionMsg::TtsFailed {
+                        let _ = playout.report.send_message(TtsEvent::Failed {
                             response_id: playout.response_id.clone(),
                             error,
                         });
@@ -264,12 +292,12 @@ async fn run_worker(
             }
             Work::End => {
                 if playout.to_avatar && !playout.cancel.is_cancelled() {
-                    let _ = playout.session.cast(SessionMsg::AvatarAudioDone {
+                    let _ = playout.report.send_message(TtsEvent::AvatarAudioDone {
                         response_id: playout.response_id.clone(),
                     });
                 }
                 if playout.drain(true).await && playout.played_out().await {
-                    let _ = playout.session.cast(SessionMsg::TtsFinished {
+                    let _ = playout.report.send_message(TtsEvent::Finished {
                         response_id: playout.response_id.clone(),
                     });
                 }
@@ -282,13 +310,13 @@ async fn run_worker(
 /// Hands a sentence's audio to the remote avatar as the synthesizer produces it, before
 /// the real-time pacing, so the avatar's buffer runs ahead of its playback.
 struct AvatarTee {
-    session: ActorRef<SessionMsg>,
+    report: DerivedActorRef<TtsEvent>,
     response_id: String,
     cancel: CancellationToken,
 }
 
 impl AvatarTee {
-    /// Synthesizes `request` into `out`, copying each chunk's audio to the session.
+    /// Synthesizes `request` into `out`, copying each chunk's audio to the parent.
     async fn synthesize(
         self,
         provider: &dyn TextToSpeech,
@@ -298,7 +326,7 @@ impl AvatarTee {
         let (tx, mut rx) = mpsc::channel::<TtsChunk>(8);
         let synth = provider.synthesize(request, tx, self.cancel.clone());
         let Self {
-            session,
+            report,
             response_id,
             cancel,
         } = self;
@@ -307,7 +335,7 @@ impl AvatarTee {
         let forward = async move {
             while let Some(chunk) = rx.recv().await {
                 if !chunk.samples.is_empty() && !cancel.is_cancelled() {
-                    let _ = session.cast(SessionMsg::AvatarAudio {
+                    let _ = report.send_message(TtsEvent::AvatarAudio {
                         response_id: response_id.clone(),
                         samples: chunk.samples.clone(),
                         sample_rate: chunk.sample_rate,
@@ -338,7 +366,7 @@ impl TtsState {
             let (tx, rx) = mpsc::unbounded_channel();
             let playout = Playout {
                 response_id: response_id.to_owned(),
-                session: self.session.clone(),
+                report: self.report.clone(),
                 outbox: self.outbox.clone(),
                 cancel,
                 to_avatar,
@@ -377,7 +405,7 @@ impl Actor for TtsStream {
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(TtsState {
             _alive: AliveGuard::new(&args.shared.metrics.live_actors),
-            session: args.session,
+            report: args.report,
             shared: args.shared,
             outbox: args.outbox,
             rate: args.output_sample_rate,
@@ -412,7 +440,9 @@ impl Actor for TtsStream {
                 }
                 // Nothing was spoken (empty answer): finished at once.
                 _ => {
-                    let _ = state.session.cast(SessionMsg::TtsFinished { response_id });
+                    let _ = state
+                        .report
+                        .send_message(TtsEvent::Finished { response_id });
                 }
             },
             TtsMsg::Cancel { response_id } => {

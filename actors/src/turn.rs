@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
 use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
@@ -13,12 +13,37 @@ use crate::metrics::AliveGuard;
 use crate::ports::{AnswerRequest, CancellationToken, ContextTurn, Passage, ProviderError};
 use crate::semantic_cache::CachedAnswer;
 use crate::sentences::SentenceSplitter;
-use crate::session::{SessionMsg, Shared};
+use crate::shared::Shared;
+use crate::tasks::AbortOnDrop;
 
-/// Arguments.
+/// What a `Turn` reports to its parent, each about the response `response_id`.
+#[allow(missing_docs, reason = "the fields are described on their variants")]
+pub enum TurnEvent {
+    /// More answer text.
+    Delta { response_id: String, delta: String },
+    /// A sentence of the answer, ready to speak.
+    Sentence { response_id: String, text: String },
+    /// The answer is complete: its sources, whether it came from the semantic cache,
+    /// whether the documents did not answer it, and the language model's token counts.
+    Done {
+        response_id: String,
+        citations: Vec<Passage>,
+        cache_hit: bool,
+        unanswered: bool,
+        prompt_tokens: u32,
+        completion_tokens: u32,
+    },
+    /// The answer failed.
+    Failed {
+        response_id: String,
+        error: ProviderError,
+    },
+}
+
+/// Configuration of one `Turn`.
 pub struct TurnArgs {
-    /// Parent session.
-    pub session: ActorRef<SessionMsg>,
+    /// Where it reports.
+    pub report: DerivedActorRef<TurnEvent>,
     /// Its id (logs).
     pub session_id: String,
     /// Response id.
@@ -43,32 +68,23 @@ pub struct TurnArgs {
     pub top_k: usize,
 }
 
-/// Messages.
+/// Input of a `Turn` (its work runs on its own; stopping the actor ends it).
 pub enum TurnMsg {
     /// Fault injection.
     InjectPanic,
 }
 
-/// Aborts a task when dropped (also when the actor dies by panic).
-pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// The actor.
+/// One answer: a short-lived actor per response.
 pub struct Turn;
 
-/// Its state.
+/// The answer's task, aborted when the actor goes.
 pub struct TurnState {
     _task: AbortOnDrop,
     _alive: AliveGuard,
 }
 
 struct Emitter {
-    session: ActorRef<SessionMsg>,
+    report: DerivedActorRef<TurnEvent>,
     response_id: String,
     cancel: CancellationToken,
     splitter: SentenceSplitter,
@@ -82,12 +98,12 @@ impl Emitter {
         }
         self.text.push_str(&delta);
         let sentences = self.splitter.push(&delta);
-        let _ = self.session.cast(SessionMsg::TurnDelta {
+        let _ = self.report.send_message(TurnEvent::Delta {
             response_id: self.response_id.clone(),
             delta,
         });
         for text in sentences {
-            let _ = self.session.cast(SessionMsg::TurnSentence {
+            let _ = self.report.send_message(TurnEvent::Sentence {
                 response_id: self.response_id.clone(),
                 text,
             });
@@ -105,12 +121,12 @@ impl Emitter {
             return;
         }
         if let Some(text) = self.splitter.finish() {
-            let _ = self.session.cast(SessionMsg::TurnSentence {
+            let _ = self.report.send_message(TurnEvent::Sentence {
                 response_id: self.response_id.clone(),
                 text,
             });
         }
-        let _ = self.session.cast(SessionMsg::TurnDone {
+        let _ = self.report.send_message(TurnEvent::Done {
             response_id: self.response_id.clone(),
             citations,
             cache_hit,
@@ -123,7 +139,7 @@ impl Emitter {
 
 async fn run(args: TurnArgs) {
     let TurnArgs {
-        session,
+        report,
         session_id: _, // in the task's span
         response_id,
         tenant,
@@ -137,7 +153,7 @@ async fn run(args: TurnArgs) {
         top_k,
     } = args;
     let mut out = Emitter {
-        session: session.clone(),
+        report: report.clone(),
         response_id: response_id.clone(),
         cancel: cancel.clone(),
         splitter: SentenceSplitter::default(),
@@ -270,7 +286,7 @@ async fn run(args: TurnArgs) {
     if let Err(error) = result
         && !cancel.is_cancelled()
     {
-        let _ = session.cast(SessionMsg::TurnFailed { response_id, error });
+        let _ = report.send_message(TurnEvent::Failed { response_id, error });
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use adam_actors::Shared;
 use adam_actors::embedding_cache::EmbeddingCacheHandle;
 use adam_actors::events::{
     ClientEvent, ClientItem, ContentPart, Outbound, ResponseSummary, ServerEvent, SessionUpdate,
@@ -23,7 +24,7 @@ use adam_actors::ports::{
     TranscriptSink, TtsChunk, TtsRequest, TurnRecord, TurnUsage,
 };
 use adam_actors::semantic_cache::{SemanticCacheConfig, SemanticCacheHandle};
-use adam_actors::session::{ChildKind, Shared};
+use adam_actors::session::ChildKind;
 use adam_actors::simulated::SimulatedConfig;
 use adam_actors::{
     RegistryError, SessionArgs, SessionHandle, SessionRegistryHandle, SessionSettings,

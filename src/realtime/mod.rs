@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adam_actors::SessionRegistryHandle;
+use adam_actors::Shared;
 use adam_actors::embedding_cache::EmbeddingCacheHandle;
 use adam_actors::metrics::ActorMetrics;
 use adam_actors::semantic_cache::{SemanticCacheConfig, SemanticCacheHandle, SemanticTier};
-use adam_actors::session::Shared;
 use anyhow::Context;
 
 use crate::clock::Clock;
