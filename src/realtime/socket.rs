@@ -31,9 +31,28 @@ pub async fn run<S>(
         stream,
         max_message_bytes: limits.max_message_bytes,
     };
-    let mut output = SocketOutput { sink };
+    let mut output = SocketOutput {
+        sink,
+        closed: false,
+    };
     transport::run(&session, &outbox, receiver, &mut input, &mut output, limits).await;
+    if output.closed {
+        // The closing handshake: read (and drop) what the client still sent until its
+        // close reply. Dropping a socket with unread data resets it, and a reset can
+        // destroy the final events and the close frame before the client reads them.
+        let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+            while let Some(Ok(message)) = input.stream.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
 }
+
+/// How long a client has to answer the close frame.
+const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The reading half: every message parsed by [`inbound`].
 struct SocketInput<S> {
@@ -63,6 +82,8 @@ where
 /// The writing half: events as text frames, audio as binary PCM16 frames.
 struct SocketOutput<S> {
     sink: S,
+    /// The close frame went out.
+    closed: bool,
 }
 
 impl<S> SocketOutput<S>
@@ -92,13 +113,14 @@ where
     }
 
     async fn close(&mut self, code: u16, reason: &str) {
-        let _ = self
+        self.closed = self
             .sink
             .send(Message::Close(Some(CloseFrame {
                 code,
                 reason: reason.into(),
             })))
-            .await;
+            .await
+            .is_ok();
         let _ = self.sink.close().await;
     }
 }

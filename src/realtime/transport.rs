@@ -200,12 +200,13 @@ pub async fn run<S, I, O>(
         (reason, code) = &mut reader => {
             // The client left or broke a rule: the session ends, queues its final
             // events and closes the outbox; the writer delivers them and says goodbye.
-            session.end(reason, code);
+            // (After a close the outbox asked for, this does nothing more.)
+            session.end(&reason, code);
             if tokio::time::timeout(SESSION_CLOSE_WAIT, &mut writer).await.is_ok() {
                 return;
             }
             // A session already gone cannot close the outbox: close it for it.
-            outbox.close(code, reason);
+            outbox.close(code, &reason);
             if tokio::time::timeout(GOODBYE_WAIT, &mut writer).await.is_err() {
                 tracing::debug!("writer did not finish closing in time");
             }
@@ -215,25 +216,34 @@ pub async fn run<S, I, O>(
 }
 
 /// Client input to the session under the limits; returns the session's end reason and
-/// close code once the client leaves or breaks a rule.
+/// close code once the client leaves or breaks a rule, or the outbox asks to close.
 async fn read_loop<S, I>(
     input: &mut I,
     session: &S,
     outbox: &Outbox,
     limits: Limits,
-) -> (&'static str, u16)
+) -> (String, u16)
 where
     S: SessionPort,
     I: Incoming,
 {
+    let ended = |reason: &str, code| (reason.to_owned(), code);
     let mut rate = MessageRate::new(limits.max_messages_per_sec);
+    let closing = outbox.closed();
+    tokio::pin!(closing);
     // Only audio and events count as activity; keepalive pongs do not.
     let mut last_activity = Instant::now();
     loop {
         let received = tokio::select! {
             received = input.recv() => received,
             () = tokio::time::sleep_until(last_activity + limits.idle_timeout) => {
-                return ("idle timeout", close::NORMAL);
+                return ended("idle timeout", close::NORMAL);
+            }
+            // A close the outbox asked for by itself (a client too slow) ends the session
+            // now, even while the writer is stuck behind that client.
+            () = &mut closing => {
+                let (code, reason) = outbox.close_frame().unwrap_or((close::NORMAL, "closed by server".to_owned()));
+                return (reason, code);
             }
         };
         let message = match received {
@@ -246,9 +256,9 @@ where
             Received::Broken => {
                 // Nothing the session says can reach a broken stream: close at once.
                 outbox.close(close::PROTOCOL, "read error");
-                return (CLIENT_GONE, close::PROTOCOL);
+                return ended(CLIENT_GONE, close::PROTOCOL);
             }
-            Received::Gone => return (CLIENT_GONE, close::NORMAL),
+            Received::Gone => return ended(CLIENT_GONE, close::NORMAL),
         };
         if matches!(
             message,
@@ -257,7 +267,7 @@ where
             last_activity = Instant::now();
         }
         if rate.flooded() {
-            return ("message flood", close::POLICY);
+            return ended("message flood", close::POLICY);
         }
         match message {
             Inbound::Audio(samples) => session.audio(samples),
@@ -265,8 +275,8 @@ where
             Inbound::Refused(error) => {
                 outbox.event(error);
             }
-            Inbound::TooBig => return ("message too big", close::TOO_BIG),
-            Inbound::Closed => return (CLIENT_GONE, close::NORMAL),
+            Inbound::TooBig => return ended("message too big", close::TOO_BIG),
+            Inbound::Closed => return ended(CLIENT_GONE, close::NORMAL),
             Inbound::Ignored => {}
         }
     }
@@ -370,7 +380,10 @@ mod tests {
     #[derive(Clone, Default)]
     struct FakeOutput {
         seen: Arc<Mutex<Vec<Seen>>>,
+        /// Every send fails.
         gone: bool,
+        /// Sending audio never finishes (a client that stopped reading).
+        stuck: bool,
     }
 
     impl FakeOutput {
@@ -393,6 +406,9 @@ mod tests {
         }
 
         async fn send_audio(&mut self, samples: Vec<i16>) -> Result<(), Disconnected> {
+            if self.stuck {
+                std::future::pending::<()>().await;
+            }
             self.record(Seen::Audio(samples.len()))
         }
 
@@ -656,6 +672,40 @@ mod tests {
         assert_eq!(
             *session.ends.lock().expect("lock"),
             vec![(CLIENT_GONE.to_owned(), 1000)]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_too_slow_ends_its_session_even_while_a_send_is_stuck() {
+        let (outbox, receiver) = outbox(64, 1000, ActorMetrics::unregistered());
+        let session = FakeSession {
+            outbox: Some(outbox.clone()),
+            ..FakeSession::default()
+        };
+        let (_tx, rx) = mpsc::unbounded_channel();
+        outbox.audio(vec![0; 480]);
+        let mut output = FakeOutput {
+            stuck: true,
+            ..FakeOutput::default()
+        };
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            outbox.close(1008, "client too slow");
+        };
+        let mut input = FakeInput(rx);
+        let started = Instant::now();
+        tokio::join!(
+            run(&session, &outbox, receiver, &mut input, &mut output, LIMITS),
+            slow
+        );
+        assert_eq!(
+            session.ends.lock().expect("lock")[0],
+            ("client too slow".to_owned(), 1008)
+        );
+        assert!(
+            started.elapsed() <= Duration::from_secs(5) + SESSION_CLOSE_WAIT + GOODBYE_WAIT,
+            "the stuck writer was given up on: {:?}",
+            started.elapsed()
         );
     }
 }
