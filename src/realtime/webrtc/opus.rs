@@ -185,3 +185,52 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 20 ms of a 440 Hz tone, Opus-encoded.
+    fn packet(encoder: &mut ::opus::Encoder) -> Vec<u8> {
+        let tone: Vec<i16> = (0..FRAME)
+            .map(|i| ((i as f32 * 440.0 * std::f32::consts::TAU / 48_000.0).sin() * 8_000.0) as i16)
+            .collect();
+        encoder.encode_vec(&tone, 1500).expect("encode")
+    }
+
+    #[test]
+    fn the_microphone_conceals_a_few_lost_packets_and_drops_late_ones() {
+        let mut encoder = ::opus::Encoder::new(
+            SAMPLE_RATE,
+            ::opus::Channels::Mono,
+            ::opus::Application::Voip,
+        )
+        .expect("encoder");
+        let mut mic = MicDecoder::new().expect("decoder");
+        let lens = |chunks: Vec<Vec<i16>>| chunks.iter().map(Vec::len).collect::<Vec<_>>();
+        assert_eq!(lens(mic.packet(10, &packet(&mut encoder))), vec![FRAME]);
+        assert_eq!(
+            lens(mic.packet(13, &packet(&mut encoder))),
+            vec![FRAME; 3],
+            "two lost packets concealed, then the packet itself"
+        );
+        assert!(
+            mic.packet(12, &packet(&mut encoder)).is_empty(),
+            "a late packet's moment has passed"
+        );
+        assert_eq!(
+            lens(mic.packet(14 + MAX_CONCEALED + 1, &packet(&mut encoder))),
+            vec![FRAME],
+            "past the concealment limit only the new packet plays"
+        );
+        assert_eq!(
+            lens(mic.packet(14 + MAX_CONCEALED + 3, &[])),
+            vec![FRAME],
+            "an empty packet still conceals the one lost before it"
+        );
+        assert_eq!(
+            lens(mic.packet(14 + MAX_CONCEALED + 4, &packet(&mut encoder))),
+            vec![FRAME]
+        );
+    }
+}
