@@ -13,7 +13,8 @@
 //! - [`eval`]: `adam eval`, answer quality on a question set or a corpus (dev / held-out).
 //! - [`email`]: templates, the durable outbox and its worker, log/SMTP/Mailgun transports,
 //!   invitation, password-reset and lead emails.
-//! - [`realtime`]: the node's actor system, session tickets and the WebSocket transport.
+//! - [`realtime`]: the node's actor system, session tickets and the transports
+//!   (one driver in `realtime::transport`, WebSocket and WebRTC adapters).
 //! - [`privacy`]: transcript retention (a background task on every node), finding and
 //!   erasing what is held about one caller's contact details, the recording notice.
 //! - [`bootstrap`]: first-run demo dealership and super_admin.

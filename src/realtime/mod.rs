@@ -1,6 +1,7 @@
 //! Realtime conversations over the wire: the node's actor system (registry, shared
 //! caches, providers, transcript sink), session creation with one-time tickets, and the
-//! WebSocket transport. The protocol is documented in `docs/protocol.md`.
+//! transports: one driver (`transport`) with a WebSocket (`socket`) and a WebRTC
+//! (`webrtc`) adapter. The protocol is documented in `docs/protocol.md`.
 
 pub mod cloud;
 pub mod leads;
@@ -9,6 +10,7 @@ pub mod routes;
 pub mod sink;
 pub mod socket;
 pub mod tickets;
+pub mod transport;
 pub mod webrtc;
 
 use std::sync::Arc;

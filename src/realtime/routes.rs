@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::quota;
-use super::socket::{self, SocketLimits};
+use super::socket;
 use super::tickets::Grant;
+use super::transport::{self, Limits};
 use super::webrtc::{IceServer, NegotiationError, SessionDescription};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{ClientIp, Json};
@@ -337,9 +338,9 @@ async fn start_session(
     }
 }
 
-fn limits(state: &AppState) -> SocketLimits {
+fn limits(state: &AppState) -> Limits {
     let cfg = &state.settings.session;
-    SocketLimits {
+    Limits {
         max_message_bytes: cfg.max_message_bytes,
         max_messages_per_sec: cfg.max_messages_per_sec,
         idle_timeout: Duration::from_secs(cfg.idle_timeout_secs),
@@ -381,7 +382,7 @@ pub async fn upgrade(
         .max_frame_size(hard_limit)
         .on_failed_upgrade(move |e| {
             tracing::warn!(error = %e, "websocket upgrade failed");
-            failed.end("upgrade failed", socket::close::INTERNAL);
+            failed.end("upgrade failed", transport::close::INTERNAL);
             tokio::spawn(after_transport(failed_state, failed_slot));
         })
         .on_upgrade(move |sock| async move {

@@ -1,76 +1,17 @@
-//! The WebSocket loop of one session: binary PCM16 frames and JSON events in, the
-//! session's outbox out. Generic over any `Sink`/`Stream` of messages so it can be driven
-//! without a network. Limits: message size (1009), message rate (1008), idle timeout,
-//! slow clients (the outbox policy), ping keepalive.
-
-use std::time::Duration;
+//! The WebSocket adapter of the transport contract (`transport.rs`): binary PCM16
+//! frames and JSON events in, the session's outbox out, pings as keepalive. Generic over
+//! any `Sink`/`Stream` of messages so it can be driven without a network. The limits,
+//! close codes and final-events grace are the driver's.
 
 use adam_actors::audio::{pcm16_from_le_bytes, pcm16_to_le_bytes};
-use adam_actors::events::{ClientEvent, Outbound, ServerEvent, parse_client_event};
-use adam_actors::outbox::{Delivery, FINAL_EVENTS_GRACE, Outbox, OutboxReceiver};
+use adam_actors::events::{ServerEvent, parse_client_event};
+use adam_actors::outbox::{Outbox, OutboxReceiver};
 use adam_actors::session::SessionHandle;
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::time::Instant;
 
-/// Limits of one connection.
-#[derive(Debug, Clone, Copy)]
-pub struct SocketLimits {
-    /// Largest message, bytes.
-    pub max_message_bytes: usize,
-    /// Messages per second.
-    pub max_messages_per_sec: u32,
-    /// Close after this long without a client message.
-    pub idle_timeout: Duration,
-    /// Ping interval.
-    pub ping_every: Duration,
-}
-
-/// Counts a client's messages in one-second windows against `session.max_messages_per_sec`.
-#[derive(Debug)]
-pub struct MessageRate {
-    window_start: Instant,
-    count: u32,
-    limit: u32,
-}
-
-impl MessageRate {
-    /// A counter allowing `limit` messages a second.
-    pub fn new(limit: u32) -> Self {
-        Self {
-            window_start: Instant::now(),
-            count: 0,
-            limit,
-        }
-    }
-
-    /// Counts one message; true when it is one too many (a flood).
-    pub fn flooded(&mut self) -> bool {
-        let now = Instant::now();
-        if now.duration_since(self.window_start) >= Duration::from_secs(1) {
-            self.window_start = now;
-            self.count = 0;
-        }
-        self.count += 1;
-        self.count > self.limit
-    }
-}
-
-/// Close codes.
-pub mod close {
-    /// Normal closure.
-    pub const NORMAL: u16 = 1000;
-    /// Server going away (drain).
-    pub const GOING_AWAY: u16 = 1001;
-    /// Protocol error.
-    pub const PROTOCOL: u16 = 1002;
-    /// Policy violation (flood, slow client).
-    pub const POLICY: u16 = 1008;
-    /// Message too big.
-    pub const TOO_BIG: u16 = 1009;
-    /// Internal error.
-    pub const INTERNAL: u16 = 1011;
-}
+use super::transport::{self, Disconnected, Incoming, Outgoing, Received};
+pub use super::transport::{Inbound, Limits, close};
 
 /// Runs the connection until either side ends it; always ends the session.
 pub async fn run<S>(
@@ -78,7 +19,7 @@ pub async fn run<S>(
     session: SessionHandle,
     outbox: Outbox,
     receiver: OutboxReceiver,
-    limits: SocketLimits,
+    limits: Limits,
 ) where
     S: Stream<Item = Result<Message, axum::Error>>
         + Sink<Message, Error = axum::Error>
@@ -86,90 +27,101 @@ pub async fn run<S>(
         + Unpin,
 {
     let (sink, stream) = socket.split();
-    let reader = read_loop(stream, &session, &outbox, limits);
-    let writer = write_loop(sink, receiver, limits.ping_every);
-    tokio::pin!(reader, writer);
-    tokio::select! {
-        reason = &mut reader => {
-            // The client left or broke a rule: end the session, let the writer say goodbye.
-            session.end(&reason, close::NORMAL);
-            if tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
-                tracing::debug!("writer did not finish closing in time");
+    let mut input = SocketInput {
+        stream,
+        max_message_bytes: limits.max_message_bytes,
+    };
+    let mut output = SocketOutput {
+        sink,
+        closed: false,
+    };
+    transport::run(&session, &outbox, receiver, &mut input, &mut output, limits).await;
+    if output.closed {
+        // The closing handshake: read (and drop) what the client still sent until its
+        // close reply. Dropping a socket with unread data resets it, and a reset can
+        // destroy the final events and the close frame before the client reads them.
+        let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+            while let Some(Ok(message)) = input.stream.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
             }
-        }
-        () = &mut writer => {
-            session.end("connection closed", close::NORMAL);
+        })
+        .await;
+    }
+}
+
+/// How long a client has to answer the close frame.
+const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The reading half: every message parsed by [`inbound`].
+struct SocketInput<S> {
+    stream: S,
+    max_message_bytes: usize,
+}
+
+impl<S> Incoming for SocketInput<S>
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Send + Unpin,
+{
+    async fn recv(&mut self) -> Received {
+        match self.stream.next().await {
+            None => Received::Gone,
+            // Over tungstenite's own (hard) limit the message is refused while it is read:
+            // still "too big" for the client, not a protocol error.
+            Some(Err(e)) if is_too_big(&e) => Received::Message(Inbound::TooBig),
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "websocket read error");
+                Received::Broken
+            }
+            Some(Ok(message)) => Received::Message(inbound(message, self.max_message_bytes)),
         }
     }
 }
 
-async fn read_loop<S>(
-    mut stream: S,
-    session: &SessionHandle,
-    outbox: &Outbox,
-    limits: SocketLimits,
-) -> String
+/// The writing half: events as text frames, audio as binary PCM16 frames.
+struct SocketOutput<S> {
+    sink: S,
+    /// The close frame went out.
+    closed: bool,
+}
+
+impl<S> SocketOutput<S>
 where
-    S: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    S: Sink<Message, Error = axum::Error> + Send + Unpin,
 {
-    let mut rate = MessageRate::new(limits.max_messages_per_sec);
-    let closing = outbox.closed();
-    tokio::pin!(closing);
-    // Only audio and events count as activity; keepalive pongs do not.
-    let mut last_activity = Instant::now();
-    loop {
-        let next = tokio::select! {
-            next = stream.next() => next,
-            () = tokio::time::sleep_until(last_activity + limits.idle_timeout) => {
-                outbox.close(close::NORMAL, "idle timeout");
-                return "idle timeout".to_owned();
-            }
-            // The session or the outbox policy (a client too slow) asked: record its reason.
-            () = &mut closing => {
-                return outbox
-                    .close_frame()
-                    .map_or_else(|| "closed by server".to_owned(), |(_, reason)| reason);
-            }
-        };
-        let message = match next {
-            None => return "client_disconnected".to_owned(),
-            // Over tungstenite's own (hard) limit the message is refused while it is read:
-            // still "too big" for the client, not a protocol error.
-            Some(Err(e)) if is_too_big(&e) => {
-                outbox.close(close::TOO_BIG, "message too big");
-                return "message too big".to_owned();
-            }
-            Some(Err(e)) => {
-                tracing::debug!(error = %e, "websocket read error");
-                outbox.close(close::PROTOCOL, "read error");
-                return "client_disconnected".to_owned();
-            }
-            Some(Ok(m)) => m,
-        };
-        if matches!(message, Message::Binary(_) | Message::Text(_)) {
-            last_activity = Instant::now();
-        }
-        if rate.flooded() {
-            outbox.close(close::POLICY, "message flood");
-            return "message flood".to_owned();
-        }
-        match inbound(message, limits.max_message_bytes) {
-            Inbound::Audio(samples) => {
-                session.send_audio(samples);
-            }
-            Inbound::Event(event) => {
-                session.send_event(event);
-            }
-            Inbound::Refused(error) => {
-                outbox.event(error);
-            }
-            Inbound::TooBig => {
-                outbox.close(close::TOO_BIG, "message too big");
-                return "message too big".to_owned();
-            }
-            Inbound::Closed => return "client_disconnected".to_owned(),
-            Inbound::Ignored => {}
-        }
+    async fn send(&mut self, message: Message) -> Result<(), Disconnected> {
+        self.sink.send(message).await.map_err(|_| Disconnected)
+    }
+}
+
+impl<S> Outgoing for SocketOutput<S>
+where
+    S: Sink<Message, Error = axum::Error> + Send + Unpin,
+{
+    async fn send_event(&mut self, _: &ServerEvent, json: String) -> Result<(), Disconnected> {
+        self.send(Message::Text(json.into())).await
+    }
+
+    async fn send_audio(&mut self, samples: Vec<i16>) -> Result<(), Disconnected> {
+        self.send(Message::Binary(pcm16_to_le_bytes(&samples).into()))
+            .await
+    }
+
+    async fn keepalive(&mut self) -> Result<(), Disconnected> {
+        self.send(Message::Ping(Default::default())).await
+    }
+
+    async fn close(&mut self, code: u16, reason: &str) {
+        self.closed = self
+            .sink
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })))
+            .await
+            .is_ok();
+        let _ = self.sink.close().await;
     }
 }
 
@@ -185,24 +137,6 @@ pub fn is_too_big(error: &axum::Error) -> bool {
                 )
             )
         })
-}
-
-/// What one client message means for its session: decided without I/O, so every
-/// transport applies the same rules and the parser can be fuzzed (`fuzz/`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Inbound {
-    /// PCM16 samples for the session.
-    Audio(Vec<i16>),
-    /// A client event for the session.
-    Event(ClientEvent),
-    /// Refused with this `error` event; the session goes on.
-    Refused(ServerEvent),
-    /// Larger than the limit: the connection closes with 1009.
-    TooBig,
-    /// The client closed the connection.
-    Closed,
-    /// Nothing for the session (keepalive).
-    Ignored,
 }
 
 /// Applies the size limit and parses one WebSocket message: binary frames are PCM16
@@ -235,64 +169,10 @@ pub fn inbound(message: Message, max_message_bytes: usize) -> Inbound {
     }
 }
 
-async fn write_loop<S>(mut sink: S, mut receiver: OutboxReceiver, ping_every: Duration)
-where
-    S: Sink<Message, Error = axum::Error> + Unpin,
-{
-    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
-    let frame = loop {
-        tokio::select! {
-            biased;
-            delivery = receiver.next() => match delivery {
-                Delivery::Item(item) => {
-                    if send_item(&mut sink, item).await.is_err() {
-                        return;
-                    }
-                }
-                Delivery::Close(frame) => break frame,
-            },
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
-                }
-            }
-        }
-    };
-    // Deliver what the session queued before closing (its final events), briefly.
-    let deadline = Instant::now() + FINAL_EVENTS_GRACE;
-    while let Some(item) = receiver.queued_before(deadline) {
-        if send_item(&mut sink, item).await.is_err() {
-            return;
-        }
-    }
-    let (code, reason) = frame;
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })))
-        .await;
-    let _ = sink.close().await;
-}
-
-async fn send_item<S>(sink: &mut S, item: Outbound) -> Result<(), axum::Error>
-where
-    S: Sink<Message, Error = axum::Error> + Unpin,
-{
-    match item {
-        Outbound::Event(event) => {
-            let text = serde_json::to_string(&event).unwrap_or_default();
-            sink.send(Message::Text(text.into())).await
-        }
-        Outbound::Audio(frame) => {
-            sink.send(Message::Binary(pcm16_to_le_bytes(&frame).into()))
-                .await
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use adam_actors::events::ClientEvent;
+
     use super::*;
 
     #[test]
