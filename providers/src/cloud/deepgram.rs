@@ -270,7 +270,7 @@ impl DeepgramStt {
         ws::connect(
             self.guard.provider(),
             url.as_str(),
-            ("authorization", self.auth.clone()),
+            Some(("authorization", self.auth.clone())),
             self.config.resilience.connect_timeout(),
         )
         .await

@@ -207,7 +207,7 @@ impl ElevenLabsTts {
         let mut socket = ws::connect(
             provider,
             url.as_str(),
-            ("xi-api-key", self.key.clone()),
+            Some(("xi-api-key", self.key.clone())),
             resilience.connect_timeout(),
         )
         .await?;
