@@ -227,6 +227,20 @@ impl HeyGen {
         ))
     }
 
+    /// Mints a LITE session token for `avatar_id` and nothing more (no session is started):
+    /// proves the key works (`adam providers check`). Returns LiveAvatar's session id.
+    pub async fn session_token(
+        &self,
+        avatar_id: &str,
+        cancel: CancellationToken,
+    ) -> Result<String, ProviderError> {
+        let token = self
+            .guard
+            .unary(&cancel, || self.create_token(avatar_id))
+            .await?;
+        Ok(token.session_id)
+    }
+
     async fn create_token(&self, avatar_id: &str) -> Result<TokenData, Failure> {
         let provider = self.guard.provider();
         let url = http::endpoint(&self.config.base_url, "v1/sessions/token")?;
