@@ -333,7 +333,11 @@ async fn providers_check(settings: &Settings) -> anyhow::Result<()> {
         .iter()
         .filter(|c| matches!(c.outcome, Outcome::Ok(_)))
         .count();
-    say(&format!("{checked} vendor(s) checked, all ok"));
+    if checked == 0 {
+        say("no vendor key is set: nothing was checked");
+    } else {
+        say(&format!("{checked} vendor(s) checked, all ok"));
+    }
     Ok(())
 }
 
