@@ -59,6 +59,8 @@ const RETRY_AFTER_CAP: Duration = Duration::from_secs(30);
 /// How long ids written by this process are remembered for deletes: well past the few
 /// seconds Pinecone's `list` may lag behind an upsert.
 pub const FRESHNESS: Duration = Duration::from_secs(120);
+/// When and which ids of one document this process upserted last.
+type Written = (Instant, HashSet<String>);
 /// Longest error text kept from a response body.
 const ERROR_TEXT_LIMIT: usize = 500;
 
@@ -111,7 +113,7 @@ pub struct PineconeStore {
     max_retries: u32,
     /// (namespace, document id) → when and which ids this process upserted last, kept
     /// for [`FRESHNESS`] (the ids `list` may not show yet).
-    written: Arc<Mutex<HashMap<(String, String), (Instant, HashSet<String>)>>>,
+    written: Arc<Mutex<HashMap<(String, String), Written>>>,
 }
 
 impl fmt::Debug for PineconeStore {
