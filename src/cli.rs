@@ -1,4 +1,5 @@
-//! The `adam` command line: serve, migrate, and create dealerships and users.
+//! The `adam` command line: serve, migrate, create dealerships and users, check the
+//! models and the cloud vendors' keys, evaluate answers.
 
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
@@ -62,6 +63,9 @@ pub enum Command {
     /// Inspect the embedded models.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Check the cloud vendors' keys.
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
     /// Measure retrieval and answers on a question set: hit@1, hit@3, answer
     /// correctness and search latency.
     Eval {
@@ -103,6 +107,16 @@ pub enum Command {
 pub enum ModelsCommand {
     /// Report each configured model file: path, size, sha256 and status. Exits 1 when a
     /// model is missing or does not match its pinned checksum.
+    Check,
+}
+
+/// `adam providers …`
+#[derive(Debug, Subcommand)]
+pub enum ProvidersCommand {
+    /// One short real call per cloud vendor whose key is set (chat completion, embedding,
+    /// transcription, speech, a Deepgram live stream, a LiveAvatar token); one line per
+    /// vendor: ok, failed with the vendor's error, or not configured. Exits 1 when a call
+    /// failed.
     Check,
 }
 
@@ -162,6 +176,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { .. } => serve(settings).await,
         Command::Models(ModelsCommand::Check) => models_check(&settings),
+        Command::Providers(ProvidersCommand::Check) => providers_check(&settings).await,
         Command::Eval {
             questions,
             documents,
@@ -300,6 +315,30 @@ fn read_password() -> anyhow::Result<String> {
         anyhow::ensure!(!line.is_empty(), "no password on standard input");
         Ok(line)
     }
+}
+
+async fn providers_check(settings: &Settings) -> anyhow::Result<()> {
+    use crate::providers_check::Outcome;
+    let report = crate::providers_check::check_all(&settings.providers).await;
+    for line in &report {
+        say(&line.to_string());
+    }
+    let failed: Vec<&str> = report
+        .iter()
+        .filter(|c| matches!(c.outcome, Outcome::Failed(_)))
+        .map(|c| c.vendor)
+        .collect();
+    anyhow::ensure!(failed.is_empty(), "failed: {}", failed.join(", "));
+    let checked = report
+        .iter()
+        .filter(|c| matches!(c.outcome, Outcome::Ok(_)))
+        .count();
+    if checked == 0 {
+        say("no vendor key is set: nothing was checked");
+    } else {
+        say(&format!("{checked} vendor(s) checked, all ok"));
+    }
+    Ok(())
 }
 
 fn models_check(settings: &Settings) -> anyhow::Result<()> {

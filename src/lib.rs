@@ -3,7 +3,8 @@
 //! Module map:
 //! - [`settings`]: typed configuration (file < environment < CLI) and validation.
 //! - [`startup`]: [`startup::Application`] (build, bind, serve, drain) and [`startup::AppState`].
-//! - [`cli`]: the `adam` command (serve, migrate, dealership/user creation).
+//! - [`cli`]: the `adam` command (serve, migrate, dealership/user creation);
+//!   [`providers_check`]: `adam providers check`, one real call per configured vendor.
 //! - [`api`]: HTTP routes under `/v1`, health, metrics, OpenAPI; [`api::error::ApiError`].
 //! - [`middleware`]: security headers, CORS, rate limits, request ids, metrics, JSON errors.
 //! - [`auth`]: roles, JWT tokens, passwords, login throttling, the `Principal` extractor.
@@ -41,6 +42,7 @@ pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod privacy;
+pub mod providers_check;
 pub mod realtime;
 pub mod reporting;
 pub mod settings;

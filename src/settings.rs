@@ -1083,6 +1083,16 @@ impl Settings {
                 ));
             }
         }
+        // OpenAI answers 400 to every sentence otherwise: refuse it now, naming the key.
+        if p.tts.iter().any(|n| n == "openai")
+            && let Some((field, problem)) = p.openai.speech.unsupported()
+        {
+            let key = match field {
+                "voice" => "providers.openai.speech.voice",
+                _ => "providers.openai.speech.instructions",
+            };
+            return Err(invalid(key, problem));
+        }
         if !["profile", "openai"].contains(&p.embeddings.as_str()) {
             return Err(invalid(
                 "providers.embeddings",
@@ -1253,6 +1263,35 @@ mod tests {
             err.to_string().contains("`testing.fault_injection`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn openai_speech_options_its_model_lacks_are_refused_naming_the_key() {
+        let mut settings = Settings::default();
+        settings.providers.tts = vec!["openai".into(), "profile".into()];
+        settings.providers.openai.speech.model = "tts-1".into();
+        settings.providers.openai.speech.voice = "ballad".into();
+        let err = settings
+            .validate()
+            .expect_err("ballad needs gpt-4o-mini-tts");
+        assert!(
+            err.to_string().contains("`providers.openai.speech.voice`"),
+            "{err}"
+        );
+        settings.providers.openai.speech.voice = "alloy".into();
+        settings.providers.openai.speech.model = "tts-1-hd".into();
+        settings.providers.openai.speech.instructions = "Speak warmly.".into();
+        let err = settings
+            .validate()
+            .expect_err("tts-1-hd takes no instructions");
+        assert!(
+            err.to_string()
+                .contains("`providers.openai.speech.instructions`"),
+            "{err}"
+        );
+        settings.providers.openai.speech.model = "gpt-4o-mini-tts".into();
+        settings.providers.openai.speech.voice = "marin".into();
+        assert!(settings.validate().is_ok(), "the newer model takes both");
     }
 
     #[test]

@@ -15,12 +15,19 @@
 //!   (honouring `Retry-After`), up to `max_retries` times, then reported as
 //!   [`StoreError::Unavailable`]; other 4xx are [`StoreError::Rejected`] with Pinecone's
 //!   message. Every request has the configured timeout.
+//! - Pinecone is eventually consistent: a vector just upserted may be missing from
+//!   `list` (and `query`) for a few seconds. So the ids this process wrote in the last
+//!   [`FRESHNESS`] are remembered per document and deleted along with the listed ones: a
+//!   document replaced or deleted right after its upsert leaves no orphan to surface
+//!   later. A delete in a namespace that does not exist (yet, or any more) answers 404,
+//!   which means there is nothing to delete.
 //! - The API key is only ever a sensitive header value; it is never logged or shown in
 //!   `Debug` output.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use adam_actors::ports::{BoxFuture, Passage};
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
@@ -49,6 +56,11 @@ const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
 /// Longest wait a `Retry-After` header can impose.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(30);
+/// How long ids written by this process are remembered for deletes: well past the few
+/// seconds Pinecone's `list` may lag behind an upsert.
+pub const FRESHNESS: Duration = Duration::from_secs(120);
+/// When and which ids of one document this process upserted last.
+type Written = (Instant, HashSet<String>);
 /// Longest error text kept from a response body.
 const ERROR_TEXT_LIMIT: usize = 500;
 
@@ -99,6 +111,9 @@ pub struct PineconeStore {
     base: Url,
     namespace_prefix: String,
     max_retries: u32,
+    /// (namespace, document id) → when and which ids this process upserted last, kept
+    /// for [`FRESHNESS`] (the ids `list` may not show yet).
+    written: Arc<Mutex<HashMap<(String, String), Written>>>,
 }
 
 impl fmt::Debug for PineconeStore {
@@ -159,7 +174,29 @@ impl PineconeStore {
             base,
             namespace_prefix: config.namespace_prefix.clone(),
             max_retries: config.max_retries,
+            written: Arc::new(Mutex::new(HashMap::new())),
         })
+    }
+
+    /// The ids of `document_id` written in the last [`FRESHNESS`], replaced by `now`
+    /// (`None`: forgotten, the document is deleted).
+    fn swap_written(
+        &self,
+        namespace: &str,
+        document_id: &str,
+        now: Option<HashSet<String>>,
+    ) -> HashSet<String> {
+        let mut written = self
+            .written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        written.retain(|_, (at, _)| at.elapsed() < FRESHNESS);
+        let key = (namespace.to_owned(), document_id.to_owned());
+        let before = match now {
+            Some(ids) => written.insert(key, (Instant::now(), ids)),
+            None => written.remove(&key),
+        };
+        before.map(|(_, ids)| ids).unwrap_or_default()
     }
 
     /// The namespace holding `tenant`'s vectors.
@@ -250,13 +287,18 @@ impl PineconeStore {
         }
     }
 
-    /// Deletes `ids` from `namespace`, [`DELETE_BATCH`] at a time.
+    /// Deletes `ids` from `namespace`, [`DELETE_BATCH`] at a time. A 404 (the namespace
+    /// does not exist) means there is nothing left to delete.
     async fn delete_ids(&self, namespace: &str, ids: &[String]) -> Result<(), StoreError> {
         for batch in ids.chunks(DELETE_BATCH) {
             let body = to_body(&json!({ "ids": batch, "namespace": namespace }))?;
-            let _: IgnoredAny = self
-                .call(Method::POST, self.url("vectors/delete"), Some(body))
+            let deleted: Option<IgnoredAny> = self
+                .request(Method::POST, self.url("vectors/delete"), Some(body), true)
                 .await?;
+            if deleted.is_none() {
+                tracing::debug!(namespace = %namespace, "Pinecone namespace not found; nothing to delete");
+                return Ok(());
+            }
         }
         Ok(())
     }
@@ -268,6 +310,18 @@ impl PineconeStore {
         url: Url,
         body: Option<Vec<u8>>,
     ) -> Result<T, StoreError> {
+        let answer = self.request(method, url, body, false).await?;
+        answer.ok_or_else(|| StoreError::Rejected("Pinecone: not found".into()))
+    }
+
+    /// [`Self::call`], with a 404 answered as `None` when `not_found_is_none`.
+    async fn request<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Vec<u8>>,
+        not_found_is_none: bool,
+    ) -> Result<Option<T>, StoreError> {
         let op = url.path().to_string();
         let mut attempt: u32 = 0;
         loop {
@@ -278,9 +332,12 @@ impl PineconeStore {
                     .body(body.clone());
             }
             let failure = match request.send().await {
+                Ok(response) if not_found_is_none && response.status() == StatusCode::NOT_FOUND => {
+                    return Ok(None);
+                }
                 Ok(response) if response.status().is_success() => match response.bytes().await {
                     Ok(bytes) => {
-                        return serde_json::from_slice(&bytes).map_err(|e| {
+                        return serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                             StoreError::Unavailable(format!(
                                 "unexpected answer from Pinecone {op}: {e}"
                             ))
@@ -354,12 +411,15 @@ impl VectorStore for PineconeStore {
                     .call(Method::POST, self.url("vectors/upsert"), Some(body))
                     .await?;
             }
-            let stale: Vec<String> = self
-                .document_ids(&namespace, document_id)
-                .await?
+            // Listed, or written by this process lately (a list may not show those yet).
+            let mut known: HashSet<String> =
+                self.swap_written(&namespace, document_id, Some(vectors.ids.clone()));
+            known.extend(self.document_ids(&namespace, document_id).await?);
+            let mut stale: Vec<String> = known
                 .into_iter()
                 .filter(|id| !vectors.ids.contains(id))
                 .collect();
+            stale.sort();
             self.delete_ids(&namespace, &stale).await?;
             tracing::debug!(
                 namespace = %namespace,
@@ -379,8 +439,23 @@ impl VectorStore for PineconeStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let namespace = self.namespace(tenant);
-            let ids = self.document_ids(&namespace, document_id).await?;
-            self.delete_ids(&namespace, &ids).await?;
+            let written = self.swap_written(&namespace, document_id, None);
+            let deleted = async {
+                let mut ids = written.clone();
+                ids.extend(self.document_ids(&namespace, document_id).await?);
+                let mut ids: Vec<String> = ids.into_iter().collect();
+                ids.sort();
+                self.delete_ids(&namespace, &ids).await?;
+                Ok::<_, StoreError>(ids)
+            };
+            let ids = match deleted.await {
+                Ok(ids) => ids,
+                Err(e) => {
+                    // Still owed: a retried delete must find these ids again.
+                    self.swap_written(&namespace, document_id, Some(written));
+                    return Err(e);
+                }
+            };
             tracing::debug!(namespace = %namespace, document_id, removed = ids.len(), "Pinecone document deleted");
             Ok(())
         })

@@ -1,4 +1,5 @@
-//! The `adam` command line, run as a process.
+//! The `adam` command line, run as a process; `adam providers check` against the cloud
+//! fakes, and against the real vendors when their keys are in the environment.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -229,4 +230,191 @@ async fn serve_without_a_config_file_runs_the_embedded_models() {
         log.contains("embedded models loaded"),
         "the embedded models were not loaded: {log}"
     );
+}
+
+/// The vendors' key variables.
+const VENDOR_KEYS: [&str; 5] = [
+    "ADAM__PROVIDERS__OPENROUTER__API_KEY",
+    "ADAM__PROVIDERS__OPENAI__API_KEY",
+    "ADAM__PROVIDERS__DEEPGRAM__API_KEY",
+    "ADAM__PROVIDERS__ELEVENLABS__API_KEY",
+    "ADAM__PROVIDERS__HEYGEN__API_KEY",
+];
+
+/// `adam providers check` with only these vendor variables; (success, stdout, stderr).
+async fn providers_check(env: Vec<(&'static str, String)>) -> (bool, String, String) {
+    run_providers_check(env, false).await
+}
+
+/// `adam providers check`, keeping this environment's vendor keys when `real`.
+async fn run_providers_check(
+    env: Vec<(&'static str, String)>,
+    real: bool,
+) -> (bool, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_adam"));
+        if !real {
+            for key in VENDOR_KEYS {
+                command.env_remove(key);
+            }
+        }
+        let out = command
+            .current_dir(std::env::temp_dir())
+            .args(["--config", "none.toml", "providers", "check"])
+            .env("ADAM__PROVIDERS__PROFILE", "simulated")
+            .envs(env)
+            .stdin(Stdio::null())
+            .output()
+            .expect("adam runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .expect("joined")
+}
+
+/// The report's line for `vendor`.
+fn line<'a>(out: &'a str, vendor: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.split_whitespace().next() == Some(vendor))
+        .unwrap_or_else(|| panic!("no line for {vendor}: {out}"))
+}
+
+#[tokio::test]
+async fn providers_check_calls_each_configured_vendor_once_and_skips_the_others() {
+    use crate::cloud::fakes::{deepgram, elevenlabs, heygen, openai};
+    let openai = openai::FakeOpenAi::start().await;
+    let deepgram = deepgram::FakeDeepgram::start().await;
+    let eleven = elevenlabs::FakeElevenLabs::start().await;
+    let heygen = heygen::FakeHeyGen::start().await;
+    let env = vec![
+        ("ADAM__PROVIDERS__OPENAI__API_KEY", "sk-test".to_owned()),
+        ("ADAM__PROVIDERS__OPENAI__CHAT__BASE_URL", openai.base_url()),
+        (
+            "ADAM__PROVIDERS__OPENAI__EMBEDDINGS__BASE_URL",
+            openai.base_url(),
+        ),
+        (
+            "ADAM__PROVIDERS__OPENAI__EMBEDDINGS__DIMENSION",
+            "8".to_owned(),
+        ),
+        (
+            "ADAM__PROVIDERS__OPENAI__TRANSCRIPTION__BASE_URL",
+            openai.base_url(),
+        ),
+        (
+            "ADAM__PROVIDERS__OPENAI__SPEECH__BASE_URL",
+            openai.base_url(),
+        ),
+        (
+            "ADAM__PROVIDERS__DEEPGRAM__API_KEY",
+            deepgram::KEY.to_owned(),
+        ),
+        ("ADAM__PROVIDERS__DEEPGRAM__URL", deepgram.url()),
+        (
+            "ADAM__PROVIDERS__ELEVENLABS__API_KEY",
+            elevenlabs::KEY.to_owned(),
+        ),
+        ("ADAM__PROVIDERS__ELEVENLABS__BASE_URL", eleven.base_url()),
+        ("ADAM__PROVIDERS__HEYGEN__API_KEY", heygen::KEY.to_owned()),
+        ("ADAM__PROVIDERS__HEYGEN__BASE_URL", heygen.base_url()),
+    ];
+    let (ok, out, err) = providers_check(env).await;
+    assert!(ok, "{out}{err}");
+    report_skipped(&out);
+    // OpenRouter has no key: reported, not called (a real-vendor run skips it the same way).
+    assert!(
+        line(&out, "openrouter").contains("not configured")
+            && line(&out, "openrouter").contains("ADAM__PROVIDERS__OPENROUTER__API_KEY"),
+        "{out}"
+    );
+    for vendor in ["openai", "deepgram", "elevenlabs", "heygen"] {
+        let l = line(&out, vendor);
+        assert!(l.split_whitespace().nth(1) == Some("ok"), "{l}");
+    }
+    assert!(
+        line(&out, "openai").contains("When do you open on Saturday?"),
+        "{out}"
+    );
+    assert!(line(&out, "deepgram").contains("Finalize"), "{out}");
+    assert!(
+        !out.contains("sk-test") && !err.contains("sk-test"),
+        "no key in the output"
+    );
+
+    // One short call per check: a chat, an embedding, a transcription and a sentence.
+    let paths: Vec<String> = openai.requests().iter().map(|r| r.path.clone()).collect();
+    for path in [
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "/v1/audio/transcriptions",
+        "/v1/audio/speech",
+    ] {
+        assert_eq!(paths.iter().filter(|p| *p == path).count(), 1, "{paths:?}");
+    }
+    let conn = &deepgram.conns()[0];
+    assert!(
+        conn.audio_bytes > 32_000,
+        "the bundled recording was streamed"
+    );
+    assert_eq!(conn.controls, ["Finalize", "CloseStream"]);
+    assert_eq!(eleven.conns().len(), 1);
+    assert_eq!(heygen.token_calls(), 1);
+    assert_eq!(
+        heygen.start_calls(),
+        0,
+        "a token only: no session is started"
+    );
+}
+
+#[tokio::test]
+async fn providers_check_fails_with_the_vendors_error() {
+    use crate::cloud::fakes::deepgram;
+    let deepgram = deepgram::FakeDeepgram::start().await;
+    let env = vec![
+        (
+            "ADAM__PROVIDERS__DEEPGRAM__API_KEY",
+            "a-revoked-key".to_owned(),
+        ),
+        ("ADAM__PROVIDERS__DEEPGRAM__URL", deepgram.url()),
+    ];
+    let (ok, out, err) = providers_check(env).await;
+    assert!(!ok, "a failed vendor fails the command: {out}");
+    let l = line(&out, "deepgram");
+    assert!(l.contains("failed") && l.contains("401"), "{l}");
+    assert!(err.contains("deepgram"), "{err}");
+    for vendor in ["openrouter", "openai", "elevenlabs", "heygen"] {
+        assert!(line(&out, vendor).contains("not configured"), "{out}");
+    }
+}
+
+/// Says which vendors a run skipped (no key): they were not checked.
+fn report_skipped(out: &str) {
+    for l in out.lines().filter(|l| l.contains("not configured")) {
+        let vendor = l.split_whitespace().next().unwrap_or_default();
+        eprintln!("{vendor}: skipped (no key in the environment)");
+    }
+}
+
+/// The real vendors, for an operator or a CI job holding keys: every vendor whose key is
+/// in this environment is called once and must answer; the others are reported as
+/// skipped. Without any key the whole test is skipped (and says so).
+#[tokio::test]
+async fn providers_check_against_the_real_vendors_whose_keys_are_set() {
+    let present: Vec<&str> = VENDOR_KEYS
+        .iter()
+        .copied()
+        .filter(|k| std::env::var(k).is_ok_and(|v| !v.trim().is_empty()))
+        .collect();
+    if present.is_empty() {
+        eprintln!("skipped: no ADAM__PROVIDERS__*__API_KEY in the environment");
+        return;
+    }
+    let (ok, out, err) = run_providers_check(Vec::new(), true).await;
+    eprintln!("{out}");
+    report_skipped(&out);
+    assert!(ok, "a configured vendor failed:\n{out}{err}");
 }

@@ -8,6 +8,12 @@
 //! 40 KB, delete by metadata filter (serverless) and bodies over 2 MB (axum's default
 //! limit, 413). Lists are sorted by id and paginated with an opaque token. It can be told
 //! to fail the next requests with a status, and logs every request.
+//!
+//! Like Pinecone it is eventually consistent when told to be (`set_freshness_lag`):
+//! upserted vectors reach `list` and `query` only after the lag ("Pinecone is eventually
+//! consistent … a slight delay before new or changed records are visible", docs.pinecone.io
+//! data freshness), and a delete naming a namespace that does not exist answers 404
+//! `{"code": 5, "message": "Namespace not found"}` (as the serverless data plane does).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -60,11 +66,21 @@ struct Inner {
     namespaces: HashMap<String, BTreeMap<String, Record>>,
     log: Vec<String>,
     failures: Option<(usize, StatusCode)>,
+    /// How long an upsert takes to reach `list` and `query`.
+    lag: std::time::Duration,
 }
 
 struct Record {
     values: Vec<f32>,
     metadata: Map<String, Value>,
+    /// When `list` and `query` start to see it.
+    visible_at: std::time::Instant,
+}
+
+impl Record {
+    fn visible(&self) -> bool {
+        self.visible_at <= std::time::Instant::now()
+    }
 }
 
 /// Starts a fake index of `dimension` that accepts `api_key`.
@@ -109,6 +125,20 @@ impl FakePinecone {
     pub fn fail_next(&self, n: usize, status: u16) {
         let status = StatusCode::from_u16(status).expect("status code");
         self.state.lock().failures = Some((n, status));
+    }
+
+    /// Upserts from now on reach `list` and `query` only after `lag`.
+    pub fn set_freshness_lag(&self, lag: std::time::Duration) {
+        self.state.lock().lag = lag;
+    }
+
+    /// Vectors in `namespace` that `query` and `list` show now.
+    pub fn visible_count(&self, namespace: &str) -> usize {
+        self.state
+            .lock()
+            .namespaces
+            .get(namespace)
+            .map_or(0, |ns| ns.values().filter(|r| r.visible()).count())
     }
 
     /// Every request so far, as `METHOD /path?query`, oldest first.
@@ -307,22 +337,26 @@ async fn upsert(State(state): State<Arc<Shared>>, body: Bytes) -> Response {
             Ok(m) => m,
             Err(e) => return invalid(e),
         };
-        records.push((
-            vector.id,
-            Record {
-                values: vector.values,
-                metadata,
-            },
-        ));
+        records.push((vector.id, vector.values, metadata));
     }
     let count = records.len();
     let namespace = namespace_name(request.namespace);
-    state
-        .lock()
+    let mut inner = state.lock();
+    let visible_at = std::time::Instant::now() + inner.lag;
+    inner
         .namespaces
         .entry(namespace)
         .or_default()
-        .extend(records);
+        .extend(records.into_iter().map(|(id, values, metadata)| {
+            (
+                id,
+                Record {
+                    values,
+                    metadata,
+                    visible_at,
+                },
+            )
+        }));
     axum::Json(json!({ "upsertedCount": count })).into_response()
 }
 
@@ -375,6 +409,7 @@ async fn query(State(state): State<Arc<Shared>>, body: Bytes) -> Response {
         .get(&namespace)
         .map(|ns| {
             ns.iter()
+                .filter(|(_, r)| r.visible())
                 .map(|(id, r)| (cosine(&vector, &r.values), id, r))
                 .collect()
         })
@@ -450,7 +485,9 @@ async fn list(
         .namespaces
         .get(&namespace)
         .map(|ns| {
-            ns.keys()
+            ns.iter()
+                .filter(|(_, r)| r.visible())
+                .map(|(id, _)| id)
                 .filter(|id| id.starts_with(&prefix))
                 .filter(|id| after.as_ref().is_none_or(|a| id.as_str() > a.as_str()))
                 .take(limit.saturating_add(1))
@@ -492,6 +529,9 @@ async fn delete(State(state): State<Arc<Shared>>, body: Bytes) -> Response {
     }
     let namespace = namespace_name(request.namespace);
     let mut inner = state.lock();
+    if !inner.namespaces.contains_key(&namespace) {
+        return rpc_error(StatusCode::NOT_FOUND, 5, "Namespace not found");
+    }
     match (request.ids, request.delete_all.unwrap_or(false)) {
         (Some(ids), false) => {
             if ids.len() > MAX_DELETE_IDS {

@@ -1,14 +1,15 @@
 //! A dealership whose avatar is HeyGen LiveAvatar, against the fake LiveAvatar API (the
 //! fake of `providers/tests/cloud/fakes/heygen.rs`): the browser gets `avatar.stream`, the
 //! answer's audio reaches LiveAvatar as `agent.speak` pieces and `agent.speak_end`, a
-//! cancel interrupts it, the end of the conversation stops it; an avatar that cannot start
-//! leaves the built-in one; the avatar setting is validated.
+//! cancel interrupts it, the end of the conversation stops it; an avatar that cannot start,
+//! or that LiveAvatar reports an `error` for, leaves the built-in one; the avatar setting
+//! is validated.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cloud::fakes::heygen::{FakeHeyGen, KEY, LIVEKIT_URL};
+use crate::cloud::fakes::heygen::{FakeHeyGen, KEY, LIVEKIT_URL, Mode};
 use crate::helpers::{TestApp, eventually, json_body, spawn_app_with};
 use crate::realtime::{Item, Ws, ask, connect, event, read_until};
 
@@ -124,6 +125,14 @@ async fn a_heygen_dealership_gets_the_avatar_stream_and_the_avatar_speaks_the_an
         spoken <= sent && sent - spoken < 480,
         "LiveAvatar got {spoken} samples, the client {sent}"
     );
+    assert!(
+        session
+            .speak_event_ids
+            .iter()
+            .all(|id| id.as_deref() == Some(response_id.as_str())),
+        "every piece carries the response's event_id: {:?}",
+        session.speak_event_ids
+    );
     let speaks = session.speaks();
     assert!(
         speaks.len() >= 2 && speaks[0] == 24_000 && speaks.iter().all(|n| *n <= 24_000),
@@ -189,6 +198,46 @@ async fn an_avatar_that_cannot_start_leaves_the_builtin_avatar() {
             .any(|i| matches!(i, Item::Event(e) if e["type"] == "avatar.stream")),
         "no remote avatar"
     );
+}
+
+#[tokio::test]
+async fn a_liveavatar_error_event_falls_back_to_the_builtin_avatar() {
+    let fake = FakeHeyGen::start().await;
+    fake.push(Mode::ErrorOnSpeak);
+    let app = heygen_app(&fake, KEY).await;
+    let mut ws = session_with_avatar(
+        &app,
+        json!({"provider": "heygen", "avatar_id": "avatar-42"}),
+    )
+    .await;
+    read_until(&mut ws, "avatar.stream").await;
+
+    // The first agent.speak is answered with an `error` event: the avatar is silent.
+    ask(&mut ws, "When do you open?").await;
+    let mut items = read_until(&mut ws, "response.done").await;
+    if !items
+        .iter()
+        .any(|i| matches!(i, Item::Event(e) if e["type"] == "error"))
+    {
+        items = read_until(&mut ws, "error").await;
+    }
+    assert_eq!(event(&items, "error")["error"]["code"], "avatar_failed");
+    assert!(
+        eventually(WAIT, || async { fake.session().stops == ["SERVER_ERROR"] }).await,
+        "the failed LiveAvatar session is stopped: {:?}",
+        fake.session().stops
+    );
+    let speaks = fake.session().speaks().len();
+
+    // The next answer is drawn by the built-in avatar; nothing more goes to LiveAvatar.
+    ask(&mut ws, "And on Saturdays?").await;
+    let items = read_until(&mut ws, "response.done").await;
+    assert_eq!(
+        event(&items, "response.done")["response"]["status"],
+        "completed"
+    );
+    event(&items, "avatar.viseme");
+    assert_eq!(fake.session().speaks().len(), speaks);
 }
 
 #[tokio::test]

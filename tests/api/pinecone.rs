@@ -1,6 +1,7 @@
 //! The Pinecone store against a local fake of Pinecone's data plane: tenant namespaces,
 //! replace and delete by id prefix (across list pages and delete batches), Pinecone's
-//! errors, retries and the dimension check.
+//! errors, retries and the dimension check; eventual consistency (ids not listed yet right
+//! after an upsert) and a 404 for a namespace that does not exist.
 
 use adam::knowledge::pinecone::{PineconeConfig, PineconeStore};
 use adam::knowledge::store::{ChunkRecord, StoreError, VectorStore};
@@ -410,4 +411,60 @@ fn a_store_needs_a_host_and_a_key() {
     })
     .expect_err("no key");
     assert!(err.contains(PineconeConfig::API_KEY_ENV), "{err}");
+}
+
+#[tokio::test]
+async fn a_document_replaced_or_deleted_right_after_its_upsert_leaves_no_orphans() {
+    let fake = fake_pinecone::start(KEY, DIM).await;
+    // Pinecone's list and query lag behind upserts; a minute is "right after" here.
+    fake.set_freshness_lag(std::time::Duration::from_secs(60));
+    let store = store(&fake);
+    let ns = store.namespace("A");
+
+    store
+        .upsert("A", "doc", &many_chunks("doc", 3, "first"))
+        .await
+        .expect("first version");
+    assert_eq!(fake.visible_count(&ns), 0, "not listed yet");
+    // A shorter version at once: the third chunk, invisible to list, is still removed.
+    store
+        .upsert("A", "doc", &many_chunks("doc", 2, "second"))
+        .await
+        .expect("second version");
+    assert_eq!(fake.vector_count(&ns), 2, "{:?}", fake.texts(&ns));
+
+    // Deleted at once: nothing is left to surface in search once Pinecone catches up.
+    store.delete_document("A", "doc").await.expect("deleted");
+    assert_eq!(fake.vector_count(&ns), 0, "{:?}", fake.texts(&ns));
+}
+
+#[tokio::test]
+async fn a_delete_in_a_namespace_that_is_gone_succeeds() {
+    let fake = fake_pinecone::start(KEY, DIM).await;
+    let store = store(&fake);
+    let ns = store.namespace("A");
+    store
+        .upsert("A", "doc", &many_chunks("doc", 2, "text"))
+        .await
+        .expect("upserted");
+    // Another node deletes it first: the namespace, now empty, no longer exists.
+    store_on_another_node(&fake)
+        .delete_document("A", "doc")
+        .await
+        .expect("deleted elsewhere");
+    assert_eq!(fake.vector_count(&ns), 0);
+    let before = fake.requests().len();
+    store
+        .delete_document("A", "doc")
+        .await
+        .expect("a 404 for the namespace means nothing to delete");
+    assert_eq!(
+        count(&fake.requests()[before..], "POST /vectors/delete"),
+        1,
+        "the ids this node wrote were still deleted (answered 404)"
+    );
+}
+
+fn store_on_another_node(fake: &FakePinecone) -> PineconeStore {
+    PineconeStore::new(&config(fake, KEY, 3)).expect("store")
 }

@@ -15,6 +15,11 @@
 //! `channel.alternatives[0].transcript`), `UtteranceEnd`, `SpeechStarted`, `Metadata`,
 //! and `Error`; a close frame before `CloseStream` is a failure (1008: the audio or
 //! request was refused; 1011: Deepgram's side, e.g. no audio for 10 s).
+//!
+//! Deepgram documents no message during silence and no guaranteed answer to `Finalize`
+//! ("not guaranteed if there is no significant amount of audio data to process"), so a
+//! quiet stream is checked with WebSocket pings, and a forced end of turn waits for the
+//! `Finalize` answer at most [`FINALIZE_WAIT`].
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -48,6 +53,10 @@ const EVENT_QUEUE: usize = 64;
 /// Audio frames (20 ms) queued to a listening stream before the session counts it as
 /// failed (5 s).
 const LISTEN_QUEUE: usize = 250;
+/// How long a forced end of turn waits for the answer to its `Finalize` before ending the
+/// turn with the finals already heard (Deepgram does not answer when it holds no
+/// significant audio, e.g. when endpointing already finalised the words).
+pub const FINALIZE_WAIT: Duration = Duration::from_millis(1_000);
 
 /// `[providers.deepgram]`. The API key comes from
 /// [`keys::DEEPGRAM`](super::keys::DEEPGRAM).
@@ -261,7 +270,7 @@ impl DeepgramStt {
         ws::connect(
             self.guard.provider(),
             url.as_str(),
-            ("authorization", self.auth.clone()),
+            Some(("authorization", self.auth.clone())),
             self.config.resilience.connect_timeout(),
         )
         .await
@@ -376,8 +385,9 @@ impl ListeningStt for DeepgramStt {
             let (sender, events) = self.open_session(sample_rate, cancel).await?.split();
             let (audio, input) = mpsc::channel(LISTEN_QUEUE);
             let (heard, heard_rx) = mpsc::channel(EVENT_QUEUE);
-            tokio::spawn(upload(sender, input));
-            tokio::spawn(turns(events, heard));
+            let (finalized, finalized_rx) = mpsc::channel(EVENT_QUEUE);
+            tokio::spawn(upload(sender, input, finalized));
+            tokio::spawn(turns(events, finalized_rx, heard));
             Ok(Listening {
                 audio,
                 events: heard_rx,
@@ -386,12 +396,22 @@ impl ListeningStt for DeepgramStt {
     }
 }
 
-/// Sends a listening stream's input until its owner drops it, then `CloseStream`.
-async fn upload(sender: DeepgramSender, mut input: mpsc::Receiver<ListenInput>) {
+/// Sends a listening stream's input until its owner drops it, then `CloseStream`; each
+/// `Finalize` sent is reported to [`turns`] (its answer may never come).
+async fn upload(
+    sender: DeepgramSender,
+    mut input: mpsc::Receiver<ListenInput>,
+    finalized: mpsc::Sender<()>,
+) {
     while let Some(item) = input.recv().await {
         let sent = match item {
             ListenInput::Audio(samples) => sender.send_audio(&samples).await,
-            ListenInput::Finalize => sender.finalize().await,
+            ListenInput::Finalize => {
+                let sent = sender.finalize().await;
+                // Full: a Finalize is already awaited, which is the same deadline.
+                let _ = finalized.try_send(());
+                sent
+            }
         };
         if sent.is_err() {
             return; // the error reaches the owner through the events
@@ -401,13 +421,40 @@ async fn upload(sender: DeepgramSender, mut input: mpsc::Receiver<ListenInput>) 
 }
 
 /// Turns Deepgram's results into turns: final pieces gather until `speech_final`, an
-/// `UtteranceEnd` or a `Finalize`'s answer ends the turn.
+/// `UtteranceEnd` or a `Finalize`'s answer ends the turn. A `Finalize` left unanswered
+/// for [`FINALIZE_WAIT`] ends the turn with what was heard (finals, then the latest
+/// interim text): Deepgram sends nothing when endpointing already finalised the words.
 async fn turns(
     mut events: DeepgramEvents,
+    mut finalized: mpsc::Receiver<()>,
     heard: mpsc::Sender<Result<ListenEvent, ProviderError>>,
 ) {
     let mut finals: Vec<String> = Vec::new();
-    while let Some(event) = events.next().await {
+    let mut interim = String::new();
+    let mut finalize_by: Option<Instant> = None;
+    loop {
+        let deadline = finalize_by;
+        let event = tokio::select! {
+            event = events.next() => match event {
+                Some(event) => event,
+                None => return,
+            },
+            Some(()) = finalized.recv(), if finalize_by.is_none() => {
+                finalize_by = Some(Instant::now() + FINALIZE_WAIT);
+                continue;
+            }
+            () = async { tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() => {
+                finalize_by = None;
+                if !interim.is_empty() {
+                    finals.push(std::mem::take(&mut interim));
+                }
+                let text = std::mem::take(&mut finals).join(" ");
+                if heard.send(Ok(ListenEvent::EndOfTurn(text))).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
         let out = match event {
             Err(error) => {
                 let _ = heard.send(Err(error)).await;
@@ -422,13 +469,16 @@ async fn turns(
             }) => {
                 if !is_final {
                     let mut shown = finals.clone();
-                    shown.push(text);
+                    shown.push(text.clone());
+                    interim = text;
                     ListenEvent::Interim(shown.join(" "))
                 } else {
+                    interim.clear();
                     if !text.is_empty() {
                         finals.push(text);
                     }
                     if from_finalize || (speech_final && !finals.is_empty()) {
+                        finalize_by = None;
                         ListenEvent::EndOfTurn(std::mem::take(&mut finals).join(" "))
                     } else {
                         ListenEvent::Interim(finals.join(" "))
@@ -436,6 +486,7 @@ async fn turns(
                 }
             }
             Ok(SttEvent::UtteranceEnd { .. }) if !finals.is_empty() => {
+                finalize_by = None;
                 ListenEvent::EndOfTurn(std::mem::take(&mut finals).join(" "))
             }
             Ok(SttEvent::UtteranceEnd { .. }) => continue,
@@ -579,7 +630,9 @@ fn control(kind: &str) -> Message {
 }
 
 /// The session's socket loop: commands out, events in, keep-alives, and the idle
-/// watchdog (silence while results are owed is a dead socket).
+/// watchdog. Deepgram may stay quiet while it hears silence, so a quarter of the idle
+/// timeout into a quiet stretch with input unanswered a WebSocket ping goes out: only
+/// when not even its pong comes back within the idle timeout is the socket dead.
 async fn drive<S>(
     mut socket: S,
     link: Link,
@@ -597,10 +650,12 @@ async fn drive<S>(
     let mut last_sent = Instant::now();
     // Since when a reply is owed (audio, Finalize or CloseStream sent, nothing since).
     let mut owed_since: Option<Instant> = None;
+    let mut pinged = false;
     let mut closing = false;
     let result: Result<(), Failure> = loop {
         let keepalive_at = last_sent + timing.keepalive;
         let idle_at = owed_since.map(|t| t + timing.idle);
+        let ping_at = owed_since.filter(|_| !pinged).map(|t| t + timing.idle / 4);
         tokio::select! {
             // Cancelled, or the owner dropped the session: say goodbye and stop.
             () = cancel.cancelled() => break Err(Failure::from(ProviderError::Cancelled)),
@@ -630,6 +685,7 @@ async fn drive<S>(
                 Some(Err(e)) => break Err(ws::socket_failure(&provider, &e)),
                 Some(Ok(Message::Text(text))) => {
                     owed_since = None;
+                    pinged = false;
                     match parse_event(&text) {
                         Ok(Some(event)) => {
                             if events.send(Ok(event)).await.is_err() {
@@ -648,8 +704,21 @@ async fn drive<S>(
                     }
                     break Err(ws::close_failure(&provider, frame.as_ref()));
                 }
-                Some(Ok(_)) => {}
+                // A pong (or any frame): the socket is alive, Deepgram just has
+                // nothing to say. Not after CloseStream, which Deepgram answers.
+                Some(Ok(_)) => {
+                    if !closing {
+                        owed_since = None;
+                        pinged = false;
+                    }
+                }
             },
+            () = async { tokio::time::sleep_until(ping_at.unwrap_or(keepalive_at)).await }, if ping_at.is_some() => {
+                pinged = true;
+                if let Err(e) = socket.send(Message::Ping(Vec::new().into())).await {
+                    break Err(ws::socket_failure(&provider, &e));
+                }
+            }
             () = tokio::time::sleep_until(keepalive_at), if !closing => {
                 if let Err(e) = socket.send(control("KeepAlive")).await {
                     break Err(ws::socket_failure(&provider, &e));

@@ -207,7 +207,7 @@ impl ElevenLabsTts {
         let mut socket = ws::connect(
             provider,
             url.as_str(),
-            ("xi-api-key", self.key.clone()),
+            Some(("xi-api-key", self.key.clone())),
             resilience.connect_timeout(),
         )
         .await?;
@@ -268,12 +268,15 @@ impl ElevenLabsTts {
                         )))
                     })?;
                 let offset_ms = samples_sent as f64 * 1000.0 / f64::from(rate);
+                let samples = decoder.push(&bytes);
+                let audio_ms = samples.len() as f64 * 1000.0 / f64::from(rate);
+                // Some messages carry audio and no alignment: their audio still moves
+                // the clock the next message's alignment starts from.
                 let done = parsed
                     .alignment
                     .as_ref()
-                    .map(|a| words.feed(a, offset_ms))
+                    .map(|a| words.feed(a, offset_ms, audio_ms))
                     .unwrap_or_default();
-                let samples = decoder.push(&bytes);
                 samples_sent += samples.len() as u64;
                 emit.send(TtsChunk {
                     samples,
@@ -349,9 +352,28 @@ pub struct WordAligner {
 }
 
 impl WordAligner {
-    /// Feeds one message's alignment, whose audio starts `offset_ms` into the sentence;
-    /// returns the words it completed.
-    pub fn feed(&mut self, alignment: &Alignment, offset_ms: f64) -> Vec<WordTiming> {
+    /// Feeds one message's alignment, whose `audio_ms` of audio start `offset_ms` into
+    /// the sentence; returns the words it completed. ElevenLabs' character durations do
+    /// not always add up to the message's audio: an alignment that runs past its audio is
+    /// compressed onto it (so the mouth never moves after the sound), one that ends early
+    /// is kept (the rest is the pause after the last character).
+    pub fn feed(
+        &mut self,
+        alignment: &Alignment,
+        offset_ms: f64,
+        audio_ms: f64,
+    ) -> Vec<WordTiming> {
+        let span = alignment
+            .starts
+            .iter()
+            .zip(&alignment.durations)
+            .map(|(s, d)| s.max(0.0) + d.max(0.0))
+            .fold(0.0_f64, f64::max);
+        let scale = if audio_ms > 0.0 && span > audio_ms {
+            audio_ms / span
+        } else {
+            1.0
+        };
         let mut done = Vec::new();
         let timed = alignment
             .chars
@@ -363,8 +385,8 @@ impl WordAligner {
                 done.extend(self.take());
                 continue;
             }
-            let start = offset_ms + start.max(0.0);
-            let end = start + duration.max(0.0);
+            let start = offset_ms + start.max(0.0) * scale;
+            let end = start + duration.max(0.0) * scale;
             match &mut self.current {
                 Some((word, _, word_end)) => {
                     word.push_str(c);
@@ -411,7 +433,7 @@ mod tests {
         let mut w = WordAligner::default();
         // "Hi, the" in the first message (0–70 ms), "re." in the second, whose audio
         // starts 500 ms into the sentence.
-        let first = w.feed(&alignment("Hi, the", 0.0, 10.0), 0.0);
+        let first = w.feed(&alignment("Hi, the", 0.0, 10.0), 0.0, 500.0);
         assert_eq!(
             first,
             [WordTiming {
@@ -421,13 +443,25 @@ mod tests {
                 visemes: vec![]
             }]
         );
-        assert!(w.feed(&alignment("re.", 0.0, 10.0), 500.0).is_empty());
+        assert!(w.feed(&alignment("re.", 0.0, 10.0), 500.0, 30.0).is_empty());
         let last = w.finish().expect("last word");
         assert_eq!(
             (last.word.as_str(), last.start_ms, last.end_ms),
             ("there", 40, 530)
         );
         assert_eq!(w.finish(), None);
+    }
+
+    #[test]
+    fn an_alignment_longer_than_its_audio_is_compressed_onto_it() {
+        let mut w = WordAligner::default();
+        // 100 ms of alignment over 50 ms of audio; one shorter than its audio is kept.
+        assert!(w.feed(&alignment("ab", 0.0, 50.0), 0.0, 50.0).is_empty());
+        let word = w.finish().expect("a word");
+        assert_eq!((word.start_ms, word.end_ms), (0, 50));
+        w.feed(&alignment("cd", 0.0, 10.0), 100.0, 50.0);
+        let word = w.finish().expect("a word");
+        assert_eq!((word.start_ms, word.end_ms), (100, 120));
     }
 
     #[test]

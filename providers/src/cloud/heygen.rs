@@ -10,13 +10,16 @@
 //!   and client token are for the browser, `ws_url` is Adam's command WebSocket;
 //! - on the WebSocket, once `{"type": "session.state_updated", "state": "connected"}`
 //!   came: `{"type": "agent.speak", "audio": base64 PCM16 LE mono 24 kHz}` in ~1 s
-//!   pieces, `{"type": "agent.speak_end", "event_id"}` after a response's audio,
+//!   pieces, each with the response's `event_id` (LiveAvatar's LITE guide: chunks of one
+//!   response share one id), `{"type": "agent.speak_end", "event_id"}` after it,
 //!   `{"type": "agent.interrupt"}` on barge-in (ahead of any audio still queued);
 //! - `POST /v1/sessions/keep-alive` (Bearer, `{"session_id"}`) every
 //!   `keep_alive_interval_ms`, and `POST /v1/sessions/stop` (Bearer, `{"session_id",
 //!   "reason"}`) when the session is closed or dropped.
 //!
-//! Errors come as HTTP statuses with `{"code", "message"}` bodies. A WebSocket that goes
+//! Errors come as HTTP statuses with `{"code", "message"}` bodies (or a 200 whose envelope
+//! has no `data`, its `code` such as `400004` classed by its leading three digits), and as
+//! `{"type": "error"}` events on the socket, which fail the session. A WebSocket that goes
 //! quiet for a quarter of `idle_timeout_ms` is pinged; one that stays quiet for all of it
 //! (or closes, or reports the session `closed`) fails the session with a `ProviderError`,
 //! and it is stopped.
@@ -201,7 +204,7 @@ impl HeyGen {
                 .await?;
             let socket = self
                 .guard
-                .unary(&cancel, || self.open_socket(&lease, &started.ws_url))
+                .unary(&cancel, || self.open_socket(&started.ws_url))
                 .await?;
             Ok::<_, ProviderError>((started, socket))
         };
@@ -222,6 +225,20 @@ impl HeyGen {
             started.livekit_url,
             started.livekit_client_token,
         ))
+    }
+
+    /// Mints a LITE session token for `avatar_id` and nothing more (no session is started):
+    /// proves the key works (`adam providers check`). Returns LiveAvatar's session id.
+    pub async fn session_token(
+        &self,
+        avatar_id: &str,
+        cancel: CancellationToken,
+    ) -> Result<String, ProviderError> {
+        let token = self
+            .guard
+            .unary(&cancel, || self.create_token(avatar_id))
+            .await?;
+        Ok(token.session_id)
     }
 
     async fn create_token(&self, avatar_id: &str) -> Result<TokenData, Failure> {
@@ -257,13 +274,14 @@ impl HeyGen {
         data(provider, response).await
     }
 
-    /// Connects the command socket and waits for the `connected` state.
-    async fn open_socket(&self, lease: &Lease, url: &str) -> Result<Socket, Failure> {
+    /// Connects the command socket and waits for the `connected` state. `ws_url` carries
+    /// its own credentials: no header is sent.
+    async fn open_socket(&self, url: &str) -> Result<Socket, Failure> {
         let provider = self.guard.provider();
         let mut socket = ws::connect(
             provider,
             url,
-            ("authorization", lease.bearer.clone()),
+            None,
             self.config.resilience.connect_timeout(),
         )
         .await?;
@@ -277,6 +295,9 @@ impl HeyGen {
                 Some(Err(e)) => return Err(ws::socket_failure(provider, &e)),
                 None => return Err(ws::close_failure(provider, None)),
             };
+            if let Some(error) = server_error(provider, &text) {
+                return Err(Failure::from(error));
+            }
             match session_state(&text).as_deref() {
                 Some("connected") => return Ok(socket),
                 Some("closed" | "closing") => {
@@ -309,13 +330,51 @@ async fn data<T: DeserializeOwned>(
                 message.unwrap_or_else(|| "no data in the response".into()),
                 code.map_or_else(|| "none".into(), |c| c.to_string())
             );
-            // LiveAvatar's codes follow HTTP's: 4xx is the request's fault.
-            Err(Failure::from(match code {
-                Some(400..=499) => ProviderError::Rejected(message),
-                _ => ProviderError::Unavailable(message),
-            }))
+            Err(Failure::from(by_code(code, message)))
         }
     }
+}
+
+/// LiveAvatar's codes follow HTTP's: 4xx is the request's fault (not retried), anything
+/// else the service's. Codes come as the status itself (`401`) or extended with a detail
+/// (`400004`, `500001`): the class is the leading three digits.
+fn by_code(code: Option<i64>, message: String) -> ProviderError {
+    let mut class = code.unwrap_or(0);
+    while class >= 1_000 {
+        class /= 10;
+    }
+    if (400..=499).contains(&class) {
+        ProviderError::Rejected(message)
+    } else {
+        ProviderError::Unavailable(message)
+    }
+}
+
+/// A server `error` event on the command socket (`{"type": "error", "message"|"error",
+/// "code"}`), as the failure it means; `None` for any other message.
+fn server_error(provider: &str, text: &str) -> Option<ProviderError> {
+    let value: Value = serde_json::from_str(text).ok()?;
+    if value["type"] != "error" {
+        return None;
+    }
+    let message = ["message", "error", "detail"]
+        .iter()
+        .find_map(|k| match &value[*k] {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(o) => o.get("message").and_then(Value::as_str).map(str::to_owned),
+            _ => None,
+        })
+        .unwrap_or_else(|| "error".into());
+    let code = value["code"]
+        .as_i64()
+        .or_else(|| value["code"].as_str().and_then(|c| c.parse().ok()));
+    Some(by_code(
+        code,
+        format!(
+            "{provider}: LiveAvatar error event: {message} (code {})",
+            code.map_or_else(|| "none".into(), |c| c.to_string())
+        ),
+    ))
 }
 
 /// The `state` of a `session.state_updated` message.
@@ -407,5 +466,41 @@ mod tests {
         );
         assert_eq!(session_state(r#"{"type":"agent.speak_started"}"#), None);
         assert_eq!(session_state("not json"), None);
+    }
+
+    #[test]
+    fn extended_codes_keep_their_http_class() {
+        assert!(matches!(
+            by_code(Some(400004), "m".into()),
+            ProviderError::Rejected(_)
+        ));
+        assert!(matches!(
+            by_code(Some(401), "m".into()),
+            ProviderError::Rejected(_)
+        ));
+        assert!(matches!(
+            by_code(Some(500001), "m".into()),
+            ProviderError::Unavailable(_)
+        ));
+        assert!(matches!(
+            by_code(None, "m".into()),
+            ProviderError::Unavailable(_)
+        ));
+    }
+
+    #[test]
+    fn server_error_events_are_failures() {
+        assert!(matches!(
+            server_error("heygen", r#"{"type":"error","code":400,"message":"Invalid audio"}"#),
+            Some(ProviderError::Rejected(m)) if m.contains("Invalid audio")
+        ));
+        assert!(matches!(
+            server_error("heygen", r#"{"type":"error","error":{"message":"boom"}}"#),
+            Some(ProviderError::Unavailable(m)) if m.contains("boom")
+        ));
+        assert_eq!(
+            server_error("heygen", r#"{"type":"agent.speak_started"}"#),
+            None
+        );
     }
 }

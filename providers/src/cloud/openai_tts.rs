@@ -28,6 +28,12 @@ const VOICES: [&str; 13] = [
     "shimmer", "verse",
 ];
 
+/// The voices `tts-1` and `tts-1-hd` have; `ballad`, `verse`, `marin` and `cedar` (and
+/// `instructions`) need `gpt-4o-mini-tts` (OpenAI's `createSpeech` reference).
+const LEGACY_VOICES: [&str; 9] = [
+    "alloy", "ash", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer",
+];
+
 /// `[providers.openai.speech]`. The API key comes from
 /// [`keys::OPENAI`](super::keys::OPENAI).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,13 +86,58 @@ impl std::fmt::Debug for OpenAiTts {
     }
 }
 
+impl OpenAiTtsConfig {
+    /// `tts-1` or `tts-1-hd` (or a dated version of them): older models without the newer
+    /// voices and without `instructions`.
+    pub fn is_legacy_model(&self) -> bool {
+        let model = self.model.trim().to_ascii_lowercase();
+        model == "tts-1" || model.starts_with("tts-1-")
+    }
+
+    /// A setting the model cannot take, as (field, problem): OpenAI refuses such requests
+    /// with a 400, so every sentence would fall back.
+    pub fn unsupported(&self) -> Option<(&'static str, String)> {
+        if !self.is_legacy_model() {
+            return None;
+        }
+        let voice = self.voice.trim().to_ascii_lowercase();
+        if !LEGACY_VOICES.contains(&voice.as_str()) {
+            return Some((
+                "voice",
+                format!(
+                    "`{}` is not a voice of {} (it has {}); use gpt-4o-mini-tts for it",
+                    self.voice,
+                    self.model,
+                    LEGACY_VOICES.join(", ")
+                ),
+            ));
+        }
+        if !self.instructions.trim().is_empty() {
+            return Some((
+                "instructions",
+                format!(
+                    "{} does not take instructions; leave them empty or use gpt-4o-mini-tts",
+                    self.model
+                ),
+            ));
+        }
+        None
+    }
+}
+
 impl OpenAiTts {
-    /// A client for `config` authenticating with `api_key`.
+    /// A client for `config` authenticating with `api_key`; refuses a voice or
+    /// instructions its model does not support.
     pub fn new(
         config: OpenAiTtsConfig,
         api_key: SecretString,
         metrics: ProviderMetrics,
     ) -> Result<Self, ProviderError> {
+        if let Some((field, problem)) = config.unsupported() {
+            return Err(ProviderError::Rejected(format!(
+                "openai speech {field}: {problem}"
+            )));
+        }
         Ok(Self {
             url: http::endpoint(&config.base_url, "audio/speech")?,
             client: http::client(&config.resilience)?,
@@ -112,7 +163,12 @@ impl OpenAiTts {
             return Ok(());
         }
         let requested = request.voice.trim().to_ascii_lowercase();
-        let voice = if VOICES.contains(&requested.as_str()) {
+        let voices: &[&str] = if self.config.is_legacy_model() {
+            &LEGACY_VOICES
+        } else {
+            &VOICES
+        };
+        let voice = if voices.contains(&requested.as_str()) {
             requested
         } else {
             self.config.voice.clone()

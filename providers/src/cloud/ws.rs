@@ -20,12 +20,12 @@ use super::resilience::Failure;
 /// An open client WebSocket.
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Opens `url` (`ws://` or `wss://`) sending `header: value`, within `timeout` (TCP, TLS
-/// and the upgrade together).
+/// Opens `url` (`ws://` or `wss://`) sending `header: value` if any (a URL that carries
+/// its own credentials needs none), within `timeout` (TCP, TLS and the upgrade together).
 pub async fn connect(
     provider: &str,
     url: &str,
-    header: (&'static str, HeaderValue),
+    header: Option<(&'static str, HeaderValue)>,
     timeout: Duration,
 ) -> Result<Socket, Failure> {
     let mut request = url.into_client_request().map_err(|e| {
@@ -33,9 +33,11 @@ pub async fn connect(
             "{provider}: bad URL `{url}`: {e}"
         )))
     })?;
-    request
-        .headers_mut()
-        .insert(HeaderName::from_static(header.0), header.1);
+    if let Some((name, value)) = header {
+        request
+            .headers_mut()
+            .insert(HeaderName::from_static(name), value);
+    }
     // tungstenite zero-fills its whole read buffer (128 KiB by default) before each
     // socket read; one streaming socket per conversation makes that add up.
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()

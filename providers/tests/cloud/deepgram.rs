@@ -192,7 +192,7 @@ async fn a_streaming_session_reports_endpointing_and_keeps_the_socket_alive() {
     );
     assert!(matches!(
         &events[3],
-        SttEvent::Transcript { text, is_final: true, speech_final: true, from_finalize: true } if text == FINAL_2
+        SttEvent::Transcript { text, is_final: true, speech_final: false, from_finalize: true } if text == FINAL_2
     ));
     assert_eq!(
         events[4],
@@ -330,4 +330,137 @@ async fn listening_turns_deepgram_endpointing_into_ends_of_turns() {
     })
     .await;
     assert!(fake.conns()[0].controls.contains(&"CloseStream".to_owned()));
+}
+
+/// A listening stream at `endpointing_ms`, against the endpointing fake.
+async fn listening(
+    fake: &FakeDeepgram,
+    endpointing_ms: u32,
+    idle_timeout_ms: u64,
+) -> (DeepgramStt, adam_actors::ports::Listening) {
+    fake.push(Mode::Endpointing);
+    let stt = DeepgramStt::new(
+        DeepgramConfig {
+            endpointing_ms,
+            ..config(
+                fake,
+                ResilienceConfig {
+                    idle_timeout_ms,
+                    ..resilience()
+                },
+            )
+        },
+        key(KEY),
+        metrics().1,
+    )
+    .expect("client");
+    let listening = within(
+        Duration::from_secs(3),
+        adam_actors::ports::ListeningStt::listen(&stt, 16_000, CancellationToken::new()),
+    )
+    .await
+    .expect("a stream");
+    (stt, listening)
+}
+
+async fn send_frames(listening: &adam_actors::ports::Listening, level: i16, frames: usize) {
+    for _ in 0..frames {
+        listening
+            .audio
+            .send(adam_actors::ports::ListenInput::Audio(vec![level; 320]))
+            .await
+            .expect("sent");
+    }
+}
+
+/// Events until the first end of turn (3 s at most per event).
+async fn until_end_of_turn(
+    listening: &mut adam_actors::ports::Listening,
+) -> Vec<adam_actors::ports::ListenEvent> {
+    use adam_actors::ports::ListenEvent;
+    let mut heard = Vec::new();
+    while !matches!(heard.last(), Some(ListenEvent::EndOfTurn(_))) {
+        let event = within(Duration::from_secs(3), listening.events.recv())
+            .await
+            .expect("an event")
+            .expect("no error");
+        heard.push(event);
+    }
+    heard
+}
+
+#[tokio::test]
+async fn a_finalize_deepgram_does_not_answer_still_ends_the_turn_with_its_finals() {
+    use adam_actors::ports::{ListenEvent, ListenInput};
+    let fake = FakeDeepgram::start().await;
+    // Endpointing far away: the words are finalised at the pause, speech_final never comes.
+    let (_stt, mut listening) = listening(&fake, 5_000, 5_000).await;
+    send_frames(&listening, 3_000, 30).await;
+    send_frames(&listening, 0, 15).await;
+    let mut heard = Vec::new();
+    while !heard.contains(&ListenEvent::Interim(FINAL_1.into())) {
+        let event = within(Duration::from_secs(3), listening.events.recv())
+            .await
+            .expect("an event")
+            .expect("no error");
+        heard.push(event);
+    }
+    // A manual commit now: every word is final, so Deepgram sends nothing back.
+    let committed = tokio::time::Instant::now();
+    listening
+        .audio
+        .send(ListenInput::Finalize)
+        .await
+        .expect("sent");
+    let heard = until_end_of_turn(&mut listening).await;
+    assert_eq!(heard.last(), Some(&ListenEvent::EndOfTurn(FINAL_1.into())));
+    // Well before the session's 2.5 s fallback that would transcribe the audio again.
+    assert!(committed.elapsed() < Duration::from_millis(2_000));
+    let conn = &fake.conns()[0];
+    assert!(conn.controls.contains(&"Finalize".to_owned()), "{conn:?}");
+}
+
+#[tokio::test]
+async fn a_finalize_answer_without_speech_final_ends_the_turn_at_once() {
+    use adam_actors::ports::{ListenEvent, ListenInput};
+    let fake = FakeDeepgram::start().await;
+    let (_stt, mut listening) = listening(&fake, 5_000, 5_000).await;
+    // Still speaking when the commit comes: Deepgram answers with `from_finalize` only.
+    send_frames(&listening, 3_000, 30).await;
+    listening
+        .audio
+        .send(ListenInput::Finalize)
+        .await
+        .expect("sent");
+    let heard = until_end_of_turn(&mut listening).await;
+    assert_eq!(
+        heard.last(),
+        Some(&ListenEvent::EndOfTurn(format!("{FINAL_1} {FINAL_2}")))
+    );
+}
+
+#[tokio::test]
+async fn a_quiet_deepgram_is_pinged_not_declared_dead() {
+    use adam_actors::ports::ListenEvent;
+    let fake = FakeDeepgram::start().await;
+    // A 400 ms idle limit; Deepgram says nothing while it hears silence.
+    let (_stt, mut listening) = listening(&fake, 300, 400).await;
+    // 1.6 s of silence at the real pace (20 ms frames), four idle limits.
+    let mut pace = tokio::time::interval(Duration::from_millis(20));
+    for _ in 0..80 {
+        pace.tick().await;
+        send_frames(&listening, 0, 1).await;
+    }
+    assert!(
+        listening.events.try_recv().is_err(),
+        "the quiet stream failed or spoke"
+    );
+    // And it still hears the next turn.
+    send_frames(&listening, 3_000, 30).await;
+    send_frames(&listening, 0, 20).await;
+    let heard = until_end_of_turn(&mut listening).await;
+    assert_eq!(
+        heard.last(),
+        Some(&ListenEvent::EndOfTurn(format!("{FINAL_1} {FINAL_2}")))
+    );
 }

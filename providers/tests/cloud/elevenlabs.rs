@@ -10,7 +10,9 @@ use adam_providers::cloud::resilience::ResilienceConfig;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::fakes::elevenlabs::{CHUNKS, FakeElevenLabs, KEY, Mode, samples_for};
+use crate::fakes::elevenlabs::{
+    CHUNKS, FakeElevenLabs, KEY, MS_PER_CHAR, Mode, TRAILING_SILENCE_MS, samples_for,
+};
 use crate::support::{eventually, key, metrics, no_retries, only_idle_timeout, resilience, within};
 
 pub const SENTENCE: &str = "Hello there, we open at eight.";
@@ -53,12 +55,32 @@ pub async fn speak(
     (result, chunks)
 }
 
-fn word(word: &str, start_ms: u32, end_ms: u32) -> WordTiming {
-    WordTiming {
-        word: word.into(),
-        start_ms,
-        end_ms,
-        visemes: Vec::new(),
+/// One 20 ms audio frame: how far a mouth shape may be from its sound.
+const FRAME_MS: u32 = 20;
+
+/// Each word of `SENTENCE` starts and ends within a frame of where its letters are in the
+/// fake's audio (`MS_PER_CHAR` each), and so do the visemes the avatar draws from it; none
+/// outlasts the `audio_ms` of audio.
+fn assert_in_sync(words: &[WordTiming], audio_ms: u32) {
+    let mut from = 0;
+    for w in words {
+        let at = from + SENTENCE[from..].find(w.word.as_str()).expect("the word");
+        from = at + w.word.len();
+        let (start, end) = ((at * MS_PER_CHAR) as u32, (from * MS_PER_CHAR) as u32);
+        assert!(
+            w.start_ms.abs_diff(start) <= FRAME_MS && w.end_ms.abs_diff(end) <= FRAME_MS,
+            "{w:?}: its letters are at {start}–{end} ms"
+        );
+        for v in adam_actors::visemes::for_word(&w.word, w.start_ms, w.end_ms) {
+            assert!(
+                v.offset_ms + FRAME_MS >= start && v.offset_ms + v.duration_ms <= end + FRAME_MS,
+                "{v:?} of {w:?} is outside {start}–{end} ms"
+            );
+            assert!(
+                v.offset_ms + v.duration_ms <= audio_ms,
+                "{v:?} after the audio"
+            );
+        }
     }
 }
 
@@ -70,25 +92,24 @@ async fn a_sentence_streams_as_pcm_with_word_timings() {
     result.expect("spoken");
 
     let samples: Vec<i16> = chunks.iter().flat_map(|c| c.samples.clone()).collect();
-    assert_eq!(samples, samples_for(SENTENCE, 16_000));
+    let speech = samples_for(SENTENCE, 16_000);
+    assert_eq!(samples[..speech.len()], speech[..]);
+    assert_eq!(
+        samples.len() - speech.len(),
+        16 * TRAILING_SILENCE_MS,
+        "the trailing audio without alignment is passed on too"
+    );
     assert!(chunks.iter().all(|c| c.sample_rate == 16_000));
     assert!(
-        chunks.iter().filter(|c| !c.samples.is_empty()).count() == CHUNKS,
+        chunks.iter().filter(|c| !c.samples.is_empty()).count() == CHUNKS + 1,
         "streamed, not buffered"
     );
-    // 10 ms per character on the sentence's clock; "there," and "eight." span chunks.
+    // "there," and "eight." span chunks; the fake's alignments run short and long (as
+    // ElevenLabs' do), and the words still match where their letters are in the audio.
     let words: Vec<WordTiming> = chunks.iter().flat_map(|c| c.words.clone()).collect();
-    assert_eq!(
-        words,
-        [
-            word("Hello", 0, 50),
-            word("there", 60, 120),
-            word("we", 130, 150),
-            word("open", 160, 200),
-            word("at", 210, 230),
-            word("eight", 240, 300),
-        ]
-    );
+    let names: Vec<&str> = words.iter().map(|w| w.word.as_str()).collect();
+    assert_eq!(names, ["Hello", "there", "we", "open", "at", "eight"]);
+    assert_in_sync(&words, samples.len() as u32 / 16);
 
     let conn = &fake.conns()[0];
     assert_eq!(

@@ -51,7 +51,7 @@ async fn a_session_starts_speaks_in_one_second_pieces_and_stops() {
 
     // 2.5 s of 16 kHz audio: two 1 s pieces at 24 kHz as it fills, the rest at the end.
     for _ in 0..25 {
-        session.speak(&piece(), 16_000).expect("queued");
+        session.speak("resp_1", &piece(), 16_000).expect("queued");
     }
     session.speak_end("resp_1").expect("queued");
     eventually("the response's end reached the fake", || {
@@ -60,6 +60,11 @@ async fn a_session_starts_speaks_in_one_second_pieces_and_stops() {
     .await;
     let speaks = fake.session().speaks();
     assert_eq!(speaks.len(), 3, "{speaks:?}");
+    // LiveAvatar's LITE guide: every chunk of one response carries the same event_id.
+    assert_eq!(
+        fake.session().speak_event_ids,
+        vec![Some("resp_1".to_owned()); 3]
+    );
     assert_eq!(speaks[..2], [24_000, 24_000]);
     let total = fake.session().spoken_samples();
     assert!(
@@ -85,15 +90,21 @@ async fn an_interrupt_is_sent_and_drops_the_audio_not_yet_sent() {
         "avatar-default",
         "the configured avatar when none is asked for"
     );
-    session.speak(&vec![7; 24_000], 24_000).expect("queued");
+    session
+        .speak("resp_1", &vec![7; 24_000], 24_000)
+        .expect("queued");
     eventually("a second of audio arrived", || {
         fake.session().speaks() == [24_000]
     })
     .await;
     // Half a second still waiting for a full piece: dropped by the interrupt.
-    session.speak(&vec![7; 12_000], 24_000).expect("queued");
+    session
+        .speak("resp_1", &vec![7; 12_000], 24_000)
+        .expect("queued");
     session.interrupt().expect("interrupted");
-    session.speak(&vec![7; 6_000], 24_000).expect("queued");
+    session
+        .speak("resp_2", &vec![7; 6_000], 24_000)
+        .expect("queued");
     session.speak_end("resp_2").expect("queued");
     eventually("the next response's end arrived", || {
         fake.session().speak_ends() == ["resp_2"]
@@ -202,7 +213,10 @@ async fn a_dead_socket_fails_the_session_and_stops_it() {
     let mut session = start(&heygen, "avatar-1").await.expect("started");
     let error = within(Duration::from_secs(5), session.failed()).await;
     assert_eq!(error, ProviderError::Timeout);
-    assert_eq!(session.speak(&piece(), 16_000), Err(ProviderError::Timeout));
+    assert_eq!(
+        session.speak("resp_1", &piece(), 16_000),
+        Err(ProviderError::Timeout)
+    );
     assert_eq!(session.interrupt(), Err(ProviderError::Timeout));
     eventually("the session was stopped", || {
         fake.session().stops == ["SERVER_ERROR"]
@@ -245,7 +259,9 @@ async fn a_quiet_session_is_kept_alive_and_stopped_when_dropped() {
         }
     })
     .await;
-    session.speak(&piece(), 16_000).expect("still alive");
+    session
+        .speak("resp_1", &piece(), 16_000)
+        .expect("still alive");
     assert!(fake.session().stops.is_empty());
     drop(session);
     eventually("the dropped session was stopped", || {
@@ -305,4 +321,63 @@ async fn no_avatar_at_all_is_refused_before_any_call() {
         "{result:?}"
     );
     assert_eq!(fake.token_calls(), 0);
+}
+
+#[tokio::test]
+async fn the_socket_is_opened_with_the_ws_url_alone() {
+    let fake = FakeHeyGen::start().await;
+    let heygen = client(&fake, resilience());
+    let session = start(&heygen, "avatar-1").await.expect("started");
+    // The fake's socket asks for no header: the opaque ws_url is the credential.
+    assert!(fake.session().socket_opened);
+    assert!(fake.session().ws_path.starts_with("ws-secret-"));
+    within(Duration::from_secs(5), session.close())
+        .await
+        .expect("stopped");
+}
+
+#[tokio::test]
+async fn a_server_error_event_fails_the_session_and_stops_it() {
+    let fake = FakeHeyGen::start().await;
+    fake.push(Mode::ErrorOnSpeak);
+    let heygen = client(&fake, resilience());
+    let mut session = start(&heygen, "avatar-1").await.expect("started");
+    session
+        .speak("resp_1", &vec![7; 24_000], 24_000)
+        .expect("queued");
+    let error = within(Duration::from_secs(5), session.failed()).await;
+    assert!(
+        matches!(&error, ProviderError::Rejected(m) if m.contains("Invalid audio payload")),
+        "{error:?}"
+    );
+    // Audio after the error is refused instead of streamed to a silent avatar.
+    assert_eq!(session.speak("resp_1", &piece(), 16_000), Err(error));
+    eventually("the session was stopped", || {
+        fake.session().stops == ["SERVER_ERROR"]
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_start_answered_with_a_data_less_4xx_code_is_not_retried() {
+    let fake = FakeHeyGen::start().await;
+    fake.push(Mode::StartWithoutData(400004));
+    let heygen = client(&fake, resilience());
+    let result = start(&heygen, "avatar-1").await;
+    assert!(
+        matches!(&result, Err(ProviderError::Rejected(m)) if m.contains("400004")),
+        "{result:?}"
+    );
+    assert_eq!(fake.start_calls(), 1, "a refusal is not retried");
+    assert_eq!(fake.session().stops, ["SERVER_ERROR"]);
+
+    let fake = FakeHeyGen::start().await;
+    fake.push(Mode::StartWithoutData(500001));
+    let heygen = client(&fake, resilience());
+    let result = start(&heygen, "avatar-1").await;
+    assert!(
+        matches!(&result, Err(ProviderError::Unavailable(m)) if m.contains("500001")),
+        "{result:?}"
+    );
+    assert_eq!(fake.start_calls(), 3, "a service error is retried");
 }

@@ -91,3 +91,39 @@ async fn a_5xx_is_retried_but_a_stall_after_audio_is_not() {
     assert_eq!(chunks.len(), 1);
     assert_eq!(fake.request_count(), 3, "no retry after audio went out");
 }
+
+#[tokio::test]
+async fn tts_1_is_refused_a_newer_voice_or_instructions_and_never_sent_one() {
+    let fake = FakeOpenAi::start().await;
+    let with = |model: &str, voice: &str, instructions: &str| {
+        OpenAiTts::new(
+            OpenAiTtsConfig {
+                base_url: fake.base_url(),
+                model: model.into(),
+                voice: voice.into(),
+                instructions: instructions.into(),
+                ..OpenAiTtsConfig::default()
+            },
+            key("sk-test"),
+            metrics().1,
+        )
+    };
+    assert!(
+        matches!(with("tts-1", "cedar", ""), Err(ProviderError::Rejected(m)) if m.contains("voice")),
+    );
+    assert!(
+        matches!(with("tts-1-hd", "alloy", "Calm."), Err(ProviderError::Rejected(m)) if m.contains("instructions")),
+    );
+    // A session asking for a newer voice gets the configured one from tts-1 (the fake,
+    // like OpenAI, answers 400 to anything else).
+    let tts = with("tts-1", "alloy", "").expect("a supported configuration");
+    let (result, chunks) = speak(&tts, "marin").await;
+    result.expect("spoken");
+    assert!(!chunks.is_empty());
+    assert_eq!(fake.requests()[0].json["voice"], "alloy");
+    // gpt-4o-mini-tts takes it.
+    let tts = with("gpt-4o-mini-tts", "alloy", "Calm.").expect("client");
+    speak(&tts, "marin").await.0.expect("spoken");
+    assert_eq!(fake.requests()[1].json["voice"], "marin");
+    assert_eq!(fake.requests()[1].json["instructions"], "Calm.");
+}

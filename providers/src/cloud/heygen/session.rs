@@ -17,12 +17,21 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::super::ws::{self, Socket};
-use super::{HeyGenConfig, Lease, SAMPLE_RATE, STOP_CLOSED, STOP_FAILED, session_state};
+use super::{
+    HeyGenConfig, Lease, SAMPLE_RATE, STOP_CLOSED, STOP_FAILED, server_error, session_state,
+};
 
 /// What the handle sends the socket task.
 enum Command {
-    Speak { generation: u64, audio: String },
-    SpeakEnd { generation: u64, event_id: String },
+    Speak {
+        generation: u64,
+        event_id: String,
+        audio: String,
+    },
+    SpeakEnd {
+        generation: u64,
+        event_id: String,
+    },
 }
 
 impl Command {
@@ -34,7 +43,9 @@ impl Command {
 
     fn into_message(self) -> Message {
         let value = match self {
-            Command::Speak { audio, .. } => json!({"type": "agent.speak", "audio": audio}),
+            Command::Speak {
+                audio, event_id, ..
+            } => json!({"type": "agent.speak", "audio": audio, "event_id": event_id}),
             Command::SpeakEnd { event_id, .. } => {
                 json!({"type": "agent.speak_end", "event_id": event_id})
             }
@@ -213,30 +224,37 @@ impl HeyGenSession {
         self.interrupts.generation.load(Ordering::SeqCst)
     }
 
-    fn speak_piece(&self, piece: &[i16]) -> Result<(), ProviderError> {
+    fn speak_piece(&self, event_id: &str, piece: &[i16]) -> Result<(), ProviderError> {
         let audio = base64::engine::general_purpose::STANDARD.encode(pcm16_to_le_bytes(piece));
         self.send(Command::Speak {
             generation: self.generation(),
+            event_id: event_id.to_owned(),
             audio,
         })
     }
 
-    /// Audio of the response being spoken (PCM16 mono at `sample_rate`), sent in pieces
-    /// of `chunk_ms` as they fill.
-    pub fn speak(&mut self, samples: &[i16], sample_rate: u32) -> Result<(), ProviderError> {
+    /// Audio of response `event_id` (PCM16 mono at `sample_rate`), sent in pieces of
+    /// `chunk_ms` as they fill, each carrying `event_id`: LiveAvatar plays the pieces of
+    /// one id as one speaking event.
+    pub fn speak(
+        &mut self,
+        event_id: &str,
+        samples: &[i16],
+        sample_rate: u32,
+    ) -> Result<(), ProviderError> {
         if let Some(error) = self.failure() {
             return Err(error);
         }
         for piece in self.chunker.push(samples, sample_rate) {
-            self.speak_piece(&piece)?;
+            self.speak_piece(event_id, &piece)?;
         }
         Ok(())
     }
 
-    /// The response's audio is complete: sends the rest and `agent.speak_end`.
+    /// Response `event_id`'s audio is complete: sends the rest and `agent.speak_end`.
     pub fn speak_end(&mut self, event_id: &str) -> Result<(), ProviderError> {
         if let Some(rest) = self.chunker.finish() {
-            self.speak_piece(&rest)?;
+            self.speak_piece(event_id, &rest)?;
         }
         self.send(Command::SpeakEnd {
             generation: self.generation(),
@@ -302,11 +320,11 @@ impl RemoteAvatar for HeyGenSession {
 
     fn audio(
         &mut self,
-        _response_id: &str,
+        response_id: &str,
         samples: &[i16],
         sample_rate: u32,
     ) -> Result<(), ProviderError> {
-        self.speak(samples, sample_rate)
+        self.speak(response_id, samples, sample_rate)
     }
 
     fn end_of_response(&mut self, response_id: &str) -> Result<(), ProviderError> {
@@ -418,6 +436,11 @@ impl Driver {
                             return Err(ws::close_failure(&provider, frame.as_ref()).error);
                         }
                         Some(Ok(Message::Text(text))) => {
+                            // LiveAvatar refused something: the avatar is silent from here,
+                            // so the session fails (the built-in avatar takes over).
+                            if let Some(error) = server_error(&provider, &text) {
+                                return Err(error);
+                            }
                             if let Some("closed" | "closing") = session_state(&text).as_deref() {
                                 return Err(ProviderError::Unavailable(format!(
                                     "{provider}: the session was closed by LiveAvatar"

@@ -40,9 +40,13 @@ pub enum Mode {
     /// Close with this code after the first audio.
     CloseWith { code: u16, reason: &'static str },
     /// Live endpointing as Deepgram does it: `SpeechStarted` when loud audio begins,
-    /// interim results while it goes on, and after `endpointing` ms (the query's) of
-    /// quiet the final results, the last with `speech_final`; `UtteranceEnd` after
-    /// `utterance_end_ms` more. (Text is scripted: FINAL_1 + FINAL_2.)
+    /// interim results while it goes on, the words so far as a final (no
+    /// `speech_final`) at a 200 ms pause, and after `endpointing` ms (the query's) of
+    /// quiet the rest, with `speech_final`; `UtteranceEnd` after `utterance_end_ms` more.
+    /// Nothing at all while it hears only silence (Deepgram documents no message then),
+    /// and `Finalize` is answered only while words are not finalised yet ("not
+    /// guaranteed if there is no significant amount of audio data to process").
+    /// (Text is scripted: FINAL_1 + FINAL_2.)
     Endpointing,
 }
 
@@ -187,6 +191,8 @@ struct Endpoints {
     quiet_ms: usize,
     in_speech: bool,
     interim_sent: bool,
+    /// FINAL_1 went out as a final at a pause.
+    first_final_sent: bool,
     awaiting_utterance_end: bool,
     /// Audio since the last message sent: Deepgram answers every stretch of audio it
     /// transcribed (an empty final for silence), about twice a second.
@@ -228,13 +234,18 @@ impl Endpoints {
         } else {
             self.quiet_ms += ms;
             if self.in_speech && self.quiet_ms >= endpointing {
+                if !self.first_final_sent {
+                    out.push(results(FINAL_1, true, false, false));
+                }
                 *self = Self {
                     awaiting_utterance_end: true,
                     quiet_ms: self.quiet_ms,
                     ..Self::default()
                 };
-                out.push(results(FINAL_1, true, false, false));
                 out.push(results(FINAL_2, true, true, false));
+            } else if self.in_speech && !self.first_final_sent && self.quiet_ms >= 200 {
+                self.first_final_sent = true;
+                out.push(results(FINAL_1, true, false, false));
             } else if self.awaiting_utterance_end && self.quiet_ms >= endpointing + utterance_end {
                 self.awaiting_utterance_end = false;
                 out.push(Message::Text(
@@ -242,8 +253,6 @@ impl Endpoints {
                         .to_string()
                         .into(),
                 ));
-            } else if self.unanswered_ms >= 500 {
-                out.push(results("", true, false, false));
             }
         }
         if !out.is_empty() {
@@ -251,11 +260,33 @@ impl Endpoints {
         }
         out
     }
+
+    /// The answer to `Finalize`: the words not finalised yet, the last `from_finalize`
+    /// (and, as in Deepgram's own logs, not `speech_final`); nothing when every word
+    /// is final already.
+    fn finalize(&mut self) -> Vec<Message> {
+        // The pause's final covered every word heard (the rest comes only with speech).
+        if !self.in_speech || self.first_final_sent {
+            return Vec::new();
+        }
+        let out = vec![
+            results(FINAL_1, true, false, false),
+            results(FINAL_2, true, false, true),
+        ];
+        *self = Self {
+            awaiting_utterance_end: true,
+            quiet_ms: self.quiet_ms,
+            ..Self::default()
+        };
+        out
+    }
 }
 
 async fn run(mut socket: WebSocket, mode: Mode, rate: usize, conn: Arc<Mutex<Conn>>) {
     let mut interim_sent = false;
     let mut started = false;
+    // Audio that no final result covers yet: what a `Finalize` has to answer for.
+    let mut unfinalized = false;
     let mut endpoints = Endpoints::default();
     let query = conn.lock().expect("lock").query.clone();
     while let Some(Ok(message)) = socket.recv().await {
@@ -288,6 +319,7 @@ async fn run(mut socket: WebSocket, mode: Mode, rate: usize, conn: Arc<Mutex<Con
                     }
                     _ => {}
                 }
+                unfinalized = true;
                 if !started {
                     started = true;
                     replies.push(Message::Text(
@@ -315,9 +347,15 @@ async fn run(mut socket: WebSocket, mode: Mode, rate: usize, conn: Arc<Mutex<Con
                     continue;
                 }
                 match kind.as_str() {
-                    "Finalize" => {
+                    "Finalize" if matches!(mode, Mode::Endpointing) => {
+                        replies.extend(endpoints.finalize());
+                    }
+                    // Answered only when there is audio to finalise; the answer carries
+                    // `from_finalize` but not `speech_final` (Deepgram's logs).
+                    "Finalize" if unfinalized => {
+                        unfinalized = false;
                         replies.push(results(FINAL_1, true, false, false));
-                        replies.push(results(FINAL_2, true, true, true));
+                        replies.push(results(FINAL_2, true, false, true));
                         replies.push(Message::Text(
                             json!({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": 1.9}).to_string().into(),
                         ));

@@ -5,6 +5,14 @@
 //! "alignment": {"chars", "charStartTimesMs", "charsDurationsMs"}}` per chunk (times
 //! relative to the chunk), then `{"audio": null, "isFinal": true}`, and closes. Errors are
 //! `{"message", "error", "code"}` followed by a 1008 close.
+//!
+//! As the real service does (elevenlabs.io/docs/api-reference/websocket; help centre
+//! "How can I keep the WebSocket open?"): alignments whose durations do not add up to
+//! their audio (the second chunk's run 10 % short, the third's 30 % long), a last audio
+//! message without alignment (trailing silence); a first message other than `" "` is
+//! refused with an error and a 1008 close; a socket that gets no text for its
+//! `inactivity_timeout` (the query's, in seconds; 20 by default) is closed the same way
+//! with `input_timeout_exceeded`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,6 +34,11 @@ pub const KEY: &str = "xi-test-key";
 pub const MS_PER_CHAR: usize = 10;
 /// Audio messages per sentence.
 pub const CHUNKS: usize = 3;
+/// How far each audio chunk's alignment is stretched (durations that do not add up to the
+/// audio, as ElevenLabs' do).
+pub const ALIGNMENT_STRETCH: [f64; CHUNKS] = [1.0, 0.9, 1.3];
+/// Trailing silence sent without alignment after the sentence, ms.
+pub const TRAILING_SILENCE_MS: usize = 40;
 
 #[derive(Clone, Debug)]
 pub enum Mode {
@@ -192,23 +205,66 @@ fn audio_messages(sentence: &str, rate: usize) -> Vec<Message> {
             .iter()
             .flat_map(|s| s.to_le_bytes())
             .collect();
+        let stretch = ALIGNMENT_STRETCH[n % CHUNKS];
+        let ms = |i: usize| ((i * MS_PER_CHAR) as f64 * stretch).round() as usize;
         out.push(text(json!({
             "audio": base64::engine::general_purpose::STANDARD.encode(pcm),
             "isFinal": null,
             "normalizedAlignment": null,
             "alignment": {
                 "chars": part.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-                "charStartTimesMs": (0..part.len()).map(|i| i * MS_PER_CHAR).collect::<Vec<_>>(),
-                "charsDurationsMs": vec![MS_PER_CHAR; part.len()],
+                "charStartTimesMs": (0..part.len()).map(ms).collect::<Vec<_>>(),
+                "charsDurationsMs": (0..part.len()).map(|i| ms(i + 1) - ms(i)).collect::<Vec<_>>(),
             },
         })));
     }
+    let silence = vec![0u8; rate * TRAILING_SILENCE_MS / 1000 * 2];
+    out.push(text(json!({
+        "audio": base64::engine::general_purpose::STANDARD.encode(silence),
+        "isFinal": null,
+        "normalizedAlignment": null,
+        "alignment": null,
+    })));
     out
+}
+
+/// The vendor's error message and 1008 close.
+async fn refuse_in_band(socket: &mut WebSocket, error: &str, message: &str) {
+    let _ = socket
+        .send(text(
+            json!({"message": message, "error": error, "code": 1008}),
+        ))
+        .await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: 1008,
+            reason: error.to_owned().into(),
+        })))
+        .await;
 }
 
 async fn run(mut socket: WebSocket, mode: Mode, rate: usize, conn: Arc<Mutex<Conn>>) {
     let mut spoke = false;
-    while let Some(Ok(message)) = socket.recv().await {
+    let inactivity = std::time::Duration::from_secs(
+        conn.lock()
+            .expect("lock")
+            .query
+            .get("inactivity_timeout")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(20),
+    );
+    loop {
+        let Ok(next) = tokio::time::timeout(inactivity, socket.recv()).await else {
+            let message = format!(
+                "Have not received a new text input within the timeout of {} seconds",
+                inactivity.as_secs()
+            );
+            refuse_in_band(&mut socket, "input_timeout_exceeded", &message).await;
+            return;
+        };
+        let Some(Ok(message)) = next else {
+            return;
+        };
         let Message::Text(raw) = message else {
             if matches!(message, Message::Close(_)) {
                 return;
@@ -216,24 +272,27 @@ async fn run(mut socket: WebSocket, mode: Mode, rate: usize, conn: Arc<Mutex<Con
             continue;
         };
         let value: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
-        conn.lock().expect("lock").messages.push(value.clone());
+        let first = {
+            let mut conn = conn.lock().expect("lock");
+            conn.messages.push(value.clone());
+            conn.messages.len() == 1
+        };
+        if first && value["text"] != " " && !matches!(mode, Mode::Silent) {
+            refuse_in_band(
+                &mut socket,
+                "invalid_request",
+                "The first message must contain a single space as text.",
+            )
+            .await;
+            return;
+        }
         let sentence = value["text"].as_str().unwrap_or_default().to_owned();
         let flush = value["flush"].as_bool().unwrap_or(false);
         let replies: Vec<Message> = match &mode {
             Mode::Silent => continue,
             Mode::Malformed => vec![Message::Text("<html>502 Bad Gateway</html>".into())],
             Mode::Error { error, message } => {
-                let _ = socket
-                    .send(text(
-                        json!({"message": message, "error": error, "code": 1008}),
-                    ))
-                    .await;
-                let _ = socket
-                    .send(Message::Close(Some(CloseFrame {
-                        code: 1008,
-                        reason: (*error).into(),
-                    })))
-                    .await;
+                refuse_in_band(&mut socket, error, message).await;
                 return;
             }
             Mode::SilentAfterFirst if flush && !spoke => {

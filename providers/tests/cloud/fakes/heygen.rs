@@ -4,10 +4,15 @@
 //! `/keep-alive` and `/stop` take `Authorization: Bearer <session_token>`; start answers
 //! `{"data": {"session_id", "livekit_url", "livekit_client_token",
 //! "livekit_agent_token", "ws_url", "max_session_duration"}}`. Errors are HTTP statuses
-//! with `{"code", "message"}`. The command WebSocket (`ws_url`, Bearer checked) sends
-//! `session.state_updated` `connecting` then `connected`, and records `agent.speak`
-//! (base64 PCM16 decoded, samples counted), `agent.speak_end` and `agent.interrupt`; a stop
-//! closes it with `session.state_updated` `closed`.
+//! with `{"code", "message"}`, or a 200 envelope with a code and no `data`. The command
+//! WebSocket is the `ws_url` exactly as handed out: an opaque URL that carries its own
+//! credentials (no header is asked for, as with the real one). It sends
+//! `session.state_updated` `connecting` then `connected`, records `agent.speak` (base64
+//! PCM16 decoded, samples counted, `event_id` kept), `agent.speak_end` and
+//! `agent.interrupt`, answers the first audio of an `event_id` with `agent.speak_started`
+//! and its `agent.speak_end` with `agent.speak_ended` (docs.liveavatar.com, LITE mode
+//! events); it can send a server `error` event. A stop closes it with
+//! `session.state_updated` `closed`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,6 +47,10 @@ pub enum Mode {
     Unresponsive,
     /// After `connected`, the socket is dropped without a close frame.
     Drop,
+    /// The first `agent.speak` is answered with `{"type": "error", "code", "message"}`.
+    ErrorOnSpeak,
+    /// `POST /v1/sessions/start` answers 200 with this code and no `data`.
+    StartWithoutData(i64),
 }
 
 /// One `agent.*` command as the fake received it.
@@ -67,6 +76,10 @@ pub struct Session {
     /// `reason` of every stop call.
     pub stops: Vec<String>,
     pub commands: Vec<Command>,
+    /// The `event_id` of each `agent.speak` (None: none sent).
+    pub speak_event_ids: Vec<Option<String>>,
+    /// The opaque path of `ws_url`.
+    pub ws_path: String,
 }
 
 impl Session {
@@ -149,7 +162,7 @@ impl FakeHeyGen {
             .route("/v1/sessions/start", post(start))
             .route("/v1/sessions/keep-alive", post(keep_alive))
             .route("/v1/sessions/stop", post(stop))
-            .route("/v1/ws/{session_id}", get(socket))
+            .route("/socket/{secret}", get(socket))
             .with_state(state.clone());
         let server = serve(router).await;
         let _ = state.addr.set(server.addr.to_string());
@@ -228,6 +241,7 @@ async fn token(
     let session = Session {
         id: format!("00000000-0000-4000-8000-{n:012}"),
         token: format!("session-token-{n}"),
+        ws_path: format!("ws-secret-{n}-{}", rand_suffix()),
         token_body: body,
         ..Session::default()
     };
@@ -248,6 +262,10 @@ async fn start(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> Respo
     if let Mode::RefuseStart(code) = entry.mode {
         return error(code, "The avatar could not be started");
     }
+    if let Mode::StartWithoutData(code) = entry.mode {
+        return Json(json!({"code": code, "data": null, "message": "Avatar not available"}))
+            .into_response();
+    }
     let mut session = entry.session.lock().expect("lock");
     session.started = true;
     let addr = state.addr.get().expect("address set at start");
@@ -256,7 +274,7 @@ async fn start(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> Respo
         "livekit_url": LIVEKIT_URL,
         "livekit_client_token": format!("livekit-client-{}", session.id),
         "livekit_agent_token": format!("livekit-agent-{}", session.id),
-        "ws_url": format!("ws://{addr}/v1/ws/{}", session.id),
+        "ws_url": format!("ws://{addr}/socket/{}", session.ws_path),
         "max_session_duration": 1200,
     }))
 }
@@ -300,13 +318,21 @@ async fn stop(
 
 async fn socket(
     State(state): State<Arc<FakeState>>,
-    Path(session_id): Path<String>,
-    headers: HeaderMap,
+    Path(secret): Path<String>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let entry = match state.by_token(&headers) {
-        Some(e) if e.session.lock().expect("lock").id == session_id => e,
-        _ => return error(401, "Invalid session token"),
+    let entry = state
+        .sessions
+        .lock()
+        .expect("lock")
+        .iter()
+        .find(|e| {
+            let s = e.session.lock().expect("lock");
+            s.started && s.ws_path == secret
+        })
+        .cloned();
+    let Some(entry) = entry else {
+        return error(401, "Invalid session");
     };
     entry.session.lock().expect("lock").socket_opened = true;
     upgrade.on_upgrade(move |socket| async move {
@@ -321,6 +347,16 @@ fn state_updated(state: &str) -> Message {
             .to_string()
             .into(),
     )
+}
+
+/// A per-process suffix: the path is not guessable from the session number alone.
+fn rand_suffix() -> String {
+    format!("{:x}", std::process::id() ^ 0x5eed)
+}
+
+fn event_id(text: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(text).ok()?;
+    value["event_id"].as_str().map(str::to_owned)
 }
 
 fn command(text: &str) -> Command {
@@ -366,11 +402,43 @@ async fn run(mut socket: WebSocket, entry: &Entry) {
         Mode::Drop => return,
         _ => {}
     }
+    let mut speaking: Option<String> = None;
+    let mut errored = false;
     loop {
         tokio::select! {
             message = socket.recv() => match message {
                 Some(Ok(Message::Text(text))) => {
-                    entry.session.lock().expect("lock").commands.push(command(&text));
+                    let command = command(&text);
+                    let id = event_id(&text);
+                    let mut replies = Vec::new();
+                    match &command {
+                        Command::Speak(_) if matches!(entry.mode, Mode::ErrorOnSpeak) && !errored => {
+                            errored = true;
+                            replies.push(json!({"type": "error", "code": 400, "message": "Invalid audio payload"}));
+                        }
+                        Command::Speak(_) if id.is_some() && speaking != id => {
+                            speaking.clone_from(&id);
+                            replies.push(json!({"type": "agent.speak_started", "event_id": id, "task": {"id": id}}));
+                        }
+                        Command::SpeakEnd(end) if speaking.as_deref() == Some(end.as_str()) => {
+                            speaking = None;
+                            replies.push(json!({"type": "agent.speak_ended", "event_id": end, "task": {"id": end}}));
+                        }
+                        Command::Interrupt => speaking = None,
+                        _ => {}
+                    }
+                    {
+                        let mut session = entry.session.lock().expect("lock");
+                        if matches!(command, Command::Speak(_)) {
+                            session.speak_event_ids.push(id);
+                        }
+                        session.commands.push(command);
+                    }
+                    for reply in replies {
+                        if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                            return;
+                        }
+                    }
                 }
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                 Some(Ok(_)) => {}

@@ -380,9 +380,30 @@ async fn transcriptions(
         .await
 }
 
+/// The voices `tts-1` and `tts-1-hd` have (OpenAI's createSpeech reference: `ballad`,
+/// `verse`, `marin` and `cedar` and `instructions` need `gpt-4o-mini-tts`).
+const LEGACY_VOICES: [&str; 9] = [
+    "alloy", "ash", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer",
+];
+
 async fn speech(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Bytes) -> Response {
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    state.record("/v1/audio/speech", headers, json, HashMap::new());
+    state.record("/v1/audio/speech", headers, json.clone(), HashMap::new());
+    let legacy = json["model"]
+        .as_str()
+        .is_some_and(|m| m == "tts-1" || m.starts_with("tts-1-"));
+    let voice = json["voice"].as_str().unwrap_or_default();
+    if legacy && (!LEGACY_VOICES.contains(&voice) || json.get("instructions").is_some()) {
+        let message = format!(
+            "The voice or instructions are not supported by model {}",
+            json["model"]
+        );
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": {"message": message, "type": "invalid_request_error", "param": "voice", "code": null}})),
+        )
+            .into_response();
+    }
     let reply = state.next();
     state
         .respond(reply, "application/octet-stream", || {
