@@ -250,7 +250,11 @@ async fn json_errors(request: Request, next: Next) -> Response {
         return response;
     }
     let (mut parts, _) = response.into_parts();
-    let body = serde_json::to_vec(&status_body(status)).unwrap_or_default();
+    // A plain struct of strings: serialising it cannot fail, but say so if it ever does.
+    let body = serde_json::to_vec(&status_body(status)).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "error body not serialised");
+        br#"{"error":{"code":"internal","message":"internal error"}}"#.to_vec()
+    });
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

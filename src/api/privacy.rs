@@ -111,7 +111,12 @@ pub async fn erase(
     };
     let mut details = contact.fingerprints();
     details["dealership_scope"] = tenant.filter().map_or("all".into(), Into::into);
-    details["deleted"] = serde_json::to_value(&erased).unwrap_or_default();
+    details["deleted"] = serde_json::json!({
+        "sessions": erased.sessions,
+        "live_sessions_ended": erased.live_sessions_ended,
+        "turns": erased.turns,
+        "lead_emails": erased.lead_emails,
+    });
     let target = details["email_sha256"]
         .as_str()
         .or(details["phone_sha256"].as_str())
