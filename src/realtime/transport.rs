@@ -193,6 +193,12 @@ pub async fn run<S, I, O>(
     I: Incoming,
     O: Outgoing,
 {
+    // Reader and writer may both see the end (a close the outbox asked for): the session
+    // is told once.
+    let session = &EndOnce {
+        session,
+        ended: std::sync::atomic::AtomicBool::new(false),
+    };
     let reader = read_loop(input, session, outbox, limits);
     let writer = write_loop(output, receiver, session, limits.ping_every);
     tokio::pin!(reader, writer);
@@ -212,6 +218,28 @@ pub async fn run<S, I, O>(
             }
         }
         () = &mut writer => {}
+    }
+}
+
+/// A session port that passes on only the first `end`.
+struct EndOnce<'a, S> {
+    session: &'a S,
+    ended: std::sync::atomic::AtomicBool,
+}
+
+impl<S: SessionPort> SessionPort for EndOnce<'_, S> {
+    fn audio(&self, samples: Vec<i16>) {
+        self.session.audio(samples);
+    }
+
+    fn event(&self, event: ClientEvent) {
+        self.session.event(event);
+    }
+
+    fn end(&self, reason: &str, code: u16) {
+        if !self.ended.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.session.end(reason, code);
+        }
     }
 }
 
