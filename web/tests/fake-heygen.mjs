@@ -10,10 +10,12 @@
 //   start → `{"data": {"session_id", "livekit_url", "livekit_client_token",
 //   "livekit_agent_token", "ws_url", "max_session_duration"}}`;
 // - errors: HTTP statuses with `{"code", "message"}`;
-// - the command WebSocket `ws_url` (Bearer checked) sends `session.state_updated`
+// - the command WebSocket is the `ws_url` exactly as handed out — an opaque URL that carries
+//   its own credential (no Authorization header, as LiveAvatar's) — and sends `session.state_updated`
 //   `connecting` then `connected`, and records `agent.speak` (base64 PCM16, samples counted),
 //   `agent.speak_end` and `agent.interrupt`; a stop answers with `closed` and closes it.
 
+import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import { WebSocketServer } from "ws";
 import { accessToken } from "./fake-livekit.mjs";
@@ -21,7 +23,7 @@ import { accessToken } from "./fake-livekit.mjs";
 /**
  * One LiveAvatar session as the fake saw it.
  * @typedef {{
- *   id: string, token: string, avatarId: string, started: boolean, room: string,
+ *   id: string, token: string, wsPath: string, avatarId: string, started: boolean, room: string,
  *   socketOpened: boolean, socketClosed: boolean, keepAlives: number, stops: string[],
  *   speaks: number[], speakEnds: string[], interrupts: number, other: string[],
  *   socket: import("ws").WebSocket | null,
@@ -51,9 +53,9 @@ export class FakeHeyGen {
     server.on("request", (req, res) => void fake.#request(req, res));
     const wss = new WebSocketServer({ noServer: true });
     server.on("upgrade", (req, socket, head) => {
-      const session = fake.#byBearer(req.headers.authorization);
-      const id = new URL(req.url ?? "/", "http://localhost").pathname.match(/^\/v1\/ws\/([^/]+)$/)?.[1];
-      if (!session || session.id !== id) {
+      const path = new URL(req.url ?? "/", "http://localhost").pathname.match(/^\/socket\/([^/]+)$/)?.[1];
+      const session = fake.sessions.find((s) => s.wsPath === path) ?? null;
+      if (!session) {
         socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"code":401,"message":"Invalid session token"}');
         return;
       }
@@ -134,6 +136,7 @@ export class FakeHeyGen {
         const session = {
           id: `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`,
           token: `session-token-${n}`,
+          wsPath: randomUUID(),
           avatarId: body.avatar_id,
           started: false,
           room: `liveavatar-${n}`,
@@ -162,7 +165,7 @@ export class FakeHeyGen {
           livekit_url: livekit.url,
           livekit_client_token: accessToken({ apiKey: livekit.apiKey, secret: livekit.secret, room: session.room, identity: "customer" }),
           livekit_agent_token: accessToken({ apiKey: livekit.apiKey, secret: livekit.secret, room: session.room, identity: "agent" }),
-          ws_url: `ws://127.0.0.1:${port}/v1/ws/${session.id}`,
+          ws_url: `ws://127.0.0.1:${port}/socket/${session.wsPath}`,
           max_session_duration: 1200,
         });
       }
