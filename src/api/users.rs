@@ -417,6 +417,14 @@ pub async fn update(
     if req.disabled == Some(true) && id == principal.user_id {
         return Err(ApiError::Forbidden);
     }
+    // One's own password changes only with the current one (PATCH /v1/me): a stolen
+    // access token must not be enough to take the account over for good.
+    if req.password.is_some() && id == principal.user_id {
+        return Err(ApiError::Denied {
+            code: "own_password",
+            message: "change your own password with PATCH /v1/me, giving the current one",
+        });
+    }
     // Whoever knows a password they chose can sign in as that admin: between peers, the
     // owner chooses it, from an emailed link.
     let target_is_admin = existing.role != Role::User.as_str();

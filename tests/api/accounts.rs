@@ -609,6 +609,44 @@ async fn deleting_a_user_or_changing_their_password_closes_their_conversations()
 }
 
 #[tokio::test]
+async fn an_admin_changes_their_own_password_only_with_the_current_one() {
+    let app = spawn_app().await;
+    let root = app.admin().await;
+    let d = app.create_dealership(&root.access, "Alpha Autos").await;
+    let boss_id = app
+        .create_user(
+            &root.access,
+            "boss@alpha.test",
+            "dealership_admin",
+            Some(&d),
+        )
+        .await;
+    let boss = app.login("boss@alpha.test", PASSWORD).await;
+    // An access token alone (a stolen one, say) cannot set a new password.
+    let resp = app
+        .patch(
+            &format!("/v1/users/{boss_id}"),
+            Some(&boss.access),
+            json!({"password": "taken over for good"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 403);
+    let body = json_body(resp).await;
+    assert_eq!(body["error"]["code"], "own_password", "{body}");
+    app.login("boss@alpha.test", PASSWORD).await;
+    // With the current one, through /v1/me, it can.
+    let resp = app
+        .patch(
+            "/v1/me",
+            Some(&boss.access),
+            json!({"current_password": PASSWORD, "new_password": "a brand new secret"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    app.login("boss@alpha.test", "a brand new secret").await;
+}
+
+#[tokio::test]
 async fn a_dealership_admin_cannot_set_a_peer_admins_password_but_can_email_them_a_reset_link() {
     let app = spawn_app_with(fast_mail).await;
     let root = app.admin().await;
