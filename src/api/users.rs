@@ -384,7 +384,7 @@ pub async fn get(
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = UpdateUser,
     responses((status = 200, body = UserOut),
-              (status = 403, body = ErrorBody, description = "forbidden, or peer_admin_password: a dealership_admin setting another admin's password"),
+              (status = 403, body = ErrorBody, description = "forbidden; peer_admin_password: a dealership_admin setting another admin's password; own_password: your own password (use PATCH /v1/me)"),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(actor = %principal.user_id, target = %id))]
 pub async fn update(
