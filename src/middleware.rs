@@ -155,15 +155,19 @@ fn too_many(state: &AppState, bucket: &Bucket, wait: Duration) -> Response {
     .into_response()
 }
 
-/// The address a client is counted by: itself for IPv4, its /64 for IPv6 (one host
-/// usually holds a whole /64, so single IPv6 addresses are free to rotate).
-fn network(ip: IpAddr) -> IpAddr {
+/// The address a client is counted by: itself for IPv4 (also when a dual-stack socket
+/// shows it IPv4-mapped), its /64 for IPv6 (one host usually holds a whole /64, so single
+/// IPv6 addresses are free to rotate).
+pub(crate) fn network(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => {
-            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(prefix.into())
-        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+        },
     }
 }
 
@@ -183,7 +187,8 @@ pub async fn limit_password_reset_confirm(state: &AppState, ip: IpAddr) -> Resul
     })
 }
 
-fn retry_after(wait: Duration) -> u64 {
+/// `Retry-After` seconds for a wait: rounded up, so a client never retries too early.
+pub(crate) fn retry_after(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
@@ -414,5 +419,7 @@ mod tests {
         assert_ne!(network(a), network(other));
         let v4: IpAddr = [10, 0, 0, 7].into();
         assert_eq!(network(v4), v4);
+        let mapped: IpAddr = "::ffff:10.0.0.7".parse().expect("ip");
+        assert_eq!(network(mapped), "10.0.0.7".parse::<IpAddr>().expect("ip"));
     }
 }

@@ -18,6 +18,7 @@ use crate::cluster::rate::Verdict;
 use crate::db::dealerships::Dealership;
 use crate::db::usage;
 use crate::limits::{DealershipLimits, LimitSettings};
+use crate::middleware::{network, retry_after};
 use crate::startup::AppState;
 
 /// A concurrent-session slot: which dealership's pool, and the session holding it.
@@ -41,22 +42,6 @@ pub struct Quotas {
 impl std::fmt::Debug for Quotas {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Quotas").finish_non_exhaustive()
-    }
-}
-
-/// The part of an address one client controls: an IPv4 address, or the /64 of an IPv6
-/// one (a subscriber is usually given a whole /64, so counting single addresses would
-/// let one client count as billions).
-pub fn client_bucket(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
     }
 }
 
@@ -143,7 +128,7 @@ pub async fn admit(
     };
     // How fast one client starts sessions.
     let per_minute = limits.sessions_per_minute_per_ip.max(1);
-    let key = format!("{}:{}", dealership.id, client_bucket(ip));
+    let key = format!("{}:{}", dealership.id, network(ip));
     let verdict = match state
         .cluster
         .check_rate("session_start", &key, per_minute, per_minute)
@@ -156,17 +141,12 @@ pub async fn admit(
     if let Err(wait) = verdict {
         refused("session_start");
         return Err(ApiError::TooManyRequests {
-            retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            retry_after: retry_after(wait),
         });
     }
-    // The monthly caps.
-    if limits.monthly_turns > 0 || limits.monthly_audio_minutes > 0 {
-        let month = usage::month_start(state.clock.now());
-        let (turns, audio_seconds) = usage::since(&state.db, &dealership.id, &month).await?;
-        if over_cap(&limits, turns, audio_seconds) {
-            refused("usage_cap");
-            return Err(ApiError::UsageCapReached);
-        }
+    if over_cap(state, &dealership.id, &limits).await? {
+        refused("usage_cap");
+        return Err(ApiError::UsageCapReached);
     }
     // How many at once.
     let (limit, pool) = if anonymous {
@@ -201,23 +181,31 @@ conversations. Please try again later, or contact the dealership directly.";
 /// True when the dealership has reached one of its monthly caps (`false` when it has
 /// none, or the database cannot tell: a session is not refused for an outage).
 pub async fn cap_reached(state: &AppState, dealership_id: &str, limits: &LimitSettings) -> bool {
-    if limits.monthly_turns == 0 && limits.monthly_audio_minutes == 0 {
-        return false;
-    }
-    let month = usage::month_start(state.clock.now());
-    match usage::since(&state.db, dealership_id, &month).await {
-        Ok((turns, audio_seconds)) => over_cap(limits, turns, audio_seconds),
-        Err(e) => {
+    over_cap(state, dealership_id, limits)
+        .await
+        .unwrap_or_else(|e| {
             tracing::warn!(error = %e, "monthly usage unknown; the session goes ahead");
             false
-        }
-    }
+        })
 }
 
-fn over_cap(limits: &LimitSettings, turns: i64, audio_seconds: f64) -> bool {
-    (limits.monthly_turns > 0 && turns.max(0) as u64 >= limits.monthly_turns)
-        || (limits.monthly_audio_minutes > 0
-            && audio_seconds / 60.0 >= limits.monthly_audio_minutes as f64)
+/// Whether this month's usage (UTC) reached one of the dealership's monthly caps; no
+/// query when it has none.
+async fn over_cap(
+    state: &AppState,
+    dealership_id: &str,
+    limits: &LimitSettings,
+) -> Result<bool, sqlx::Error> {
+    if limits.monthly_turns == 0 && limits.monthly_audio_minutes == 0 {
+        return Ok(false);
+    }
+    let month = usage::month_start(state.clock.now());
+    let (turns, audio_seconds) = usage::since(&state.db, dealership_id, &month).await?;
+    Ok(
+        (limits.monthly_turns > 0 && turns.max(0) as u64 >= limits.monthly_turns)
+            || (limits.monthly_audio_minutes > 0
+                && audio_seconds / 60.0 >= limits.monthly_audio_minutes as f64),
+    )
 }
 
 /// The session of `slot` runs: it holds the slot until [`release`].
@@ -256,23 +244,6 @@ pub async fn release(state: &AppState, slot: &Slot) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ipv6_clients_are_counted_by_their_64() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("address");
-        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().expect("address");
-        let c: IpAddr = "2001:db8:1:3::1".parse().expect("address");
-        assert_eq!(client_bucket(a), client_bucket(b));
-        assert_ne!(client_bucket(a), client_bucket(c));
-        assert_eq!(
-            client_bucket("::ffff:10.0.0.7".parse().expect("address")),
-            "10.0.0.7"
-        );
-        assert_eq!(
-            client_bucket("10.0.0.7".parse().expect("address")),
-            "10.0.0.7"
-        );
-    }
 
     #[test]
     fn a_pool_refuses_past_its_limit_until_a_session_leaves() {
