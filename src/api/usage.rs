@@ -136,6 +136,12 @@ pub async fn report(
     let scope = principal.list_scope(q.dealership_id.as_deref());
     let rows = usage::daily(&state.db, scope, &from, &to).await?;
     let month = usage::month_start(now);
+    let this_month: std::collections::HashMap<String, (i64, f64)> =
+        usage::since_by_dealership(&state.db, scope, &month)
+            .await?
+            .into_iter()
+            .map(|(id, turns, seconds)| (id, (turns, seconds)))
+            .collect();
     let mut out = Vec::new();
     for d in dealerships::list(&state.db, scope).await? {
         let limits = quota::limits_of(&state, &d);
@@ -151,7 +157,7 @@ pub async fn report(
                 totals: day,
             });
         }
-        let (month_turns, month_audio_seconds) = usage::since(&state.db, &d.id, &month).await?;
+        let (month_turns, month_audio_seconds) = this_month.get(&d.id).copied().unwrap_or_default();
         out.push(DealershipUsage {
             dealership_id: d.id,
             name: d.name,

@@ -129,6 +129,27 @@ pub async fn daily(
     })
 }
 
+/// Turns and seconds of customer audio since `from` (`YYYY-MM-DD`) of every dealership the
+/// tenant may see that used any: `(dealership, turns, seconds)`.
+pub async fn since_by_dealership(
+    db: &Db,
+    tenant: Tenant<'_>,
+    from: &str,
+) -> Result<Vec<(String, i64, f64)>, sqlx::Error> {
+    on_pool!(db, |pool| {
+        sqlx::query_as::<_, (String, i64, f64)>(
+            "SELECT dealership_id, CAST(COALESCE(SUM(turns), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(audio_in_seconds), 0) AS DOUBLE PRECISION) \
+             FROM usage_daily WHERE ($1 IS NULL OR dealership_id = $1) AND day >= $2 \
+             GROUP BY dealership_id",
+        )
+        .bind(tenant.filter())
+        .bind(from)
+        .fetch_all(pool)
+        .await
+    })
+}
+
 /// Turns and seconds of customer audio of one dealership since `from` (`YYYY-MM-DD`).
 pub async fn since(db: &Db, dealership_id: &str, from: &str) -> Result<(i64, f64), sqlx::Error> {
     on_pool!(db, |pool| {
