@@ -25,7 +25,7 @@ use super::{
         dealerships::list, dealerships::create, dealerships::get, dealerships::update,
         dealerships::delete, dealerships::rotate_embed_key,
         audit::list, sessions::list, sessions::get, sessions::delete,
-        crate::realtime::routes::create, crate::realtime::routes::upgrade, crate::realtime::routes::webrtc,
+        crate::api::realtime::create, crate::api::realtime::upgrade, crate::api::realtime::webrtc,
         caches::stats, caches::clear, knowledge_gaps::list, privacy::erase, usage::report,
         documents::upload, documents::list, documents::get, documents::content,
         documents::delete, documents::reindex, documents::reindex_all,

@@ -14,6 +14,7 @@ pub mod knowledge_gaps;
 pub mod ops;
 pub mod password_reset;
 pub mod privacy;
+pub mod realtime;
 pub mod sessions;
 pub mod usage;
 pub mod users;
@@ -61,12 +62,12 @@ pub fn router(web_dir: &std::path::Path) -> Router<AppState> {
         .route("/audit-log", get(audit::list))
         .route(
             "/sessions",
-            get(sessions::list).post(crate::realtime::routes::create),
+            get(sessions::list).post(realtime::create),
         )
-        .route("/sessions/{id}/ws", get(crate::realtime::routes::upgrade))
+        .route("/sessions/{id}/ws", get(realtime::upgrade))
         .route(
             "/sessions/{id}/webrtc",
-            post(crate::realtime::routes::webrtc),
+            post(realtime::webrtc),
         )
         .route(
             "/sessions/{id}",

@@ -6,7 +6,6 @@
 pub mod cloud;
 pub mod leads;
 pub mod quota;
-pub mod routes;
 pub mod sink;
 pub mod socket;
 pub mod tickets;

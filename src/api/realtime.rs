@@ -15,11 +15,11 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::quota;
-use super::socket;
-use super::tickets::Grant;
-use super::transport::{self, Limits};
-use super::webrtc::{IceServer, NegotiationError, SessionDescription};
+use crate::realtime::quota;
+use crate::realtime::socket;
+use crate::realtime::tickets::Grant;
+use crate::realtime::transport::{self, Limits};
+use crate::realtime::webrtc::{IceServer, NegotiationError, SessionDescription};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{ClientIp, Json};
 use crate::auth::Role;
@@ -206,7 +206,7 @@ fn avatar_settings(json: &str, default_provider: &str) -> AvatarSettings {
 /// client reaches next can redeem it; kept on this node otherwise (or while Redis is down).
 async fn issue_ticket(state: &AppState, grant: Grant) -> String {
     let tickets = &state.realtime.tickets;
-    let ticket = super::tickets::new_ticket();
+    let ticket = crate::realtime::tickets::new_ticket();
     match state
         .cluster
         .put_ticket(&ticket, &grant, tickets.ttl())
@@ -281,7 +281,7 @@ async fn start_session(
     );
     // WebRTC carries Opus at 48 kHz; the session resamples for the models.
     let (input_sample_rate, output_sample_rate, fixed_sample_rates) = match transport {
-        "webrtc" => (super::webrtc::SAMPLE_RATE, super::webrtc::SAMPLE_RATE, true),
+        "webrtc" => (crate::realtime::webrtc::SAMPLE_RATE, crate::realtime::webrtc::SAMPLE_RATE, true),
         _ => (cfg.input_sample_rate, cfg.output_sample_rate, false),
     };
     let limits = &grant.limits;
@@ -432,7 +432,7 @@ pub async fn webrtc(
         };
     let limits = limits(&state);
     tokio::spawn(async move {
-        super::webrtc::run(transport, peer, session, outbox_tx, outbox_rx, limits).await;
+        crate::realtime::webrtc::run(transport, peer, session, outbox_tx, outbox_rx, limits).await;
         after_transport(state, slot).await;
     });
     Ok((StatusCode::CREATED, Json(answer)))
