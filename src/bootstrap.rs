@@ -1,6 +1,7 @@
 //! First run: on an empty database, create the demo dealership and a super_admin.
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{Role, password};
 use crate::db::dealerships::{self, NewDealership};
@@ -65,4 +66,37 @@ pub async fn run(db: &Db, settings: &Settings, now: i64) -> anyhow::Result<Optio
         generated_password: generated.then_some(plain),
         dealership_id: dealership.id,
     }))
+}
+
+/// `[bootstrap]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BootstrapSettings {
+    /// Name of the demo dealership created on an empty database.
+    pub dealership_name: String,
+    /// Email of the first super_admin.
+    pub admin_email: String,
+    /// Password of the first super_admin; from the environment only.
+    #[serde(skip_serializing)]
+    pub admin_password: Option<SecretString>,
+}
+
+impl Default for BootstrapSettings {
+    fn default() -> Self {
+        Self {
+            dealership_name: "Demo Motors".into(),
+            admin_email: "admin@adam.local".into(),
+            admin_password: None,
+        }
+    }
+}
+
+impl BootstrapSettings {
+    /// Checks values that parse but cannot work: `(dotted key, problem)`.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.admin_email.trim().is_empty() || !self.admin_email.contains('@') {
+            return Err(("bootstrap.admin_email", "must be an email address".into()));
+        }
+        Ok(())
+    }
 }

@@ -295,16 +295,16 @@ impl Bench {
         let clock = Clock::system();
         let registry = prometheus::Registry::new();
         // Its outbox worker never runs: an evaluation sends no email.
-        let mailer = crate::email::Mailer::new(&settings, db.clone(), clock.clone(), &registry)?;
-        let realtime = Realtime::start(
-            &settings,
+        let mailer = crate::email::Mailer::new(
+            &settings.email,
+            &crate::email::Site::of(&settings),
             db.clone(),
             clock.clone(),
-            mailer,
             &registry,
-            None,
-        )
-        .await?;
+        )?;
+        let realtime =
+            crate::startup::start_realtime(&settings, &db, &clock, &mailer, &registry, None)
+                .await?;
         Ok(Self {
             settings,
             db,

@@ -47,5 +47,6 @@ pub mod realtime;
 pub mod reporting;
 pub mod settings;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod traces;

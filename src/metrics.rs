@@ -1,9 +1,13 @@
 //! Prometheus metrics. [`Metrics`] owns its registry (no globals), so parallel tests
 //! and several apps in one process never collide; later subsystems add their own series.
 
+use std::net::SocketAddr;
+
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 
 /// Every series Adam exports.
 #[derive(Clone, Debug)]
@@ -136,4 +140,34 @@ fn resident_bytes() -> Option<i64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: i64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
+}
+
+/// `[metrics]`: `/metrics` on its own listener (kept off the public one) and/or behind a
+/// bearer token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Address of a listener serving only `GET /metrics` (port 0 picks a free one); the
+    /// main listener then answers 404 for `/metrics`. Unset: `/metrics` is served by the
+    /// main listener (loopback-only by default).
+    pub listen: Option<SocketAddr>,
+    /// Bearer token `/metrics` requires wherever it is served, from
+    /// `ADAM__METRICS__TOKEN` only (refused in the file); unset: no token.
+    #[serde(skip)]
+    pub token: Option<SecretString>,
+}
+
+impl MetricsSettings {
+    /// Checks values that parse but cannot work: `(dotted key, problem)`.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if let Some(token) = &self.token
+            && token.expose_secret().len() < 16
+        {
+            return Err((
+                "metrics.token",
+                "must be at least 16 bytes (use e.g. `openssl rand -hex 16`)".into(),
+            ));
+        }
+        Ok(())
+    }
 }

@@ -15,6 +15,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -28,8 +29,8 @@ use crate::api::extract::client_ip;
 use crate::auth::principal::bearer;
 use crate::auth::tokens::TokenUse;
 use crate::cluster::rate::Verdict;
-use crate::settings::{HttpSettings, RateLimitSettings};
-use crate::startup::AppState;
+use crate::settings::HttpSettings;
+use crate::state::AppState;
 
 /// CSP for API responses: nothing may load, nothing may frame it.
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
@@ -421,5 +422,62 @@ mod tests {
         assert_eq!(network(v4), v4);
         let mapped: IpAddr = "::ffff:10.0.0.7".parse().expect("ip");
         assert_eq!(network(mapped), "10.0.0.7".parse::<IpAddr>().expect("ip"));
+    }
+}
+
+/// `[rate_limit]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Sustained requests per minute per client IP.
+    pub per_ip_per_minute: u32,
+    /// Burst per client IP.
+    pub per_ip_burst: u32,
+    /// Sustained requests per minute per authenticated user.
+    pub per_user_per_minute: u32,
+    /// Burst per authenticated user.
+    pub per_user_burst: u32,
+    /// Sustained `POST /v1/auth/password-reset/confirm` per minute per client IP (IPv6 per
+    /// /64), on top of the per-IP limit: the route needs no account and may hash a password.
+    pub password_reset_confirm_per_minute: u32,
+    /// Burst of `password_reset_confirm_per_minute`.
+    pub password_reset_confirm_burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            per_ip_per_minute: 600,
+            per_ip_burst: 120,
+            per_user_per_minute: 300,
+            per_user_burst: 60,
+            password_reset_confirm_per_minute: 10,
+            password_reset_confirm_burst: 10,
+        }
+    }
+}
+
+impl RateLimitSettings {
+    /// Checks values that parse but cannot work: `(dotted key, problem)`.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        for (key, value) in [
+            ("rate_limit.per_ip_per_minute", self.per_ip_per_minute),
+            ("rate_limit.per_ip_burst", self.per_ip_burst),
+            ("rate_limit.per_user_per_minute", self.per_user_per_minute),
+            ("rate_limit.per_user_burst", self.per_user_burst),
+            (
+                "rate_limit.password_reset_confirm_per_minute",
+                self.password_reset_confirm_per_minute,
+            ),
+            (
+                "rate_limit.password_reset_confirm_burst",
+                self.password_reset_confirm_burst,
+            ),
+        ] {
+            if value == 0 {
+                return Err((key, "must be at least 1".into()));
+            }
+        }
+        Ok(())
     }
 }

@@ -37,6 +37,30 @@ impl Default for PrivacySettings {
 }
 
 impl PrivacySettings {
+    /// Checks values that parse but cannot work: `(dotted key, problem)`.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let notice = self.recording_notice.trim();
+        if notice.is_empty() || notice.chars().count() > 500 {
+            return Err((
+                "privacy.recording_notice",
+                "must be 1 to 500 characters".into(),
+            ));
+        }
+        if self.retention_days > 36_500 {
+            return Err((
+                "privacy.retention_days",
+                "must be between 0 (keep forever) and 36500".into(),
+            ));
+        }
+        if !(1..=604_800).contains(&self.retention_interval_secs) {
+            return Err((
+                "privacy.retention_interval_secs",
+                "must be between 1 and 604800 (a week)".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Days `dealership`'s finished transcripts are kept: its own choice, else the node's
     /// (0: forever).
     pub fn retention_days(&self, dealership: &Dealership) -> i64 {

@@ -19,14 +19,13 @@ use adam_providers::cloud::deepgram::DeepgramStt;
 use adam_providers::cloud::elevenlabs::ElevenLabsTts;
 use adam_providers::cloud::embeddings::OpenAiEmbedder;
 use adam_providers::cloud::heygen::HeyGen;
-use adam_providers::cloud::keys;
 use adam_providers::cloud::metrics::ProviderMetrics;
 use adam_providers::cloud::openai_stt::OpenAiTranscriber;
 use adam_providers::cloud::openai_tts::OpenAiTts;
 use secrecy::SecretString;
 use tokio::sync::mpsc;
 
-use crate::settings::ProviderSettings;
+use adam_providers::registry::{Account, AnswerVendor, ProviderSettings};
 
 /// The bundled recording the speech-to-text checks transcribe ("When do you open on
 /// Saturday?", espeak-ng, 16 kHz mono PCM16).
@@ -76,49 +75,39 @@ pub async fn check_all(settings: &ProviderSettings) -> Vec<VendorCheck> {
                 vendor,
                 outcome: Outcome::Failed(format!("provider metrics: {e}")),
             };
-            return VENDORS.iter().map(|v| failed(*v)).collect();
+            return Account::ALL.iter().map(|a| failed(a.name())).collect();
         }
     };
-    let k = &settings.keys;
-    let mut report = Vec::with_capacity(VENDORS.len());
-    // OpenRouter's key is optional for a local OpenAI-compatible server named in the chain.
-    let openrouter = k.openrouter.is_some() || settings.answer.iter().any(|n| n == "openrouter");
-    report.push(if openrouter {
-        run(
-            "openrouter",
-            chat(&settings.openrouter, k.openrouter.clone(), &metrics),
-        )
-        .await
-    } else {
-        not_configured("openrouter", keys::OPENROUTER)
-    });
-    report.push(match &k.openai {
-        Some(key) => run("openai", openai(settings, key, &metrics)).await,
-        None => not_configured("openai", keys::OPENAI),
-    });
-    report.push(match &k.deepgram {
-        Some(key) => run("deepgram", deepgram(settings, key, &metrics)).await,
-        None => not_configured("deepgram", keys::DEEPGRAM),
-    });
-    report.push(match &k.elevenlabs {
-        Some(key) => run("elevenlabs", elevenlabs(settings, key, &metrics)).await,
-        None => not_configured("elevenlabs", keys::ELEVENLABS),
-    });
-    report.push(match &k.heygen {
-        Some(key) => run("heygen", heygen(settings, key, &metrics)).await,
-        None => not_configured("heygen", keys::HEYGEN),
-    });
-    report
-}
-
-/// The vendors, in report order.
-pub const VENDORS: [&str; 5] = ["openrouter", "openai", "deepgram", "elevenlabs", "heygen"];
-
-fn not_configured(vendor: &'static str, variable: &str) -> VendorCheck {
-    VendorCheck {
-        vendor,
-        outcome: Outcome::NotConfigured(format!("{variable} is not set")),
+    let mut report = Vec::with_capacity(Account::ALL.len());
+    for account in Account::ALL {
+        let vendor = account.name();
+        let key = settings.keys.get(account).cloned();
+        // OpenRouter's key is optional for a local OpenAI-compatible server in the chain.
+        let configured = key.is_some()
+            || (account == Account::OpenRouter
+                && settings.answer.contains(&AnswerVendor::OpenRouter));
+        if !configured {
+            report.push(VendorCheck {
+                vendor,
+                outcome: Outcome::NotConfigured(format!("{} is not set", account.env_var())),
+            });
+            continue;
+        }
+        let Some(key) = key else {
+            report.push(run(vendor, chat(&settings.openrouter, None, &metrics)).await);
+            continue;
+        };
+        report.push(match account {
+            Account::OpenRouter => {
+                run(vendor, chat(&settings.openrouter, Some(key), &metrics)).await
+            }
+            Account::OpenAi => run(vendor, openai(settings, &key, &metrics)).await,
+            Account::Deepgram => run(vendor, deepgram(settings, &key, &metrics)).await,
+            Account::ElevenLabs => run(vendor, elevenlabs(settings, &key, &metrics)).await,
+            Account::HeyGen => run(vendor, heygen(settings, &key, &metrics)).await,
+        });
     }
+    report
 }
 
 async fn run(

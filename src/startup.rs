@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use adam_actors::embedding_cache::EmbeddingCacheHandle;
+use adam_actors::metrics::ActorMetrics;
+use adam_actors::semantic_cache::{SemanticCacheConfig, SemanticCacheHandle, SemanticTier};
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -16,40 +19,12 @@ use crate::bootstrap::{self, Bootstrapped};
 use crate::clock::Clock;
 use crate::cluster::{Cluster, ClusterTasks};
 use crate::db::Db;
+use crate::knowledge::ingest::{Knowledge, KnowledgeDeps};
 use crate::metrics::Metrics;
 use crate::middleware::{self, RateLimits};
+use crate::realtime::Realtime;
 use crate::settings::Settings;
-
-/// Shared handles every request can reach. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    /// Database pool.
-    pub db: Db,
-    /// Validated settings.
-    pub settings: Arc<Settings>,
-    /// Token issuing and verification.
-    pub tokens: Arc<TokenService>,
-    /// Failed-login throttle.
-    pub login_throttle: Arc<LoginThrottle>,
-    /// Request rate limits.
-    pub rate_limits: Arc<RateLimits>,
-    /// Per-dealership session admission (concurrent sessions, starts per client IP).
-    pub quotas: Arc<crate::realtime::quota::Quotas>,
-    /// Prometheus series.
-    pub metrics: Metrics,
-    /// Time source.
-    pub clock: Clock,
-    /// Live conversations.
-    pub realtime: crate::realtime::Realtime,
-    /// Outgoing email (queued here, sent by the outbox worker).
-    pub email: crate::email::Mailer,
-    /// Set once shutdown began: readiness is red and new sessions are refused.
-    pub draining: Arc<std::sync::atomic::AtomicBool>,
-    /// This node among the others (Redis), or alone.
-    pub cluster: Cluster,
-    /// Access tokens ended by logout before their expiry.
-    pub revoked_tokens: Arc<crate::auth::revoked::RevokedTokens>,
-}
+use crate::state::AppState;
 
 /// A built application, bound to its port and ready to run.
 pub struct Application {
@@ -93,15 +68,20 @@ impl Application {
             None => None,
         };
         let metrics = Metrics::new().context("registering metrics")?;
-        let cluster = Cluster::new(&settings, metrics.registry())?;
-        let email =
-            crate::email::Mailer::new(&settings, db.clone(), clock.clone(), metrics.registry())
-                .context("setting up email")?;
-        let realtime = crate::realtime::Realtime::start(
-            &settings,
+        let cluster = Cluster::new(&settings.cluster, &settings.cache, metrics.registry())?;
+        let email = crate::email::Mailer::new(
+            &settings.email,
+            &crate::email::Site::of(&settings),
             db.clone(),
             clock.clone(),
-            email.clone(),
+            metrics.registry(),
+        )
+        .context("setting up email")?;
+        let realtime = start_realtime(
+            &settings,
+            &db,
+            &clock,
+            &email,
             metrics.registry(),
             cluster.semantic_tier(),
         )
@@ -265,6 +245,82 @@ impl Application {
         tracing::info!("stopped");
         outcome
     }
+}
+
+/// Assembles the configured providers, starts the shared caches and the knowledge base,
+/// then the conversation core over them.
+pub async fn start_realtime(
+    settings: &Settings,
+    db: &Db,
+    clock: &Clock,
+    mailer: &crate::email::Mailer,
+    registry: &prometheus::Registry,
+    semantic_tier: Option<Arc<dyn SemanticTier>>,
+) -> anyhow::Result<Realtime> {
+    let assembled = adam_providers::registry::assemble(&settings.providers, registry)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let mut providers = assembled.providers;
+    let metrics = ActorMetrics::new(registry).context("registering conversation metrics")?;
+    let embeddings =
+        EmbeddingCacheHandle::start(settings.cache.embedding_capacity, metrics.clone())
+            .await
+            .context("starting the embedding cache")?;
+    let semantic = SemanticCacheHandle::start(
+        SemanticCacheConfig {
+            threshold: settings.cache.semantic_threshold,
+            ttl: Duration::from_secs(settings.cache.semantic_ttl_secs),
+            per_tenant: settings.cache.semantic_per_tenant,
+        },
+        metrics.clone(),
+    )
+    .await
+    .context("starting the semantic cache")?;
+    let semantic = match semantic_tier {
+        Some(tier) => semantic.with_tier(tier),
+        None => semantic,
+    };
+    let store =
+        crate::knowledge::open_store(&settings.knowledge, db, providers.embedder.dimension())
+            .await
+            .context("opening the vector store")?;
+    let knowledge = Knowledge::start(
+        KnowledgeDeps {
+            db: db.clone(),
+            store,
+            embedder: providers.embedder.clone(),
+            embedder_id: assembled.embedder_id,
+            semantic: semantic.clone(),
+            clock: clock.clone(),
+            answer: providers.answer.clone(),
+        },
+        &settings.knowledge,
+        registry,
+    )
+    .await
+    .context("starting document ingestion")?;
+    providers.retriever = Arc::new(crate::knowledge::retriever::DocumentRetriever::new(
+        knowledge.clone(),
+        settings.knowledge.context_max_tokens,
+        settings.knowledge.lexical_fusion,
+    ));
+    let parts = crate::realtime::Parts {
+        providers,
+        embedded: assembled.embedded,
+        knowledge,
+        embeddings,
+        semantic,
+        metrics,
+    };
+    Realtime::start(
+        parts,
+        settings,
+        db.clone(),
+        clock.clone(),
+        mailer.clone(),
+        registry,
+    )
+    .await
 }
 
 async fn shutdown_signal() {

@@ -46,14 +46,14 @@ pub struct AvatarArgs {
 pub enum AvatarMsg {
     /// Words scheduled at these offsets of a response's audio.
     Words {
-        /// Response.
+        /// Id of the response (one answer) it belongs to.
         response_id: String,
         /// Words.
         words: Vec<WordTiming>,
     },
     /// A piece of a response's audio, as synthesized, for the remote avatar.
     Audio {
-        /// Response.
+        /// Id of the response (one answer) it belongs to.
         response_id: String,
         /// PCM16 mono.
         samples: Vec<i16>,
@@ -62,7 +62,7 @@ pub enum AvatarMsg {
     },
     /// All of a response's audio was synthesized.
     EndOfResponse {
-        /// Response.
+        /// Id of the response (one answer) it belongs to.
         response_id: String,
     },
     /// Barge-in, cancel or failure: stop talking now.

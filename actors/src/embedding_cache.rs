@@ -20,7 +20,7 @@ pub struct CacheStats {
     pub entries: u64,
 }
 
-/// Messages.
+/// What the actor is asked to do.
 pub enum EmbeddingCacheMsg {
     /// Look a normalised text up.
     Get(String, RpcReplyPort<Option<Arc<[f32]>>>),

@@ -14,7 +14,7 @@ pub struct SessionInfo {
     pub input_sample_rate: u32,
     /// Sample rate of the PCM16 audio Adam sends.
     pub output_sample_rate: u32,
-    /// Voice.
+    /// Voice the speech provider speaks with (its own voice name).
     pub voice: String,
     /// End-of-turn detection.
     pub turn_detection: TurnDetection,

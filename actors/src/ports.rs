@@ -389,9 +389,9 @@ pub struct ResponseMetrics {
 /// A session as the transcript store sees it.
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
-    /// Id.
+    /// Id of the session.
     pub session_id: String,
-    /// Dealership.
+    /// Id of the dealership (tenant) it belongs to.
     pub tenant: String,
     /// Signed-in user, if any.
     pub user_id: Option<String>,
@@ -402,7 +402,7 @@ pub struct SessionRecord {
 /// One finished turn.
 #[derive(Debug, Clone)]
 pub struct TurnRecord {
-    /// Session.
+    /// Id of the session it concerns.
     pub session_id: String,
     /// Position from 0.
     pub seq: u32,
@@ -468,7 +468,7 @@ pub struct Providers {
     pub listening: Option<Arc<dyn ListeningStt>>,
     /// Answers.
     pub answer: Arc<dyn AnswerEngine>,
-    /// Embeddings.
+    /// Turns questions and passages into vectors.
     pub embedder: Arc<dyn Embedder>,
     /// Retrieval.
     pub retriever: Arc<dyn Retriever>,

@@ -32,7 +32,7 @@ pub enum RegistryError {
     Unavailable,
 }
 
-/// Messages.
+/// What the actor is asked to do.
 pub enum RegistryMsg {
     /// Start a session.
     Start(

@@ -50,7 +50,7 @@ impl Default for SemanticCacheConfig {
 /// An answer as it travels between nodes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SharedAnswer {
-    /// Dealership.
+    /// Id of the dealership (tenant) it belongs to.
     pub tenant: String,
     /// Question text.
     pub question: String,
@@ -90,11 +90,11 @@ struct Entry {
     stored: Instant,
 }
 
-/// Messages.
+/// What the actor is asked to do.
 pub enum SemanticCacheMsg {
     /// Find an answer for this question of `tenant`.
     Lookup {
-        /// Dealership.
+        /// Id of the dealership (tenant) it belongs to.
         tenant: String,
         /// Question text.
         question: String,
@@ -105,7 +105,7 @@ pub enum SemanticCacheMsg {
     },
     /// Remember an answer.
     Store {
-        /// Dealership.
+        /// Id of the dealership (tenant) it belongs to.
         tenant: String,
         /// Question text.
         question: String,

@@ -59,7 +59,7 @@ pub struct TtsArgs {
     pub report: DerivedActorRef<TtsEvent>,
     /// Client's output rate.
     pub output_sample_rate: u32,
-    /// Voice.
+    /// Voice the speech provider speaks with (its own voice name).
     pub voice: String,
     /// Providers and metrics.
     pub shared: Arc<Shared>,
@@ -71,7 +71,7 @@ pub struct TtsArgs {
 pub enum TtsMsg {
     /// Speak a sentence of a response.
     Speak {
-        /// Response.
+        /// Id of the response (one answer) it belongs to.
         response_id: String,
         /// Sentence.
         text: String,
@@ -82,19 +82,19 @@ pub enum TtsMsg {
     },
     /// No more sentences for this response.
     EndOfResponse {
-        /// Response.
+        /// Id of the response (one answer) it belongs to.
         response_id: String,
     },
     /// Drop this response's audio now.
     Cancel {
-        /// Response.
+        /// Id of the response (one answer) it belongs to.
         response_id: String,
     },
     /// New output rate or voice.
     Configure {
         /// Rate.
         output_sample_rate: u32,
-        /// Voice.
+        /// Voice the speech provider speaks with (its own voice name).
         voice: String,
     },
     /// Fault injection.

@@ -48,13 +48,13 @@ pub struct TurnArgs {
     pub session_id: String,
     /// Response id.
     pub response_id: String,
-    /// Dealership.
+    /// Id of the dealership (tenant) it belongs to.
     pub tenant: String,
     /// The question.
     pub question: String,
     /// Context.
     pub history: Vec<ContextTurn>,
-    /// Persona.
+    /// Instructions that set the assistant's character and tone.
     pub persona: String,
     /// The dealership's IANA time zone.
     pub timezone: String,

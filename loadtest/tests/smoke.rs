@@ -25,7 +25,7 @@ async fn server(
     ));
     std::fs::create_dir_all(&dir).expect("dir");
     let mut s = Settings::default();
-    s.providers.profile = "simulated".into();
+    s.providers.profile = adam_providers::registry::Profile::Simulated;
     s.http.listen = "127.0.0.1:0".parse().expect("addr");
     s.data_dir = dir.clone();
     s.database.url = format!("sqlite://{}", dir.join("adam.db").display());

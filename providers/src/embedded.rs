@@ -29,7 +29,7 @@ pub struct EmbeddedConfig {
     pub silero: SileroConfig,
     /// Speech to text.
     pub whisper: WhisperConfig,
-    /// Embeddings.
+    /// Embedding model configuration.
     pub minilm: MiniLmConfig,
     /// Text to speech.
     pub espeak: EspeakConfig,

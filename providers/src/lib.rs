@@ -12,6 +12,8 @@
 //!   retrieved passages.
 //! - [`embedded`]: the whole embedded provider set, and the model check.
 //! - [`pool`]: the bounded worker pools every model runs on, and the admission signal.
+//! - [`registry`]: every vendor as a typed name, `[providers]`, and the one function that
+//!   assembles the node's provider set.
 //! - [`cloud`]: clients for cloud services (OpenAI-compatible LLMs, embeddings and
 //!   speech, Deepgram, ElevenLabs), with timeouts, retries, circuit breakers and
 //!   fallback chains.
@@ -23,5 +25,6 @@ pub mod grounded;
 pub mod llm;
 pub mod minilm;
 pub mod pool;
+pub mod registry;
 pub mod silero;
 pub mod whisper;

@@ -9,7 +9,7 @@ use super::extract::Json;
 use crate::auth::{Principal, Role};
 use crate::clock::rfc3339;
 use crate::db::audit::{self, AuditEntry};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Paging.
 #[derive(Debug, Deserialize, IntoParams)]

@@ -17,7 +17,7 @@ use crate::db::audit::{self, NewAuditEntry};
 use crate::db::tokens::{self, RefreshToken};
 use crate::db::users::{self, User, UserPatch};
 use crate::db::{Tenant, new_id};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Login request.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -16,7 +16,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
 use crate::auth::{Principal, Role};
 use crate::db::audit::{self, NewAuditEntry};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Counters of one cache.
 #[derive(Debug, Serialize, ToSchema)]

@@ -14,16 +14,16 @@ use crate::clock::rfc3339;
 use crate::db::audit::{self, NewAuditEntry};
 use crate::db::dealerships::{self, Dealership, DealershipPatch, NewDealership};
 use crate::limits::DealershipLimits;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const ADMINS: &[Role] = &[Role::SuperAdmin, Role::DealershipAdmin];
 
 /// A dealership with its settings.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DealershipOut {
-    /// Id.
+    /// Unique id of the dealership.
     pub id: String,
-    /// Name.
+    /// Display name.
     pub name: String,
     /// Origins allowed to embed the widget with the public key.
     pub allowed_origins: Vec<String>,
@@ -77,7 +77,7 @@ impl DealershipOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDealership {
-    /// Name.
+    /// Display name.
     #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Persona; a sensible default when absent.
@@ -101,12 +101,12 @@ pub struct CreateDealership {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateDealership {
-    /// Name.
+    /// Name, when one was given.
     #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
-    /// Persona.
+    /// Instructions that set the assistant's character and tone.
     pub persona: Option<String>,
-    /// Voice.
+    /// Voice the speech provider speaks with (its own voice name).
     pub voice: Option<String>,
     /// Origins allowed to embed.
     pub allowed_origins: Option<Vec<String>>,

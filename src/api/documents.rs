@@ -18,16 +18,16 @@ use crate::db::Tenant;
 use crate::db::audit::{self, NewAuditEntry};
 use crate::db::documents::{self, Document};
 use crate::knowledge::ingest::{DeleteError, UploadError};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const ADMINS: &[Role] = &[Role::SuperAdmin, Role::DealershipAdmin];
 
 /// A document and its ingestion state.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DocumentOut {
-    /// Id.
+    /// Unique id of the document.
     pub id: String,
-    /// Dealership.
+    /// Id of the dealership (tenant) it belongs to.
     pub dealership_id: String,
     /// Display name (from the upload, sanitised).
     pub filename: String,

@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `axum::Json` with [`ApiError`] rejections (400 syntax, 415 type, 413 size, 422 fields).
 #[derive(Debug, Clone, Copy, Default)]

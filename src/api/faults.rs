@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::extract::Json;
 use crate::auth::{Principal, Role};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Body: which component should panic.
 #[derive(Debug, Deserialize)]

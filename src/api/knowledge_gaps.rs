@@ -16,7 +16,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
 use crate::auth::{Principal, Role};
 use crate::db::{Tenant, dealerships, gaps};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Unanswered turns read per request (the newest).
 const MOST_TURNS: i64 = 2000;

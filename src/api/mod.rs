@@ -23,7 +23,7 @@ pub mod web;
 use axum::Router;
 use axum::routing::{get, post};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Every route, without middleware (see [`crate::middleware::apply`]); the browser
 /// client's files from `web_dir` answer the paths no route takes.
@@ -60,15 +60,9 @@ pub fn router(web_dir: &std::path::Path) -> Router<AppState> {
             post(dealerships::rotate_embed_key),
         )
         .route("/audit-log", get(audit::list))
-        .route(
-            "/sessions",
-            get(sessions::list).post(realtime::create),
-        )
+        .route("/sessions", get(sessions::list).post(realtime::create))
         .route("/sessions/{id}/ws", get(realtime::upgrade))
-        .route(
-            "/sessions/{id}/webrtc",
-            post(realtime::webrtc),
-        )
+        .route("/sessions/{id}/webrtc", post(realtime::webrtc))
         .route(
             "/sessions/{id}",
             get(sessions::get).delete(sessions::delete),

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::Json;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Strict policy for Adam's own pages: no inline script or style, nothing from elsewhere;
 /// media and workers from this origin only. Connections may go anywhere over `ws:`, `wss:`

@@ -14,7 +14,7 @@ use crate::auth::password;
 use crate::db::audit::{self, NewAuditEntry};
 use crate::email::account::{self, Purpose};
 use crate::middleware::limit_password_reset_confirm;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The same answer for every address, so it tells nothing about which have accounts.
 const ACCEPTED: &str =

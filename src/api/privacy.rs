@@ -17,7 +17,7 @@ use crate::db::audit::{self, NewAuditEntry};
 use crate::db::privacy::{self, Candidate, Deleted, Filter};
 use crate::db::{Db, Tenant, dealerships, sessions};
 use crate::privacy::contact::Contact;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Candidate rows read per query.
 const PAGE: i64 = 500;

@@ -15,17 +15,17 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::realtime::quota;
-use crate::realtime::socket;
-use crate::realtime::tickets::Grant;
-use crate::realtime::transport::{self, Limits};
-use crate::realtime::webrtc::{IceServer, NegotiationError, SessionDescription};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{ClientIp, Json};
 use crate::auth::Role;
 use crate::auth::principal::authenticate;
 use crate::db::{dealerships, new_id};
-use crate::startup::AppState;
+use crate::realtime::quota;
+use crate::realtime::socket;
+use crate::realtime::tickets::Grant;
+use crate::realtime::transport::{self, Limits};
+use crate::realtime::webrtc::{IceServer, NegotiationError, SessionDescription};
+use crate::state::AppState;
 
 /// Optional body of `POST /v1/sessions`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -159,7 +159,7 @@ pub async fn create(
             allowed_origins,
             persona: dealership.persona.clone(),
             voice: dealership.voice.clone(),
-            avatar: avatar_settings(&dealership.avatar, &state.settings.providers.avatar),
+            avatar: avatar_settings(&dealership.avatar, state.settings.providers.avatar.name()),
             timezone: dealership.timezone.clone(),
             slot: Some(slot),
             limits,
@@ -281,7 +281,11 @@ async fn start_session(
     );
     // WebRTC carries Opus at 48 kHz; the session resamples for the models.
     let (input_sample_rate, output_sample_rate, fixed_sample_rates) = match transport {
-        "webrtc" => (crate::realtime::webrtc::SAMPLE_RATE, crate::realtime::webrtc::SAMPLE_RATE, true),
+        "webrtc" => (
+            crate::realtime::webrtc::SAMPLE_RATE,
+            crate::realtime::webrtc::SAMPLE_RATE,
+            true,
+        ),
         _ => (cfg.input_sample_rate, cfg.output_sample_rate, false),
     };
     let limits = &grant.limits;

@@ -15,7 +15,7 @@ use crate::cluster::ClusterError;
 use crate::cluster::control::{Command, Outcome};
 use crate::db::audit::{self, NewAuditEntry};
 use crate::db::sessions::{self, Session, Turn};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Paging.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -29,9 +29,9 @@ pub struct SessionQuery {
 /// A session summary.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SessionOut {
-    /// Id.
+    /// Unique id of the session.
     pub id: String,
-    /// Dealership.
+    /// Id of the dealership (tenant) it belongs to.
     pub dealership_id: String,
     /// Signed-in user, if any.
     pub user_id: Option<String>,

@@ -12,7 +12,7 @@ use crate::auth::{Principal, Role};
 use crate::db::dealerships;
 use crate::db::usage::{self, UsageRow};
 use crate::realtime::quota;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The period and the dealership.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -72,7 +72,7 @@ pub struct UsageDay {
 /// One dealership's usage over the period.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DealershipUsage {
-    /// Dealership.
+    /// Id of the dealership (tenant) it belongs to.
     pub dealership_id: String,
     /// Its name.
     pub name: String,

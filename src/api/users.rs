@@ -15,14 +15,14 @@ use crate::db::audit::{self, NewAuditEntry};
 use crate::db::users::{self, NewUser, User, UserPatch};
 use crate::db::{Tenant, dealerships, is_unique_violation, tokens};
 use crate::email::account;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const ADMINS: &[Role] = &[Role::SuperAdmin, Role::DealershipAdmin];
 
 /// A user as the API shows it (never the hash).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UserOut {
-    /// Id.
+    /// Unique id of the user.
     pub id: String,
     /// Email.
     pub email: String,

@@ -2,7 +2,7 @@
 //! builds into `web.dir`, served with the pages' security policy. Hashed assets are
 //! cached for good; pages are revalidated. Without a build, `/` says how to make one.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use axum::Router;
 use axum::extract::Request;
@@ -10,10 +10,11 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use serde::{Deserialize, Serialize};
 use tower_http::services::ServeDir;
 
 use super::ops::{PAGE_CSP, not_found};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const NOT_BUILT: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <title>Adam</title></head><body><h1>Adam</h1><p>The server is running, but the browser \
@@ -63,4 +64,20 @@ async fn headers(request: Request, next: Next) -> Response {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     response
+}
+
+/// `[web]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSettings {
+    /// Folder of the built browser client (`scripts/web.sh` builds `web/dist`).
+    pub dir: PathBuf,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("web/dist"),
+        }
+    }
 }

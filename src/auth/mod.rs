@@ -6,12 +6,14 @@ pub mod keyfile;
 pub mod password;
 pub mod principal;
 pub mod revoked;
+mod settings;
 pub mod throttle;
 pub mod tokens;
 
 use serde::{Deserialize, Serialize};
 
 pub use principal::Principal;
+pub use settings::AuthSettings;
 
 /// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -8,7 +8,7 @@ use super::Role;
 use super::tokens::TokenUse;
 use crate::api::error::ApiError;
 use crate::db::{Tenant, users};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// An authenticated user, re-checked against the database on each request so that a
 /// disabled user, a changed password or a logout takes effect at once.

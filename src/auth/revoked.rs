@@ -79,11 +79,14 @@ impl RevokedTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::Settings;
 
     fn list(clock: &Clock) -> RevokedTokens {
-        let cluster = Cluster::new(&Settings::default(), &prometheus::Registry::new())
-            .expect("a single node");
+        let cluster = Cluster::new(
+            &Default::default(),
+            &Default::default(),
+            &prometheus::Registry::new(),
+        )
+        .expect("a single node");
         RevokedTokens::new(clock.clone(), cluster)
     }
 

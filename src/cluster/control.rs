@@ -22,7 +22,7 @@ use super::{Cluster, ClusterError, Redis};
 pub enum Command {
     /// End the session; its customer's socket closes with `code`.
     End {
-        /// Session.
+        /// Id of the session it concerns.
         session_id: String,
         /// Why (shown to the customer).
         reason: String,
@@ -31,7 +31,7 @@ pub enum Command {
     },
     /// Describe the live session.
     Inspect {
-        /// Session.
+        /// Id of the session it concerns.
         session_id: String,
     },
 }

@@ -13,6 +13,8 @@ pub mod directory;
 pub mod rate;
 pub mod revoked;
 pub mod semantic;
+mod settings;
+pub use settings::ClusterSettings;
 pub mod slots;
 pub mod tickets;
 
@@ -29,8 +31,6 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
 use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
 use tokio::sync::oneshot;
-
-use crate::settings::Settings;
 
 /// Why a cluster call failed.
 #[derive(Debug, thiserror::Error)]
@@ -245,8 +245,11 @@ impl Cluster {
 
     /// Sets up the Redis client when `cluster.redis_url` is set. Nothing connects yet:
     /// a node starts even while Redis is down.
-    pub fn new(settings: &Settings, registry: &prometheus::Registry) -> anyhow::Result<Self> {
-        let c = &settings.cluster;
+    pub fn new(
+        c: &ClusterSettings,
+        cache: &crate::realtime::CacheSettings,
+        registry: &prometheus::Registry,
+    ) -> anyhow::Result<Self> {
         let node_id = if c.node_id.is_empty() {
             format!("node-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
         } else {
@@ -286,8 +289,8 @@ impl Cluster {
                 next_request: AtomicU64::new(1),
                 request_timeout: Duration::from_millis(c.request_timeout_ms),
                 session_ttl: Duration::from_secs(c.session_ttl_secs),
-                semantic_ttl: Duration::from_secs(settings.cache.semantic_ttl_secs),
-                semantic_per_tenant: settings.cache.semantic_per_tenant,
+                semantic_ttl: Duration::from_secs(cache.semantic_ttl_secs),
+                semantic_per_tenant: cache.semantic_per_tenant,
             })),
         })
     }

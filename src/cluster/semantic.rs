@@ -26,7 +26,7 @@ pub(super) enum CacheEvent {
     Cleared {
         /// The clearing node.
         from: String,
-        /// Dealership.
+        /// Id of the dealership (tenant) it belongs to.
         tenant: Option<String>,
     },
 }

@@ -8,7 +8,7 @@ use super::{Db, Tenant, new_id, on_pool};
 /// A dealership row. JSON columns are kept as text here and parsed by the API layer.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Dealership {
-    /// Id.
+    /// Unique id of the dealership.
     pub id: String,
     /// Display name.
     pub name: String,
@@ -43,9 +43,9 @@ pub struct NewDealership {
     pub name: String,
     /// JSON array text.
     pub allowed_origins: String,
-    /// Persona.
+    /// Instructions that set the assistant's character and tone.
     pub persona: String,
-    /// Voice.
+    /// Voice the speech provider speaks with (its own voice name).
     pub voice: String,
     /// JSON object text.
     pub avatar: String,

@@ -17,9 +17,9 @@ pub mod status {
 /// A document row (without its bytes).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Document {
-    /// Id.
+    /// Unique id of the document.
     pub id: String,
-    /// Dealership.
+    /// Id of the dealership (tenant) it belongs to.
     pub dealership_id: String,
     /// Display name (sanitised; never a path).
     pub filename: String,
@@ -55,7 +55,7 @@ const COLUMNS: &str = "id, dealership_id, filename, content_type, kind, size_byt
 /// A chunk row to insert.
 #[derive(Debug, Clone)]
 pub struct NewChunk {
-    /// Id.
+    /// Unique id of the chunk.
     pub id: String,
     /// Position from 0.
     pub seq: i32,

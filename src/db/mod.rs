@@ -11,6 +11,8 @@ pub mod gaps;
 pub mod outbox;
 pub mod privacy;
 pub mod sessions;
+mod settings;
+pub use settings::DatabaseSettings;
 pub mod tokens;
 pub mod usage;
 pub mod user_tokens;
@@ -21,8 +23,6 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-
-use crate::settings::DatabaseSettings;
 
 /// A pool for whichever database the configuration selects.
 #[derive(Clone, Debug)]

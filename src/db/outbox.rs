@@ -21,7 +21,7 @@ pub const FAILED: &str = "failed";
 /// An outbox row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutboxEmail {
-    /// Id.
+    /// Unique id of the outbox email.
     pub id: String,
     /// `invite`, `password_reset` or `lead`.
     pub kind: String,

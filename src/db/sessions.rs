@@ -5,9 +5,9 @@ use super::{Db, Tenant, on_pool};
 /// A session row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Session {
-    /// Id.
+    /// Unique id of the session.
     pub id: String,
-    /// Dealership.
+    /// Id of the dealership (tenant) it belongs to.
     pub dealership_id: String,
     /// Signed-in user, or none for anonymous visitors.
     pub user_id: Option<String>,
@@ -24,9 +24,9 @@ pub struct Session {
 /// A turn row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Turn {
-    /// Id.
+    /// Unique id of the turn.
     pub id: String,
-    /// Session.
+    /// Id of the session it concerns.
     pub session_id: String,
     /// Position in the session, from 0.
     pub seq: i32,

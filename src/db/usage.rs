@@ -9,7 +9,7 @@ use super::{Db, Tenant, on_pool};
 /// One dealership's totals for one day (or a longer period, summed).
 #[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
 pub struct UsageRow {
-    /// Dealership.
+    /// Id of the dealership (tenant) it belongs to.
     pub dealership_id: String,
     /// `YYYY-MM-DD` (UTC).
     pub day: String,

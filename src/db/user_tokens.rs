@@ -8,7 +8,7 @@ use super::{Db, new_id, on_pool};
 /// A stored token (its hash, never the token).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserToken {
-    /// Id.
+    /// Unique id of the user token.
     pub id: String,
     /// Whose password the link sets.
     pub user_id: String,

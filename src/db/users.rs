@@ -5,7 +5,7 @@ use super::{Db, Tenant, new_id, on_pool};
 /// A user row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct User {
-    /// Id.
+    /// Unique id of the user.
     pub id: String,
     /// Lower-cased email, unique.
     pub email: String,

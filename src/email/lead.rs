@@ -13,7 +13,7 @@ use crate::db::{Tenant, dealerships, outbox, sessions};
 /// What the visitor told us about reaching them; every field is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeadContact {
-    /// Name.
+    /// Name, when one was given.
     pub name: Option<String>,
     /// Phone number, as given.
     pub phone: Option<String>,

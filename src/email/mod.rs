@@ -2,7 +2,7 @@
 //! [`worker`] sends due rows through the configured transport, retries failures with
 //! exponential backoff and jitter, and never deletes a row.
 //!
-//! - [`Mailer`]: renders and queues emails (in [`crate::startup::AppState`]).
+//! - [`Mailer`]: renders and queues emails (in [`crate::state::AppState`]).
 //! - [`templates`]: minijinja templates, HTML autoescaped, each with a plain-text twin.
 //! - [`transport`]: `log` (development: the log and `.eml` files), SMTP, Mailgun.
 //! - [`worker`]: claims due rows (one node per row), sends, records the outcome.
@@ -30,7 +30,6 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::outbox::{self, NewEmail};
-use crate::settings::Settings;
 
 /// `[email]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -371,24 +370,45 @@ impl std::fmt::Debug for Mailer {
     }
 }
 
+/// What email needs to know of the node beyond `[email]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Site<'a> {
+    /// `data_dir`: the log transport writes under `mail/` there.
+    pub data_dir: &'a std::path::Path,
+    /// `http.public_url`: links in emails point there.
+    pub public_url: &'a str,
+    /// The node runs in `production`.
+    pub production: bool,
+}
+
+impl<'a> Site<'a> {
+    /// The node's site as `settings` describe it.
+    pub fn of(settings: &'a crate::settings::Settings) -> Self {
+        Self {
+            data_dir: &settings.data_dir,
+            public_url: &settings.http.public_url,
+            production: settings.environment == crate::settings::Environment::Production,
+        }
+    }
+}
+
 impl Mailer {
     /// Compiles the templates, sets up the configured transport and registers the
     /// metrics. Sends nothing until [`Mailer::start_worker`].
     pub fn new(
-        settings: &Settings,
+        email: &EmailSettings,
+        site: &Site<'_>,
         db: Db,
         clock: Clock,
         registry: &Registry,
     ) -> anyhow::Result<Self> {
-        let email = settings.email.clone();
+        let email = email.clone();
         let templates = templates::Templates::new().context("compiling email templates")?;
-        let mail_dir: PathBuf = settings.data_dir.join("mail");
-        let public_host = public_host(&settings.http.public_url);
+        let mail_dir: PathBuf = site.data_dir.join("mail");
+        let public_host = public_host(site.public_url);
         let transport = transport::Transport::new(&email, mail_dir, &public_host)
             .context("setting up the email transport")?;
-        if email.transport == TransportKind::Log
-            && settings.environment == crate::settings::Environment::Production
-        {
+        if email.transport == TransportKind::Log && site.production {
             // Only reached with email.allow_log_transport_in_production (see validation).
             tracing::warn!(
                 "email.transport is `log`: emails are written to the log (link tokens redacted) and data_dir/mail, not sent"
@@ -402,7 +422,7 @@ impl Mailer {
                     clock.clone(),
                 ),
                 metrics: EmailMetrics::new(registry).context("registering email metrics")?,
-                public_url: settings.http.public_url.trim_end_matches('/').to_owned(),
+                public_url: site.public_url.trim_end_matches('/').to_owned(),
                 db,
                 clock,
                 templates,
@@ -555,6 +575,7 @@ fn public_host(public_url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::Settings;
 
     #[test]
     fn link_tokens_are_redacted_wherever_they_appear() {

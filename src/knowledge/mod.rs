@@ -18,6 +18,8 @@ mod pdf_checks;
 pub mod pgvector;
 pub mod pinecone;
 pub mod retriever;
+mod settings;
+pub use settings::KnowledgeSettings;
 pub mod store;
 pub mod tables;
 
@@ -26,16 +28,14 @@ use std::sync::Arc;
 use store::{StoreError, VectorStore};
 
 use crate::db::Db;
-use crate::settings::Settings;
 
 /// The store `knowledge.vector_store` names (`auto`: local on SQLite, pgvector on
 /// PostgreSQL), ready for vectors of `dimension`.
 pub async fn open_store(
-    settings: &Settings,
+    k: &KnowledgeSettings,
     db: &Db,
     dimension: usize,
 ) -> Result<Arc<dyn VectorStore>, StoreError> {
-    let k = &settings.knowledge;
     let store: Arc<dyn VectorStore> = match (k.vector_store.as_str(), db) {
         ("pinecone", _) => {
             let store = pinecone::PineconeStore::new(&k.pinecone).map_err(StoreError::Rejected)?;

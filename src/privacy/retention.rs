@@ -14,7 +14,7 @@ use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 
 use crate::db::privacy::{self, Deleted};
 use crate::db::{Tenant, dealerships};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Rows deleted per statement: keeps each write short (SQLite has one writer).
 const BATCH: i64 = 500;

@@ -3,14 +3,16 @@
 //! transports: one driver (`transport`) with a WebSocket (`socket`) and a WebRTC
 //! (`webrtc`) adapter. The protocol is documented in `docs/protocol.md`.
 
-pub mod cloud;
 pub mod leads;
 pub mod quota;
+mod settings;
 pub mod sink;
 pub mod socket;
 pub mod tickets;
 pub mod transport;
 pub mod webrtc;
+
+pub use settings::{CacheSettings, SessionSettings};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +21,7 @@ use adam_actors::SessionRegistryHandle;
 use adam_actors::Shared;
 use adam_actors::embedding_cache::EmbeddingCacheHandle;
 use adam_actors::metrics::ActorMetrics;
-use adam_actors::semantic_cache::{SemanticCacheConfig, SemanticCacheHandle, SemanticTier};
+use adam_actors::semantic_cache::SemanticCacheHandle;
 use anyhow::Context;
 
 use crate::clock::Clock;
@@ -51,76 +53,42 @@ impl std::fmt::Debug for Realtime {
     }
 }
 
+/// What a node's conversations are built from, started beforehand by
+/// [`crate::startup::start_realtime`]: the assembled providers (with the document
+/// retriever in place), the shared caches and the knowledge base.
+pub struct Parts {
+    /// Every stage's provider.
+    pub providers: adam_actors::ports::Providers,
+    /// The embedded models, when that profile runs.
+    pub embedded: Option<Arc<adam_providers::embedded::Embedded>>,
+    /// Documents, ingestion and the vector store.
+    pub knowledge: Arc<crate::knowledge::ingest::Knowledge>,
+    /// The shared query-embedding cache.
+    pub embeddings: EmbeddingCacheHandle,
+    /// The shared semantic answer cache.
+    pub semantic: SemanticCacheHandle,
+    /// Conversation metrics.
+    pub metrics: ActorMetrics,
+}
+
 impl Realtime {
-    /// Starts the registry and shared caches with the configured providers.
+    /// Starts the session registry, the transcript sink and the transports over `parts`.
     pub async fn start(
+        parts: Parts,
         settings: &Settings,
         db: Db,
         clock: Clock,
         mailer: crate::email::Mailer,
         registry: &prometheus::Registry,
-        semantic_tier: Option<Arc<dyn SemanticTier>>,
     ) -> anyhow::Result<Self> {
-        let metrics = ActorMetrics::new(registry).context("registering conversation metrics")?;
-        let (providers, embedded) = match settings.providers.profile.as_str() {
-            "simulated" => (settings.providers.simulated.providers(), None),
-            "embedded" => {
-                let started = std::time::Instant::now();
-                let embedded =
-                    adam_providers::embedded::start(&settings.providers.embedded, registry)
-                        .await
-                        .map_err(anyhow::Error::msg)?;
-                tracing::info!(
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "embedded models loaded"
-                );
-                (embedded.providers.clone(), Some(Arc::new(embedded)))
-            }
-            other => anyhow::bail!("providers.profile `{other}` is not available"),
-        };
-        let (mut providers, embedder_id) =
-            cloud::assemble(providers, &settings.providers, registry)?;
-        let embeddings =
-            EmbeddingCacheHandle::start(settings.cache.embedding_capacity, metrics.clone())
-                .await
-                .context("starting the embedding cache")?;
-        let semantic = SemanticCacheHandle::start(
-            SemanticCacheConfig {
-                threshold: settings.cache.semantic_threshold,
-                ttl: Duration::from_secs(settings.cache.semantic_ttl_secs),
-                per_tenant: settings.cache.semantic_per_tenant,
-            },
-            metrics.clone(),
-        )
-        .await
-        .context("starting the semantic cache")?;
-        let semantic = match semantic_tier {
-            Some(tier) => semantic.with_tier(tier),
-            None => semantic,
-        };
-        let store = crate::knowledge::open_store(settings, &db, providers.embedder.dimension())
-            .await
-            .context("opening the vector store")?;
-        let knowledge = crate::knowledge::ingest::Knowledge::start(
-            crate::knowledge::ingest::KnowledgeDeps {
-                db: db.clone(),
-                store,
-                embedder: providers.embedder.clone(),
-                embedder_id,
-                semantic: semantic.clone(),
-                clock: clock.clone(),
-                answer: providers.answer.clone(),
-            },
-            &settings.knowledge,
-            registry,
-        )
-        .await
-        .context("starting document ingestion")?;
-        providers.retriever = Arc::new(crate::knowledge::retriever::DocumentRetriever::new(
-            knowledge.clone(),
-            settings.knowledge.context_max_tokens,
-            settings.knowledge.lexical_fusion,
-        ));
+        let Parts {
+            providers,
+            embedded,
+            knowledge,
+            embeddings,
+            semantic,
+            metrics,
+        } = parts;
         let registry_handle =
             SessionRegistryHandle::start(settings.session.max_sessions, metrics.clone())
                 .await

@@ -19,7 +19,7 @@ use crate::db::dealerships::Dealership;
 use crate::db::usage;
 use crate::limits::{DealershipLimits, LimitSettings};
 use crate::middleware::{network, retry_after};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// A concurrent-session slot: which dealership's pool, and the session holding it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

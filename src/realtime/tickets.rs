@@ -14,15 +14,15 @@ use rand::distr::Alphanumeric;
 pub struct Grant {
     /// Session id the ticket opens.
     pub session_id: String,
-    /// Dealership.
+    /// Id of the dealership (tenant) it belongs to.
     pub tenant: String,
     /// Signed-in user, if any.
     pub user_id: Option<String>,
     /// Origins allowed to open the socket (empty: no Origin check beyond the CORS list).
     pub allowed_origins: Vec<String>,
-    /// Persona.
+    /// Instructions that set the assistant's character and tone.
     pub persona: String,
-    /// Voice.
+    /// Voice the speech provider speaks with (its own voice name).
     pub voice: String,
     /// The dealership's avatar.
     pub avatar: AvatarSettings,

@@ -38,9 +38,15 @@ async fn cloud_app(openai: &FakeOpenAi, eleven: &FakeElevenLabs) -> TestApp {
         let p = &mut s.providers;
         p.simulated.answer = "The simulated answer.".into();
         p.simulated.tts_ms_per_char = 10;
-        p.stt = vec!["openai".into()];
-        p.answer = vec!["openrouter".into(), "profile".into()];
-        p.tts = vec!["elevenlabs".into(), "profile".into()];
+        p.stt = vec![adam_providers::registry::SttVendor::OpenAi];
+        p.answer = vec![
+            adam_providers::registry::AnswerVendor::OpenRouter,
+            adam_providers::registry::AnswerVendor::Profile,
+        ];
+        p.tts = vec![
+            adam_providers::registry::TtsVendor::ElevenLabs,
+            adam_providers::registry::TtsVendor::Profile,
+        ];
         p.openai.transcription.base_url = base.clone();
         quick(&mut p.openai.transcription.resilience);
         p.openrouter.base_url = base;
@@ -48,9 +54,18 @@ async fn cloud_app(openai: &FakeOpenAi, eleven: &FakeElevenLabs) -> TestApp {
         p.elevenlabs.base_url = eleven_base;
         p.elevenlabs.voice_id = "voice-1".into();
         quick(&mut p.elevenlabs.resilience);
-        p.keys.openai = Some("sk-openai-test".to_owned().into());
-        p.keys.openrouter = Some("sk-or-test".to_owned().into());
-        p.keys.elevenlabs = Some(fakes::elevenlabs::KEY.to_owned().into());
+        p.keys.set(
+            adam_providers::registry::Account::OpenAi,
+            "sk-openai-test".to_owned().into(),
+        );
+        p.keys.set(
+            adam_providers::registry::Account::OpenRouter,
+            "sk-or-test".to_owned().into(),
+        );
+        p.keys.set(
+            adam_providers::registry::Account::ElevenLabs,
+            fakes::elevenlabs::KEY.to_owned().into(),
+        );
     })
     .await
 }
@@ -175,7 +190,7 @@ async fn a_chain_naming_a_service_without_its_key_stops_startup() {
     settings.data_dir = std::env::temp_dir().join(format!("adam-cloud-{}", uuid::Uuid::new_v4()));
     settings.database.url = format!("sqlite://{}", settings.data_dir.join("adam.db").display());
     std::fs::create_dir_all(&settings.data_dir).expect("dir");
-    settings.providers.tts = vec!["elevenlabs".into()];
+    settings.providers.tts = vec![adam_providers::registry::TtsVendor::ElevenLabs];
     let err =
         adam::startup::Application::build_with_clock(settings, adam::clock::Clock::adjustable())
             .await
@@ -195,12 +210,18 @@ async fn deepgram_app(deepgram: &FakeDeepgram, local_silence_ms: u32) -> TestApp
         let p = &mut s.providers;
         p.simulated.answer = "The simulated answer.".into();
         p.simulated.tts_ms_per_char = 10;
-        p.stt = vec!["deepgram".into(), "profile".into()];
+        p.stt = vec![
+            adam_providers::registry::SttVendor::Deepgram,
+            adam_providers::registry::SttVendor::Profile,
+        ];
         p.deepgram.url = url;
         p.deepgram.end_of_turn = true;
         p.deepgram.endpointing_ms = 300;
         quick(&mut p.deepgram.resilience);
-        p.keys.deepgram = Some(fakes::deepgram::KEY.to_owned().into());
+        p.keys.set(
+            adam_providers::registry::Account::Deepgram,
+            fakes::deepgram::KEY.to_owned().into(),
+        );
     })
     .await
 }

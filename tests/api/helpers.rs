@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use adam::clock::Clock;
 use adam::settings::Settings;
-use adam::startup::{AppState, Application};
+use adam::startup::Application;
+use adam::state::AppState;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -62,7 +63,7 @@ pub fn test_settings() -> Settings {
     let mut settings = Settings::default();
     // The compiled-in default is the embedded models; tests choose the simulated providers
     // (tests that need the models set `embedded` again).
-    settings.providers.profile = "simulated".into();
+    settings.providers.profile = adam_providers::registry::Profile::Simulated;
     settings.http.listen = "127.0.0.1:0".parse().expect("addr");
     settings.auth.jwt_secret = Some(SecretString::from(JWT_SECRET));
     settings.bootstrap.admin_email = ADMIN_EMAIL.into();

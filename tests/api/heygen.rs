@@ -28,7 +28,8 @@ async fn heygen_app(fake: &FakeHeyGen, key: &str) -> TestApp {
         p.simulated.tts_first_byte_ms = 10;
         p.heygen.base_url = base;
         p.heygen.resilience.max_retries = 0;
-        p.keys.heygen = Some(key.into());
+        p.keys
+            .set(adam_providers::registry::Account::HeyGen, key.into());
     })
     .await
 }
@@ -293,7 +294,7 @@ async fn heygen_as_the_node_default_without_its_key_stops_startup() {
     settings.data_dir = std::env::temp_dir().join(format!("adam-heygen-{}", uuid::Uuid::new_v4()));
     settings.database.url = format!("sqlite://{}", settings.data_dir.join("adam.db").display());
     std::fs::create_dir_all(&settings.data_dir).expect("dir");
-    settings.providers.avatar = "heygen".into();
+    settings.providers.avatar = adam_providers::registry::AvatarVendor::HeyGen;
     settings.providers.heygen.avatar_id = "avatar-1".into();
     let err =
         adam::startup::Application::build_with_clock(settings, adam::clock::Clock::adjustable())

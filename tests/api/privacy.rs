@@ -126,7 +126,7 @@ async fn dealership_with(app: &TestApp, token: &str, name: &str, settings: Value
 }
 
 fn simulated(s: &mut adam::settings::Settings) {
-    s.providers.profile = "simulated".into();
+    s.providers.profile = adam_providers::registry::Profile::Simulated;
     let sim = &mut s.providers.simulated;
     sim.answer = "Someone will call you back today.".into();
     sim.tts_ms_per_char = 2;

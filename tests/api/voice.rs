@@ -52,7 +52,7 @@ async fn voice_app() -> TestApp {
     std::fs::write(dir.join("riverside.md"), PASSAGES).expect("passages");
     let demo = dir.clone();
     let app = spawn_app_with(move |s| {
-        s.providers.profile = "embedded".into();
+        s.providers.profile = adam_providers::registry::Profile::Embedded;
         s.knowledge.demo_dir = Some(demo);
         s.session.silence_ms = 600;
         s.session.early_transcription_ms = 250;

@@ -39,7 +39,7 @@ pub use settings::SessionSettings;
 pub struct SessionArgs {
     /// Session id.
     pub id: String,
-    /// Dealership.
+    /// Id of the dealership (tenant) it belongs to.
     pub tenant: String,
     /// Signed-in user, if any.
     pub user_id: Option<String>,
@@ -82,7 +82,7 @@ impl ChildKind {
 pub struct SessionSnapshot {
     /// Session id.
     pub id: String,
-    /// Dealership.
+    /// Id of the dealership (tenant) it belongs to.
     pub tenant: String,
     /// Signed-in user, if any.
     pub user_id: Option<String>,

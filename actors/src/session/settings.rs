@@ -15,7 +15,7 @@ pub struct SessionSettings {
     pub input_sample_rate: u32,
     /// Output PCM rate.
     pub output_sample_rate: u32,
-    /// Voice.
+    /// Voice the speech provider speaks with (its own voice name).
     pub voice: String,
     /// End of turn detection.
     pub turn_detection: TurnDetection,

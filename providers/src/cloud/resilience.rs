@@ -110,7 +110,7 @@ pub enum Stage {
     Stt,
     /// Answer generation.
     Answer,
-    /// Embeddings.
+    /// Embedding texts.
     Embed,
     /// Text to speech.
     Tts,

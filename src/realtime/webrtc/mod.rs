@@ -17,6 +17,7 @@ mod negotiation;
 mod opus;
 mod peer;
 mod ports;
+mod settings;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +32,7 @@ pub use negotiation::{Peer, parse_offer};
 pub use opus::opus_codec;
 pub use peer::{channel_inbound, run};
 use ports::PortPool;
-
-use crate::settings::WebRtcSettings;
+pub use settings::WebRtcSettings;
 
 /// Opus runs at 48 kHz; one RTP packet carries 20 ms.
 pub const SAMPLE_RATE: u32 = 48_000;

@@ -30,10 +30,10 @@ async fn one_cloud_stage(
         s.knowledge.demo_dir = None;
         let p = &mut s.providers;
         match stage {
-            "stt" => p.stt = vec!["openai".into()],
-            "answer" => p.answer = vec!["openrouter".into()],
-            "embeddings" => p.embeddings = "openai".into(),
-            _ => p.tts = vec!["elevenlabs".into()],
+            "stt" => p.stt = vec![adam_providers::registry::SttVendor::OpenAi],
+            "answer" => p.answer = vec![adam_providers::registry::AnswerVendor::OpenRouter],
+            "embeddings" => p.embeddings = adam_providers::registry::EmbeddingsVendor::OpenAi,
+            _ => p.tts = vec![adam_providers::registry::TtsVendor::ElevenLabs],
         }
         p.openai.embeddings.base_url = base.clone();
         p.openai.embeddings.dimension = 8;
@@ -46,9 +46,18 @@ async fn one_cloud_stage(
         p.elevenlabs.base_url = eleven_base;
         p.elevenlabs.voice_id = "voice-1".into();
         strict(&mut p.elevenlabs.resilience);
-        p.keys.openai = Some("sk-openai-test".to_owned().into());
-        p.keys.openrouter = Some("sk-or-test".to_owned().into());
-        p.keys.elevenlabs = Some(crate::cloud::fakes::elevenlabs::KEY.to_owned().into());
+        p.keys.set(
+            adam_providers::registry::Account::OpenAi,
+            "sk-openai-test".to_owned().into(),
+        );
+        p.keys.set(
+            adam_providers::registry::Account::OpenRouter,
+            "sk-or-test".to_owned().into(),
+        );
+        p.keys.set(
+            adam_providers::registry::Account::ElevenLabs,
+            crate::cloud::fakes::elevenlabs::KEY.to_owned().into(),
+        );
     })
     .await
 }
