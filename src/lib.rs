@@ -1,8 +1,10 @@
 //! Adam: realtime voice and avatar session server.
 //!
 //! Module map:
-//! - [`settings`]: typed configuration (file < environment < CLI) and validation.
-//! - [`startup`]: [`startup::Application`] (build, bind, serve, drain) and [`startup::AppState`].
+//! - [`settings`]: typed configuration (file < environment < CLI), secrets from the
+//!   environment, and the rules across sections; each section lives next to its feature.
+//! - [`startup`]: [`startup::Application`] (build, bind, serve, drain) and
+//!   [`startup::start_realtime`]; [`state`]: [`state::AppState`].
 //! - [`cli`]: the `adam` command (serve, migrate, dealership/user creation);
 //!   [`providers_check`]: `adam providers check`, one real call per configured vendor.
 //! - [`api`]: HTTP routes under `/v1`, health, metrics, OpenAPI; [`api::error::ApiError`].
@@ -14,8 +16,9 @@
 //! - [`eval`]: `adam eval`, answer quality on a question set or a corpus (dev / held-out).
 //! - [`email`]: templates, the durable outbox and its worker, log/SMTP/Mailgun transports,
 //!   invitation, password-reset and lead emails.
-//! - [`realtime`]: the node's actor system, session tickets and the transports
-//!   (one driver in `realtime::transport`, WebSocket and WebRTC adapters).
+//! - [`realtime`]: the node's actor system, session tickets, the transcript sink and the
+//!   transports (one driver in `realtime::transport`, WebSocket and WebRTC adapters);
+//!   [`leads`]: a lead found in a finished conversation's transcript.
 //! - [`privacy`]: transcript retention (a background task on every node), finding and
 //!   erasing what is held about one caller's contact details, the recording notice.
 //! - [`bootstrap`]: first-run demo dealership and super_admin.
@@ -38,6 +41,7 @@ pub mod db;
 pub mod email;
 pub mod eval;
 pub mod knowledge;
+pub mod leads;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;

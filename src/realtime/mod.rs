@@ -3,7 +3,6 @@
 //! transports: one driver (`transport`) with a WebSocket (`socket`) and a WebRTC
 //! (`webrtc`) adapter. The protocol is documented in `docs/protocol.md`.
 
-pub mod leads;
 pub mod quota;
 mod settings;
 pub mod sink;

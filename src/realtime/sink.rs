@@ -180,7 +180,7 @@ impl Writer {
                     if let Write::Ended(id, ..) = &write {
                         let (db, mailer, id) = (self.db.clone(), self.mailer.clone(), id.clone());
                         tokio::spawn(async move {
-                            super::leads::follow_up(&db, &mailer, &id).await;
+                            crate::leads::follow_up(&db, &mailer, &id).await;
                         });
                     }
                     break;

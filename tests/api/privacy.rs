@@ -345,7 +345,7 @@ async fn erasing_a_phone_number_deletes_every_conversation_mentioning_it_however
     )
     .await;
     // A lead email is queued as it would be when the conversation ends.
-    adam::realtime::leads::follow_up(&app.state.db, &app.state.email, &written).await;
+    adam::leads::follow_up(&app.state.db, &app.state.email, &written).await;
     let lead = outbox::list(&app.state.db)
         .await
         .expect("outbox")
