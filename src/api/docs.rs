@@ -9,8 +9,8 @@ use utoipa::{Modify, OpenApi};
 use super::extract::Json;
 use super::ops::PAGE_CSP;
 use super::{
-    audit, auth, caches, dealerships, documents, error, knowledge_gaps, ops, password_reset,
-    privacy, sessions, usage, users,
+    api_keys, audit, auth, caches, dealerships, documents, error, knowledge_gaps, ops,
+    password_reset, privacy, sessions, usage, users,
 };
 
 /// The API description.
@@ -24,6 +24,7 @@ use super::{
         users::password_reset,
         dealerships::list, dealerships::create, dealerships::get, dealerships::update,
         dealerships::delete, dealerships::rotate_embed_key,
+        api_keys::create, api_keys::list, api_keys::revoke,
         audit::list, sessions::list, sessions::get, sessions::delete,
         crate::realtime::routes::create, crate::realtime::routes::upgrade, crate::realtime::routes::webrtc,
         caches::stats, caches::clear, knowledge_gaps::list, privacy::erase, usage::report,

@@ -1,6 +1,7 @@
 //! The HTTP surface: versioned JSON API under `/v1`, health, metrics, the OpenAPI
 //! document and its docs page, and the browser client's files.
 
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod caches;
@@ -57,6 +58,14 @@ pub fn router(web_dir: &std::path::Path) -> Router<AppState> {
         .route(
             "/dealerships/{id}/embed-key",
             post(dealerships::rotate_embed_key),
+        )
+        .route(
+            "/dealerships/{id}/api-keys",
+            get(api_keys::list).post(api_keys::create),
+        )
+        .route(
+            "/dealerships/{id}/api-keys/{key_id}",
+            axum::routing::delete(api_keys::revoke),
         )
         .route("/audit-log", get(audit::list))
         .route(
