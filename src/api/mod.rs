@@ -73,6 +73,7 @@ pub fn router(web_dir: &std::path::Path) -> Router<AppState> {
             get(sessions::list).post(crate::realtime::routes::create),
         )
         .route("/sessions/{id}/ws", get(crate::realtime::routes::upgrade))
+        .route("/realtime", get(crate::realtime::openai::connect))
         .route(
             "/sessions/{id}/webrtc",
             post(crate::realtime::routes::webrtc),

@@ -1,10 +1,11 @@
 //! Realtime conversations over the wire: the node's actor system (registry, shared
 //! caches, providers, transcript sink), session creation with one-time tickets, and the
-//! transports: one driver (`transport`) with a WebSocket (`socket`) and a WebRTC
-//! (`webrtc`) adapter. The protocol is documented in `docs/protocol.md`.
+//! transports: one driver (`transport`) with a WebSocket (`socket`), a WebRTC
+//! (`webrtc`) and an OpenAI Realtime API (`openai`) adapter. The protocol is documented in `docs/protocol.md`.
 
 pub mod cloud;
 pub mod leads;
+pub mod openai;
 pub mod quota;
 pub mod routes;
 pub mod sink;

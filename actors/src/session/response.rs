@@ -58,7 +58,7 @@ impl SessionState {
             tenant: self.tenant.clone(),
             question: user_text.clone(),
             history: self.history.iter().cloned().collect(),
-            persona: self.settings.persona.clone(),
+            persona: self.settings.prompt(),
             timezone: self.settings.timezone.clone(),
             shared: self.shared.clone(),
             cancel: cancel.clone(),

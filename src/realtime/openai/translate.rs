@@ -1,0 +1,877 @@
+//! The translation between OpenAI Realtime events and Adam's session events, sans-IO:
+//! [`Translator::client`] turns one client message into input for the session and
+//! immediate replies; [`Translator::server`] and [`Translator::audio`] turn what the
+//! session sends into the API's server events, with the item, output and content
+//! indexes the API carries. One translator per connection.
+
+use std::collections::{HashMap, VecDeque};
+
+use adam_actors::events::{ClientEvent, ClientItem, ContentPart, ResponseSummary, ServerEvent};
+use adam_actors::ports::ResponseStatus;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::{Value, json};
+
+use super::config::{Config, TurnMode};
+
+/// Longest typed message the session accepts, characters.
+const MAX_TEXT_CHARS: usize = 4_000;
+/// Longest buffer held for a manual commit (`turn_detection: null`), seconds of audio.
+const MAX_MANUAL_BUFFER_SECS: usize = 120;
+/// Assistant items remembered for `conversation.item.truncate`.
+const REMEMBERED_ITEMS: usize = 64;
+
+/// Input for the session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToSession {
+    /// PCM16 at the session's input rate.
+    Audio(Vec<i16>),
+    /// An Adam client event.
+    Event(ClientEvent),
+}
+
+/// What one client message produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// For the session, in order.
+    pub to_session: Vec<ToSession>,
+    /// Server events to send the client now, in order.
+    pub replies: Vec<Value>,
+}
+
+/// The assistant item of the response in progress.
+#[derive(Debug)]
+struct Current {
+    response_id: String,
+    item_id: String,
+    transcript: String,
+    audio_samples: usize,
+    /// Why it is being cancelled, if it is (`turn_detected`, `client_cancelled`).
+    cancel_reason: Option<&'static str>,
+}
+
+/// One connection's translation state.
+#[derive(Debug)]
+pub struct Translator {
+    session_id: String,
+    config: Config,
+    /// Configurations sent to the session, waiting for its `session.updated` (or error).
+    pending_configs: VecDeque<Config>,
+    /// Send Adam's own events (visemes, avatar, closing) as `adam.*` events.
+    extras: bool,
+    events: u64,
+    /// The conversation's last item (`previous_item_id`).
+    last_item: Option<String>,
+    /// Adam item ids to the ids the client knows (a manual commit names its item first).
+    item_ids: HashMap<String, String>,
+    /// The id the next spoken item gets (manual commit).
+    next_spoken_item: Option<String>,
+    /// Audio held for a manual commit.
+    buffer: Vec<i16>,
+    /// Audio appended since the last commit or clear.
+    appended: bool,
+    /// A committed spoken turn whose response the session starts by itself.
+    spoken_turn_pending: bool,
+    /// A typed message waiting for `response.create`.
+    text_pending: bool,
+    /// Speech (input item id → start ms) for the transcription's duration.
+    speech_start_ms: HashMap<String, u64>,
+    speech_secs: HashMap<String, f64>,
+    current: Option<Current>,
+    /// Recent assistant items and their audio length, ms.
+    assistant_items: VecDeque<(String, u64)>,
+    /// `metadata` of the next `response.create`, echoed on its response.
+    next_metadata: Value,
+}
+
+impl Translator {
+    /// A translator for session `session_id`, configured as `config`.
+    pub fn new(session_id: &str, config: Config, extras: bool) -> Self {
+        Self {
+            session_id: session_id.to_owned(),
+            config,
+            pending_configs: VecDeque::new(),
+            extras,
+            events: 0,
+            last_item: None,
+            item_ids: HashMap::new(),
+            next_spoken_item: None,
+            buffer: Vec::new(),
+            appended: false,
+            spoken_turn_pending: false,
+            text_pending: false,
+            speech_start_ms: HashMap::new(),
+            speech_secs: HashMap::new(),
+            current: None,
+            assistant_items: VecDeque::new(),
+            next_metadata: Value::Null,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn event(&mut self, kind: &str, fields: Value) -> Value {
+        self.events += 1;
+        let mut event = json!({
+            "type": kind,
+            "event_id": format!("event_{}_{}", short(&self.session_id), self.events),
+        });
+        if let (Some(event), Value::Object(fields)) = (event.as_object_mut(), fields) {
+            event.extend(fields);
+        }
+        event
+    }
+
+    /// An `error` event in the API's shape.
+    pub fn error(
+        &mut self,
+        kind: &str,
+        code: &str,
+        message: impl Into<String>,
+        param: Option<&str>,
+        event_id: Option<&str>,
+    ) -> Value {
+        let message: String = message.into();
+        self.event(
+            "error",
+            json!({"error": {
+                "type": kind,
+                "code": code,
+                "message": message,
+                "param": param,
+                "event_id": event_id,
+            }}),
+        )
+    }
+
+    fn new_item_id(&mut self) -> String {
+        self.events += 1;
+        format!("item_{}{}", short(&self.session_id), self.events)
+    }
+
+    // ---- client → session --------------------------------------------------------
+
+    /// Translates one client text message.
+    pub fn client(&mut self, text: &str) -> Outcome {
+        let mut out = Outcome::default();
+        let value: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                let error = self.error(
+                    "invalid_request_error",
+                    "invalid_json",
+                    format!("the message is not JSON: {e}"),
+                    None,
+                    None,
+                );
+                out.replies.push(error);
+                return out;
+            }
+        };
+        let event_id = value
+            .get("event_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let event_id = event_id.as_deref();
+        let Some(kind) = value.get("type").and_then(Value::as_str) else {
+            let error = self.error(
+                "invalid_request_error",
+                "missing_required_parameter",
+                "missing required parameter: `type`",
+                Some("type"),
+                event_id,
+            );
+            out.replies.push(error);
+            return out;
+        };
+        match kind {
+            "session.update" => self.session_update(&value, event_id, &mut out),
+            "input_audio_buffer.append" => self.append(&value, event_id, &mut out),
+            "input_audio_buffer.commit" => self.commit(event_id, &mut out),
+            "input_audio_buffer.clear" => {
+                // With turn detection on, audio already given to Adam's VAD stays there.
+                self.buffer.clear();
+                self.appended = false;
+                let cleared = self.event("input_audio_buffer.cleared", json!({}));
+                out.replies.push(cleared);
+            }
+            "conversation.item.create" => self.item_create(&value, event_id, &mut out),
+            "response.create" => {
+                if let Some(metadata) = value.pointer("/response/metadata") {
+                    self.next_metadata = metadata.clone();
+                }
+                // A spoken turn is answered by the session itself: the client's
+                // `response.create` after its commit (turn_detection: null) asks for that
+                // same answer.
+                if self.spoken_turn_pending && !self.text_pending {
+                    return out;
+                }
+                self.text_pending = false;
+                out.to_session
+                    .push(ToSession::Event(ClientEvent::ResponseCreate {}));
+            }
+            "response.cancel" => {
+                if let Some(current) = self.current.as_mut() {
+                    current.cancel_reason.get_or_insert("client_cancelled");
+                    out.to_session
+                        .push(ToSession::Event(ClientEvent::ResponseCancel {}));
+                } else {
+                    let error = self.error(
+                        "invalid_request_error",
+                        "response_cancel_not_active",
+                        "Cancellation failed: no active response found",
+                        None,
+                        event_id,
+                    );
+                    out.replies.push(error);
+                }
+            }
+            "conversation.item.truncate" => self.truncate(&value, event_id, &mut out),
+            "conversation.item.retrieve"
+            | "conversation.item.delete"
+            | "output_audio_buffer.clear" => {
+                let error = self.error(
+                    "invalid_request_error",
+                    "unsupported_event",
+                    format!("`{kind}` is not supported by Adam (see docs/protocol.md#openai-realtime-compatibility)"),
+                    Some("type"),
+                    event_id,
+                );
+                out.replies.push(error);
+            }
+            other => {
+                let error = self.error(
+                    "invalid_request_error",
+                    "invalid_value",
+                    format!("Invalid value: '{other}'. Supported values are: 'session.update', 'input_audio_buffer.append', 'input_audio_buffer.commit', 'input_audio_buffer.clear', 'conversation.item.create', 'conversation.item.truncate', 'response.create', and 'response.cancel'."),
+                    Some("type"),
+                    event_id,
+                );
+                out.replies.push(error);
+            }
+        }
+        out
+    }
+
+    fn session_update(&mut self, value: &Value, event_id: Option<&str>, out: &mut Outcome) {
+        let base = self.pending_configs.back().unwrap_or(&self.config).clone();
+        match base.merge(value.get("session").unwrap_or(&Value::Null)) {
+            Ok((next, update)) => {
+                // A turn detection switched on again releases a held manual buffer to the VAD.
+                if matches!(next.turn, TurnMode::Vad { .. }) && !self.buffer.is_empty() {
+                    out.to_session
+                        .push(ToSession::Audio(std::mem::take(&mut self.buffer)));
+                }
+                self.pending_configs.push_back(next);
+                // Even an update Adam needs nothing from is sent: the session's
+                // `session.updated` answers it in order.
+                out.to_session
+                    .push(ToSession::Event(ClientEvent::SessionUpdate {
+                        session: update,
+                    }));
+            }
+            Err(refusal) => {
+                let error = self.error(
+                    "invalid_request_error",
+                    "invalid_value",
+                    refusal.message,
+                    Some(&refusal.param),
+                    event_id,
+                );
+                out.replies.push(error);
+            }
+        }
+    }
+
+    fn append(&mut self, value: &Value, event_id: Option<&str>, out: &mut Outcome) {
+        let samples = value
+            .get("audio")
+            .and_then(Value::as_str)
+            .and_then(|b64| BASE64.decode(b64).ok())
+            .and_then(|bytes| self.config.input.decode(&bytes));
+        let Some(samples) = samples else {
+            let error = self.error(
+                "invalid_request_error",
+                "invalid_value",
+                "`audio` must be base64 of the session's input format (audio/pcm: PCM16 little-endian, an even number of bytes)",
+                Some("audio"),
+                event_id,
+            );
+            out.replies.push(error);
+            return;
+        };
+        if samples.is_empty() {
+            return;
+        }
+        self.appended = true;
+        if self.config.turn == TurnMode::Manual {
+            let cap = MAX_MANUAL_BUFFER_SECS * self.config.input.rate() as usize;
+            if self.buffer.len() + samples.len() > cap {
+                let error = self.error(
+                    "invalid_request_error",
+                    "input_audio_buffer_too_long",
+                    format!("the input audio buffer holds at most {MAX_MANUAL_BUFFER_SECS} s: commit or clear it"),
+                    Some("audio"),
+                    event_id,
+                );
+                out.replies.push(error);
+                return;
+            }
+            self.buffer.extend_from_slice(&samples);
+        } else {
+            out.to_session.push(ToSession::Audio(samples));
+        }
+    }
+
+    fn commit(&mut self, event_id: Option<&str>, out: &mut Outcome) {
+        if !self.appended {
+            let error = self.error(
+                "invalid_request_error",
+                "input_audio_buffer_commit_empty",
+                "Error committing input audio buffer: buffer is empty.",
+                None,
+                event_id,
+            );
+            out.replies.push(error);
+            return;
+        }
+        self.appended = false;
+        self.spoken_turn_pending = true;
+        if self.config.turn == TurnMode::Manual {
+            // The API commits at once; Adam hears the held audio now and ends the turn.
+            let item_id = self.new_item_id();
+            let committed = self.event(
+                "input_audio_buffer.committed",
+                json!({"item_id": item_id, "previous_item_id": self.last_item}),
+            );
+            out.replies.push(committed);
+            let added = self.user_audio_item_added(&item_id);
+            out.replies.push(added);
+            self.next_spoken_item = Some(item_id);
+            out.to_session
+                .push(ToSession::Audio(std::mem::take(&mut self.buffer)));
+        }
+        out.to_session
+            .push(ToSession::Event(ClientEvent::InputAudioBufferCommit {}));
+    }
+
+    fn item_create(&mut self, value: &Value, event_id: Option<&str>, out: &mut Outcome) {
+        let item = value.get("item").unwrap_or(&Value::Null);
+        let kind = item
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("message");
+        let role = item.get("role").and_then(Value::as_str).unwrap_or("");
+        let texts: Vec<&str> = item
+            .get("content")
+            .and_then(Value::as_array)
+            .map(|parts| {
+                parts
+                    .iter()
+                    .filter(|p| p.get("type").and_then(Value::as_str) == Some("input_text"))
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let text = texts.join(" ").trim().to_owned();
+        if kind != "message" || role != "user" {
+            let error = self.error(
+                "invalid_request_error",
+                "unsupported_item",
+                "Adam accepts user messages with input_text content (function calls, system and assistant items are not supported yet)",
+                Some("item.type"),
+                event_id,
+            );
+            out.replies.push(error);
+            return;
+        }
+        if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
+            let error = self.error(
+                "invalid_request_error",
+                "invalid_value",
+                format!("a user message needs 1 to {MAX_TEXT_CHARS} characters of input_text"),
+                Some("item.content"),
+                event_id,
+            );
+            out.replies.push(error);
+            return;
+        }
+        let id = match item.get("id").and_then(Value::as_str) {
+            Some(id) if !id.is_empty() && id.len() <= 64 => id.to_owned(),
+            _ => self.new_item_id(),
+        };
+        let item = json!({
+            "id": id,
+            "object": "realtime.item",
+            "type": "message",
+            "role": "user",
+            "status": "completed",
+            "content": [{"type": "input_text", "text": text}],
+        });
+        let previous = self.last_item.replace(id);
+        let added = self.event(
+            "conversation.item.added",
+            json!({"item": item, "previous_item_id": previous}),
+        );
+        let done = self.event(
+            "conversation.item.done",
+            json!({"item": item, "previous_item_id": previous}),
+        );
+        out.replies.extend([added, done]);
+        self.text_pending = true;
+        out.to_session
+            .push(ToSession::Event(ClientEvent::ConversationItemCreate {
+                item: ClientItem {
+                    kind: "message".into(),
+                    role: "user".into(),
+                    content: vec![ContentPart {
+                        kind: "input_text".into(),
+                        text,
+                    }],
+                },
+            }));
+    }
+
+    fn truncate(&mut self, value: &Value, event_id: Option<&str>, out: &mut Outcome) {
+        let item_id = value.get("item_id").and_then(Value::as_str).unwrap_or("");
+        let content_index = value
+            .get("content_index")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let Some(audio_end_ms) = value.get("audio_end_ms").and_then(Value::as_u64) else {
+            let error = self.error(
+                "invalid_request_error",
+                "missing_required_parameter",
+                "missing required parameter: `audio_end_ms`",
+                Some("audio_end_ms"),
+                event_id,
+            );
+            out.replies.push(error);
+            return;
+        };
+        let in_progress = self.current.as_ref().is_some_and(|c| c.item_id == item_id);
+        let known = in_progress || self.assistant_items.iter().any(|(id, _)| id == item_id);
+        if !known {
+            let error = self.error(
+                "invalid_request_error",
+                "item_truncate_invalid_item_id",
+                format!("Item with item_id not found: {item_id}"),
+                Some("item_id"),
+                event_id,
+            );
+            out.replies.push(error);
+            return;
+        }
+        if in_progress {
+            // The client stopped playing it: stop producing the rest.
+            if let Some(current) = self.current.as_mut() {
+                current.cancel_reason.get_or_insert("client_cancelled");
+            }
+            out.to_session
+                .push(ToSession::Event(ClientEvent::ResponseCancel {}));
+        }
+        let truncated = self.event(
+            "conversation.item.truncated",
+            json!({"item_id": item_id, "content_index": content_index, "audio_end_ms": audio_end_ms}),
+        );
+        out.replies.push(truncated);
+    }
+
+    // ---- session → client --------------------------------------------------------
+
+    fn user_audio_item(&self, id: &str, transcript: Option<&str>) -> Value {
+        json!({
+            "id": id,
+            "object": "realtime.item",
+            "type": "message",
+            "role": "user",
+            "status": "completed",
+            "content": [{"type": "input_audio", "transcript": transcript}],
+        })
+    }
+
+    fn user_audio_item_added(&mut self, id: &str) -> Value {
+        let item = self.user_audio_item(id, None);
+        let previous = self.last_item.replace(id.to_owned());
+        self.event(
+            "conversation.item.added",
+            json!({"item": item, "previous_item_id": previous}),
+        )
+    }
+
+    /// The client's id of an Adam input item.
+    fn input_item(&mut self, adam_id: &str) -> String {
+        if let Some(id) = self.item_ids.get(adam_id) {
+            return id.clone();
+        }
+        let id = self
+            .next_spoken_item
+            .take()
+            .unwrap_or_else(|| adam_id.to_owned());
+        if self.item_ids.len() > REMEMBERED_ITEMS {
+            self.item_ids.clear();
+        }
+        self.item_ids.insert(adam_id.to_owned(), id.clone());
+        id
+    }
+
+    fn assistant_item(&self, current: &Current, status: &str) -> Value {
+        let content = if self.config.text_only {
+            json!([{"type": "output_text", "text": current.transcript}])
+        } else {
+            json!([{"type": "output_audio", "transcript": current.transcript}])
+        };
+        json!({
+            "id": current.item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "role": "assistant",
+            "status": status,
+            "content": content,
+        })
+    }
+
+    fn part(&self, transcript: &str) -> Value {
+        if self.config.text_only {
+            json!({"type": "text", "text": transcript})
+        } else {
+            json!({"type": "audio", "transcript": transcript})
+        }
+    }
+
+    fn response_object(&self, id: &str, status: &str) -> Value {
+        json!({
+            "id": id,
+            "object": "realtime.response",
+            "status": status,
+            "status_details": null,
+            "output": [],
+            "conversation_id": format!("conv_{}", short(&self.session_id)),
+            "output_modalities": [if self.config.text_only { "text" } else { "audio" }],
+            "max_output_tokens": self.config.max_output_tokens,
+            "audio": {"output": {"format": self.config.output.json(), "voice": self.config.voice}},
+            "usage": null,
+            "metadata": self.next_metadata,
+        })
+    }
+
+    /// Translates one session event into the API's events (none, one or several).
+    pub fn server(&mut self, event: &ServerEvent) -> Vec<Value> {
+        let manual = self.config.turn == TurnMode::Manual;
+        match event {
+            ServerEvent::SessionCreated { .. } => {
+                let session = self.config.session_json(&self.session_id);
+                vec![self.event("session.created", json!({"session": session}))]
+            }
+            ServerEvent::SessionUpdated { .. } => {
+                if let Some(next) = self.pending_configs.pop_front() {
+                    self.config = next;
+                }
+                let session = self.config.session_json(&self.session_id);
+                vec![self.event("session.updated", json!({"session": session}))]
+            }
+            ServerEvent::SpeechStarted {
+                item_id,
+                audio_start_ms,
+            } => {
+                let id = self.input_item(item_id);
+                self.speech_start_ms.insert(id.clone(), *audio_start_ms);
+                if let Some(current) = self.current.as_mut() {
+                    current.cancel_reason.get_or_insert("turn_detected");
+                }
+                if manual {
+                    return Vec::new();
+                }
+                vec![self.event(
+                    "input_audio_buffer.speech_started",
+                    json!({"item_id": id, "audio_start_ms": audio_start_ms}),
+                )]
+            }
+            ServerEvent::SpeechStopped {
+                item_id,
+                audio_end_ms,
+            } => {
+                let id = self.input_item(item_id);
+                if let Some(start) = self.speech_start_ms.remove(&id) {
+                    self.speech_secs.insert(
+                        id.clone(),
+                        audio_end_ms.saturating_sub(start) as f64 / 1000.0,
+                    );
+                }
+                self.spoken_turn_pending = true;
+                self.appended = false;
+                if manual {
+                    // Its commit was answered already.
+                    return Vec::new();
+                }
+                let stopped = self.event(
+                    "input_audio_buffer.speech_stopped",
+                    json!({"item_id": id, "audio_end_ms": audio_end_ms}),
+                );
+                let committed = self.event(
+                    "input_audio_buffer.committed",
+                    json!({"item_id": id, "previous_item_id": self.last_item}),
+                );
+                let added = self.user_audio_item_added(&id);
+                vec![stopped, committed, added]
+            }
+            ServerEvent::TranscriptionDelta { item_id, delta } => {
+                let id = self.input_item(item_id);
+                vec![self.event(
+                    "conversation.item.input_audio_transcription.delta",
+                    json!({"item_id": id, "content_index": 0, "delta": delta}),
+                )]
+            }
+            ServerEvent::TranscriptionCompleted {
+                item_id,
+                transcript,
+            } => {
+                let id = self.input_item(item_id);
+                let seconds = self.speech_secs.remove(&id).unwrap_or(0.0);
+                if transcript.trim().is_empty() {
+                    // Nothing to answer: the session starts no response.
+                    self.spoken_turn_pending = false;
+                }
+                let completed = self.event(
+                    "conversation.item.input_audio_transcription.completed",
+                    json!({
+                        "item_id": id,
+                        "content_index": 0,
+                        "transcript": transcript,
+                        "usage": {"type": "duration", "seconds": seconds},
+                    }),
+                );
+                let item = self.user_audio_item(&id, Some(transcript));
+                let done = self.event(
+                    "conversation.item.done",
+                    json!({"item": item, "previous_item_id": null}),
+                );
+                vec![completed, done]
+            }
+            ServerEvent::ResponseCreated { response } => {
+                self.spoken_turn_pending = false;
+                let item_id = self.new_item_id();
+                let current = Current {
+                    response_id: response.id.clone(),
+                    item_id: item_id.clone(),
+                    transcript: String::new(),
+                    audio_samples: 0,
+                    cancel_reason: None,
+                };
+                let object = self.response_object(&response.id, "in_progress");
+                self.next_metadata = Value::Null;
+                let created = self.event("response.created", json!({"response": object}));
+                let item = self.assistant_item(&current, "in_progress");
+                let output_added = self.event(
+                    "response.output_item.added",
+                    json!({"response_id": response.id, "output_index": 0, "item": item}),
+                );
+                let previous = self.last_item.replace(item_id.clone());
+                let item_added = self.event(
+                    "conversation.item.added",
+                    json!({"item": item, "previous_item_id": previous}),
+                );
+                let part = self.part("");
+                let part_added = self.event(
+                    "response.content_part.added",
+                    json!({
+                        "response_id": response.id, "item_id": item_id,
+                        "output_index": 0, "content_index": 0, "part": part,
+                    }),
+                );
+                self.current = Some(current);
+                vec![created, output_added, item_added, part_added]
+            }
+            ServerEvent::OutputTextDelta { response_id, delta } => {
+                let Some(current) = self
+                    .current
+                    .as_mut()
+                    .filter(|c| &c.response_id == response_id)
+                else {
+                    return Vec::new();
+                };
+                current.transcript.push_str(delta);
+                let item_id = current.item_id.clone();
+                let kind = if self.config.text_only {
+                    "response.output_text.delta"
+                } else {
+                    "response.output_audio_transcript.delta"
+                };
+                vec![self.event(
+                    kind,
+                    json!({
+                        "response_id": response_id, "item_id": item_id,
+                        "output_index": 0, "content_index": 0, "delta": delta,
+                    }),
+                )]
+            }
+            ServerEvent::ResponseDone { response } => self.response_done(response),
+            ServerEvent::Error { error } => {
+                if error.code == "invalid_session_update" {
+                    self.pending_configs.pop_front();
+                }
+                if error.code == "no_input" {
+                    self.spoken_turn_pending = false;
+                }
+                let kind = if client_fault(&error.code) {
+                    "invalid_request_error"
+                } else {
+                    "server_error"
+                };
+                vec![self.error(kind, &error.code, error.message.clone(), None, None)]
+            }
+            // The WebSocket needs none of these: the API's client truncates its own
+            // playback, and the close frame says why the connection ends.
+            ServerEvent::OutputAudioStarted { .. }
+            | ServerEvent::OutputAudioCleared { .. }
+            | ServerEvent::SessionClosed { .. }
+            | ServerEvent::AvatarViseme { .. }
+            | ServerEvent::AvatarStream { .. }
+            | ServerEvent::SessionClosing { .. } => self.adam_extra(event).into_iter().collect(),
+        }
+    }
+
+    /// Adam's own event as `adam.<type>`, for a client that asked for them.
+    fn adam_extra(&mut self, event: &ServerEvent) -> Option<Value> {
+        if !self.extras {
+            return None;
+        }
+        let mut value = serde_json::to_value(event).ok()?;
+        value.as_object_mut()?.remove("type");
+        Some(self.event(&format!("adam.{}", event.kind()), value))
+    }
+
+    fn response_done(&mut self, summary: &ResponseSummary) -> Vec<Value> {
+        let (status, reason) = match summary.status {
+            ResponseStatus::Completed => ("completed", None),
+            ResponseStatus::Cancelled => (
+                "cancelled",
+                Some(
+                    self.current
+                        .as_ref()
+                        .and_then(|c| c.cancel_reason)
+                        .unwrap_or("client_cancelled"),
+                ),
+            ),
+            ResponseStatus::Failed => ("failed", None),
+        };
+        let status_details = match (status, reason) {
+            ("cancelled", Some(reason)) => json!({"type": "cancelled", "reason": reason}),
+            ("failed", _) => {
+                json!({"type": "failed", "error": {"type": "server_error", "code": "answer_failed"}})
+            }
+            _ => Value::Null,
+        };
+        let mut events = Vec::new();
+        let mut output = Vec::new();
+        let current = self.current.take().filter(|c| c.response_id == summary.id);
+        if let Some(mut current) = current {
+            if !summary.output_text.is_empty() || status == "completed" {
+                current.transcript = summary.output_text.clone();
+            }
+            let base = json!({
+                "response_id": summary.id, "item_id": current.item_id,
+                "output_index": 0, "content_index": 0,
+            });
+            let with = |extra: Value| {
+                let mut v = base.clone();
+                if let (Some(v), Value::Object(extra)) = (v.as_object_mut(), extra) {
+                    v.extend(extra);
+                }
+                v
+            };
+            if self.config.text_only {
+                events.push(self.event(
+                    "response.output_text.done",
+                    with(json!({"text": current.transcript})),
+                ));
+            } else {
+                events.push(self.event("response.output_audio.done", with(json!({}))));
+                events.push(self.event(
+                    "response.output_audio_transcript.done",
+                    with(json!({"transcript": current.transcript})),
+                ));
+            }
+            let part = self.part(&current.transcript);
+            events.push(self.event("response.content_part.done", with(json!({"part": part}))));
+            let item_status = if status == "completed" {
+                "completed"
+            } else {
+                "incomplete"
+            };
+            let item = self.assistant_item(&current, item_status);
+            events.push(self.event(
+                "response.output_item.done",
+                json!({"response_id": summary.id, "output_index": 0, "item": item}),
+            ));
+            events.push(self.event(
+                "conversation.item.done",
+                json!({"item": item, "previous_item_id": null}),
+            ));
+            output.push(item);
+            let audio_ms =
+                (current.audio_samples as u64 * 1000) / u64::from(self.config.output.rate().max(1));
+            self.assistant_items
+                .push_back((current.item_id.clone(), audio_ms));
+            if self.assistant_items.len() > REMEMBERED_ITEMS {
+                self.assistant_items.pop_front();
+            }
+        }
+        let usage = &summary.usage;
+        let mut response = self.response_object(&summary.id, status);
+        response["status_details"] = status_details;
+        response["output"] = Value::Array(output);
+        response["usage"] = json!({
+            "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+            "input_tokens": usage.prompt_tokens,
+            "output_tokens": usage.completion_tokens,
+            "input_token_details": {"text_tokens": usage.prompt_tokens, "audio_tokens": 0, "cached_tokens": 0},
+            "output_token_details": {"text_tokens": usage.completion_tokens, "audio_tokens": 0},
+        });
+        // Adam's extras ride in a field the SDKs' models tolerate.
+        response["adam"] = json!({
+            "citations": summary.citations,
+            "metrics": summary.metrics,
+            "usage": summary.usage,
+        });
+        events.push(self.event("response.done", json!({"response": response})));
+        events
+    }
+
+    /// One frame of output audio as `response.output_audio.delta` (nothing for a
+    /// text-only session, or for audio outside a response).
+    pub fn audio(&mut self, samples: &[i16]) -> Option<Value> {
+        if self.config.text_only {
+            return None;
+        }
+        let format = self.config.output;
+        let current = self.current.as_mut()?;
+        current.audio_samples += samples.len();
+        let fields = json!({
+            "response_id": current.response_id,
+            "item_id": current.item_id,
+            "output_index": 0,
+            "content_index": 0,
+            "delta": BASE64.encode(format.encode(samples)),
+        });
+        Some(self.event("response.output_audio.delta", fields))
+    }
+}
+
+/// Errors a client caused, as opposed to the server's own.
+fn client_fault(code: &str) -> bool {
+    code.starts_with("invalid_")
+        || matches!(
+            code,
+            "unknown_event" | "malformed_event" | "no_input" | "rate_limited"
+        )
+}
+
+/// The first eight characters of a session id, to keep generated ids short.
+fn short(id: &str) -> &str {
+    let end = id.char_indices().nth(8).map(|(i, _)| i).unwrap_or(id.len());
+    &id[..end]
+}
