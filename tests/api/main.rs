@@ -18,6 +18,7 @@ mod headers;
 mod helpers;
 mod heygen;
 mod nodes;
+mod openai_realtime;
 mod ops;
 mod pinecone;
 mod privacy;
