@@ -363,6 +363,7 @@ async fn sdk(app: &TestApp, key: &str, scenario: &str, args: &[&str]) -> Value {
             String::from_utf8_lossy(&out.stderr)
         )
     });
+    eprintln!("{scenario}: {report}");
     assert_eq!(report["ok"], true, "{scenario}: {report:#}");
     assert_eq!(report["invalid"], json!([]), "every event parses: {report:#}");
     assert_eq!(report["model"], "gpt-realtime");
