@@ -27,7 +27,7 @@ use super::{
         api_keys::create, api_keys::list, api_keys::revoke,
         audit::list, sessions::list, sessions::get, sessions::delete,
         crate::realtime::routes::create, crate::realtime::routes::upgrade, crate::realtime::routes::webrtc,
-        crate::realtime::openai::connect,
+        crate::realtime::openai::connect, crate::realtime::openai::secrets::create,
         caches::stats, caches::clear, knowledge_gaps::list, privacy::erase, usage::report,
         documents::upload, documents::list, documents::get, documents::content,
         documents::delete, documents::reindex, documents::reindex_all,

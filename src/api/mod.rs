@@ -75,6 +75,10 @@ pub fn router(web_dir: &std::path::Path) -> Router<AppState> {
         .route("/sessions/{id}/ws", get(crate::realtime::routes::upgrade))
         .route("/realtime", get(crate::realtime::openai::connect))
         .route(
+            "/realtime/client_secrets",
+            post(crate::realtime::openai::secrets::create),
+        )
+        .route(
             "/sessions/{id}/webrtc",
             post(crate::realtime::routes::webrtc),
         )

@@ -43,6 +43,8 @@ pub struct Realtime {
     pub knowledge: Arc<crate::knowledge::ingest::Knowledge>,
     /// The WebRTC transport.
     pub webrtc: Arc<webrtc::WebRtc>,
+    /// Unredeemed OpenAI client secrets (`POST /v1/realtime/client_secrets`).
+    pub client_secrets: Arc<openai::secrets::Secrets>,
     /// The transcript writer (flushed on shutdown).
     sink: Arc<sink::DbSink>,
 }
@@ -154,6 +156,7 @@ impl Realtime {
             Arc::new(webrtc::WebRtc::new(&settings.webrtc, registry).context("starting WebRTC")?);
         Ok(Self {
             webrtc,
+            client_secrets: Arc::default(),
             knowledge,
             sink,
             embedded,

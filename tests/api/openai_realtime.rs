@@ -235,7 +235,11 @@ async fn a_typed_turn_has_the_apis_event_sequence_and_errors_have_its_shape() {
         .sum();
     // The simulated voice speaks 8 ms a character: 17 characters, 136 ms or more.
     assert!(bytes >= 6_400, "over 130 ms of 24 kHz PCM16: {bytes}");
-    assert_eq!(bytes % 960, 0, "whole 20 ms frames of 24 kHz PCM16: {bytes}");
+    assert_eq!(
+        bytes % 960,
+        0,
+        "whole 20 ms frames of 24 kHz PCM16: {bytes}"
+    );
     let done = &turn.last().expect("done")["response"];
     assert_eq!(done["status"], "completed");
     assert_eq!(
@@ -243,7 +247,10 @@ async fn a_typed_turn_has_the_apis_event_sequence_and_errors_have_its_shape() {
         "We open at eight."
     );
     assert!(done["usage"]["total_tokens"].is_u64());
-    let item_id = done["output"][0]["id"].as_str().expect("item id").to_owned();
+    let item_id = done["output"][0]["id"]
+        .as_str()
+        .expect("item id")
+        .to_owned();
 
     // Truncating the played answer is acknowledged; an unknown item is an error.
     send(
@@ -365,7 +372,11 @@ async fn sdk(app: &TestApp, key: &str, scenario: &str, args: &[&str]) -> Value {
     });
     eprintln!("{scenario}: {report}");
     assert_eq!(report["ok"], true, "{scenario}: {report:#}");
-    assert_eq!(report["invalid"], json!([]), "every event parses: {report:#}");
+    assert_eq!(
+        report["invalid"],
+        json!([]),
+        "every event parses: {report:#}"
+    );
     assert_eq!(report["model"], "gpt-realtime");
     assert_eq!(report["instructions"], "Answer in one short sentence.");
     report
@@ -419,12 +430,111 @@ async fn the_official_sdk_completes_typed_spoken_manual_and_interrupted_turns() 
         ],
     )
     .await;
-    assert_eq!(interrupted["cancelled_status"], "cancelled", "{interrupted:#}");
+    assert_eq!(
+        interrupted["cancelled_status"], "cancelled",
+        "{interrupted:#}"
+    );
     assert_eq!(interrupted["cancelled_reason"], "turn_detected");
     assert_eq!(interrupted["cancelled_id"], interrupted["first_response"]);
     assert_eq!(interrupted["truncated_item"], interrupted["item_id"]);
     assert_eq!(interrupted["second_status"], "completed");
-    assert!(says(&interrupted["second_answer"], "closed"), "{interrupted:#}");
+    assert!(
+        says(&interrupted["second_answer"], "closed"),
+        "{interrupted:#}"
+    );
     let _ = std::fs::remove_file(question);
     let _ = std::fs::remove_file(barge);
+}
+
+#[tokio::test]
+async fn a_client_secret_opens_one_session_configured_as_minted() {
+    let app = simulated_app().await;
+    let key = api_key(&app, &["realtime"]).await;
+    let mint = |body: Value| {
+        let app = &app;
+        let key = key.clone();
+        async move {
+            app.client
+                .post(app.url("/v1/realtime/client_secrets"))
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .expect("request")
+        }
+    };
+    let refused = mint(json!({"expires_after": {"anchor": "created_at", "seconds": 5}})).await;
+    assert_eq!(refused.status(), 422);
+    let refused = mint(json!({"session": {"type": "realtime", "audio": {"input": {"format": {"type": "audio/opus"}}}}})).await;
+    assert_eq!(refused.status(), 422);
+    assert_eq!(
+        json_body(refused).await["error"]["field"],
+        "session.audio.input.format.type"
+    );
+    let minted = mint(json!({
+        "expires_after": {"anchor": "created_at", "seconds": 60},
+        "session": {"type": "realtime", "model": "gpt-realtime-mini", "instructions": "Be brief.",
+                    "audio": {"input": {"format": {"type": "audio/pcmu"}, "turn_detection": null}}},
+    }))
+    .await;
+    assert_eq!(minted.status(), 200);
+    let minted = json_body(minted).await;
+    let secret = minted["value"].as_str().expect("value").to_owned();
+    assert!(secret.starts_with("ek_"), "{minted}");
+    assert!(minted["expires_at"].as_i64() > Some(app.clock.now()));
+    assert_eq!(
+        minted["session"]["audio"]["input"]["format"]["type"],
+        "audio/pcmu"
+    );
+
+    // As a browser sends it: in the subprotocols, not a header.
+    let connect = |secret: String| {
+        let url = format!("{}/v1/realtime", app.base.replace("http://", "ws://"));
+        async move {
+            let mut request = url.into_client_request().expect("request");
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                format!("realtime, openai-insecure-api-key.{secret}")
+                    .parse()
+                    .expect("header"),
+            );
+            tokio_tungstenite::connect_async(request).await
+        }
+    };
+    let (mut ws, response) = connect(secret.clone())
+        .await
+        .expect("the secret opens a session");
+    assert_eq!(
+        response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("realtime")
+    );
+    let created = until(&mut ws, "session.created").await;
+    let session = &created.last().expect("created")["session"];
+    assert_eq!(session["model"], "gpt-realtime-mini");
+    assert_eq!(session["instructions"], "Be brief.");
+    assert_eq!(session["audio"]["input"]["format"]["type"], "audio/pcmu");
+    assert_eq!(session["audio"]["input"]["turn_detection"], Value::Null);
+    send(
+        &mut ws,
+        json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hours?"}]}}),
+    )
+    .await;
+    send(&mut ws, json!({"type": "response.create"})).await;
+    let turn = until(&mut ws, "response.done").await;
+    assert!(
+        !types(&turn).contains(&"session.updated"),
+        "the secret's configuration is not announced as a change: {:?}",
+        types(&turn)
+    );
+
+    // Once only.
+    match connect(secret).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 401);
+        }
+        other => panic!("a used secret opened a session: {:?}", other.map(|_| ())),
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod g711;
+pub mod secrets;
 pub mod socket;
 pub mod translate;
 
@@ -14,6 +15,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use serde_json::Value;
 use utoipa::IntoParams;
 
 pub use config::PCM_RATE;
@@ -70,6 +72,24 @@ struct Caller {
     dealership: dealerships::Dealership,
     user_id: Option<String>,
     allowed_origins: Vec<String>,
+}
+
+/// The caller of a client secret, and the session configuration it carries.
+async fn secret_caller(state: &AppState, value: &str) -> Result<(Caller, Value), ApiError> {
+    let secret = secrets::redeem(state, value)
+        .await
+        .ok_or(ApiError::Unauthorized)?;
+    let dealership = dealerships::get(&state.db, Tenant::All, &secret.dealership_id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    Ok((
+        Caller {
+            dealership,
+            user_id: secret.user_id,
+            allowed_origins: secret.allowed_origins,
+        },
+        secret.session,
+    ))
 }
 
 async fn caller(
@@ -134,11 +154,29 @@ pub async fn connect(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let token = credential(&headers).ok_or(ApiError::Unauthorized)?;
-    let model = query.model.unwrap_or_else(|| "gpt-realtime".into());
-    if model.is_empty() || model.len() > 100 {
+    if query
+        .model
+        .as_ref()
+        .is_some_and(|m| m.is_empty() || m.len() > 100)
+    {
         return Err(ApiError::validation("model", "must be 1 to 100 characters"));
     }
-    let caller = caller(&state, &token, query.dealership_id).await?;
+    let (caller, requested_session) = if token.starts_with(secrets::SECRET_PREFIX) {
+        let (caller, session) = secret_caller(&state, &token).await?;
+        (caller, Some(session))
+    } else {
+        (caller(&state, &token, query.dealership_id).await?, None)
+    };
+    let model = query
+        .model
+        .or_else(|| {
+            requested_session
+                .as_ref()
+                .and_then(|s| s.get("model"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "gpt-realtime".into());
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
         && !caller.allowed_origins.iter().any(|a| a == origin)
     {
@@ -157,15 +195,27 @@ pub async fn connect(
         },
     )
     .await?;
-    let initial = config::Config::new(
+    let mut initial = config::Config::new(
         model,
         grant.voice.clone(),
         state.settings.session.silence_ms,
     );
+    // A client secret's configuration applies from the start (it was validated when minted).
+    let mut opening = None;
+    if let Some(requested) = &requested_session
+        && let Ok((configured, update)) = initial.merge(requested)
+    {
+        initial = configured;
+        opening = Some(update);
+    }
     let (session, outbox_tx, outbox_rx, slot) =
         routes::start_session(&state, &session_id, grant, "openai").await?;
-    let translator =
+    let mut translator =
         translate::Translator::new(&session_id, initial, query.adam_events.unwrap_or(false));
+    let opening: Vec<_> = opening
+        .into_iter()
+        .map(|update| translator.opening(update))
+        .collect();
     let mut limits = routes::limits(&state);
     limits.max_message_bytes = limits.max_message_bytes.max(MAX_MESSAGE_BYTES);
     let hard_limit = limits.max_message_bytes * 2;
@@ -182,7 +232,10 @@ pub async fn connect(
             tokio::spawn(routes::after_transport(failed_state, failed_slot));
         })
         .on_upgrade(move |sock| async move {
-            socket::run(sock, translator, session, outbox_tx, outbox_rx, limits).await;
+            socket::run(
+                sock, translator, opening, session, outbox_tx, outbox_rx, limits,
+            )
+            .await;
             routes::after_transport(state, slot).await;
         })
         .into_response())

@@ -26,6 +26,7 @@ type SharedSink<K> = Arc<tokio::sync::Mutex<K>>;
 pub async fn run<S>(
     socket: S,
     translator: Translator,
+    opening: Vec<ToSession>,
     session: SessionHandle,
     outbox: Outbox,
     receiver: OutboxReceiver,
@@ -44,7 +45,7 @@ pub async fn run<S>(
         stream,
         sink: sink.clone(),
         translator: translator.clone(),
-        queued: VecDeque::new(),
+        queued: opening.into_iter().map(inbound).collect(),
         max_message_bytes: limits.max_message_bytes,
     };
     let mut output = OpenAiOutput {
@@ -89,6 +90,13 @@ fn lock(translator: &Mutex<Translator>) -> std::sync::MutexGuard<'_, Translator>
     translator
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn inbound(input: ToSession) -> Inbound {
+    match input {
+        ToSession::Audio(samples) => Inbound::Audio(samples),
+        ToSession::Event(event) => Inbound::Event(event),
+    }
 }
 
 struct OpenAiInput<S, K> {
@@ -136,10 +144,7 @@ where
             return Received::Gone;
         }
         self.queued
-            .extend(outcome.to_session.into_iter().map(|input| match input {
-                ToSession::Audio(samples) => Inbound::Audio(samples),
-                ToSession::Event(event) => Inbound::Event(event),
-            }));
+            .extend(outcome.to_session.into_iter().map(inbound));
         Received::Message(self.queued.pop_front().unwrap_or(Inbound::Handled))
     }
 }

@@ -82,6 +82,8 @@ pub struct Translator {
     assistant_items: VecDeque<(String, u64)>,
     /// `metadata` of the next `response.create`, echoed on its response.
     next_metadata: Value,
+    /// `session.updated` answers to the opening update, which the client did not send.
+    unasked_updates: usize,
 }
 
 impl Translator {
@@ -105,7 +107,15 @@ impl Translator {
             current: None,
             assistant_items: VecDeque::new(),
             next_metadata: Value::Null,
+            unasked_updates: 0,
         }
+    }
+
+    /// The session input that applies a configuration the translator already has (a
+    /// client secret's): its `session.updated` is not passed on.
+    pub fn opening(&mut self, update: adam_actors::events::SessionUpdate) -> ToSession {
+        self.unasked_updates += 1;
+        ToSession::Event(ClientEvent::SessionUpdate { session: update })
     }
 
     /// The configuration in force.
@@ -566,6 +576,10 @@ impl Translator {
                 let session = self.config.session_json(&self.session_id);
                 vec![self.event("session.created", json!({"session": session}))]
             }
+            ServerEvent::SessionUpdated { .. } if self.unasked_updates > 0 => {
+                self.unasked_updates -= 1;
+                Vec::new()
+            }
             ServerEvent::SessionUpdated { .. } => {
                 if let Some(next) = self.pending_configs.pop_front() {
                     self.config = next;
@@ -711,7 +725,11 @@ impl Translator {
             ServerEvent::ResponseDone { response } => self.response_done(response),
             ServerEvent::Error { error } => {
                 if error.code == "invalid_session_update" {
-                    self.pending_configs.pop_front();
+                    if self.unasked_updates > 0 {
+                        self.unasked_updates -= 1;
+                    } else {
+                        self.pending_configs.pop_front();
+                    }
                 }
                 if error.code == "no_input" {
                     self.spoken_turn_pending = false;
