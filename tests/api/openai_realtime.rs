@@ -538,3 +538,42 @@ async fn a_client_secret_opens_one_session_configured_as_minted() {
         other => panic!("a used secret opened a session: {:?}", other.map(|_| ())),
     }
 }
+
+/// Asks `question` as a typed turn and returns its `response.done`.
+async fn ask(ws: &mut Ws, question: &str) -> Value {
+    send(
+        ws,
+        json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": question}]}}),
+    )
+    .await;
+    send(ws, json!({"type": "response.create"})).await;
+    let turn = until(ws, "response.done").await;
+    turn.last().expect("done")["response"].clone()
+}
+
+#[tokio::test]
+async fn a_client_with_its_own_instructions_bypasses_the_shared_answer_cache() {
+    let app = simulated_app().await;
+    let key = api_key(&app, &["realtime"]).await;
+    let mut plain = open(&app, &key).await.expect("connect");
+    until(&mut plain, "session.created").await;
+    ask(&mut plain, "When does the showroom open on weekdays?").await;
+    let again = ask(&mut plain, "When does the showroom open on weekdays?").await;
+    assert_eq!(
+        again["adam"]["metrics"]["cache_hit"], true,
+        "the dealership's cache answers a repeated question: {again}"
+    );
+
+    // Answers shaped by one client's instructions are that client's alone.
+    let mut instructed = open(&app, &key).await.expect("connect");
+    until(&mut instructed, "session.created").await;
+    send(
+        &mut instructed,
+        json!({"type": "session.update", "session": {"type": "realtime", "instructions": "Answer like a pirate."}}),
+    )
+    .await;
+    until(&mut instructed, "session.updated").await;
+    let own = ask(&mut instructed, "When does the showroom open on weekdays?").await;
+    assert_eq!(own["adam"]["metrics"]["cache_hit"], false, "{own}");
+    assert_eq!(own["status"], "completed");
+}

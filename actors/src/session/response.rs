@@ -64,6 +64,7 @@ impl SessionState {
             cancel: cancel.clone(),
             timeout: self.settings.answer_timeout,
             top_k: self.settings.retrieval_top_k,
+            instructed: !self.settings.instructions.is_empty(),
         };
         let turn = match Actor::spawn_linked(None, Turn, args, myself.get_cell()).await {
             Ok((turn, _)) => Some(turn),
