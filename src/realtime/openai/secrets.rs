@@ -140,7 +140,9 @@ pub struct ClientSecretOut {
 #[utoipa::path(post, path = "/v1/realtime/client_secrets", tag = "sessions",
     security(("bearer" = [])), params(SecretQuery), request_body(content = Option<CreateClientSecret>),
     responses((status = 200, body = ClientSecretOut), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody, description = "`dealership_id` names no dealership"),
+              (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn create(
     State(state): State<AppState>,
