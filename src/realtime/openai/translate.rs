@@ -893,3 +893,180 @@ fn short(id: &str) -> &str {
     let end = id.char_indices().nth(8).map(|(i, _)| i).unwrap_or(id.len());
     &id[..end]
 }
+
+#[cfg(test)]
+mod tests {
+    use adam_actors::events::{ErrorInfo, ResponseRef, SessionInfo, TurnDetection};
+    use adam_actors::ports::{ResponseMetrics, TurnUsage};
+
+    use super::*;
+
+    fn translator() -> Translator {
+        Translator::new(
+            "sess-1234-5678",
+            Config::new("m".into(), "en".into(), 500),
+            false,
+        )
+    }
+
+    fn info() -> SessionInfo {
+        SessionInfo {
+            id: "s".into(),
+            input_sample_rate: 24_000,
+            output_sample_rate: 24_000,
+            voice: "en".into(),
+            turn_detection: TurnDetection {
+                silence_duration_ms: 500,
+                min_speech_ms: 200,
+                max_turn_ms: 30_000,
+            },
+        }
+    }
+
+    fn kinds(events: &[Value]) -> Vec<&str> {
+        events.iter().filter_map(|e| e["type"].as_str()).collect()
+    }
+
+    fn created(id: &str) -> ServerEvent {
+        ServerEvent::ResponseCreated {
+            response: ResponseRef {
+                id: id.into(),
+                status: "in_progress".into(),
+            },
+        }
+    }
+
+    fn done(id: &str, status: ResponseStatus) -> ServerEvent {
+        ServerEvent::ResponseDone {
+            response: ResponseSummary {
+                id: id.into(),
+                status,
+                output_text: "Eight.".into(),
+                citations: Vec::new(),
+                metrics: ResponseMetrics::default(),
+                usage: TurnUsage::default(),
+            },
+        }
+    }
+
+    fn append(t: &mut Translator, samples: usize) -> Outcome {
+        let audio = BASE64.encode(vec![0u8; samples * 2]);
+        t.client(&json!({"type": "input_audio_buffer.append", "audio": audio}).to_string())
+    }
+
+    #[test]
+    fn a_manual_commit_names_its_item_first_and_the_transcript_follows_that_name() {
+        let mut t = translator();
+        let update = t.client(
+            r#"{"type":"session.update","session":{"audio":{"input":{"turn_detection":null}}}}"#,
+        );
+        assert!(update.replies.is_empty());
+        t.server(&ServerEvent::SessionUpdated { session: info() });
+        assert_eq!(t.config().turn, TurnMode::Manual);
+
+        let held = append(&mut t, 2_400);
+        assert!(held.to_session.is_empty(), "held until the commit");
+        let commit = t.client(r#"{"type":"input_audio_buffer.commit"}"#);
+        assert_eq!(
+            kinds(&commit.replies),
+            ["input_audio_buffer.committed", "conversation.item.added"]
+        );
+        let item = commit.replies[0]["item_id"]
+            .as_str()
+            .expect("item")
+            .to_owned();
+        assert!(
+            matches!(&commit.to_session[..], [ToSession::Audio(a), ToSession::Event(ClientEvent::InputAudioBufferCommit {})] if a.len() == 2_400)
+        );
+        // The client asks for the answer the session gives by itself: nothing more.
+        let create = t.client(r#"{"type":"response.create"}"#);
+        assert!(create.to_session.is_empty() && create.replies.is_empty());
+
+        // Adam's own item id is never seen; its VAD events are not sent.
+        let started = t.server(&ServerEvent::SpeechStarted {
+            item_id: "item_adam".into(),
+            audio_start_ms: 0,
+        });
+        assert!(started.is_empty());
+        let completed = t.server(&ServerEvent::TranscriptionCompleted {
+            item_id: "item_adam".into(),
+            transcript: "hi".into(),
+        });
+        assert_eq!(completed[0]["item_id"], item.as_str());
+        assert_eq!(completed[1]["item"]["content"][0]["transcript"], "hi");
+    }
+
+    #[test]
+    fn a_refused_update_leaves_the_configuration_and_an_accepted_one_applies_in_order() {
+        let mut t = translator();
+        t.client(r#"{"type":"session.update","session":{"voice":"x","audio":{"output":{"format":{"type":"audio/pcmu"}}}}}"#);
+        t.server(&ServerEvent::Error {
+            error: ErrorInfo {
+                code: "invalid_session_update".into(),
+                message: "no".into(),
+            },
+        });
+        assert_eq!(t.config().output, super::super::config::AudioFormat::Pcm);
+        t.client(r#"{"type":"session.update","session":{"audio":{"output":{"format":{"type":"audio/pcmu"}}}}}"#);
+        let updated = t.server(&ServerEvent::SessionUpdated { session: info() });
+        assert_eq!(
+            updated[0]["session"]["audio"]["output"]["format"]["type"],
+            "audio/pcmu"
+        );
+        // μ-law: one byte a sample.
+        t.server(&created("r1"));
+        let delta = t.audio(&[0; 160]).expect("delta");
+        let bytes = BASE64
+            .decode(delta["delta"].as_str().expect("b64"))
+            .expect("decodes");
+        assert_eq!(bytes, vec![0xff; 160]);
+    }
+
+    #[test]
+    fn a_barge_in_cancels_with_turn_detected_and_text_only_sessions_get_text_events() {
+        let mut t = translator();
+        t.server(&created("r1"));
+        assert!(t.audio(&[1; 480]).is_some());
+        t.server(&ServerEvent::SpeechStarted {
+            item_id: "item_2".into(),
+            audio_start_ms: 900,
+        });
+        let events = t.server(&done("r1", ResponseStatus::Cancelled));
+        let last = events.last().expect("done");
+        assert_eq!(last["type"], "response.done");
+        assert_eq!(last["response"]["status"], "cancelled");
+        assert_eq!(
+            last["response"]["status_details"]["reason"],
+            "turn_detected"
+        );
+        assert_eq!(last["response"]["output"][0]["status"], "incomplete");
+
+        t.client(r#"{"type":"session.update","session":{"output_modalities":["text"]}}"#);
+        t.server(&ServerEvent::SessionUpdated { session: info() });
+        t.server(&created("r2"));
+        assert!(t.audio(&[1; 480]).is_none(), "no audio for a text session");
+        let delta = t.server(&ServerEvent::OutputTextDelta {
+            response_id: "r2".into(),
+            delta: "Eight.".into(),
+        });
+        assert_eq!(delta[0]["type"], "response.output_text.delta");
+        let events = t.server(&done("r2", ResponseStatus::Completed));
+        assert_eq!(
+            kinds(&events),
+            [
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "conversation.item.done",
+                "response.done"
+            ]
+        );
+        assert_eq!(events[0]["text"], "Eight.");
+        // Every event carries a distinct id.
+        let ids: std::collections::HashSet<&str> = events
+            .iter()
+            .filter_map(|e| e["event_id"].as_str())
+            .collect();
+        assert_eq!(ids.len(), events.len());
+    }
+}
