@@ -158,3 +158,34 @@ async fn keys_follow_roles_tenancy_and_scopes() {
     let listed = json_body(app.get(&keys_path(&w.a), Some(&w.admin_a.access)).await).await;
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
 }
+
+#[tokio::test]
+async fn each_key_has_its_own_rate_limit() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.rate_limit.per_user_burst = 3;
+        s.rate_limit.per_user_per_minute = 1;
+    })
+    .await;
+    let root = app.admin().await;
+    let d = app.create_dealership(&root.access, "Limit Motors").await;
+    let mut keys = Vec::new();
+    for name in ["busy", "calm"] {
+        let created = json_body(
+            app.post(
+                &keys_path(&d),
+                Some(&root.access),
+                json!({"name": name, "scopes": ["management"]}),
+            )
+            .await,
+        )
+        .await;
+        keys.push(created["key"].as_str().expect("key").to_owned());
+    }
+    let path = format!("/v1/dealerships/{d}");
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(app.get(&path, Some(&keys[0])).await.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    assert_eq!(app.get(&path, Some(&keys[1])).await.status(), 200);
+}
