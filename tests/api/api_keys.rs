@@ -33,13 +33,12 @@ async fn a_key_is_shown_once_stored_hashed_and_works_until_revoked() {
     assert_eq!(listed[0]["id"], created["id"]);
     assert!(listed[0].get("key").is_none(), "{listed}");
     assert!(!listed.to_string().contains(&key));
-    let adam::db::Db::Sqlite(pool) = &app.state.db else {
-        return;
-    };
-    let stored: String = sqlx::query_scalar("SELECT key_hash FROM api_keys")
-        .fetch_one(pool)
-        .await
-        .expect("row");
+    let query = "SELECT key_hash FROM api_keys";
+    let stored: String = match &app.state.db {
+        adam::db::Db::Sqlite(pool) => sqlx::query_scalar(query).fetch_one(pool).await,
+        adam::db::Db::Postgres(pool) => sqlx::query_scalar(query).fetch_one(pool).await,
+    }
+    .expect("row");
     assert_ne!(stored, key);
     assert!(!stored.contains(&key[8..]));
 
