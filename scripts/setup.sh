@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Adam needs to build and run, idempotently: Debian packages, the Rust crates,
-# the embedded models, the schema fuzzer (schemathesis) and the browser client. `--with-browser` adds Debian's Chromium for the
+# the embedded models, the schema fuzzer (schemathesis), the OpenAI SDK the compatibility
+# tests drive, and the browser client. `--with-browser` adds Debian's Chromium for the
 # browser tests (the test command passes it).
 set -euo pipefail
 with_browser=0
@@ -39,6 +40,9 @@ bash scripts/models/fetch.sh
 
 # schemathesis (PyPI, pinned) for the schema fuzzer, in its own virtualenv.
 bash scripts/schema-fuzz.sh --install-only
+
+# The official OpenAI Python SDK (PyPI, hash-pinned) for the OpenAI Realtime API tests.
+bash scripts/openai-sdk.sh >/dev/null
 
 # The browser client (npm packages → web/dist, which Adam serves). Vite needs Node 20.
 node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"

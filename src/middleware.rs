@@ -205,12 +205,20 @@ async fn rate_limit(State(state): State<AppState>, request: Request, next: Next)
     if let Err(wait) = take(&state, &by_ip).await {
         return too_many(&state, &by_ip, wait);
     }
-    if let Some(token) = bearer(&parts)
-        && let Ok(claims) = state
+    // A user's access token, or a dealership API key (counted like a user, by its hash:
+    // no database lookup before the limit).
+    let caller = bearer(&parts).and_then(|token| {
+        if token.starts_with(crate::db::api_keys::KEY_PREFIX) {
+            return Some(format!("api_key:{}", crate::db::api_keys::hash(token)));
+        }
+        state
             .tokens
             .verify(token, TokenUse::Access, state.clock.now())
-    {
-        let by_user = Bucket::User(claims.sub);
+            .ok()
+            .map(|claims| claims.sub)
+    });
+    if let Some(caller) = caller {
+        let by_user = Bucket::User(caller);
         if let Err(wait) = take(&state, &by_user).await {
             return too_many(&state, &by_user, wait);
         }

@@ -255,7 +255,14 @@ pub struct SessionUpdate {
     pub voice: Option<String>,
     /// New turn detection settings.
     pub turn_detection: Option<TurnDetectionUpdate>,
+    /// Instructions appended to the dealership's persona for the next answers (at most
+    /// [`MAX_INSTRUCTIONS_CHARS`] characters; empty removes them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
 }
+
+/// Longest `instructions` a client may add to the persona.
+pub const MAX_INSTRUCTIONS_CHARS: usize = 4_000;
 
 /// Partial turn detection settings.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

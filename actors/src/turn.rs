@@ -66,6 +66,9 @@ pub struct TurnArgs {
     pub timeout: Duration,
     /// Passages retrieved.
     pub top_k: usize,
+    /// The client added its own instructions to the persona: the answer neither comes
+    /// from nor goes to the dealership's shared semantic cache (it is this client's).
+    pub instructed: bool,
 }
 
 /// Input of a `Turn` (its work runs on its own; stopping the actor ends it).
@@ -151,6 +154,7 @@ async fn run(args: TurnArgs) {
         cancel,
         timeout,
         top_k,
+        instructed,
     } = args;
     let mut out = Emitter {
         report: report.clone(),
@@ -192,6 +196,7 @@ async fn run(args: TurnArgs) {
         if let Some(e) = &embedding
             && !follow_up
             && !dated
+            && !instructed
             && let Some(hit) = shared.semantic.lookup(&tenant, &query, e.clone()).await
         {
             for piece in hit.text.split_inclusive(' ') {
@@ -258,6 +263,7 @@ async fn run(args: TurnArgs) {
             && cacheable
             && !follow_up
             && !dated
+            && !instructed
             && !out.text.trim().is_empty()
             && !cancel.is_cancelled()
         {

@@ -45,7 +45,7 @@ fuzz_target!(|input: &[u8]| {
             // The error event must serialise: it goes straight back to the client.
             serde_json::to_string(&error).expect("error events serialise");
         }
-        Inbound::TooBig | Inbound::Closed | Inbound::Ignored => {
+        Inbound::TooBig | Inbound::Closed | Inbound::Ignored | Inbound::Handled => {
             panic!("unexpected {outcome:?} for a {} byte message", data.len())
         }
     }

@@ -9,8 +9,8 @@ use utoipa::{Modify, OpenApi};
 use super::extract::Json;
 use super::ops::PAGE_CSP;
 use super::{
-    audit, auth, caches, dealerships, documents, error, knowledge_gaps, ops, password_reset,
-    privacy, sessions, usage, users,
+    api_keys, audit, auth, caches, dealerships, documents, error, knowledge_gaps, ops,
+    password_reset, privacy, sessions, usage, users,
 };
 
 /// The API description.
@@ -24,8 +24,10 @@ use super::{
         users::password_reset,
         dealerships::list, dealerships::create, dealerships::get, dealerships::update,
         dealerships::delete, dealerships::rotate_embed_key,
+        api_keys::create, api_keys::list, api_keys::revoke,
         audit::list, sessions::list, sessions::get, sessions::delete,
         crate::api::realtime::create, crate::api::realtime::upgrade, crate::api::realtime::webrtc,
+        crate::api::openai_realtime::connect, crate::api::openai_realtime::create,
         caches::stats, caches::clear, knowledge_gaps::list, privacy::erase, usage::report,
         documents::upload, documents::list, documents::get, documents::content,
         documents::delete, documents::reindex, documents::reindex_all,

@@ -1,6 +1,7 @@
 //! The HTTP surface: versioned JSON API under `/v1`, health, metrics, the OpenAPI
 //! document and its docs page, and the browser client's files.
 
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod caches;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod faults;
 pub mod knowledge_gaps;
+pub mod openai_realtime;
 pub mod ops;
 pub mod password_reset;
 pub mod privacy;
@@ -59,9 +61,19 @@ pub fn router(web_dir: &std::path::Path) -> Router<AppState> {
             "/dealerships/{id}/embed-key",
             post(dealerships::rotate_embed_key),
         )
+        .route(
+            "/dealerships/{id}/api-keys",
+            get(api_keys::list).post(api_keys::create),
+        )
+        .route(
+            "/dealerships/{id}/api-keys/{key_id}",
+            axum::routing::delete(api_keys::revoke),
+        )
         .route("/audit-log", get(audit::list))
         .route("/sessions", get(sessions::list).post(realtime::create))
         .route("/sessions/{id}/ws", get(realtime::upgrade))
+        .route("/realtime", get(openai_realtime::connect))
+        .route("/realtime/client_secrets", post(openai_realtime::create))
         .route("/sessions/{id}/webrtc", post(realtime::webrtc))
         .route(
             "/sessions/{id}",

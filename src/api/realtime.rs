@@ -137,35 +137,21 @@ pub async fn create(
     } else {
         return Err(ApiError::Unauthorized);
     };
-    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(ApiError::Draining);
-    }
     let session_id = new_id();
-    let slot = quota::admit(&state, &dealership, user_id.is_none(), ip, &session_id).await?;
-    if state.realtime.registry.count().await >= state.settings.session.max_sessions
-        || state.realtime.saturated()
-    {
-        quota::release(&state, &slot).await;
-        state.realtime.shared.metrics.busy_refusals.inc();
-        return Err(ApiError::Busy);
-    }
-    let limits = quota::limits_of(&state, &dealership);
-    let ticket = issue_ticket(
+    let anonymous = user_id.is_none();
+    let grant = admit(
         &state,
-        Grant {
-            session_id: session_id.clone(),
-            tenant: dealership.id.clone(),
+        &dealership,
+        Admission {
+            session_id: &session_id,
             user_id,
             allowed_origins,
-            persona: dealership.persona.clone(),
-            voice: dealership.voice.clone(),
-            avatar: avatar_settings(&dealership.avatar, state.settings.providers.avatar.name()),
-            timezone: dealership.timezone.clone(),
-            slot: Some(slot),
-            limits,
+            anonymous,
+            ip,
         },
     )
-    .await;
+    .await?;
+    let ticket = issue_ticket(&state, grant).await;
     let webrtc = &state.realtime.webrtc;
     Ok((
         StatusCode::CREATED,
@@ -183,6 +169,52 @@ pub async fn create(
             recording_notice: state.settings.privacy.recording_notice(&dealership),
         }),
     ))
+}
+
+/// Who is being admitted to a new session.
+pub(crate) struct Admission<'a> {
+    /// The new session's id.
+    pub session_id: &'a str,
+    /// The signed-in user (none: a visitor or an API key).
+    pub user_id: Option<String>,
+    /// Browser origins the session may be opened from.
+    pub allowed_origins: Vec<String>,
+    /// Counted against the dealership's anonymous-session quota.
+    pub anonymous: bool,
+    /// The client's address (per-IP session rate).
+    pub ip: std::net::IpAddr,
+}
+
+/// Admits a new session of `dealership` (drain, quotas, the node limit) and returns its
+/// grant, holding a quota slot.
+pub(crate) async fn admit(
+    state: &AppState,
+    dealership: &dealerships::Dealership,
+    who: Admission<'_>,
+) -> Result<Grant, ApiError> {
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(ApiError::Draining);
+    }
+    let slot = quota::admit(state, dealership, who.anonymous, who.ip, who.session_id).await?;
+    if state.realtime.registry.count().await >= state.settings.session.max_sessions
+        || state.realtime.saturated()
+    {
+        quota::release(state, &slot).await;
+        state.realtime.shared.metrics.busy_refusals.inc();
+        return Err(ApiError::Busy);
+    }
+    Ok(Grant {
+        session_id: who.session_id.to_owned(),
+        tenant: dealership.id.clone(),
+        user_id: who.user_id,
+        allowed_origins: who.allowed_origins,
+        persona: dealership.persona.clone(),
+        voice: dealership.voice.clone(),
+        avatar: avatar_settings(&dealership.avatar, state.settings.providers.avatar.name()),
+        timezone: dealership.timezone.clone(),
+        slot: Some(slot),
+        limits: quota::limits_of(state, dealership),
+    })
 }
 
 /// A dealership's `avatar` JSON as the session needs it: its `provider` (else the node's
@@ -257,17 +289,17 @@ async fn redeem(
 }
 
 /// A started session, its outbox, and the slot it holds until its transport ends.
-type Started = (SessionHandle, Outbox, OutboxReceiver, Option<quota::Slot>);
+pub(crate) type Started = (SessionHandle, Outbox, OutboxReceiver, Option<quota::Slot>);
 
 /// Gives the session's slot back once its transport ended.
-async fn after_transport(state: AppState, slot: Option<quota::Slot>) {
+pub(crate) async fn after_transport(state: AppState, slot: Option<quota::Slot>) {
     if let Some(slot) = slot {
         quota::release(&state, &slot).await;
     }
 }
 
 /// Starts the session actor tree for a redeemed ticket.
-async fn start_session(
+pub(crate) async fn start_session(
     state: &AppState,
     id: &str,
     grant: Grant,
@@ -285,6 +317,12 @@ async fn start_session(
             crate::realtime::webrtc::SAMPLE_RATE,
             crate::realtime::webrtc::SAMPLE_RATE,
             true,
+        ),
+        // The OpenAI Realtime API's `audio/pcm` is 24 kHz both ways.
+        "openai" => (
+            crate::realtime::openai::PCM_RATE,
+            crate::realtime::openai::PCM_RATE,
+            false,
         ),
         _ => (cfg.input_sample_rate, cfg.output_sample_rate, false),
     };
@@ -342,7 +380,7 @@ async fn start_session(
     }
 }
 
-fn limits(state: &AppState) -> Limits {
+pub(crate) fn limits(state: &AppState) -> Limits {
     let cfg = &state.settings.session;
     Limits {
         max_message_bytes: cfg.max_message_bytes,
@@ -353,7 +391,7 @@ fn limits(state: &AppState) -> Limits {
 }
 
 /// Bytes tungstenite reads from a client socket at a time: a few 20 ms audio frames.
-const READ_BUFFER_BYTES: usize = 8 * 1024;
+pub(crate) const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// Upgrades to the realtime WebSocket (see `docs/protocol.md`).
 #[utoipa::path(get, path = "/v1/sessions/{id}/ws", tag = "sessions",

@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use super::Role;
 use super::tokens::TokenUse;
 use crate::api::error::ApiError;
-use crate::db::{Tenant, users};
+use crate::db::{Tenant, api_keys, users};
 use crate::state::AppState;
 
 /// An authenticated user, re-checked against the database on each request so that a
@@ -22,6 +22,10 @@ pub struct Principal {
     pub role: Role,
     /// Dealership (none for super_admin).
     pub dealership_id: Option<String>,
+    /// The dealership API key (scope `management`) the request came with, if it was one
+    /// rather than an access token: it acts as a dealership_admin of its dealership on
+    /// behalf of the user who created it.
+    pub api_key_id: Option<String>,
 }
 
 impl Principal {
@@ -77,9 +81,16 @@ pub fn bearer_in(headers: &axum::http::HeaderMap) -> Option<&str> {
 }
 
 /// Verifies an access token, that it was not ended by a logout, and re-checks its user;
-/// the tenant comes from here only.
+/// or a dealership API key with the `management` scope. The tenant comes from here only.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     let now = state.clock.now();
+    if token.starts_with(api_keys::KEY_PREFIX) {
+        let key = api_keys::authenticate(&state.db, token, now)
+            .await?
+            .filter(|k| k.has_scope("management"))
+            .ok_or(ApiError::Unauthorized)?;
+        return key_principal(state, key).await;
+    }
     let claims = state
         .tokens
         .verify(token, TokenUse::Access, now)
@@ -107,6 +118,30 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
         email: user.email,
         role,
         dealership_id: user.dealership_id,
+        api_key_id: None,
+    })
+}
+
+/// The principal of a management key: a dealership_admin of the key's dealership, acting
+/// for the user who created the key, who must still be enabled and still an admin of it
+/// (a key does not outlive its creator's demotion).
+async fn key_principal(state: &AppState, key: api_keys::ApiKey) -> Result<Principal, ApiError> {
+    let creator = key.created_by.as_deref().ok_or(ApiError::Unauthorized)?;
+    let user = users::get(&state.db, Tenant::All, creator)
+        .await?
+        .filter(|u| !u.disabled)
+        .filter(|u| match Role::parse(&u.role) {
+            Some(Role::SuperAdmin) => true,
+            Some(Role::DealershipAdmin) => u.dealership_id.as_deref() == Some(&key.dealership_id),
+            _ => false,
+        })
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(Principal {
+        user_id: user.id,
+        email: user.email,
+        role: Role::DealershipAdmin,
+        dealership_id: Some(key.dealership_id),
+        api_key_id: Some(key.id),
     })
 }
 

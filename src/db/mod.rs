@@ -4,6 +4,7 @@
 //! Every repository function that touches tenant data takes a [`Tenant`] argument, so a
 //! query cannot forget which dealership it is allowed to see.
 
+pub mod api_keys;
 pub mod audit;
 pub mod dealerships;
 pub mod documents;

@@ -1,8 +1,9 @@
 //! Realtime conversations over the wire: the node's actor system (registry, shared
 //! caches, providers, transcript sink), session creation with one-time tickets, and the
-//! transports: one driver (`transport`) with a WebSocket (`socket`) and a WebRTC
-//! (`webrtc`) adapter. The protocol is documented in `docs/protocol.md`.
+//! transports: one driver (`transport`) with a WebSocket (`socket`), a WebRTC
+//! (`webrtc`) and an OpenAI Realtime API (`openai`) adapter. The protocol is documented in `docs/protocol.md`.
 
+pub mod openai;
 pub mod quota;
 mod settings;
 pub mod sink;
@@ -42,6 +43,8 @@ pub struct Realtime {
     pub knowledge: Arc<crate::knowledge::ingest::Knowledge>,
     /// The WebRTC transport.
     pub webrtc: Arc<webrtc::WebRtc>,
+    /// Unredeemed OpenAI client secrets (`POST /v1/realtime/client_secrets`).
+    pub client_secrets: Arc<openai::secrets::Secrets>,
     /// The transcript writer (flushed on shutdown).
     sink: Arc<sink::DbSink>,
 }
@@ -119,6 +122,7 @@ impl Realtime {
             Arc::new(webrtc::WebRtc::new(&settings.webrtc, registry).context("starting WebRTC")?);
         Ok(Self {
             webrtc,
+            client_secrets: Arc::default(),
             knowledge,
             sink,
             embedded,

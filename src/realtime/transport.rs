@@ -96,6 +96,9 @@ pub enum Inbound {
     Closed,
     /// Nothing for the session (keepalive).
     Ignored,
+    /// Handled by the transport itself (an adapter answered it, or holds it for later):
+    /// activity, but nothing for the session yet.
+    Handled,
 }
 
 /// What a transport received from its client.
@@ -290,7 +293,11 @@ where
         };
         if matches!(
             message,
-            Inbound::Audio(_) | Inbound::Event(_) | Inbound::Refused(_) | Inbound::TooBig
+            Inbound::Audio(_)
+                | Inbound::Event(_)
+                | Inbound::Refused(_)
+                | Inbound::TooBig
+                | Inbound::Handled
         ) {
             last_activity = Instant::now();
         }
@@ -305,7 +312,7 @@ where
             }
             Inbound::TooBig => return ended("message too big", close::TOO_BIG),
             Inbound::Closed => return ended(CLIENT_GONE, close::NORMAL),
-            Inbound::Ignored => {}
+            Inbound::Ignored | Inbound::Handled => {}
         }
     }
 }

@@ -2,6 +2,7 @@
 //! its own database. Run against PostgreSQL by setting `ADAM_TEST_DATABASE_URL`.
 
 mod accounts;
+mod api_keys;
 mod auth_tokens;
 mod cli;
 mod cloud;
@@ -17,6 +18,7 @@ mod headers;
 mod helpers;
 mod heygen;
 mod nodes;
+mod openai_realtime;
 mod ops;
 mod pinecone;
 mod privacy;

@@ -46,7 +46,7 @@ const QUESTIONS: &[(&str, &str)] = &[
 
 /// The embedded profile with `PASSAGES` as the first dealership's document, ingested
 /// (MiniLM vectors in the local store or pgvector) before the test goes on.
-async fn voice_app() -> TestApp {
+pub(crate) async fn voice_app() -> TestApp {
     let dir = std::env::temp_dir().join(format!("adam-voice-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     std::fs::write(dir.join("riverside.md"), PASSAGES).expect("passages");
@@ -71,7 +71,7 @@ async fn voice_app() -> TestApp {
 }
 
 /// espeak-ng speech of `text`, as 16 kHz PCM16.
-fn speak(text: &str) -> Vec<i16> {
+pub(crate) fn speak(text: &str) -> Vec<i16> {
     let out = std::process::Command::new("espeak-ng")
         .args(["--stdout", "-v", "en", text])
         .output()

@@ -58,12 +58,13 @@ impl SessionState {
             tenant: self.tenant.clone(),
             question: user_text.clone(),
             history: self.history.iter().cloned().collect(),
-            persona: self.settings.persona.clone(),
+            persona: self.settings.prompt(),
             timezone: self.settings.timezone.clone(),
             shared: self.shared.clone(),
             cancel: cancel.clone(),
             timeout: self.settings.answer_timeout,
             top_k: self.settings.retrieval_top_k,
+            instructed: !self.settings.instructions.is_empty(),
         };
         let turn = match Actor::spawn_linked(None, Turn, args, myself.get_cell()).await {
             Ok((turn, _)) => Some(turn),

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::SessionState;
-use crate::events::{SessionUpdate, TurnDetection};
+use crate::events::{MAX_INSTRUCTIONS_CHARS, SessionUpdate, TurnDetection};
 use crate::ports::AvatarSettings;
 use crate::stt_stream::SttMsg;
 use crate::tts_stream::TtsMsg;
@@ -21,6 +21,8 @@ pub struct SessionSettings {
     pub turn_detection: TurnDetection,
     /// Persona / system prompt.
     pub persona: String,
+    /// The client's own instructions (`session.update`), appended to the persona.
+    pub instructions: String,
     /// The dealership's IANA time zone ("" = UTC): its "today" and "tomorrow".
     pub timezone: String,
     /// The dealership's avatar (a remote one is started with the session).
@@ -67,6 +69,7 @@ impl Default for SessionSettings {
                 max_turn_ms: 30_000,
             },
             persona: String::new(),
+            instructions: String::new(),
             timezone: String::new(),
             avatar: AvatarSettings::default(),
             history_turns: 6,
@@ -81,6 +84,17 @@ impl Default for SessionSettings {
             turns_per_minute: 0,
             max_stored_chars: 0,
             closing_notice: None,
+        }
+    }
+}
+
+impl SessionSettings {
+    /// The system prompt of an answer: the persona, then the client's instructions.
+    pub fn prompt(&self) -> String {
+        if self.instructions.is_empty() {
+            self.persona.clone()
+        } else {
+            format!("{}\n\n{}", self.persona, self.instructions)
         }
     }
 }
@@ -110,6 +124,13 @@ impl SessionState {
         {
             return Err("voice must be 1 to 100 characters".into());
         }
+        if let Some(i) = &update.instructions
+            && i.chars().count() > MAX_INSTRUCTIONS_CHARS
+        {
+            return Err(format!(
+                "instructions must be at most {MAX_INSTRUCTIONS_CHARS} characters"
+            ));
+        }
         let mut td = self.settings.turn_detection.clone();
         if let Some(t) = update.turn_detection {
             td.silence_duration_ms = t.silence_duration_ms.unwrap_or(td.silence_duration_ms);
@@ -131,6 +152,9 @@ impl SessionState {
         }
         if let Some(v) = update.voice {
             self.settings.voice = v;
+        }
+        if let Some(i) = update.instructions {
+            self.settings.instructions = i.trim().to_owned();
         }
         let _ = self.stt.cast(SttMsg::Configure {
             sample_rate: self.settings.input_sample_rate,
