@@ -54,6 +54,8 @@ pub struct Settings {
     pub privacy: crate::privacy::PrivacySettings,
     /// Where Prometheus reads `/metrics`, and the token it needs.
     pub metrics: MetricsSettings,
+    /// Speech recognition biased with each dealership's names.
+    pub vocabulary: crate::knowledge::vocabulary::VocabularySettings,
 }
 
 /// `[metrics]`: `/metrics` on its own listener (kept off the public one) and/or behind a
@@ -581,6 +583,7 @@ impl Default for Settings {
             limits: Default::default(),
             privacy: Default::default(),
             metrics: MetricsSettings::default(),
+            vocabulary: Default::default(),
         }
     }
 }
@@ -801,6 +804,9 @@ impl Settings {
                 key: "limits",
                 problem: format!("{field} {problem}"),
             });
+        }
+        if let Err((key, problem)) = self.vocabulary.validate() {
+            return Err(SettingsError::Invalid { key, problem });
         }
         let notice = self.privacy.recording_notice.trim();
         if notice.is_empty() || notice.chars().count() > 500 {

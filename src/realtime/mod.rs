@@ -42,6 +42,8 @@ pub struct Realtime {
     pub knowledge: Arc<crate::knowledge::ingest::Knowledge>,
     /// The WebRTC transport.
     pub webrtc: Arc<webrtc::WebRtc>,
+    /// Each dealership's names, for speech recognition.
+    pub vocabularies: Arc<crate::knowledge::vocabulary::Vocabularies>,
     /// The transcript writer (flushed on shutdown).
     sink: Arc<sink::DbSink>,
 }
@@ -126,6 +128,10 @@ impl Realtime {
             SessionRegistryHandle::start(settings.session.max_sessions, metrics.clone())
                 .await
                 .context("starting the session registry")?;
+        let vocabularies = Arc::new(crate::knowledge::vocabulary::Vocabularies::new(
+            db.clone(),
+            settings.vocabulary.clone(),
+        ));
         let sink = Arc::new(
             sink::DbSink::start(db, clock, mailer, registry)
                 .context("registering transcript metrics")?,
@@ -153,6 +159,7 @@ impl Realtime {
             Arc::new(webrtc::WebRtc::new(&settings.webrtc, registry).context("starting WebRTC")?);
         Ok(Self {
             webrtc,
+            vocabularies,
             knowledge,
             sink,
             embedded,
