@@ -107,10 +107,18 @@ impl Vocabularies {
         };
         let max = self.settings.max_terms;
         let terms = tokio::task::spawn_blocking(move || {
-            let all: Vec<&str> = texts
+            let all: Vec<String> = texts
                 .iter()
-                .flat_map(|(text, heading)| heading.as_deref().into_iter().chain([text.as_str()]))
+                .flat_map(|(text, heading)| {
+                    // A chunk's heading path: capitals there are style.
+                    heading
+                        .as_deref()
+                        .map(|h| format!("# {h}"))
+                        .into_iter()
+                        .chain([text.clone()])
+                })
                 .collect();
+            let all: Vec<&str> = all.iter().map(String::as_str).collect();
             extract(&all, max)
         })
         .await
@@ -265,9 +273,31 @@ struct Word<'a> {
     breaks: bool,
 }
 
+/// A heading: a Markdown one, or a short line in Title Case ("Visiting Our Showroom"),
+/// where capitals are style, not names.
+fn heading_like(line: &str) -> bool {
+    let line = line.trim();
+    if line.starts_with('#') {
+        return true;
+    }
+    let long: Vec<&str> = line
+        .split_whitespace()
+        .filter(|w| w.chars().filter(|c| c.is_alphabetic()).count() >= 4)
+        .collect();
+    !line.ends_with(['.', '!', '?'])
+        && line.split_whitespace().count() <= 12
+        && long.len() >= 2
+        && long.iter().all(|w| {
+            w.chars()
+                .find(|c| c.is_alphabetic())
+                .is_some_and(char::is_uppercase)
+        })
+}
+
 fn words(text: &str) -> Vec<Word<'_>> {
     let mut out = Vec::new();
     for line in text.lines() {
+        let heading = heading_like(line);
         let mut opens = true;
         for raw in line.split_whitespace() {
             if raw.chars().all(|c| !c.is_alphanumeric()) {
@@ -295,7 +325,7 @@ fn words(text: &str) -> Vec<Word<'_>> {
             }
             out.push(Word {
                 text: trimmed,
-                opens,
+                opens: opens || heading,
                 breaks: !tail.is_empty() && tail != "'s",
             });
             opens = tail.contains(['.', '!', '?', ':', '|']);
@@ -321,6 +351,8 @@ fn name_like(word: &str) -> bool {
             .chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '\'' | '’'))
         && !COMMON.contains(&word.to_lowercase().as_str())
+        // "Saturdays".
+        && !COMMON.contains(&word.to_lowercase().trim_end_matches('s'))
 }
 
 /// The names of `texts`, most frequent first, at most `max_terms`: capitalised words
@@ -335,9 +367,15 @@ pub fn extract(texts: &[&str], max_terms: usize) -> Vec<String> {
     for text in texts {
         let ws = words(text);
         let mut run: Vec<&str> = Vec::new();
-        let flush = |run: &mut Vec<&str>, phrases: &mut HashMap<String, usize>| {
+        let mut run_opens = false;
+        // A run that opens a sentence counts without its first word too ("Visit
+        // Seabright Harbor" is also "Seabright Harbor").
+        let flush = |run: &mut Vec<&str>, opens: bool, phrases: &mut HashMap<String, usize>| {
             if (2..=3).contains(&run.len()) {
                 *phrases.entry(run.join(" ")).or_default() += 1;
+            }
+            if opens && (3..=4).contains(&run.len()) {
+                *phrases.entry(run[1..].join(" ")).or_default() += 1;
             }
             run.clear();
         };
@@ -352,15 +390,18 @@ pub fn extract(texts: &[&str], max_terms: usize) -> Vec<String> {
                 if !w.opens {
                     mid.entry(key).or_insert_with(|| (0, w.text.to_owned())).0 += 1;
                 }
+                if run.is_empty() {
+                    run_opens = w.opens;
+                }
                 run.push(w.text);
             } else {
-                flush(&mut run, &mut phrases);
+                flush(&mut run, run_opens, &mut phrases);
             }
             if w.breaks {
-                flush(&mut run, &mut phrases);
+                flush(&mut run, run_opens, &mut phrases);
             }
         }
-        flush(&mut run, &mut phrases);
+        flush(&mut run, run_opens, &mut phrases);
     }
     let known = |word: &str| {
         let key = word.to_lowercase();
@@ -368,8 +409,10 @@ pub fn extract(texts: &[&str], max_terms: usize) -> Vec<String> {
     };
     let mut scored: Vec<(usize, String)> = Vec::new();
     let mut in_phrase: HashSet<String> = HashSet::new();
+    // A phrase needs one word that is only ever a name ("Seabright Harbor" although
+    // "the harbor" is written too).
     for (phrase, count) in &phrases {
-        if *count >= 2 && phrase.split(' ').all(known) {
+        if *count >= 2 && phrase.split(' ').any(known) {
             scored.push((*count, phrase.clone()));
             in_phrase.extend(phrase.split(' ').map(str::to_lowercase));
         }
@@ -397,6 +440,9 @@ mod tests {
     use super::*;
 
     const FAQ: &str = "\
+## Visiting Our Service Department
+Finding Us Is Easy
+Seabright Harbor is open Saturdays. Visit Seabright Harbor by the harbor.
 ## Service department
 Our service department is on Harbor Road in Port Ellery. Callum Whitcombe runs it.
 Q: Do you service the Aurora? A: Yes, every Aurora and every Meridian sedan.
@@ -414,6 +460,7 @@ We are near Port Ellery station. Service hours are Monday to Friday.
             "Aurora",
             "Meridian",
             "CarPlay",
+            "Seabright Harbor",
         ] {
             assert!(
                 terms.iter().any(|t| t == expected),
@@ -421,7 +468,19 @@ We are near Port Ellery station. Service hours are Monday to Friday.
             );
         }
         for unwanted in [
-            "Service", "Our", "Monday", "Friday", "Yes", "Ask", "The", "Callum",
+            "Service",
+            "Our",
+            "Monday",
+            "Friday",
+            "Yes",
+            "Ask",
+            "The",
+            "Callum",
+            "Visiting",
+            "Finding",
+            "Easy",
+            "Saturdays",
+            "Seabright",
         ] {
             assert!(
                 !terms.iter().any(|t| t == unwanted),
