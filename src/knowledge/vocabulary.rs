@@ -295,7 +295,7 @@ fn heading_like(line: &str) -> bool {
 }
 
 fn words(text: &str) -> Vec<Word<'_>> {
-    let mut out = Vec::new();
+    let mut out: Vec<Word<'_>> = Vec::new();
     for line in text.lines() {
         let heading = heading_like(line);
         let mut opens = true;
@@ -303,7 +303,6 @@ fn words(text: &str) -> Vec<Word<'_>> {
             if raw.chars().all(|c| !c.is_alphanumeric()) {
                 opens |= raw.contains(['|', '.', '!', '?', ':', '—', '–', '-', '*', '#']);
                 if let Some(w) = out.last_mut() {
-                    let w: &mut Word<'_> = w;
                     w.breaks = true;
                 }
                 continue;
@@ -317,11 +316,10 @@ fn words(text: &str) -> Vec<Word<'_>> {
                 .rfind(|c: char| c.is_alphanumeric())
                 .map_or(0, |i| i + 1)..];
             let head = &raw[..raw.find(|c: char| c.is_alphanumeric()).unwrap_or(0)];
-            if !head.is_empty() && head.contains(['(', '"', '“', '[']) {
-                if let Some(w) = out.last_mut() {
-                    let w: &mut Word<'_> = w;
-                    w.breaks = true;
-                }
+            if head.contains(['(', '"', '“', '['])
+                && let Some(w) = out.last_mut()
+            {
+                w.breaks = true;
             }
             out.push(Word {
                 text: trimmed,

@@ -589,7 +589,7 @@ fn range(word: &str) -> Option<String> {
     }
     let numeric = |s: &str| s.starts_with(|c: char| c.is_ascii_digit() || c == '$');
     let days = weekday(a).is_some() && weekday(b).is_some();
-    if !(numeric(a) && numeric(b)) && !days && !word.contains(['–', '—']) {
+    if !(days || word.contains(['–', '—']) || numeric(a) && numeric(b)) {
         return None;
     }
     // "2026-12-25" is a date, not a range.
@@ -840,7 +840,7 @@ fn spell(code: &str) -> String {
 fn street_follows(next: &str) -> bool {
     // Only the next token is seen here: a capitalised name makes a house number likely
     // when the token itself is a street word or a name ("1420 Harbor Rd.").
-    starts_upper(next) && !month_name(next, true).is_some() && weekday(next).is_none()
+    starts_upper(next) && month_name(next, true).is_none() && weekday(next).is_none()
 }
 
 fn street_suffix(word: &str) -> Option<&'static str> {
