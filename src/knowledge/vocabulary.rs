@@ -19,7 +19,9 @@ use crate::db::{Db, documents};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VocabularySettings {
-    /// Pass the dealership's names to the speech recognizer.
+    /// Pass the dealership's names to the speech recognizer. Off by default: on the
+    /// `eval/` dev split it made Whisper tiny.en's spoken accuracy worse (25.7 % against
+    /// 33.8 % correct, docs/PERFORMANCE.md "Recognition vocabulary").
     pub enabled: bool,
     /// Most terms kept per dealership, most frequent first (each STT then takes what
     /// fits its own limit: Whisper `providers.embedded.whisper.vocabulary_chars`,
@@ -30,7 +32,7 @@ pub struct VocabularySettings {
 impl Default for VocabularySettings {
     fn default() -> Self {
         Self {
-            enabled: true,
+            enabled: false,
             max_terms: 60,
         }
     }
