@@ -193,6 +193,9 @@ pub struct CorpusRow {
     pub split: String,
     /// `typed`, or `spoken` (espeak-ng speech transcribed by the configured STT first).
     pub mode: String,
+    /// Spoken rows: word errors and words of the questions as heard (see
+    /// [`word_errors`]).
+    pub question_errors: Option<(usize, usize)>,
     /// Its report.
     pub report: Report,
 }
@@ -247,15 +250,27 @@ pub async fn run_corpus(
                     dealership: name.clone(),
                     split: (*split).to_owned(),
                     mode: "typed".into(),
+                    question_errors: None,
                     report,
                 });
                 if spoken {
-                    let heard = bench.hear(&questions).await?;
+                    let vocabulary = bench
+                        .realtime
+                        .vocabularies
+                        .for_dealership(&dealership.id)
+                        .await;
+                    tracing::info!(dealership = %name, terms = ?vocabulary.terms(), "recognition vocabulary");
+                    let heard = bench.hear(&questions, &vocabulary).await?;
+                    let errors = questions.iter().zip(&heard).fold((0, 0), |acc, (q, h)| {
+                        let (e, n) = word_errors(&q.question, &h.question);
+                        (acc.0 + e, acc.1 + n)
+                    });
                     let report = bench.ask(&dealership, chunks, &heard).await?;
                     rows.push(CorpusRow {
                         dealership: name.clone(),
                         split: (*split).to_owned(),
                         mode: "spoken".into(),
+                        question_errors: Some(errors),
                         report,
                     });
                 }
@@ -379,8 +394,13 @@ impl Bench {
         }
     }
 
-    /// The questions as the STT hears them spoken by espeak-ng (facts unchanged).
-    async fn hear(&self, questions: &[Question]) -> anyhow::Result<Vec<Question>> {
+    /// The questions as the STT hears them spoken by espeak-ng (facts unchanged), biased
+    /// with the dealership's `vocabulary` as a session is.
+    async fn hear(
+        &self,
+        questions: &[Question],
+        vocabulary: &adam_actors::ports::Vocabulary,
+    ) -> anyhow::Result<Vec<Question>> {
         let stt = &self.realtime.shared.providers.stt;
         let mut heard = Vec::with_capacity(questions.len());
         for q in questions {
@@ -392,6 +412,7 @@ impl Bench {
                     SttRequest {
                         audio: audio.into(),
                         sample_rate: 16_000,
+                        vocabulary: vocabulary.clone(),
                     },
                     partial,
                     CancellationToken::new(),
@@ -530,6 +551,41 @@ fn summarise(outcomes: Vec<Outcome>, chunks: usize) -> Report {
     }
 }
 
+/// Words of `text` as compared for the word error rate: both sides in their spoken form
+/// (so "$49" and "forty-nine dollars", "7:30 AM" and "seven thirty a.m." are the same
+/// words), lower case, without punctuation.
+fn spoken_words(text: &str) -> Vec<String> {
+    adam_actors::speech_text::for_speech(text)
+        .to_lowercase()
+        .split(|c: char| c.is_whitespace() || c == '-')
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric() || *c == '\'')
+                .collect::<String>()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Word errors (substitutions, insertions, deletions) of `heard` against `said`, and the
+/// words of `said`.
+pub fn word_errors(said: &str, heard: &str) -> (usize, usize) {
+    let (r, h) = (spoken_words(said), spoken_words(heard));
+    let mut row: Vec<usize> = (0..=h.len()).collect();
+    for (i, rw) in r.iter().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, hw) in h.iter().enumerate() {
+            let next = (row[j + 1] + 1)
+                .min(row[j] + 1)
+                .min(prev + usize::from(rw != hw));
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    (row[h.len()], r.len())
+}
+
 /// The totals of several reports (the corpus's per-split total).
 pub fn combine<'a>(reports: impl IntoIterator<Item = &'a Report>) -> Report {
     let mut outcomes = Vec::new();
@@ -621,6 +677,33 @@ pub fn corpus_table(rows: &[CorpusRow]) -> String {
             }
         }
     }
+    let spoken: Vec<&CorpusRow> = rows
+        .iter()
+        .filter(|r| r.question_errors.is_some())
+        .collect();
+    if !spoken.is_empty() {
+        let _ = write!(out, "\n\nspoken questions, word error rate:");
+        let (mut errors, mut words) = (0, 0);
+        for row in spoken {
+            let (e, n) = row.question_errors.unwrap_or_default();
+            errors += e;
+            words += n;
+            let _ = write!(
+                out,
+                "\n  {:<22} {:<8} {:>5.1}% ({e}/{n})",
+                row.dealership,
+                row.split,
+                100.0 * e as f64 / n.max(1) as f64
+            );
+        }
+        let _ = write!(
+            out,
+            "\n  {:<22} {:<8} {:>5.1}% ({errors}/{words})",
+            "ALL",
+            "",
+            100.0 * errors as f64 / words.max(1) as f64
+        );
+    }
     out.push('\n');
     out
 }
@@ -640,6 +723,22 @@ mod tests {
         assert!(!holds("anything", &[]), "no facts: nothing to hold");
         assert_eq!(percentile(&[1, 2, 3, 4, 100], 0.5), 3);
         assert_eq!(percentile(&[1, 2, 3, 4, 100], 0.99), 100);
+    }
+
+    #[test]
+    fn word_errors_compare_spoken_forms() {
+        assert_eq!(
+            word_errors(
+                "Is an oil change $49?",
+                "is an oil change forty-nine dollars"
+            ),
+            (0, 7)
+        );
+        assert_eq!(
+            word_errors("Do you have the Aurora?", "do you have the or more the"),
+            (3, 5)
+        );
+        assert_eq!(word_errors("", "hello"), (1, 0));
     }
 
     #[test]

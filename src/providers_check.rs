@@ -239,6 +239,7 @@ async fn transcribe(stt: &dyn SpeechToText) -> Result<String, ProviderError> {
     let request = SttRequest {
         audio: Arc::from(audio),
         sample_rate,
+        vocabulary: Default::default(),
     };
     let text = stt
         .transcribe(request, tx, CancellationToken::new())

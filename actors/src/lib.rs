@@ -17,7 +17,7 @@
 //! Module map: [`ports`] (provider traits), [`simulated`] (deterministic providers),
 //! [`shared`] (node-wide handles), [`events`] (the wire events), [`endpoint`] (sans-IO
 //! end-of-turn detection), [`audio`] (PCM helpers and resampling), [`sentences`]
-//! (sentence chunking), [`visemes`], [`vector`], [`metrics`], `tasks` (ids, tasks that
+//! (sentence chunking), [`speech_text`] (text as a voice should say it), [`visemes`], [`vector`], [`metrics`], `tasks` (ids, tasks that
 //! die with their actor), and one module per actor.
 //!
 //! This crate knows nothing of HTTP, SQL or sockets: transports feed audio and events in
@@ -38,6 +38,7 @@ pub mod sentences;
 pub mod session;
 pub mod shared;
 pub mod simulated;
+pub mod speech_text;
 pub mod stt_stream;
 mod tasks;
 pub mod tts_stream;

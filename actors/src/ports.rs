@@ -49,6 +49,57 @@ pub struct SttRequest {
     pub audio: Arc<[i16]>,
     /// Its sample rate.
     pub sample_rate: u32,
+    /// Words to expect: the dealership's names (Whisper's initial prompt, Deepgram key
+    /// terms); empty for none.
+    pub vocabulary: Vocabulary,
+}
+
+/// Words and names a recognizer should expect in this conversation — a dealership's
+/// models and trims, staff, departments and streets — most important first. Cheap to
+/// clone (shared).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vocabulary(Arc<[String]>);
+
+impl Vocabulary {
+    /// The terms, most important first.
+    pub fn new(terms: Vec<String>) -> Self {
+        Self(terms.into())
+    }
+
+    /// The terms, most important first.
+    pub fn terms(&self) -> &[String] {
+        &self.0
+    }
+
+    /// No terms.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The terms as a recognizer's prompt ("Aurora, Meridian, Port Ellery."), at most
+    /// `max_chars` characters (whole terms only); empty when none fits.
+    pub fn prompt(&self, max_chars: usize) -> String {
+        let terms = self.within(max_chars.saturating_sub(1));
+        if terms.is_empty() {
+            return String::new();
+        }
+        format!("{}.", terms.join(", "))
+    }
+
+    /// The first terms that fit in `max_chars` when joined with ", ".
+    pub fn within(&self, max_chars: usize) -> Vec<&str> {
+        let mut used = 0;
+        let mut out = Vec::new();
+        for term in self.0.iter() {
+            let cost = term.chars().count() + if out.is_empty() { 0 } else { 2 };
+            if used + cost > max_chars {
+                break;
+            }
+            used += cost;
+            out.push(term.as_str());
+        }
+        out
+    }
 }
 
 /// Speech to text.
@@ -98,10 +149,12 @@ pub struct Listening {
 /// customer's turn ends (Deepgram's endpointing). Optional: without it, turns end on the
 /// local VAD's silence and each utterance goes to [`SpeechToText`].
 pub trait ListeningStt: Send + Sync {
-    /// Opens a stream for audio at `sample_rate`; it ends when `cancel` fires.
+    /// Opens a stream for audio at `sample_rate`, biased towards `vocabulary`; it ends
+    /// when `cancel` fires.
     fn listen(
         &self,
         sample_rate: u32,
+        vocabulary: Vocabulary,
         cancel: CancellationToken,
     ) -> BoxFuture<'_, Result<Listening, ProviderError>>;
 }

@@ -20,7 +20,7 @@ use crate::events::TurnDetection;
 use crate::metrics::AliveGuard;
 use crate::ports::{
     CancellationToken, ListenEvent, ListenInput, Listening, ProviderError, SpeechToText,
-    SttRequest, Vad,
+    SttRequest, Vad, Vocabulary,
 };
 use crate::shared::Shared;
 use crate::tasks::uuid_like;
@@ -76,6 +76,8 @@ pub struct SttArgs {
     /// end of the turn). If the customer goes on speaking the early result is dropped; if
     /// not, the turn's transcript is ready sooner by up to the STT's own latency.
     pub early_transcription_ms: u32,
+    /// The dealership's words, for the recognizer.
+    pub vocabulary: Vocabulary,
 }
 
 /// Input of `SttStream`.
@@ -134,6 +136,7 @@ pub struct SttState {
     cancel: CancellationToken,
     early_ms: u32,
     early: Option<Early>,
+    vocabulary: Vocabulary,
     listen: Listen,
     _alive: AliveGuard,
 }
@@ -204,15 +207,17 @@ impl SttState {
         self.listen.generation += 1;
         let generation = self.listen.generation;
         let (rate, cancel, myself) = (self.rate, self.cancel.child_token(), myself.clone());
+        let vocabulary = self.vocabulary.clone();
         tokio::spawn(async move {
-            let Listening { audio, mut events } = match provider.listen(rate, cancel).await {
-                Ok(listening) => listening,
-                Err(error) => {
-                    let result = Err(error);
-                    let _ = myself.cast(SttMsg::Listening { generation, result });
-                    return;
-                }
-            };
+            let Listening { audio, mut events } =
+                match provider.listen(rate, vocabulary, cancel).await {
+                    Ok(listening) => listening,
+                    Err(error) => {
+                        let result = Err(error);
+                        let _ = myself.cast(SttMsg::Listening { generation, result });
+                        return;
+                    }
+                };
             let opened = SttMsg::Listening {
                 generation,
                 result: Ok(audio),
@@ -400,6 +405,7 @@ impl SttState {
         let request = SttRequest {
             audio: self.utterance.clone().into(),
             sample_rate: self.rate,
+            vocabulary: self.vocabulary.clone(),
         };
         let stt = self.shared.providers.stt.clone();
         let cancel = self.cancel.child_token();
@@ -451,6 +457,7 @@ impl SttState {
         let request = SttRequest {
             audio: audio.into(),
             sample_rate: self.rate,
+            vocabulary: self.vocabulary.clone(),
         };
         let stt = self.shared.providers.stt.clone();
         let cancel = self.cancel.child_token();
@@ -540,6 +547,7 @@ impl Actor for SttStream {
             timeout: args.timeout,
             cancel: CancellationToken::new(),
             early_ms: args.early_transcription_ms,
+            vocabulary: args.vocabulary,
             early: None,
             listen: Listen::default(),
         };

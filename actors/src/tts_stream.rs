@@ -2,7 +2,9 @@
 //! synthesizes, resamples to the client's rate, cuts 20 ms frames and paces them out in
 //! real time (a small lead keeps the client's buffer fed). A response the remote avatar
 //! speaks also has its audio handed on as it is synthesized, ahead of the pacing.
-//! Cancellation drops the worker and everything queued in it at once.
+//! Cancellation drops the worker and everything queued in it at once. Each sentence is
+//! rewritten for the ear first ([`crate::speech_text`]): every provider gets the same
+//! spoken form.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -219,6 +221,13 @@ async fn run_worker(
     while let Some(item) = work.recv().await {
         match item {
             Work::Sentence(text) => {
+                // The voice says "twenty-seven thousand nine hundred dollars" for
+                // "$27,900"; the written answer keeps the original, and the word timings
+                // (and visemes) come from the words actually said.
+                let text = crate::speech_text::for_speech(&text);
+                if text.is_empty() {
+                    continue;
+                }
                 let offset = playout.position_ms();
                 let (tx, mut rx) = mpsc::channel::<TtsChunk>(SENTENCE_CHUNKS);
                 let provider = tts.clone();

@@ -20,6 +20,11 @@ const RATE: u32 = 16_000;
 /// Encoder frames per second of audio (1500 frames = 30 s).
 const CTX_PER_SEC: f32 = 50.0;
 const FULL_CTX: i32 = 1500;
+/// Default cap of the vocabulary prompt (about 60–80 tokens).
+const DEFAULT_VOCABULARY_CHARS: usize = 300;
+/// Hard cap of the prompt, tokens (whisper.cpp keeps at most half its 448-token text
+/// context).
+const MAX_PROMPT_TOKENS: usize = 200;
 
 /// Whisper settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +42,10 @@ pub struct WhisperConfig {
     pub audio_context_margin: u32,
     /// Language code.
     pub language: String,
+    /// Longest initial prompt built from the dealership's vocabulary, characters (0: no
+    /// prompt). Whisper reads at most 224 prompt tokens, and a long or off-topic prompt
+    /// makes it hallucinate: a few dozen names is the useful size.
+    pub vocabulary_chars: usize,
 }
 
 impl Default for WhisperConfig {
@@ -48,6 +57,7 @@ impl Default for WhisperConfig {
             fit_audio_context: true,
             audio_context_margin: 128,
             language: "en".into(),
+            vocabulary_chars: DEFAULT_VOCABULARY_CHARS,
         }
     }
 }
@@ -86,14 +96,20 @@ impl WhisperStt {
         })
     }
 
-    /// Transcribes 16 kHz mono samples on the calling thread.
+    /// Transcribes 16 kHz mono samples on the calling thread; `prompt` (tokens) is the
+    /// vocabulary Whisper is told to expect.
     fn run(
         state: &mut whisper_rs::WhisperState,
         config: &WhisperConfig,
         audio: &[f32],
+        prompt: &[i32],
         cancel: &CancellationToken,
     ) -> Result<String, ProviderError> {
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        // Tokens rather than `set_initial_prompt`, which leaks its string on every call.
+        if !prompt.is_empty() {
+            params.set_tokens(prompt);
+        }
         params.set_n_threads(config.threads.max(1) as i32);
         params.set_language(Some(&config.language));
         params.set_translate(false);
@@ -208,6 +224,7 @@ impl SpeechToText for WhisperStt {
             let states = self.states.clone();
             let config = self.config.clone();
             let job_cancel = cancel.clone();
+            let vocabulary = request.vocabulary;
             self.pool
                 .run(&cancel, move || {
                     let mut state = states
@@ -215,9 +232,16 @@ impl SpeechToText for WhisperStt {
                         .map_err(|_| ProviderError::Unavailable("whisper state poisoned".into()))?
                         .pop()
                         .ok_or_else(|| ProviderError::Unavailable("no whisper state".into()))?;
-                    // The context outlives every state made from it.
-                    let _context = &context;
-                    let out = Self::run(&mut state, &config, &samples, &job_cancel);
+                    let prompt_text = vocabulary.prompt(config.vocabulary_chars);
+                    let prompt = if prompt_text.is_empty() {
+                        Vec::new()
+                    } else {
+                        // A leading space, as the words appear mid-text.
+                        context
+                            .tokenize(&format!(" {prompt_text}"), MAX_PROMPT_TOKENS)
+                            .unwrap_or_default()
+                    };
+                    let out = Self::run(&mut state, &config, &samples, &prompt, &job_cancel);
                     if let Ok(mut s) = states.lock() {
                         s.push(state);
                     }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use adam_actors::ports::{AnswerRequest, CancellationToken, Embedder, Passage};
+use adam_actors::ports::{AnswerRequest, CancellationToken, Embedder, Passage, Vocabulary};
 use adam_providers::grounded::{GroundedConfig, GroundedEngine, Plan, SmallTalk};
 use adam_providers::llm::{Generator, LlmConfig, LocalLlm};
 use adam_providers::minilm::{MiniLm, MiniLmEmbedder};
@@ -320,5 +320,123 @@ async fn a_prepared_document_needs_only_the_question_embedded() {
         counting.1.load(std::sync::atomic::Ordering::SeqCst) - before,
         1,
         "only the question is embedded when it is asked"
+    );
+}
+
+/// espeak-ng speech of `text` (the embedded voice), as 16 kHz PCM16 with silence after.
+fn speech(text: &str) -> Vec<i16> {
+    let out = std::process::Command::new("espeak-ng")
+        .args(["--stdout", "-v", "en", text])
+        .output()
+        .expect("espeak-ng is installed (scripts/setup.sh)");
+    assert!(out.status.success(), "espeak-ng failed");
+    let wav = out.stdout;
+    let rate = u32::from_le_bytes([wav[24], wav[25], wav[26], wav[27]]);
+    let data = wav
+        .windows(4)
+        .position(|w| w == b"data")
+        .expect("data chunk")
+        + 8;
+    let samples: Vec<i16> = wav[data..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let mut audio = adam_actors::audio::Resampler::new(rate, 16_000).process(&samples);
+    audio.extend(std::iter::repeat_n(0, 4_800));
+    audio
+}
+
+async fn hear(
+    stt: &adam_providers::whisper::WhisperStt,
+    audio: Vec<i16>,
+    vocabulary: &Vocabulary,
+) -> String {
+    use adam_actors::ports::{SpeechToText, SttRequest};
+    stt.transcribe(
+        SttRequest {
+            audio: Arc::from(audio),
+            sample_rate: 16_000,
+            vocabulary: vocabulary.clone(),
+        },
+        tokio::sync::mpsc::channel(1).0,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("transcribe")
+}
+
+fn whisper() -> adam_providers::whisper::WhisperStt {
+    use adam_providers::whisper::{WhisperConfig, WhisperStt};
+    let config = WhisperConfig {
+        model: models().join("whisper/ggml-tiny.en.bin"),
+        ..WhisperConfig::default()
+    };
+    let pool = ModelPool::new("whisper", 1, 8, PoolMetrics::unregistered());
+    WhisperStt::load(&config, pool).expect("Whisper installed")
+}
+
+/// A dealership's names as its vocabulary (as `adam eval` finds them in `eval/`).
+fn dealership_vocabulary() -> Vocabulary {
+    Vocabulary::new(
+        [
+            "Kestrel",
+            "Strider Summit",
+            "Solenne Lumen",
+            "Vantor",
+            "Ridgeback",
+            "Callum Whitcombe",
+            "Naledi Mokoena",
+            "Port Ellery",
+            "Seabright Harbor",
+            "Orlan",
+            "Veyra",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+}
+
+#[tokio::test]
+async fn whisper_hears_a_dealerships_names_with_its_vocabulary() {
+    let stt = whisper();
+    let heard = hear(
+        &stt,
+        speech("Who is Callum Whitcombe?"),
+        &dealership_vocabulary(),
+    )
+    .await;
+    // Without the vocabulary tiny.en writes "Who is Kalam Whitcomb?".
+    assert!(heard.contains("Callum Whitcombe"), "heard {heard:?}");
+}
+
+#[tokio::test]
+async fn the_vocabulary_is_not_heard_in_an_unrelated_question_or_in_silence() {
+    let stt = whisper();
+    let vocabulary = dealership_vocabulary();
+    let names: Vec<String> = vocabulary
+        .terms()
+        .iter()
+        .flat_map(|t| t.split(' '))
+        .map(str::to_lowercase)
+        .collect();
+    let heard = hear(
+        &stt,
+        speech("Can you recommend a good pizza place?"),
+        &vocabulary,
+    )
+    .await;
+    let lower = heard.to_lowercase();
+    assert!(lower.contains("recommend"), "heard {heard:?}");
+    assert!(
+        !names.iter().any(|n| lower.contains(n.as_str())),
+        "an unrelated question became the dealership's words: {heard:?}"
+    );
+    // A long silence: no prompt read back.
+    let silence = hear(&stt, vec![0; 16_000 * 2], &vocabulary).await;
+    assert!(
+        !names
+            .iter()
+            .any(|n| silence.to_lowercase().contains(n.as_str())),
+        "silence became {silence:?}"
     );
 }

@@ -332,6 +332,11 @@ pub(crate) async fn start_session(
     let closing_notice = quota::cap_reached(state, &grant.tenant, limits)
         .await
         .then(|| quota::BUSY_NOTICE.to_owned());
+    let vocabulary = state
+        .realtime
+        .vocabularies
+        .for_dealership(&grant.tenant)
+        .await;
     let args = SessionArgs {
         id: id.to_owned(),
         tenant: grant.tenant,
@@ -357,6 +362,7 @@ pub(crate) async fn start_session(
             turns_per_minute: limits.turns_per_minute,
             max_stored_chars: limits.max_turn_chars,
             closing_notice,
+            vocabulary,
             ..SessionSettings::default()
         },
         outbox: outbox_tx.clone(),

@@ -269,3 +269,36 @@ pub async fn ids(db: &Db, tenant: Tenant<'_>) -> Result<Vec<(String, String)>, s
         .await
     })
 }
+
+/// What changes whenever a dealership's searchable documents do: (ready documents, their
+/// chunks, the latest change in Unix seconds).
+pub async fn ready_fingerprint(
+    db: &Db,
+    dealership_id: &str,
+) -> Result<(i64, i64, i64), sqlx::Error> {
+    on_pool!(db, |pool| {
+        sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT COUNT(*), COALESCE(SUM(chunk_count), 0), COALESCE(MAX(updated_at), 0) \
+             FROM documents WHERE dealership_id = $1 AND status = 'ready'",
+        )
+        .bind(dealership_id)
+        .fetch_one(pool)
+        .await
+    })
+}
+
+/// The text and heading of every chunk of a dealership's ready documents, in order.
+pub async fn ready_chunk_texts(
+    db: &Db,
+    dealership_id: &str,
+) -> Result<Vec<(String, Option<String>)>, sqlx::Error> {
+    on_pool!(db, |pool| {
+        sqlx::query_as::<_, (String, Option<String>)>(
+            "SELECT c.text, c.heading FROM chunks c JOIN documents d ON d.id = c.document_id \
+             WHERE c.dealership_id = $1 AND d.status = 'ready' ORDER BY d.created_at, d.id, c.seq",
+        )
+        .bind(dealership_id)
+        .fetch_all(pool)
+        .await
+    })
+}

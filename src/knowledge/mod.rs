@@ -7,6 +7,7 @@
 //! vectors in the SQLite database with an in-process index per dealership), pgvector
 //! ([`pgvector`]) or Pinecone ([`pinecone`]). [`retriever::DocumentRetriever`] answers the
 //! conversation's `Retriever` port from that store, always filtered by dealership.
+//! [`vocabulary`] draws each dealership's names from its chunks for speech recognition.
 
 pub mod ask;
 pub mod chunk;
@@ -22,6 +23,7 @@ mod settings;
 pub use settings::KnowledgeSettings;
 pub mod store;
 pub mod tables;
+pub mod vocabulary;
 
 use std::sync::Arc;
 

@@ -45,6 +45,8 @@ pub struct Realtime {
     pub webrtc: Arc<webrtc::WebRtc>,
     /// Unredeemed OpenAI client secrets (`POST /v1/realtime/client_secrets`).
     pub client_secrets: Arc<openai::secrets::Secrets>,
+    /// Each dealership's names, for speech recognition.
+    pub vocabularies: Arc<crate::knowledge::vocabulary::Vocabularies>,
     /// The transcript writer (flushed on shutdown).
     sink: Arc<sink::DbSink>,
 }
@@ -95,6 +97,10 @@ impl Realtime {
             SessionRegistryHandle::start(settings.session.max_sessions, metrics.clone())
                 .await
                 .context("starting the session registry")?;
+        let vocabularies = Arc::new(crate::knowledge::vocabulary::Vocabularies::new(
+            db.clone(),
+            settings.vocabulary.clone(),
+        ));
         let sink = Arc::new(
             sink::DbSink::start(db, clock, mailer, registry)
                 .context("registering transcript metrics")?,
@@ -123,6 +129,7 @@ impl Realtime {
         Ok(Self {
             webrtc,
             client_secrets: Arc::default(),
+            vocabularies,
             knowledge,
             sink,
             embedded,

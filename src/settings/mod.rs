@@ -66,6 +66,8 @@ pub struct Settings {
     pub privacy: crate::privacy::PrivacySettings,
     /// Where Prometheus reads `/metrics`, and the token it needs.
     pub metrics: MetricsSettings,
+    /// Speech recognition biased with each dealership's names.
+    pub vocabulary: crate::knowledge::vocabulary::VocabularySettings,
 }
 
 /// `[testing]`: switches for fault-injection tests; refused in `production`.
@@ -128,6 +130,7 @@ impl Default for Settings {
             limits: Default::default(),
             privacy: Default::default(),
             metrics: MetricsSettings::default(),
+            vocabulary: Default::default(),
         }
     }
 }
@@ -301,6 +304,7 @@ impl Settings {
             self.metrics.validate(),
             self.bootstrap.validate(),
             self.email.validate(),
+            self.vocabulary.validate(),
         ];
         if let Some((key, problem)) = sections.into_iter().find_map(Result::err) {
             return Err(invalid(key, problem));

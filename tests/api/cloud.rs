@@ -274,6 +274,62 @@ async fn a_failed_deepgram_stream_hands_the_turns_to_the_local_vad() {
     );
 }
 
+#[tokio::test]
+async fn the_deepgram_stream_is_biased_with_the_dealerships_names() {
+    let deepgram = FakeDeepgram::start().await;
+    deepgram.push(DeepgramMode::Endpointing);
+    let dir = std::env::temp_dir().join(format!("adam-vocab-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(
+        dir.join("team.md"),
+        "Our service manager is Callum Whitcombe, in Port Ellery.\n\
+         Ask Callum Whitcombe about the Aurora.\n\
+         Every Aurora is serviced in Port Ellery.\n",
+    )
+    .expect("document");
+    let url = deepgram.url();
+    let demo = dir.clone();
+    let app = spawn_app_with(move |s| {
+        s.session.silence_ms = 5_000;
+        s.knowledge.demo_dir = Some(demo);
+        s.vocabulary.enabled = true;
+        let p = &mut s.providers;
+        p.simulated.answer = "The simulated answer.".into();
+        p.stt = vec![
+            adam_providers::registry::SttVendor::Deepgram,
+            adam_providers::registry::SttVendor::Profile,
+        ];
+        p.deepgram.url = url;
+        p.deepgram.end_of_turn = true;
+        quick(&mut p.deepgram.resilience);
+        p.keys.set(
+            adam_providers::registry::Account::Deepgram,
+            fakes::deepgram::KEY.to_owned().into(),
+        );
+    })
+    .await;
+    let root = app.admin().await;
+    let ready = crate::helpers::eventually(Duration::from_secs(30), || async {
+        let docs =
+            crate::helpers::json_body(app.get("/v1/documents", Some(&root.access)).await).await;
+        docs.as_array()
+            .is_some_and(|d| !d.is_empty() && d.iter().all(|d| d["status"] == "ready"))
+    })
+    .await;
+    assert!(ready, "the document was not ingested");
+    let _ = std::fs::remove_dir_all(dir);
+    let items = spoken_turn(&app).await;
+    heard_and_answered(&items);
+    let conns = deepgram.conns();
+    for name in ["Aurora", "Callum Whitcombe", "Port Ellery"] {
+        assert!(
+            conns[0].keyterms.iter().any(|k| k == name),
+            "{name} in {:?}",
+            conns[0].keyterms
+        );
+    }
+}
+
 /// Every `adam_*` series the Grafana dashboard reads (histogram suffixes taken off).
 fn dashboard_metrics() -> std::collections::BTreeSet<String> {
     let path = concat!(

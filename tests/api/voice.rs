@@ -47,9 +47,14 @@ const QUESTIONS: &[(&str, &str)] = &[
 /// The embedded profile with `PASSAGES` as the first dealership's document, ingested
 /// (MiniLM vectors in the local store or pgvector) before the test goes on.
 pub(crate) async fn voice_app() -> TestApp {
+    voice_app_with(PASSAGES).await
+}
+
+/// The embedded profile with `passages` as the first dealership's document.
+async fn voice_app_with(passages: &str) -> TestApp {
     let dir = std::env::temp_dir().join(format!("adam-voice-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    std::fs::write(dir.join("riverside.md"), PASSAGES).expect("passages");
+    std::fs::write(dir.join("riverside.md"), passages).expect("passages");
     let demo = dir.clone();
     let app = spawn_app_with(move |s| {
         s.providers.profile = adam_providers::registry::Profile::Embedded;
@@ -310,6 +315,7 @@ async fn spoken_questions_get_spoken_answers_from_the_passages() {
                 SttRequest {
                     audio: Arc::from(turn.audio.clone()),
                     sample_rate: 16_000,
+                    vocabulary: Default::default(),
                 },
                 tokio::sync::mpsc::channel(1).0,
                 CancellationToken::new(),
@@ -348,6 +354,42 @@ async fn spoken_questions_get_spoken_answers_from_the_passages() {
     assert!(
         reply_wer <= 0.25,
         "the spoken answers transcribe back with WER {reply_wer:.3} over {reply_words} words"
+    );
+}
+
+#[tokio::test]
+async fn a_price_is_spoken_as_words_and_written_as_figures() {
+    let app = voice_app_with(
+        "# Harbor Motors\n\n## New cars\nThe Aurora sedan starts at $27,900 before tax.\n",
+    )
+    .await;
+    let stt = whisper().await;
+    let mut ws = open(&app).await;
+    ask(&mut ws, "How much is the Aurora sedan?").await;
+    let turn = read_turn(&mut ws).await;
+    let done = &turn.event("response.done")["response"];
+    let reply = done["output_text"].as_str().expect("reply");
+    // The written answer keeps the figures.
+    assert!(reply.contains("$27,900"), "{reply:?}");
+    let said = stt
+        .transcribe(
+            SttRequest {
+                audio: Arc::from(turn.audio.clone()),
+                sample_rate: 16_000,
+                vocabulary: Default::default(),
+            },
+            tokio::sync::mpsc::channel(1).0,
+            CancellationToken::new(),
+        )
+        .await
+        .expect("transcribe the answer");
+    // The voice said "twenty-seven thousand nine hundred dollars"; read as written
+    // ("dollar twenty seven thousand nine hundred") Whisper hears no such price.
+    let words = normalise(&said);
+    let at = words.iter().position(|w| w == "27900");
+    assert!(
+        at.is_some_and(|i| words.get(i + 1).is_some_and(|w| w == "dollars")),
+        "{reply:?} is heard as {said:?} ({words:?})"
     );
 }
 

@@ -281,6 +281,7 @@ impl SessionState {
             shared: self.shared.clone(),
             timeout: self.settings.stt_timeout,
             early_transcription_ms: self.settings.early_transcription_ms,
+            vocabulary: self.settings.vocabulary.clone(),
         }
     }
 
@@ -384,6 +385,7 @@ impl Actor for Session {
             shared: shared.clone(),
             timeout: args.settings.stt_timeout,
             early_transcription_ms: args.settings.early_transcription_ms,
+            vocabulary: args.settings.vocabulary.clone(),
         };
         let (stt, _) = Actor::spawn_linked(None, SttStream, stt_args, myself.get_cell()).await?;
         let tts_args = TtsArgs {

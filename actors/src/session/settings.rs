@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::SessionState;
 use crate::events::{MAX_INSTRUCTIONS_CHARS, SessionUpdate, TurnDetection};
-use crate::ports::AvatarSettings;
+use crate::ports::{AvatarSettings, Vocabulary};
 use crate::stt_stream::SttMsg;
 use crate::tts_stream::TtsMsg;
 
@@ -55,6 +55,8 @@ pub struct SessionSettings {
     /// Say this, then close with `usage_cap_reached` (1013): the dealership reached a
     /// usage cap after this session was granted.
     pub closing_notice: Option<String>,
+    /// The dealership's words, so the recognizer hears its model and staff names.
+    pub vocabulary: Vocabulary,
 }
 
 impl Default for SessionSettings {
@@ -84,6 +86,7 @@ impl Default for SessionSettings {
             turns_per_minute: 0,
             max_stored_chars: 0,
             closing_notice: None,
+            vocabulary: Vocabulary::default(),
         }
     }
 }

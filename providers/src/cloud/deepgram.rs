@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use adam_actors::ports::{
     BoxFuture, CancellationToken, ListenEvent, ListenInput, Listening, ListeningStt, ProviderError,
-    SpeechToText, SttRequest,
+    SpeechToText, SttRequest, Vocabulary,
 };
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use reqwest::Url;
@@ -53,6 +53,11 @@ const EVENT_QUEUE: usize = 64;
 /// Audio frames (20 ms) queued to a listening stream before the session counts it as
 /// failed (5 s).
 const LISTEN_QUEUE: usize = 250;
+/// Most key terms (or keywords) sent: Deepgram takes up to 500 tokens of key terms and
+/// recommends a few dozen; more dilute the boost.
+pub const MAX_TERMS: usize = 50;
+/// The boost given to each keyword (older models), as Deepgram's examples use.
+const KEYWORD_BOOST: u32 = 2;
 /// How long a forced end of turn waits for the answer to its `Finalize` before ending the
 /// turn with the finals already heard (Deepgram does not answer when it holds no
 /// significant audio, e.g. when endpointing already finalised the words).
@@ -214,7 +219,7 @@ impl DeepgramStt {
         metrics: ProviderMetrics,
     ) -> Result<Self, ProviderError> {
         // Checked now so that a bad URL fails at startup.
-        Self::listen_url(&config, 16_000)?;
+        Self::listen_url(&config, 16_000, &Vocabulary::default())?;
         Ok(Self {
             auth: http::secret_header("Token ", &api_key)?,
             guard: ProviderGuard::new(&config.name, Stage::Stt, config.resilience.clone(), metrics),
@@ -227,8 +232,14 @@ impl DeepgramStt {
         &self.guard
     }
 
-    /// The listen URL for audio at `sample_rate`.
-    pub fn listen_url(config: &DeepgramConfig, sample_rate: u32) -> Result<Url, ProviderError> {
+    /// The listen URL for audio at `sample_rate`, biased towards the configured key terms
+    /// and then the conversation's `vocabulary`: `keyterm` for Nova-3 (and Flux) models,
+    /// `keywords` (one word each, boosted) for older ones — at most [`MAX_TERMS`].
+    pub fn listen_url(
+        config: &DeepgramConfig,
+        sample_rate: u32,
+        vocabulary: &Vocabulary,
+    ) -> Result<Url, ProviderError> {
         let mut url = Url::parse(&config.url).map_err(|e| {
             ProviderError::Rejected(format!("bad Deepgram URL `{}`: {e}", config.url))
         })?;
@@ -258,15 +269,46 @@ impl DeepgramStt {
             if config.smart_format {
                 q.append_pair("smart_format", "true");
             }
-            for term in &config.keyterms {
-                q.append_pair("keyterm", term);
+            let keyterm = config.model.starts_with("nova-3") || config.model.starts_with("flux");
+            let mut terms: Vec<&str> = Vec::new();
+            let candidates = config
+                .keyterms
+                .iter()
+                .map(String::as_str)
+                .chain(vocabulary.terms().iter().map(String::as_str));
+            for term in candidates {
+                // Keywords are single words; key terms may be phrases.
+                let pieces: Vec<&str> = if keyterm {
+                    vec![term.trim()]
+                } else {
+                    term.split_whitespace().collect()
+                };
+                for piece in pieces {
+                    if terms.len() < MAX_TERMS
+                        && !piece.is_empty()
+                        && !terms.iter().any(|t| t.eq_ignore_ascii_case(piece))
+                    {
+                        terms.push(piece);
+                    }
+                }
+            }
+            for term in terms {
+                if keyterm {
+                    q.append_pair("keyterm", term);
+                } else {
+                    q.append_pair("keywords", &format!("{term}:{KEYWORD_BOOST}"));
+                }
             }
         }
         Ok(url)
     }
 
-    async fn connect(&self, sample_rate: u32) -> Result<ws::Socket, Failure> {
-        let url = Self::listen_url(&self.config, sample_rate).map_err(Failure::from)?;
+    async fn connect(
+        &self,
+        sample_rate: u32,
+        vocabulary: &Vocabulary,
+    ) -> Result<ws::Socket, Failure> {
+        let url = Self::listen_url(&self.config, sample_rate, vocabulary).map_err(Failure::from)?;
         ws::connect(
             self.guard.provider(),
             url.as_str(),
@@ -276,16 +318,18 @@ impl DeepgramStt {
         .await
     }
 
-    /// Opens a streaming session for audio at `sample_rate` (connect retried by the
-    /// guard). The session ends when `cancel` fires or the session is dropped.
+    /// Opens a streaming session for audio at `sample_rate`, biased towards `vocabulary`
+    /// (connect retried by the guard). The session ends when `cancel` fires or the
+    /// session is dropped.
     pub async fn open_session(
         &self,
         sample_rate: u32,
+        vocabulary: &Vocabulary,
         cancel: CancellationToken,
     ) -> Result<DeepgramSession, ProviderError> {
         let socket = self
             .guard
-            .unary(&cancel, || self.connect(sample_rate))
+            .unary(&cancel, || self.connect(sample_rate, vocabulary))
             .await?;
         Ok(self.session(socket, cancel))
     }
@@ -308,7 +352,9 @@ impl DeepgramStt {
         partial: &mpsc::Sender<String>,
         cancel: &CancellationToken,
     ) -> Result<String, Failure> {
-        let socket = self.connect(request.sample_rate).await?;
+        let socket = self
+            .connect(request.sample_rate, &request.vocabulary)
+            .await?;
         let (sender, mut events) = self.session(socket, cancel.child_token()).split();
         let frame = (request.sample_rate as usize * FRAME_MS / 1000).max(1);
         // Audio goes out while results come in: a long turn's interim results must not
@@ -379,10 +425,14 @@ impl ListeningStt for DeepgramStt {
     fn listen(
         &self,
         sample_rate: u32,
+        vocabulary: Vocabulary,
         cancel: CancellationToken,
     ) -> BoxFuture<'_, Result<Listening, ProviderError>> {
         Box::pin(async move {
-            let (sender, events) = self.open_session(sample_rate, cancel).await?.split();
+            let (sender, events) = self
+                .open_session(sample_rate, &vocabulary, cancel)
+                .await?
+                .split();
             let (audio, input) = mpsc::channel(LISTEN_QUEUE);
             let (heard, heard_rx) = mpsc::channel(EVENT_QUEUE);
             let (finalized, finalized_rx) = mpsc::channel(EVENT_QUEUE);
@@ -792,7 +842,9 @@ mod tests {
 
     #[test]
     fn the_url_carries_the_documented_parameters() {
-        let url = DeepgramStt::listen_url(&DeepgramConfig::default(), 16_000).expect("url");
+        let url =
+            DeepgramStt::listen_url(&DeepgramConfig::default(), 16_000, &Vocabulary::default())
+                .expect("url");
         let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
         for (k, v) in [
             ("encoding", "linear16"),

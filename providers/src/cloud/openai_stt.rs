@@ -13,6 +13,9 @@ use tokio::sync::mpsc;
 use super::audio::wav;
 use super::http;
 use super::metrics::ProviderMetrics;
+
+/// Longest vocabulary prompt sent, characters.
+const PROMPT_CHARS: usize = 300;
 use super::resilience::{Failure, ProviderGuard, ResilienceConfig, Stage};
 
 /// `[providers.openai.transcription]`. The API key comes from
@@ -99,12 +102,22 @@ impl OpenAiTranscriber {
             return Ok(String::new());
         }
         let file = bytes::Bytes::from(wav(&request.audio, request.sample_rate));
+        // The configured hint, then the dealership's words (the API reads at most 224
+        // tokens of prompt).
+        let prompt = [
+            self.config.prompt.trim().to_owned(),
+            request.vocabulary.prompt(PROMPT_CHARS),
+        ]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
         self.guard
-            .unary(&cancel, || self.attempt(file.clone()))
+            .unary(&cancel, || self.attempt(file.clone(), &prompt))
             .await
     }
 
-    async fn attempt(&self, file: bytes::Bytes) -> Result<String, Failure> {
+    async fn attempt(&self, file: bytes::Bytes, prompt: &str) -> Result<String, Failure> {
         let provider = self.guard.provider();
         let part = Part::stream_with_length(reqwest::Body::from(file.clone()), file.len() as u64)
             .file_name("turn.wav")
@@ -117,8 +130,8 @@ impl OpenAiTranscriber {
         if !self.config.language.is_empty() {
             form = form.text("language", self.config.language.clone());
         }
-        if !self.config.prompt.is_empty() {
-            form = form.text("prompt", self.config.prompt.clone());
+        if !prompt.is_empty() {
+            form = form.text("prompt", prompt.to_owned());
         }
         let response = self
             .client

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use adam_actors::ports::{CancellationToken, ProviderError, SpeechToText, SttRequest};
+use adam_actors::ports::{CancellationToken, ProviderError, SpeechToText, SttRequest, Vocabulary};
 use adam_providers::cloud::deepgram::{DeepgramConfig, DeepgramSession, DeepgramStt, SttEvent};
 use adam_providers::cloud::resilience::ResilienceConfig;
 use tokio::sync::mpsc;
@@ -36,6 +36,7 @@ fn turn() -> SttRequest {
     SttRequest {
         audio: Arc::from(vec![100i16; 8_000]),
         sample_rate: 16_000,
+        vocabulary: Vocabulary::new(vec!["Aurora".into(), "Port Ellery".into()]),
     }
 }
 
@@ -74,11 +75,52 @@ async fn an_utterance_is_streamed_finalized_and_assembled() {
     ] {
         assert_eq!(conn.query.get(k).map(String::as_str), Some(v), "{k}");
     }
+    // The dealership's words go as Nova-3 key terms, phrases whole.
+    assert_eq!(conn.keyterms, ["Aurora", "Port Ellery"]);
     assert_eq!(
         conn.audio_bytes, 16_000,
         "every sample, as 16-bit little-endian"
     );
     assert_eq!(conn.controls, ["Finalize", "CloseStream"]);
+}
+
+#[tokio::test]
+async fn an_older_model_gets_the_vocabulary_as_boosted_keywords_within_the_cap() {
+    let fake = FakeDeepgram::start().await;
+    let stt = DeepgramStt::new(
+        DeepgramConfig {
+            model: "nova-2".into(),
+            keyterms: vec!["Ridgeline".into()],
+            ..config(&fake, resilience())
+        },
+        key(KEY),
+        metrics().1,
+    )
+    .expect("client");
+    let mut terms = vec!["Port Ellery".to_owned(), "ridgeline".to_owned()];
+    terms.extend((0..100).map(|i| format!("Trim{i}")));
+    let (tx, _rx) = mpsc::channel(16);
+    let request = SttRequest {
+        vocabulary: Vocabulary::new(terms),
+        ..turn()
+    };
+    let result = within(
+        Duration::from_secs(5),
+        stt.transcribe(request, tx, CancellationToken::new()),
+    )
+    .await;
+    assert!(result.is_ok(), "{result:?}");
+    let conn = &fake.conns()[0];
+    assert!(conn.keyterms.is_empty(), "key terms are Nova-3 only");
+    // The configured word first, then the dealership's, a word each, no repeats.
+    assert_eq!(
+        conn.keywords[..4],
+        ["Ridgeline:2", "Port:2", "Ellery:2", "Trim0:2"]
+    );
+    assert_eq!(
+        conn.keywords.len(),
+        adam_providers::cloud::deepgram::MAX_TERMS
+    );
 }
 
 #[tokio::test]
@@ -165,7 +207,7 @@ async fn a_streaming_session_reports_endpointing_and_keeps_the_socket_alive() {
     let fake = FakeDeepgram::start().await;
     let stt = client(&fake, resilience());
     let mut session = stt
-        .open_session(16_000, CancellationToken::new())
+        .open_session(16_000, &Default::default(), CancellationToken::new())
         .await
         .expect("session");
     // Idle: keep-alives go out instead of audio.
@@ -215,7 +257,7 @@ async fn dropping_a_session_says_goodbye() {
     let fake = FakeDeepgram::start().await;
     let stt = client(&fake, resilience());
     let session = stt
-        .open_session(16_000, CancellationToken::new())
+        .open_session(16_000, &Default::default(), CancellationToken::new())
         .await
         .expect("session");
     session.send_audio(&[1; 160]).await.expect("audio");
@@ -237,6 +279,7 @@ async fn a_long_turn_with_many_interim_results_does_not_stall() {
     let request = SttRequest {
         audio: Arc::from(vec![7i16; 480_000]),
         sample_rate: 16_000,
+        vocabulary: Vocabulary::default(),
     };
     let (tx, _rx) = mpsc::channel(4);
     let result = within(
@@ -253,7 +296,7 @@ async fn split_halves_close_when_the_sender_is_dropped() {
     let fake = FakeDeepgram::start().await;
     let stt = client(&fake, resilience());
     let session = stt
-        .open_session(16_000, CancellationToken::new())
+        .open_session(16_000, &Default::default(), CancellationToken::new())
         .await
         .expect("session");
     let (sender, mut events) = session.split();
@@ -288,7 +331,7 @@ async fn listening_turns_deepgram_endpointing_into_ends_of_turns() {
     .expect("client");
     let mut listening = within(
         Duration::from_secs(3),
-        stt.listen(16_000, CancellationToken::new()),
+        stt.listen(16_000, Vocabulary::default(), CancellationToken::new()),
     )
     .await
     .expect("a stream");
@@ -356,7 +399,12 @@ async fn listening(
     .expect("client");
     let listening = within(
         Duration::from_secs(3),
-        adam_actors::ports::ListeningStt::listen(&stt, 16_000, CancellationToken::new()),
+        adam_actors::ports::ListeningStt::listen(
+            &stt,
+            16_000,
+            Vocabulary::new(vec!["Meridian".into()]),
+            CancellationToken::new(),
+        ),
     )
     .await
     .expect("a stream");

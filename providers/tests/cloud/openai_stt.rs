@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use adam_actors::ports::{CancellationToken, ProviderError, SpeechToText, SttRequest};
+use adam_actors::ports::{CancellationToken, ProviderError, SpeechToText, SttRequest, Vocabulary};
 use adam_providers::cloud::openai_stt::{OpenAiTranscriber, TranscriptionConfig};
 use tokio::sync::mpsc;
 
@@ -31,6 +31,7 @@ fn turn() -> SttRequest {
     SttRequest {
         audio: Arc::from((0..8_000).map(|i| (i % 300) as i16).collect::<Vec<_>>()),
         sample_rate: 16_000,
+        vocabulary: Vocabulary::new(vec!["Aurora".into(), "Port Ellery".into()]),
     }
 }
 
@@ -70,7 +71,8 @@ async fn the_turn_is_uploaded_as_a_wav_file() {
     assert_eq!(sent.form["model"], b"gpt-4o-mini-transcribe");
     assert_eq!(sent.form["response_format"], b"json");
     assert_eq!(sent.form["language"], b"en");
-    assert_eq!(sent.form["prompt"], b"Riverside Auto");
+    // The configured hint, then the dealership's words.
+    assert_eq!(sent.form["prompt"], b"Riverside Auto Aurora, Port Ellery.");
 }
 
 #[tokio::test]

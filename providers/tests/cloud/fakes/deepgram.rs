@@ -54,6 +54,9 @@ pub enum Mode {
 #[derive(Clone, Debug, Default)]
 pub struct Conn {
     pub query: HashMap<String, String>,
+    /// Every `keyterm` (Nova-3) and `keywords` (older models) value, in order.
+    pub keyterms: Vec<String>,
+    pub keywords: Vec<String>,
     pub auth: Option<String>,
     pub audio_bytes: usize,
     /// `type` of each text message received, in order.
@@ -111,7 +114,7 @@ impl FakeDeepgram {
 
 async fn listen(
     State(state): State<Arc<FakeState>>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(pairs): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -132,8 +135,19 @@ async fn listen(
     if let Mode::Refuse { code, headers } = &mode {
         return refuse(*code, headers, "TOO_MANY_REQUESTS", "Too many requests.");
     }
+    let values = |key: &str| -> Vec<String> {
+        pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let (keyterms, keywords) = (values("keyterm"), values("keywords"));
+    let query: HashMap<String, String> = pairs.into_iter().collect();
     let conn = Arc::new(Mutex::new(Conn {
         query: query.clone(),
+        keyterms,
+        keywords,
         auth,
         ..Conn::default()
     }));
