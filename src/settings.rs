@@ -796,6 +796,11 @@ impl Settings {
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
         }
+        self.providers
+            .embedded
+            .silero
+            .validate()
+            .map_err(|problem| invalid("providers.embedded.silero", problem))?;
         if let Err((field, problem)) = self.limits.check() {
             return Err(SettingsError::Invalid {
                 key: "limits",

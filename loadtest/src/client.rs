@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::audio::{FRAME, Utterance};
+use crate::audio::Utterance;
 use crate::link::{Incoming, Link};
 use crate::{Auth, Config};
 
@@ -111,8 +111,8 @@ async fn drive(
     }
     out.ready = Some(intended.elapsed());
 
-    let silence = vec![0i16; FRAME];
-    let barge_frames = Utterance::speech_frames(600);
+    let silence = &utterance.silence;
+    let barge_frames = &utterance.barge;
     for turn in 0..config.turns {
         if turn > 0 && !config.think.is_zero() {
             tokio::time::sleep_until((Instant::now() + config.think).min(stop_at).into()).await;
@@ -162,7 +162,7 @@ async fn drive(
                             barge_k += 1;
                             &barge_frames[barge_k - 1]
                         }
-                        _ => utterance.frames.get(k).unwrap_or(&silence),
+                        _ => utterance.frames.get(k).unwrap_or(silence),
                     };
                     link.send_frame(frame).await?;
                     k += 1;

@@ -64,7 +64,21 @@ impl Realtime {
     ) -> anyhow::Result<Self> {
         let metrics = ActorMetrics::new(registry).context("registering conversation metrics")?;
         let (providers, embedded) = match settings.providers.profile.as_str() {
-            "simulated" => (settings.providers.simulated.providers(), None),
+            "simulated" => {
+                let mut providers = settings.providers.simulated.providers();
+                if settings.providers.simulated.vad == adam_actors::simulated::SimulatedVad::Silero
+                {
+                    let metrics = adam_providers::silero::batch::VadMetrics::new(registry)
+                        .context("registering VAD metrics")?;
+                    let silero = adam_providers::silero::SileroVadFactory::new(
+                        &settings.providers.embedded.silero,
+                        metrics,
+                    )
+                    .map_err(anyhow::Error::msg)?;
+                    providers.vad = Arc::new(silero);
+                }
+                (providers, None)
+            }
             "embedded" => {
                 let started = std::time::Instant::now();
                 let embedded =
