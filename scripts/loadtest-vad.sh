@@ -8,7 +8,8 @@
 #   scripts/loadtest-vad.sh "200 400 800 1000" "silero-batched silero-unbatched energy"
 #
 # Modes: silero-batched (the default Silero service), silero-unbatched (batch = false),
-# silero-nogate (batched, gate_rms = 0), energy (the old profile). Needs the release build
+# silero-nogate (batched, gate_rms = 0), silero-unbatched-nogate, energy (the old profile).
+# Needs the release build
 # (`cargo build --release -p adam -p adam-loadtest`) and, for Silero, the models and
 # loadtest/speech.wav (scripts/loadtest-speech.sh). NOISE_RMS adds a microphone noise floor.
 set -euo pipefail
@@ -28,10 +29,11 @@ mkdir -p "$OUT"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-echo "| mode | sessions | errors | turns | server-added p50 / p99 / max (ms) | server CPU, % of a core per session (steady) | RSS before → peak (MiB per session) | uptime load (1/5 min) |"
-echo "|---|---|---|---|---|---|---|---|"
-for mode in $MODES; do
-    for n in $COUNTS; do
+echo "| mode | sessions | errors | turns | server-added p50 / p99 / max (ms) | from the VAD's end: p50 / p99 / max (ms) | server CPU, % of a core per session (steady) | RSS before → peak (MiB per session) | uptime load (1/5 min) |"
+echo "|---|---|---|---|---|---|---|---|---|"
+# Modes alternate within each count, so that they share the machine's load of the moment.
+for n in $COUNTS; do
+    for mode in $MODES; do
         rm -rf data
         vad=silero
         extra=()
@@ -39,6 +41,8 @@ for mode in $MODES; do
             silero-batched) ;;
             silero-unbatched) extra=(ADAM__PROVIDERS__EMBEDDED__SILERO__BATCH=false) ;;
             silero-nogate) extra=(ADAM__PROVIDERS__EMBEDDED__SILERO__GATE_RMS=0) ;;
+            silero-unbatched-nogate)
+                extra=(ADAM__PROVIDERS__EMBEDDED__SILERO__BATCH=false ADAM__PROVIDERS__EMBEDDED__SILERO__GATE_RMS=0) ;;
             energy) vad=energy ;;
             *) echo "unknown mode $mode" >&2; exit 2 ;;
         esac
@@ -70,8 +74,10 @@ for mode in $MODES; do
         wait "$server" 2>/dev/null || true
         cpu=$(echo "($t1 - $t0) / $TICK / ($w1 - $w0) * 100 / $n" | bc -l)
         jq -r --arg mode "$mode" --arg cpu "$(printf %.3f "$cpu")" --arg load "$load" '
+            def r: . * 10 | round / 10;
             "| \($mode) | \(.sessions) | \([.errors[]] | add // 0) | \(.turns) | " +
-            "\(.server_added.p50_ms) / \(.server_added.p99_ms) / \(.server_added.max_ms) | " +
+            "\(.server_added.p50_ms | r) / \(.server_added.p99_ms | r) / \(.server_added.max_ms | r) | " +
+            "\(.server_added_after_vad.p50_ms | r) / \(.server_added_after_vad.p99_ms | r) / \(.server_added_after_vad.max_ms | r) | " +
             "\($cpu) | \(.server_rss_before_mib | floor) → \(.server_rss_peak_mib | floor) (\(.server_rss_per_session_mib * 100 | round / 100)) | \($load) |"' \
             "$report/report.json"
     done

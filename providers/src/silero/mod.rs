@@ -52,7 +52,8 @@ pub struct SileroConfig {
     /// Score all sessions' windows together on one service thread (false: each window
     /// alone, in its session's task).
     pub batch: bool,
-    /// Most windows in one model run.
+    /// Most windows in one model run (64: per window, batches of 256 measured slower than
+    /// 16–64; docs/PERFORMANCE.md).
     pub max_batch: usize,
     /// Longest wait for more windows after the first one of a batch, ms (at most 5).
     pub max_wait_ms: f32,
@@ -69,7 +70,7 @@ impl Default for SileroConfig {
             threshold: 0.5,
             end_threshold: 0.35,
             batch: true,
-            max_batch: 256,
+            max_batch: 64,
             max_wait_ms: 2.0,
             gate_rms: 40.0,
         }
