@@ -9,9 +9,9 @@
 #
 # Modes: silero-batched (the default Silero service), silero-unbatched (batch = false),
 # silero-nogate (batched, gate_rms = 0), silero-unbatched-nogate, energy (the old profile).
-# Needs the release build
-# (`cargo build --release -p adam -p adam-loadtest`) and, for Silero, the models and
-# loadtest/speech.wav (scripts/loadtest-speech.sh). NOISE_RMS adds a microphone noise floor.
+# Needs the release build (`cargo build --release -p adam -p adam-loadtest`) and, for
+# Silero, the models and loadtest/speech.wav (scripts/loadtest-speech.sh). NOISE_RMS adds a
+# microphone noise floor (every window then reaches the model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNTS=${1:-"200 400 800 1000"}
