@@ -44,6 +44,7 @@ COPY --from=builder /src/models/whisper/ggml-tiny.en.bin /app/models/whisper/ggm
 COPY --from=builder /src/models/minilm /app/models/minilm
 COPY --from=builder /src/models/smollm2 /app/models/smollm2
 COPY --from=builder /src/models/onnxruntime /app/models/onnxruntime
+COPY --from=builder /src/models/silero /app/models/silero
 COPY --from=builder /src/models/bin /app/models/bin
 # data_dir: the SQLite file when no database URL is given, and uploads later.
 RUN mkdir -p /app/data && chown adam:adam /app/data

@@ -32,8 +32,10 @@ pub enum ProviderError {
 
 /// Per-frame voice activity detection for one stream.
 pub trait Vad: Send {
-    /// True when this frame (10–30 ms of PCM16 at the stream's rate) holds speech.
-    fn is_speech(&mut self, frame: &[i16]) -> bool;
+    /// True when this frame (10–30 ms of PCM16 at the stream's rate) holds speech. A
+    /// detector whose model is shared by many sessions resolves once its window is scored
+    /// (a few ms); a local one is ready at once.
+    fn is_speech<'a>(&'a mut self, frame: &'a [i16]) -> BoxFuture<'a, bool>;
 }
 
 /// Makes one [`Vad`] per session (detectors keep state).

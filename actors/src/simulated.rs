@@ -18,7 +18,11 @@ use crate::ports::{
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimulatedConfig {
-    /// RMS above which a frame counts as speech.
+    /// Voice activity detection: `energy` (an RMS threshold, nearly free) or `silero`
+    /// (the real model, configured in `[providers.embedded.silero]`; for load tests that
+    /// should pay what a real deployment pays).
+    pub vad: SimulatedVad,
+    /// RMS above which a frame counts as speech (`vad = "energy"`).
     pub vad_rms_threshold: f32,
     /// Delay from end of speech to the final transcript, ms.
     pub stt_delay_ms: u64,
@@ -41,6 +45,7 @@ pub struct SimulatedConfig {
 impl Default for SimulatedConfig {
     fn default() -> Self {
         Self {
+            vad: SimulatedVad::Energy,
             vad_rms_threshold: 300.0,
             stt_delay_ms: 150,
             transcripts: vec![
@@ -58,6 +63,17 @@ impl Default for SimulatedConfig {
             tts_ms_per_char: 60,
         }
     }
+}
+
+/// The simulated profile's voice activity detection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SimulatedVad {
+    /// An RMS threshold on each frame.
+    #[default]
+    Energy,
+    /// Silero (the server swaps it in: the model lives in the providers crate).
+    Silero,
 }
 
 impl SimulatedConfig {
@@ -116,8 +132,8 @@ struct EnergyVad {
 }
 
 impl Vad for EnergyVad {
-    fn is_speech(&mut self, frame: &[i16]) -> bool {
-        rms(frame) >= self.threshold
+    fn is_speech<'a>(&'a mut self, frame: &'a [i16]) -> BoxFuture<'a, bool> {
+        Box::pin(std::future::ready(rms(frame) >= self.threshold))
     }
 }
 

@@ -351,13 +351,12 @@ impl SttState {
         });
     }
 
-    fn on_frame(&mut self, myself: &ActorRef<SttMsg>, frame: Vec<i16>) {
+    fn on_frame(&mut self, myself: &ActorRef<SttMsg>, frame: Vec<i16>, speech: bool) {
         if let Some(audio) = &self.listen.audio
             && audio.try_send(ListenInput::Audio(frame.clone())).is_err()
         {
             self.listening_failed("audio queue full or stream closed");
         }
-        let speech = self.vad.is_speech(&frame);
         if speech && let Some(early) = self.early.take() {
             // The customer goes on: that transcript would miss the rest.
             early.abandon();
@@ -564,7 +563,10 @@ impl Actor for SttStream {
         match msg {
             SttMsg::Audio(samples) => {
                 for frame in state.framer.push(&samples) {
-                    state.on_frame(&myself, frame);
+                    // A shared (batched) detector answers within a few ms; the mailbox
+                    // waits for it so frames stay in order.
+                    let speech = state.vad.is_speech(&frame).await;
+                    state.on_frame(&myself, frame, speech);
                 }
             }
             SttMsg::Commit => {

@@ -15,6 +15,10 @@ pub struct Utterance {
     pub frames: Vec<Vec<i16>>,
     /// Index of the frame after the last one holding speech.
     pub speech_end_frame: usize,
+    /// Frames spoken over an answer for barge-in (600 ms of the same kind of speech).
+    pub barge: Vec<Vec<i16>>,
+    /// What the microphone sends while the customer is quiet.
+    pub silence: Vec<i16>,
 }
 
 fn tone(ms: usize, offset: usize) -> Vec<i16> {
@@ -51,6 +55,8 @@ impl Utterance {
         Self {
             frames: frames_of(&samples),
             speech_end_frame,
+            barge: Self::speech_frames(600),
+            silence: vec![0; FRAME],
         }
     }
 
@@ -95,10 +101,37 @@ impl Utterance {
             .context("no speech in the WAV")?;
         samples.resize(frames.len() * FRAME, 0);
         samples.extend(std::iter::repeat_n(0, silence_ms * RATE as usize / 1000));
+        let frames = frames_of(&samples);
+        let first = frames.iter().position(loud).unwrap_or(0);
+        let barge = frames[first..speech_end_frame.min(first + 30)].to_vec();
         Ok(Self {
-            frames: frames_of(&samples),
+            frames,
             speech_end_frame,
+            barge,
+            silence: vec![0; FRAME],
         })
+    }
+
+    /// Adds a microphone's noise floor (deterministic white noise of RMS `rms`, PCM16
+    /// units) to every frame, the silence between turns included; 0 leaves digital silence.
+    pub fn with_noise_floor(mut self, rms: f32) -> Self {
+        if rms <= 0.0 {
+            return self;
+        }
+        // Uniform noise in ±a has RMS a/√3.
+        let amplitude = (rms * 3f32.sqrt()).round().max(1.0) as i32;
+        let mut x: u32 = 0x2545_f491;
+        let mut noise = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x % (2 * amplitude as u32 + 1)) as i32 - amplitude
+        };
+        let frames = self.frames.iter_mut().chain(self.barge.iter_mut());
+        for sample in frames.flatten().chain(self.silence.iter_mut()) {
+            *sample = (i32::from(*sample) + noise()).clamp(-32_768, 32_767) as i16;
+        }
+        self
     }
 
     /// `ms` of speech frames for barge-in.

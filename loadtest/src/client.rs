@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::audio::{FRAME, Utterance};
+use crate::audio::Utterance;
 use crate::link::{Incoming, Link};
 use crate::{Auth, Config};
 
@@ -38,6 +38,11 @@ pub struct SessionOutcome {
 pub struct TurnOutcome {
     /// Intended end of the customer's speech → first answer audio frame.
     pub voice_to_voice: Option<Duration>,
+    /// Intended send time of the audio where the server's VAD put the end of speech
+    /// (`speech_stopped.audio_end_ms`) → first answer audio frame: voice-to-voice without
+    /// the detector's own offset from the utterance's loudness-based end (Silero's decision
+    /// differs from it by tens of ms, the energy VAD's does not).
+    pub from_vad_end: Option<Duration>,
     /// Seconds of answer audio received.
     pub answer_audio_secs: f64,
     /// Intended start of the barge-in speech → `response.output_audio.cleared`.
@@ -111,8 +116,10 @@ async fn drive(
     }
     out.ready = Some(intended.elapsed());
 
-    let silence = vec![0i16; FRAME];
-    let barge_frames = Utterance::speech_frames(600);
+    let silence = &utterance.silence;
+    let barge_frames = &utterance.barge;
+    // Audio sent so far, ms: the server's `audio_end_ms` counts from the first frame.
+    let mut audio_sent_ms = 0u64;
     for turn in 0..config.turns {
         if turn > 0 && !config.think.is_zero() {
             tokio::time::sleep_until((Instant::now() + config.think).min(stop_at).into()).await;
@@ -131,11 +138,14 @@ async fn drive(
         let mut answer_audio = 0f64;
         let mut result = TurnOutcome {
             voice_to_voice: None,
+            from_vad_end: None,
             answer_audio_secs: 0.0,
             barge_in_stop: None,
             status: String::new(),
             finished: start,
         };
+        let turn_origin_ms = audio_sent_ms;
+        let mut vad_end: Option<Instant> = None;
         let mut answers_left = if config.barge_in_after.is_some() {
             2
         } else {
@@ -162,7 +172,7 @@ async fn drive(
                             barge_k += 1;
                             &barge_frames[barge_k - 1]
                         }
-                        _ => utterance.frames.get(k).unwrap_or(&silence),
+                        _ => utterance.frames.get(k).unwrap_or(silence),
                     };
                     link.send_frame(frame).await?;
                     k += 1;
@@ -176,6 +186,7 @@ async fn drive(
                             if first_audio.is_none() {
                                 first_audio = Some(now);
                                 result.voice_to_voice = Some(now.saturating_duration_since(speech_end));
+                                result.from_vad_end = vad_end.map(|end| now.saturating_duration_since(end));
                                 if let Some(after) = config.barge_in_after {
                                     // Align the interruption to the frame grid.
                                     let at = now + after;
@@ -185,6 +196,11 @@ async fn drive(
                             }
                         }
                         Incoming::Event(v) => match v["type"].as_str().unwrap_or_default() {
+                            "input_audio_buffer.speech_stopped" if first_audio.is_none() => {
+                                if let Some(end) = v["audio_end_ms"].as_u64().and_then(|ms| ms.checked_sub(turn_origin_ms)) {
+                                    vad_end = Some(start + Duration::from_millis(end));
+                                }
+                            }
                             "response.output_audio.cleared" => {
                                 if let Some(b) = barge_start {
                                     result.barge_in_stop.get_or_insert(now.saturating_duration_since(b));
@@ -207,6 +223,7 @@ async fn drive(
                 }
             }
         }
+        audio_sent_ms += k as u64 * TICK.as_millis() as u64;
         result.answer_audio_secs = answer_audio;
         result.finished = Instant::now();
         out.turns.push(result);

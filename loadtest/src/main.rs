@@ -48,9 +48,19 @@ struct Args {
     /// Talk over each answer this many ms after its first audio.
     #[arg(long)]
     barge_in_ms: Option<u64>,
-    /// WAV file to speak (PCM16; resampled to 16 kHz); a synthetic utterance otherwise.
+    /// WAV file to speak (PCM16; resampled to 16 kHz); otherwise a synthetic tone with
+    /// `--vad energy`, and `loadtest/speech.wav` with `--vad silero`.
     #[arg(long)]
     audio: Option<PathBuf>,
+    /// The server's voice activity detection (`providers.simulated.vad`): Silero hears no
+    /// speech in the synthetic tone, so `silero` speaks the espeak-ng utterance that
+    /// `scripts/loadtest-speech.sh` writes to `loadtest/speech.wav`.
+    #[arg(long, value_enum, default_value = "energy")]
+    vad: Vad,
+    /// A microphone's noise floor added to every frame, RMS in PCM16 units (0: digital
+    /// silence between words and turns; 30 is about −61 dBFS, a quiet room).
+    #[arg(long, default_value_t = 0.0)]
+    noise_rms: f32,
     /// Silence after the speech, ms (must exceed the server's end-of-turn silence).
     #[arg(long, default_value_t = 800)]
     trailing_silence_ms: usize,
@@ -73,6 +83,18 @@ struct Args {
     quiet: bool,
 }
 
+/// The server's VAD, which decides what the customer must sound like.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Vad {
+    /// An RMS threshold: any loud sound is speech.
+    Energy,
+    /// The Silero model: only speech is speech.
+    Silero,
+}
+
+/// The utterance `--vad silero` speaks unless `--audio` names another.
+const SPEECH_WAV: &str = "loadtest/speech.wav";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -94,10 +116,19 @@ async fn main() -> anyhow::Result<()> {
         },
         (None, None) => anyhow::bail!("give --email or --embed-key"),
     };
-    let utterance = match &args.audio {
-        Some(path) => Utterance::from_wav(path, args.trailing_silence_ms)?,
-        None => Utterance::synthetic(1200, args.trailing_silence_ms),
-    };
+    let utterance = match (&args.audio, args.vad) {
+        (Some(path), _) => Utterance::from_wav(path, args.trailing_silence_ms)?,
+        (None, Vad::Silero) => {
+            let path = std::path::Path::new(SPEECH_WAV);
+            anyhow::ensure!(
+                path.is_file(),
+                "{SPEECH_WAV} is missing: run scripts/loadtest-speech.sh (or pass --audio)"
+            );
+            Utterance::from_wav(path, args.trailing_silence_ms)?
+        }
+        (None, Vad::Energy) => Utterance::synthetic(1200, args.trailing_silence_ms),
+    }
+    .with_noise_floor(args.noise_rms);
     let config = Config {
         url: args.url.clone(),
         transport: args.transport,

