@@ -728,6 +728,11 @@ const GENERIC: &[&str] = &[
     "department",
     "desk",
     "office",
+    // Like "department": "body shop", "collision center", "parts counter".
+    "shop",
+    "center",
+    "centre",
+    "counter",
     "boss",
     "head",
     "manager",
