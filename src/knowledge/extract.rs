@@ -515,14 +515,40 @@ fn page_sections(text: &str) -> Vec<(Option<String>, String)> {
             following = Some(*line);
         }
     }
+    // Three or more short unpunctuated lines one after the other are the rows of a table
+    // or a list ("Dolores Whitcombe General Manager Administration"), not headings: taken
+    // for headings, each would head an empty section and be lost. The last of them may
+    // still head the text after it ("Holiday Closures").
+    let mut in_row_run = vec![false; lines.len()];
+    let mut run: Vec<usize> = Vec::new();
+    for (i, line) in lines.iter().enumerate().chain([(lines.len(), &"")]) {
+        if line.is_empty() && i < lines.len() {
+            continue;
+        }
+        if i < lines.len() && looks_like_heading(line) {
+            run.push(i);
+            continue;
+        }
+        if run.len() >= 3 {
+            for &r in &run[..run.len() - 1] {
+                in_row_run[r] = true;
+            }
+        }
+        run.clear();
+    }
     let mut previous_text: Option<&str> = None;
     let mut out: Vec<(Option<String>, String)> = vec![(None, String::new())];
-    for (line, next) in lines.iter().zip(next_text) {
+    for ((line, next), row) in lines.iter().zip(next_text).zip(in_row_run) {
         let next_starts_sentence =
             next.is_some_and(|l| l.starts_with(|c: char| c.is_uppercase() || c.is_ascii_digit()));
         let previous_ended = previous_text
             .is_none_or(|l| l.ends_with(['.', '!', '?', ':']) || looks_like_heading(l));
-        if !line.is_empty() && looks_like_heading(line) && next_starts_sentence && previous_ended {
+        if !row
+            && !line.is_empty()
+            && looks_like_heading(line)
+            && next_starts_sentence
+            && previous_ended
+        {
             out.push((Some(tidy_line(line)), String::new()));
         } else if let Some((_, body)) = out.last_mut() {
             body.push_str(line);

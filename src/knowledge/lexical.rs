@@ -85,6 +85,7 @@ pub fn fuse(query: &str, candidates: Vec<Passage>, k: usize) -> Vec<Passage> {
         Some(Want::Person) => " manager director owner founder",
         Some(Want::Price) => " price cost",
         Some(Want::Time) => " hours open closed",
+        Some(Want::Distance) => " miles",
         _ => "",
     };
     let synonyms: Vec<&str> = terms(&query)

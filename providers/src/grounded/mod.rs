@@ -137,10 +137,72 @@ impl GroundedEngine {
         }
     }
 
-    /// Decides what to say (no generation).
+    /// Decides what to say (no generation). Two questions joined by "and" ("who runs the
+    /// body shop and what's their number?") are answered one after the other, each from
+    /// the passages retrieved for both; what neither answers is left out, and only when
+    /// neither does is the reply "I don't have that information".
     pub async fn plan(
         &self,
         request: &AnswerRequest,
+        cancel: &CancellationToken,
+    ) -> Result<Plan, ProviderError> {
+        let Some((first, second)) = question::two_questions(request.question.trim()) else {
+            return self.plan_one(request, &[], cancel).await;
+        };
+        let search_query = if request.search_query.trim().is_empty() {
+            request.question.clone()
+        } else {
+            request.search_query.clone()
+        };
+        let part = |question: String| AnswerRequest {
+            question,
+            search_query: search_query.clone(),
+            ..request.clone()
+        };
+        let a = self.plan_one(&part(first), &[], cancel).await?;
+        // The second question asks something else: not the first one's answer again.
+        let said = match &a {
+            Plan::Facts { sentences, .. } => sentences.clone(),
+            _ => Vec::new(),
+        };
+        let b = self.plan_one(&part(second), &said, cancel).await?;
+        Ok(match (a, b) {
+            (
+                Plan::Facts {
+                    mut sentences,
+                    mut passages,
+                },
+                Plan::Facts {
+                    sentences: more,
+                    passages: more_passages,
+                },
+            ) => {
+                for s in more {
+                    if !sentences.contains(&s) {
+                        sentences.push(s);
+                    }
+                }
+                for p in more_passages {
+                    if !passages.contains(&p) {
+                        passages.push(p);
+                    }
+                }
+                Plan::Facts {
+                    sentences,
+                    passages,
+                }
+            }
+            (facts @ Plan::Facts { .. }, _) | (_, facts @ Plan::Facts { .. }) => facts,
+            (first, _) => first,
+        })
+    }
+
+    /// [`plan`](Self::plan) for one question; units saying only sentences of `said` are
+    /// not chosen.
+    async fn plan_one(
+        &self,
+        request: &AnswerRequest,
+        said: &[String],
         cancel: &CancellationToken,
     ) -> Result<Plan, ProviderError> {
         let raw = request.question.trim();
@@ -239,6 +301,9 @@ impl GroundedEngine {
             .zip(&units)
             .enumerate()
             .filter_map(|(i, (v, unit))| {
+                if unit.spoken.iter().all(|s| said.contains(s)) {
+                    return None;
+                }
                 // Whether the sentence states the kind of fact asked for.
                 let states = want.map(|w| w.found_in(&unit.speak()));
                 if must_state.is_some() && states != Some(true) {
@@ -717,6 +782,8 @@ const GENERIC: &[&str] = &[
     "month",
     "minute",
     "many",
+    // "How far" asks for a distance, like "how many" for a count.
+    "far",
     "set",
     "book",
     "schedule",

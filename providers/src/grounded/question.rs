@@ -25,6 +25,8 @@ pub enum Want {
     Time,
     /// How long: a duration.
     Duration,
+    /// How far: a distance ("100 miles", "two blocks").
+    Distance,
 }
 
 impl Want {
@@ -77,6 +79,8 @@ impl Want {
             "how many days",
         ]) {
             Some(Self::Duration)
+        } else if has(&["how far", "distance"]) {
+            Some(Self::Distance)
         } else if has(&[
             "capacity",
             "tow",
@@ -174,6 +178,23 @@ impl Want {
                     || lower.contains("p.m")
                     || toks.iter().any(|t| t.norm.contains(':'))
             }
+            Self::Distance => toks.iter().any(|t| {
+                matches!(
+                    t.norm.as_str(),
+                    "mile"
+                        | "miles"
+                        | "km"
+                        | "kilometer"
+                        | "kilometers"
+                        | "kilometre"
+                        | "kilometres"
+                        | "feet"
+                        | "foot"
+                        | "yards"
+                        | "block"
+                        | "blocks"
+                )
+            }),
             Self::Duration => toks.iter().any(|t| {
                 matches!(
                     t.norm.as_str(),
@@ -445,6 +466,61 @@ const GREETINGS: &[&str] = &[
     "ok",
     "well",
 ];
+
+/// Words that open a question of their own after "and" ("… and what's their number?").
+const OPENERS: &[&str] = &[
+    "what", "what's", "whats", "how", "how's", "who", "who's", "whos", "when", "where",
+    "where's", "which", "is", "are", "do", "does", "can", "could", "will", "would", "should",
+];
+
+/// Words pointing back at the first question's subject ("their number", "is it open").
+const POINTS_BACK: &[&str] = &[
+    "their", "they", "them", "it", "its", "it's", "his", "her", "he", "she", "there", "that",
+];
+
+/// Two questions asked as one ("who runs the body shop and what's their number?"): the
+/// first, and the second with the first's subject words added when it points back at them
+/// ("what's their number? body shop"). `None` for one question ("are you open Monday and
+/// Tuesday?"), or when either part is under three words.
+pub fn two_questions(question: &str) -> Option<(String, String)> {
+    let question = without_greeting(question);
+    let lower = question.to_lowercase().replace('’', "'");
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    let originals: Vec<&str> = question.split_whitespace().collect();
+    if words.len() != originals.len() {
+        return None;
+    }
+    let at = (3..words.len().saturating_sub(3)).find(|&i| {
+        words[i].trim_matches(|c: char| !c.is_alphanumeric()) == "and"
+            && OPENERS.contains(&words[i + 1].trim_matches(|c: char| !c.is_alphanumeric() && c != '\''))
+    })?;
+    let first = originals[..at]
+        .join(" ")
+        .trim_end_matches([',', ';', ' '])
+        .to_owned();
+    let mut second = originals[at + 1..].join(" ");
+    let points_back = words[at + 1..].iter().any(|w| {
+        POINTS_BACK.contains(&w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\''))
+    });
+    if points_back {
+        let opener: std::collections::HashSet<&str> = OPENERS.iter().copied().collect();
+        let subject: Vec<&str> = originals[..at]
+            .iter()
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '-'))
+            .filter(|w| {
+                let l = w.to_lowercase();
+                w.len() > 2
+                    && !opener.contains(l.as_str())
+                    && !super::text::STOP.contains(&l.as_str())
+                    && !super::text::COMMON.contains(&l.as_str())
+            })
+            .collect();
+        if !subject.is_empty() {
+            second = format!("{} {}", second.trim_end_matches('?'), subject.join(" "));
+        }
+    }
+    Some((first, second))
+}
 
 /// The question without a greeting or filler in front ("Hi, when do you open?" → "when do
 /// you open?"); the whole text when nothing is left after it.
