@@ -275,9 +275,19 @@ impl GroundedEngine {
             if total <= 0.0 {
                 return 0.0;
             }
+            // The customer's own word counts more than a word meaning the same ("dogs"
+            // over "pets" for "can I bring my dog").
             keys.iter()
-                .filter(|k| text::holds(sentence, k))
-                .map(|k| weights.get(k.as_str()).copied().unwrap_or(0.0))
+                .map(|k| {
+                    let weight = weights.get(k.as_str()).copied().unwrap_or(0.0);
+                    if sentence.contains(k) {
+                        weight
+                    } else if text::holds(sentence, k) {
+                        0.6 * weight
+                    } else {
+                        0.0
+                    }
+                })
                 .sum::<f32>()
                 / total
         };

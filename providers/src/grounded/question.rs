@@ -748,7 +748,10 @@ pub fn day_synonyms(question: &str) -> Vec<String> {
     if lower.contains(" weekend ") || lower.contains(" weekends ") {
         out.push("saturday sunday".into());
     }
-    if lower.contains(" weekday ") || lower.contains(" weekdays ") {
+    if [" weekday ", " weekdays ", " weeknight ", " weeknights ", " during the week ", " in the week "]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
         out.push("monday friday".into());
     }
     if lower.contains(" saturday ") || lower.contains(" sunday ") {

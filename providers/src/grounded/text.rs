@@ -35,6 +35,12 @@ pub fn stem(word: &str) -> String {
         return word.trim_start_matches('$').replace(',', "");
     }
     let word = word.strip_suffix("'s").unwrap_or(word);
+    // An adverb meets its adjective ("directly" → "direct", "weekly" → "week"); short
+    // words ending in "ly" ("only", "early", "apply", "family") are left to the stemmer.
+    let word = match word.strip_suffix("ly") {
+        Some(base) if word.len() > 6 && !base.ends_with(['i', 'l', 'p']) => base,
+        _ => word,
+    };
     STEMMER.stem(word).into_owned()
 }
 
