@@ -78,8 +78,9 @@ pub fn fuse(query: &str, candidates: Vec<Passage>, k: usize) -> Vec<Passage> {
     // Spoken numbers as digits, a greeting dropped, holidays with their dates, and the
     // words that state the kind of fact asked for ("where" looks for an address).
     let query = normalised(query);
-    let hint = match Want::of(&query) {
-        Some(Want::Address) => " address located street road avenue drive",
+    let want = Want::of(&query);
+    let hint = match want {
+        Some(Want::Address) => " address located street road avenue drive boulevard",
         Some(Want::Phone) => " phone call number line",
         Some(Want::Email) => " email",
         Some(Want::Person) => " manager director owner founder",
@@ -105,6 +106,23 @@ pub fn fuse(query: &str, candidates: Vec<Passage>, k: usize) -> Vec<Passage> {
         .collect();
     for (rank, &i) in by_lexical.iter().enumerate() {
         fused[i].0 += 1.0 / (RRF_K + rank as f32 + 1.0);
+    }
+    // A third ranking for a question asking where, whom, which number or which email:
+    // the passages that state an address (a phone number, an email, a person with a
+    // job), in the vectors' order. "Where is the dealership?" then finds the one
+    // sentence with the street address, which neither the vectors nor the words rank
+    // high (it shares no word with the question).
+    if let Some(w) = want.filter(|w| {
+        matches!(
+            w,
+            Want::Address | Want::Phone | Want::Email | Want::Person
+        )
+    }) {
+        let stating = (0..candidates.len())
+            .filter(|&i| w.found_in(&candidates[i].text) || w.found_in(&candidates[i].title));
+        for (rank, i) in stating.enumerate() {
+            fused[i].0 += 1.0 / (RRF_K + rank as f32 + 1.0);
+        }
     }
     fused.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let keep: Vec<usize> = fused.iter().take(k).map(|&(_, i)| i).collect();
