@@ -569,6 +569,7 @@ fn looks_like_heading(paragraph: &str) -> bool {
         value.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '(' | '$' | '+'))
     });
     !paragraph.contains('\n')
+        && !paragraph.contains(" | ")
         && (1..=10).contains(&words)
         && !paragraph.ends_with(['.', '!', '?', ':', ';', ','])
         && !paragraph.starts_with(['-', '•', '*'])
@@ -694,7 +695,8 @@ fn extract_pdf(bytes: &[u8], limits: &Limits) -> Result<Vec<Section>, ExtractErr
         });
         match text {
             Ok(Ok(text)) => {
-                for (heading, body) in page_sections(&unwrap_lines(&text)) {
+                let text = super::tables::text_tables(&unwrap_lines(&text));
+                for (heading, body) in page_sections(&text) {
                     sections.push(heading, Some(page), &body);
                 }
             }

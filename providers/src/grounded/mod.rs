@@ -306,6 +306,22 @@ impl GroundedEngine {
                 || *w == Want::Address
                     && (subject.is_empty() || question.to_lowercase().contains("address"))
         });
+        // The days a question about times names ("open on Saturday?"): a sentence naming
+        // one of them answers it better than one about other days or dates.
+        let days: HashSet<String> = if want == Some(Want::Time) {
+            text::tokens(&question)
+                .into_iter()
+                .filter(|t| question::WEEKDAYS.contains(&t.norm.as_str()))
+                .map(|t| t.norm)
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        let names_day = |unit: &units::Unit| {
+            text::tokens(&unit.speak())
+                .iter()
+                .any(|t| days.contains(&t.norm))
+        };
         let mut scored: Vec<(f32, usize)> = unit_vectors
             .iter()
             .zip(&units)
@@ -327,7 +343,13 @@ impl GroundedEngine {
                     Some(false) => -self.config.entity_bonus,
                     None => 0.0,
                 };
+                let day = match (days.is_empty(), names_day(&units[i])) {
+                    (true, _) => 0.0,
+                    (false, true) => self.config.entity_bonus,
+                    (false, false) => -self.config.entity_bonus / 2.0,
+                };
                 let score = cosine(&q, v)
+                    + day
                     + own_weight * weighted(&stems[i])
                     + 0.15 * overlap(&context, &stems[i])
                     + fits;

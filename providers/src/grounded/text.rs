@@ -54,6 +54,17 @@ const MONTHS: &[(&str, &str)] = &[
     ("oct", "october"),
     ("nov", "november"),
     ("dec", "december"),
+    // Days as hours tables print them ("Mon - Fri", "Sat").
+    ("mon", "monday"),
+    ("tue", "tuesday"),
+    ("tues", "tuesday"),
+    ("wed", "wednesday"),
+    ("thu", "thursday"),
+    ("thur", "thursday"),
+    ("thurs", "thursday"),
+    ("fri", "friday"),
+    ("sat", "saturday"),
+    ("sun", "sunday"),
 ];
 
 /// The tokens of `text`.
