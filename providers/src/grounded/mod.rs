@@ -301,8 +301,9 @@ impl GroundedEngine {
             .filter(|t| t.norm.len() > 4 && (t.norm.ends_with("ing") || t.norm.ends_with("ed")))
             .map(text::Token::stem)
             .collect();
+        let yes_no = question::is_yes_no(&question);
         let must_state = want.filter(|w| {
-            w.is_required()
+            !yes_no && w.is_required()
                 || *w == Want::Address
                     && (subject.is_empty() || question.to_lowercase().contains("address"))
         });

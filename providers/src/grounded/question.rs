@@ -467,6 +467,53 @@ const GREETINGS: &[&str] = &[
     "well",
 ];
 
+/// Letters spelled one by one, as a speech recogniser or a customer writes a trim or a
+/// model ("the kestrel g t", "an s u v"), joined into the capitalised name they spell
+/// ("GT", "SUV"), so that a name asked about is checked like any other. "a" and "I" alone
+/// are words; the letters must be two or more in a row.
+pub fn spelled_letters_joined(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let letter = |w: &str| {
+        let core = w.trim_end_matches(['.', ',', '?', '!']);
+        core.len() == 1
+            && core.chars().all(|c| c.is_ascii_alphabetic())
+            && !matches!(core, "a" | "A" | "i" | "I")
+    };
+    let mut out: Vec<String> = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        let run = words[i..].iter().take_while(|w| letter(w)).count();
+        if run >= 2 {
+            let last = words[i + run - 1];
+            let tail: String = last.chars().skip(1).collect();
+            let name: String = words[i..i + run]
+                .iter()
+                .filter_map(|w| w.chars().next())
+                .map(|c| c.to_ascii_uppercase())
+                .collect();
+            out.push(format!("{name}{tail}"));
+            i += run;
+        } else {
+            out.push(words[i].to_owned());
+            i += 1;
+        }
+    }
+    out.join(" ")
+}
+
+/// A question answered by yes or no ("do you …", "can I …", "is there …"): the kind of
+/// fact it mentions ("do you mark up the sticker price?") is welcome in the answer but
+/// not required of it.
+pub fn is_yes_no(question: &str) -> bool {
+    let lower = without_greeting(question).to_lowercase();
+    [
+        "do you ", "does ", "can i ", "can you ", "can we ", "is there ", "are there ",
+        "is it ", "are you ", "will you ", "could i ", "may i ", "do i ", "should i ",
+    ]
+    .iter()
+    .any(|o| lower.starts_with(o))
+}
+
 /// Words that open a question of their own after "and" ("… and what's their number?").
 const OPENERS: &[&str] = &[
     "what", "what's", "whats", "how", "how's", "who", "who's", "whos", "when", "where",
@@ -589,7 +636,8 @@ fn small_number(word: &str) -> Option<u64> {
 /// "twenty twenty one" (a year) is 2021, "two thousand and five" is 2005, "three hundred"
 /// is 300. "one" alone is left as a word ("the one with a sunroof").
 pub fn digits_for_words(text: &str) -> String {
-    let words: Vec<&str> = text.split_whitespace().collect();
+    let joined = spelled_letters_joined(text);
+    let words: Vec<&str> = joined.split_whitespace().collect();
     let mut out: Vec<String> = Vec::with_capacity(words.len());
     let mut i = 0;
     while i < words.len() {
