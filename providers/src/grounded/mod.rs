@@ -349,8 +349,16 @@ impl GroundedEngine {
                     (false, true) => self.config.entity_bonus,
                     (false, false) => -self.config.entity_bonus / 2.0,
                 };
+                // A table row whose label the question names in full ("the long range
+                // Lumen" and the row "Lumen Long Range — …") is the row asked about.
+                let row = if units[i].is_record() && names_label(&units[i], &keys) {
+                    self.config.entity_bonus
+                } else {
+                    0.0
+                };
                 let score = cosine(&q, v)
                     + day
+                    + row
                     + own_weight * weighted(&stems[i])
                     + 0.15 * overlap(&context, &stems[i])
                     + fits;
@@ -653,6 +661,16 @@ impl AnswerEngine for GroundedEngine {
             Ok(usage)
         })
     }
+}
+
+/// Every word of a table record's label ("Lumen Long Range" of "Lumen Long Range — Range:
+/// 318 miles.") is among the question's word stems `keys`.
+fn names_label(unit: &units::Unit, keys: &HashSet<String>) -> bool {
+    let Some((label, _)) = unit.spoken.first().and_then(|s| s.split_once(" — ")) else {
+        return false;
+    };
+    let label = text::content_stems(label);
+    !label.is_empty() && label.iter().all(|w| keys.contains(w))
 }
 
 /// Share of `keys` among a sentence's word stems.
