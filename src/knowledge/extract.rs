@@ -1717,6 +1717,25 @@ mod tests {
     }
 
     #[test]
+    fn short_pdf_lines_one_after_another_are_rows_not_headings() {
+        // A staff table printed without punctuation: each row looks like a title, but
+        // taken for one it would head an empty section and be lost.
+        let page = "Our people\n\nMeet the team:\n\nName Job Desk\n\nIlse Varga Owner Office\n\n\
+                    Tomas Reyes Workshop Manager Workshop\n\nOpening times\n\nWe open at 8 am.";
+        let sections = page_sections(page);
+        let all: String = sections.iter().map(|(_, body)| body.as_str()).collect();
+        assert!(all.contains("Ilse Varga Owner Office"), "{sections:?}");
+        assert!(all.contains("Tomas Reyes Workshop Manager Workshop"), "{sections:?}");
+        // The last short line before a sentence still heads it.
+        assert!(
+            sections
+                .iter()
+                .any(|(h, body)| h.as_deref() == Some("Opening times") && body.contains("8 am")),
+            "{sections:?}"
+        );
+    }
+
+    #[test]
     fn pdf_lines_wrapped_mid_sentence_are_joined_and_rows_are_not() {
         let page = "Routine maintenance is the heart of what we do, and a full synthetic oil change costs\n\n\
                     $69 for most models, and our technicians will tell you honestly what else it needs.\n\n\

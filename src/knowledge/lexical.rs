@@ -166,6 +166,21 @@ mod tests {
     }
 
     #[test]
+    fn a_where_question_lifts_the_passage_stating_an_address() {
+        // The address shares no word with the question; the vectors rank it last.
+        let dense = vec![
+            passage("Our dealership has served the valley for forty years."),
+            passage("The dealership shuttle runs every hour."),
+            passage("Come and see us at 310 Orchard Lane, Fenwick."),
+        ];
+        let fused = fuse("Where exactly is the dealership?", dense, 2);
+        assert!(
+            fused.iter().any(|p| p.text.contains("310 Orchard Lane")),
+            "{fused:?}"
+        );
+    }
+
+    #[test]
     fn rare_terms_weigh_more_than_common_ones() {
         let c = vec![
             passage("oil change oil filter"),

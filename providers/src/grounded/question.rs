@@ -895,6 +895,59 @@ mod tests {
     use super::*;
 
     #[test]
+    fn two_questions_joined_by_and_are_split_and_the_second_gets_the_subject() {
+        let (first, second) =
+            two_questions("Who manages the paint shop and what's their extension?")
+                .expect("two questions");
+        assert_eq!(first, "Who manages the paint shop");
+        assert!(
+            second.starts_with("what's their extension") && second.ends_with("paint shop"),
+            "{second}"
+        );
+        assert_eq!(
+            two_questions("How much is a wheel alignment and how long does it take?"),
+            Some((
+                "How much is a wheel alignment".to_owned(),
+                "how long does it take wheel alignment".to_owned()
+            ))
+        );
+        // One question naming two days, or two things, stays one.
+        assert_eq!(two_questions("Are you open on Monday and Tuesday?"), None);
+        assert_eq!(two_questions("Do you sell tyres and batteries?"), None);
+    }
+
+    #[test]
+    fn spelled_letters_become_the_name_they_spell() {
+        assert_eq!(
+            spelled_letters_joined("how much is the corvo s t"),
+            "how much is the corvo ST"
+        );
+        assert_eq!(spelled_letters_joined("any e v. models?"), "any EV. models?");
+        // "a" and "I" are words, and one letter alone is left.
+        assert_eq!(
+            spelled_letters_joined("can i get a x ray"),
+            "can i get a x ray"
+        );
+        assert_eq!(digits_for_words("the twenty twenty two r s"), "the 2022 RS");
+    }
+
+    #[test]
+    fn yes_no_questions_and_distances_are_recognised() {
+        assert!(is_yes_no("Hi, do you charge for a car wash?"));
+        assert!(is_yes_no("Is there a playground?"));
+        assert!(!is_yes_no("How much is a car wash?"));
+        assert_eq!(Want::of("How far is the ferry from you?"), Some(Want::Distance));
+        assert!(Want::Distance.found_in("The ferry is two blocks away."));
+        assert!(!Want::Distance.found_in("The ferry leaves at 9 am."));
+    }
+
+    #[test]
+    fn during_the_week_means_monday_to_friday() {
+        let n = normalised("when do you open during the week");
+        assert!(n.contains("monday") && n.contains("friday"), "{n}");
+    }
+
+    #[test]
     fn questions_say_what_kind_of_fact_answers_them() {
         assert_eq!(Want::of("Where is the showroom?"), Some(Want::Address));
         assert_eq!(

@@ -618,6 +618,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn adverbs_meet_their_adjectives_and_hours_tables_name_days() {
+        assert_eq!(stem("directly"), stem("direct"));
+        assert_eq!(stem("monthly"), stem("month"));
+        // Short words ending in "ly" are not adverbs of a shorter word.
+        assert_ne!(stem("only"), stem("on"));
+        assert_ne!(stem("family"), stem("fami"));
+        let days: Vec<String> = tokens("Mon - Fri, Sat").into_iter().map(|t| t.norm).collect();
+        assert_eq!(days, ["monday", "friday", "saturday"]);
+    }
+
+    #[test]
     fn splits_sentences_but_not_abbreviations_or_prices() {
         let s = sentences(
             "Service: Monday to Friday 7:30 a.m. to 6 p.m. Saturday 8 to 2.\n- Oil change $49.95. Includes a filter!",
