@@ -314,8 +314,16 @@ async fn two_questions_days_rows_and_spelled_names_are_answered_from_the_right_l
         ),
     ];
     // Two questions in one: the person and, for "their", the paint shop's number.
-    let s = says(&engine, "Who runs the paint shop and what's their number?", &kb).await;
-    assert!(s.contains("Oskar Lind") && s.contains("208-555-0177"), "{s}");
+    let s = says(
+        &engine,
+        "Who runs the paint shop and what's their number?",
+        &kb,
+    )
+    .await;
+    assert!(
+        s.contains("Oskar Lind") && s.contains("208-555-0177"),
+        "{s}"
+    );
     // The second question is not answered with the first one's sentence.
     let s = says(
         &engine,
@@ -325,7 +333,12 @@ async fn two_questions_days_rows_and_spelled_names_are_answered_from_the_right_l
     .await;
     assert!(s.contains("23 years") && s.contains("80 miles"), "{s}");
     // A day asked about picks the line naming it over a line about a date.
-    let s = says(&engine, "What time does the workshop open on Saturday?", &kb).await;
+    let s = says(
+        &engine,
+        "What time does the workshop open on Saturday?",
+        &kb,
+    )
+    .await;
     assert!(s.contains("8:00 am - noon"), "{s}");
     // The customer's own word over a synonym.
     let s = says(&engine, "Can I bring my dog?", &kb).await;
@@ -337,7 +350,10 @@ async fn two_questions_days_rows_and_spelled_names_are_answered_from_the_right_l
     let s = says(&engine, "Do you mark cars up over the sticker price?", &kb).await;
     assert!(s.contains("MSRP"), "{s}");
     // A spelled trim nobody lists is not answered with another row.
-    assert_eq!(says(&engine, "whats the range of the corvo g t", &kb).await, "");
+    assert_eq!(
+        says(&engine, "whats the range of the corvo g t", &kb).await,
+        ""
+    );
 }
 
 /// Counts the texts it embeds.

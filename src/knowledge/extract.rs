@@ -1725,7 +1725,10 @@ mod tests {
         let sections = page_sections(page);
         let all: String = sections.iter().map(|(_, body)| body.as_str()).collect();
         assert!(all.contains("Ilse Varga Owner Office"), "{sections:?}");
-        assert!(all.contains("Tomas Reyes Workshop Manager Workshop"), "{sections:?}");
+        assert!(
+            all.contains("Tomas Reyes Workshop Manager Workshop"),
+            "{sections:?}"
+        );
         // The last short line before a sentence still heads it.
         assert!(
             sections

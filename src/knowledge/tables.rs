@@ -204,7 +204,8 @@ fn value_at(words: &[&str], i: usize) -> Option<usize> {
     // A phone number: "(541) 555-0140", "541-555-0140", "555-0140".
     let digits_dash = |s: &str| {
         s.split('-').count() >= 2
-            && s.split('-').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+            && s.split('-')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
     };
     if w.len() == 5
         && w.starts_with('(')
@@ -227,7 +228,9 @@ fn value_at(words: &[&str], i: usize) -> Option<usize> {
     let number = lower.trim_start_matches('$').trim_end_matches('%');
     if !number.is_empty()
         && number.chars().any(|c| c.is_ascii_digit())
-        && number.chars().all(|c| c.is_ascii_digit() || matches!(c, ',' | '.'))
+        && number
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ',' | '.'))
     {
         return Some(1);
     }
@@ -259,7 +262,10 @@ fn time_at(words: &[&str], i: usize) -> Option<usize> {
     if !clock(&lower) {
         return None;
     }
-    if words.get(i + 1).is_some_and(|n| meridiem(&n.to_lowercase())) {
+    if words
+        .get(i + 1)
+        .is_some_and(|n| meridiem(&n.to_lowercase()))
+    {
         return Some(2);
     }
     // "7:30" alone is a time; "14" alone is a number.
@@ -272,7 +278,10 @@ fn column_names(header: &str, n: usize) -> Option<Vec<String>> {
     let mut names: Vec<String> = Vec::new();
     let mut joining = false;
     for w in header.split_whitespace() {
-        let joins = matches!(w, "-" | "–" | "&" | "/" | "to" | "and" | "or" | "of" | "per");
+        let joins = matches!(
+            w,
+            "-" | "–" | "&" | "/" | "to" | "and" | "or" | "of" | "per"
+        );
         let lower_start = w.chars().next().is_some_and(char::is_lowercase);
         match names.last_mut() {
             Some(last) if joining || joins || lower_start => {

@@ -507,8 +507,20 @@ pub fn spelled_letters_joined(text: &str) -> String {
 pub fn is_yes_no(question: &str) -> bool {
     let lower = without_greeting(question).to_lowercase();
     [
-        "do you ", "does ", "can i ", "can you ", "can we ", "is there ", "are there ",
-        "is it ", "are you ", "will you ", "could i ", "may i ", "do i ", "should i ",
+        "do you ",
+        "does ",
+        "can i ",
+        "can you ",
+        "can we ",
+        "is there ",
+        "are there ",
+        "is it ",
+        "are you ",
+        "will you ",
+        "could i ",
+        "may i ",
+        "do i ",
+        "should i ",
     ]
     .iter()
     .any(|o| lower.starts_with(o))
@@ -516,8 +528,8 @@ pub fn is_yes_no(question: &str) -> bool {
 
 /// Words that open a question of their own after "and" ("… and what's their number?").
 const OPENERS: &[&str] = &[
-    "what", "what's", "whats", "how", "how's", "who", "who's", "whos", "when", "where",
-    "where's", "which", "is", "are", "do", "does", "can", "could", "will", "would", "should",
+    "what", "what's", "whats", "how", "how's", "who", "who's", "whos", "when", "where", "where's",
+    "which", "is", "are", "do", "does", "can", "could", "will", "would", "should",
 ];
 
 /// Words pointing back at the first question's subject ("their number", "is it open").
@@ -539,7 +551,8 @@ pub fn two_questions(question: &str) -> Option<(String, String)> {
     }
     let at = (3..words.len().saturating_sub(3)).find(|&i| {
         words[i].trim_matches(|c: char| !c.is_alphanumeric()) == "and"
-            && OPENERS.contains(&words[i + 1].trim_matches(|c: char| !c.is_alphanumeric() && c != '\''))
+            && OPENERS
+                .contains(&words[i + 1].trim_matches(|c: char| !c.is_alphanumeric() && c != '\''))
     })?;
     let first = originals[..at]
         .join(" ")
@@ -796,9 +809,16 @@ pub fn day_synonyms(question: &str) -> Vec<String> {
     if lower.contains(" weekend ") || lower.contains(" weekends ") {
         out.push("saturday sunday".into());
     }
-    if [" weekday ", " weekdays ", " weeknight ", " weeknights ", " during the week ", " in the week "]
-        .iter()
-        .any(|w| lower.contains(w))
+    if [
+        " weekday ",
+        " weekdays ",
+        " weeknight ",
+        " weeknights ",
+        " during the week ",
+        " in the week ",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
     {
         out.push("monday friday".into());
     }
@@ -922,7 +942,10 @@ mod tests {
             spelled_letters_joined("how much is the corvo s t"),
             "how much is the corvo ST"
         );
-        assert_eq!(spelled_letters_joined("any e v. models?"), "any EV. models?");
+        assert_eq!(
+            spelled_letters_joined("any e v. models?"),
+            "any EV. models?"
+        );
         // "a" and "I" are words, and one letter alone is left.
         assert_eq!(
             spelled_letters_joined("can i get a x ray"),
@@ -936,7 +959,10 @@ mod tests {
         assert!(is_yes_no("Hi, do you charge for a car wash?"));
         assert!(is_yes_no("Is there a playground?"));
         assert!(!is_yes_no("How much is a car wash?"));
-        assert_eq!(Want::of("How far is the ferry from you?"), Some(Want::Distance));
+        assert_eq!(
+            Want::of("How far is the ferry from you?"),
+            Some(Want::Distance)
+        );
         assert!(Want::Distance.found_in("The ferry is two blocks away."));
         assert!(!Want::Distance.found_in("The ferry leaves at 9 am."));
     }

@@ -624,7 +624,10 @@ mod tests {
         // Short words ending in "ly" are not adverbs of a shorter word.
         assert_ne!(stem("only"), stem("on"));
         assert_ne!(stem("family"), stem("fami"));
-        let days: Vec<String> = tokens("Mon - Fri, Sat").into_iter().map(|t| t.norm).collect();
+        let days: Vec<String> = tokens("Mon - Fri, Sat")
+            .into_iter()
+            .map(|t| t.norm)
+            .collect();
         assert_eq!(days, ["monday", "friday", "saturday"]);
     }
 
