@@ -280,6 +280,82 @@ async fn the_grounded_engine_speaks_the_span_that_answers_and_no_neighbours_fact
     );
 }
 
+/// The rules added for questions phrased unlike the documents, on another dealership.
+#[tokio::test]
+async fn two_questions_days_rows_and_spelled_names_are_answered_from_the_right_line() {
+    let engine = GroundedEngine::new(embedder(), None, GroundedConfig::default());
+    let kb = [
+        titled(
+            "team.md — Paint shop",
+            "Oskar Lind manages the paint shop, which he set up in 2016. \
+             The paint shop phone line is 208-555-0177.",
+        ),
+        titled(
+            "courtesy.txt — Courtesy cars",
+            "To borrow a courtesy car you must be at least 23 years old. \
+             Courtesy cars may be driven up to 80 miles per day.",
+        ),
+        titled(
+            "hours.pdf — Desk Phone Mon - Fri Saturday",
+            "Workshop — Phone: 208-555-0150; Mon - Fri: 7:00 am - 6:00 pm; Saturday: 8:00 am - noon.\n\
+             The workshop is also closed on Friday, July 3, while sales stays open.",
+        ),
+        titled(
+            "pets.md — Visiting",
+            "Pets must stay out of the workshop. Dogs on a lead are welcome in the showroom.",
+        ),
+        titled(
+            "specs.md — Models",
+            "Corvo Sport — Range: 420 miles; Seats: 5.\nCorvo Long Range — Range: 510 miles; Seats: 5.",
+        ),
+        titled(
+            "faq.md — Buying",
+            "Q: Do you sell below sticker? A: Every new Corvo is sold at or below MSRP.",
+        ),
+    ];
+    // Two questions in one: the person and, for "their", the paint shop's number.
+    let s = says(
+        &engine,
+        "Who runs the paint shop and what's their number?",
+        &kb,
+    )
+    .await;
+    assert!(
+        s.contains("Oskar Lind") && s.contains("208-555-0177"),
+        "{s}"
+    );
+    // The second question is not answered with the first one's sentence.
+    let s = says(
+        &engine,
+        "how old do i have to be for a courtesy car and how far can i drive it",
+        &kb,
+    )
+    .await;
+    assert!(s.contains("23 years") && s.contains("80 miles"), "{s}");
+    // A day asked about picks the line naming it over a line about a date.
+    let s = says(
+        &engine,
+        "What time does the workshop open on Saturday?",
+        &kb,
+    )
+    .await;
+    assert!(s.contains("8:00 am - noon"), "{s}");
+    // The customer's own word over a synonym.
+    let s = says(&engine, "Can I bring my dog?", &kb).await;
+    assert!(s.contains("Dogs on a lead"), "{s}");
+    // The row the question names in full.
+    let s = says(&engine, "what's the range of the long range corvo", &kb).await;
+    assert!(s.contains("510 miles") && !s.contains("420"), "{s}");
+    // A yes/no question mentioning a price is answered without one.
+    let s = says(&engine, "Do you mark cars up over the sticker price?", &kb).await;
+    assert!(s.contains("MSRP"), "{s}");
+    // A spelled trim nobody lists is not answered with another row.
+    assert_eq!(
+        says(&engine, "whats the range of the corvo g t", &kb).await,
+        ""
+    );
+}
+
 /// Counts the texts it embeds.
 struct Counting(Arc<dyn Embedder>, std::sync::atomic::AtomicUsize);
 

@@ -515,14 +515,40 @@ fn page_sections(text: &str) -> Vec<(Option<String>, String)> {
             following = Some(*line);
         }
     }
+    // Three or more short unpunctuated lines one after the other are the rows of a table
+    // or a list ("Dolores Whitcombe General Manager Administration"), not headings: taken
+    // for headings, each would head an empty section and be lost. The last of them may
+    // still head the text after it ("Holiday Closures").
+    let mut in_row_run = vec![false; lines.len()];
+    let mut run: Vec<usize> = Vec::new();
+    for (i, line) in lines.iter().enumerate().chain([(lines.len(), &"")]) {
+        if line.is_empty() && i < lines.len() {
+            continue;
+        }
+        if i < lines.len() && looks_like_heading(line) {
+            run.push(i);
+            continue;
+        }
+        if run.len() >= 3 {
+            for &r in &run[..run.len() - 1] {
+                in_row_run[r] = true;
+            }
+        }
+        run.clear();
+    }
     let mut previous_text: Option<&str> = None;
     let mut out: Vec<(Option<String>, String)> = vec![(None, String::new())];
-    for (line, next) in lines.iter().zip(next_text) {
+    for ((line, next), row) in lines.iter().zip(next_text).zip(in_row_run) {
         let next_starts_sentence =
             next.is_some_and(|l| l.starts_with(|c: char| c.is_uppercase() || c.is_ascii_digit()));
         let previous_ended = previous_text
             .is_none_or(|l| l.ends_with(['.', '!', '?', ':']) || looks_like_heading(l));
-        if !line.is_empty() && looks_like_heading(line) && next_starts_sentence && previous_ended {
+        if !row
+            && !line.is_empty()
+            && looks_like_heading(line)
+            && next_starts_sentence
+            && previous_ended
+        {
             out.push((Some(tidy_line(line)), String::new()));
         } else if let Some((_, body)) = out.last_mut() {
             body.push_str(line);
@@ -543,6 +569,7 @@ fn looks_like_heading(paragraph: &str) -> bool {
         value.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '(' | '$' | '+'))
     });
     !paragraph.contains('\n')
+        && !paragraph.contains(" | ")
         && (1..=10).contains(&words)
         && !paragraph.ends_with(['.', '!', '?', ':', ';', ','])
         && !paragraph.starts_with(['-', '•', '*'])
@@ -668,7 +695,8 @@ fn extract_pdf(bytes: &[u8], limits: &Limits) -> Result<Vec<Section>, ExtractErr
         });
         match text {
             Ok(Ok(text)) => {
-                for (heading, body) in page_sections(&unwrap_lines(&text)) {
+                let text = super::tables::text_tables(&unwrap_lines(&text));
+                for (heading, body) in page_sections(&text) {
                     sections.push(heading, Some(page), &body);
                 }
             }
@@ -1685,6 +1713,28 @@ mod tests {
                 (Some("Service > Prices"), "Oil — Price: 49.\n\nlet x = 1;"),
                 (Some("Sales"), "New and used."),
             ]
+        );
+    }
+
+    #[test]
+    fn short_pdf_lines_one_after_another_are_rows_not_headings() {
+        // A staff table printed without punctuation: each row looks like a title, but
+        // taken for one it would head an empty section and be lost.
+        let page = "Our people\n\nMeet the team:\n\nName Job Desk\n\nIlse Varga Owner Office\n\n\
+                    Tomas Reyes Workshop Manager Workshop\n\nOpening times\n\nWe open at 8 am.";
+        let sections = page_sections(page);
+        let all: String = sections.iter().map(|(_, body)| body.as_str()).collect();
+        assert!(all.contains("Ilse Varga Owner Office"), "{sections:?}");
+        assert!(
+            all.contains("Tomas Reyes Workshop Manager Workshop"),
+            "{sections:?}"
+        );
+        // The last short line before a sentence still heads it.
+        assert!(
+            sections
+                .iter()
+                .any(|(h, body)| h.as_deref() == Some("Opening times") && body.contains("8 am")),
+            "{sections:?}"
         );
     }
 

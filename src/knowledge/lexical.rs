@@ -78,13 +78,15 @@ pub fn fuse(query: &str, candidates: Vec<Passage>, k: usize) -> Vec<Passage> {
     // Spoken numbers as digits, a greeting dropped, holidays with their dates, and the
     // words that state the kind of fact asked for ("where" looks for an address).
     let query = normalised(query);
-    let hint = match Want::of(&query) {
-        Some(Want::Address) => " address located street road avenue drive",
+    let want = Want::of(&query);
+    let hint = match want {
+        Some(Want::Address) => " address located street road avenue drive boulevard",
         Some(Want::Phone) => " phone call number line",
         Some(Want::Email) => " email",
         Some(Want::Person) => " manager director owner founder",
         Some(Want::Price) => " price cost",
         Some(Want::Time) => " hours open closed",
+        Some(Want::Distance) => " miles",
         _ => "",
     };
     let synonyms: Vec<&str> = terms(&query)
@@ -104,6 +106,20 @@ pub fn fuse(query: &str, candidates: Vec<Passage>, k: usize) -> Vec<Passage> {
         .collect();
     for (rank, &i) in by_lexical.iter().enumerate() {
         fused[i].0 += 1.0 / (RRF_K + rank as f32 + 1.0);
+    }
+    // A third ranking for a question asking where, whom, which number or which email:
+    // the passages that state an address (a phone number, an email, a person with a
+    // job), in the vectors' order. "Where is the dealership?" then finds the one
+    // sentence with the street address, which neither the vectors nor the words rank
+    // high (it shares no word with the question).
+    if let Some(w) =
+        want.filter(|w| matches!(w, Want::Address | Want::Phone | Want::Email | Want::Person))
+    {
+        let stating = (0..candidates.len())
+            .filter(|&i| w.found_in(&candidates[i].text) || w.found_in(&candidates[i].title));
+        for (rank, i) in stating.enumerate() {
+            fused[i].0 += 1.0 / (RRF_K + rank as f32 + 1.0);
+        }
     }
     fused.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let keep: Vec<usize> = fused.iter().take(k).map(|&(_, i)| i).collect();
@@ -144,6 +160,21 @@ mod tests {
         let dense = vec![passage("alpha"), passage("beta")];
         let fused = fuse("gamma", dense, 2);
         assert_eq!(fused[0].text, "alpha");
+    }
+
+    #[test]
+    fn a_where_question_lifts_the_passage_stating_an_address() {
+        // The address shares no word with the question; the vectors rank it last.
+        let dense = vec![
+            passage("Our team has served the valley for forty years."),
+            passage("The shuttle runs every hour."),
+            passage("Come and see us at 310 Orchard Lane, Fenwick."),
+        ];
+        let fused = fuse("Where exactly are you?", dense.clone(), 1);
+        assert!(fused[0].text.contains("310 Orchard Lane"), "{fused:?}");
+        // A question not asking where keeps the vectors' order.
+        let fused = fuse("Tell me about you", dense, 1);
+        assert!(fused[0].text.contains("forty years"), "{fused:?}");
     }
 
     #[test]

@@ -137,10 +137,72 @@ impl GroundedEngine {
         }
     }
 
-    /// Decides what to say (no generation).
+    /// Decides what to say (no generation). Two questions joined by "and" ("who runs the
+    /// body shop and what's their number?") are answered one after the other, each from
+    /// the passages retrieved for both; what neither answers is left out, and only when
+    /// neither does is the reply "I don't have that information".
     pub async fn plan(
         &self,
         request: &AnswerRequest,
+        cancel: &CancellationToken,
+    ) -> Result<Plan, ProviderError> {
+        let Some((first, second)) = question::two_questions(request.question.trim()) else {
+            return self.plan_one(request, &[], cancel).await;
+        };
+        let search_query = if request.search_query.trim().is_empty() {
+            request.question.clone()
+        } else {
+            request.search_query.clone()
+        };
+        let part = |question: String| AnswerRequest {
+            question,
+            search_query: search_query.clone(),
+            ..request.clone()
+        };
+        let a = self.plan_one(&part(first), &[], cancel).await?;
+        // The second question asks something else: not the first one's answer again.
+        let said = match &a {
+            Plan::Facts { sentences, .. } => sentences.clone(),
+            _ => Vec::new(),
+        };
+        let b = self.plan_one(&part(second), &said, cancel).await?;
+        Ok(match (a, b) {
+            (
+                Plan::Facts {
+                    mut sentences,
+                    mut passages,
+                },
+                Plan::Facts {
+                    sentences: more,
+                    passages: more_passages,
+                },
+            ) => {
+                for s in more {
+                    if !sentences.contains(&s) {
+                        sentences.push(s);
+                    }
+                }
+                for p in more_passages {
+                    if !passages.contains(&p) {
+                        passages.push(p);
+                    }
+                }
+                Plan::Facts {
+                    sentences,
+                    passages,
+                }
+            }
+            (facts @ Plan::Facts { .. }, _) | (_, facts @ Plan::Facts { .. }) => facts,
+            (first, _) => first,
+        })
+    }
+
+    /// [`plan`](Self::plan) for one question; units saying only sentences of `said` are
+    /// not chosen.
+    async fn plan_one(
+        &self,
+        request: &AnswerRequest,
+        said: &[String],
         cancel: &CancellationToken,
     ) -> Result<Plan, ProviderError> {
         let raw = request.question.trim();
@@ -213,9 +275,19 @@ impl GroundedEngine {
             if total <= 0.0 {
                 return 0.0;
             }
+            // The customer's own word counts more than a word meaning the same ("dogs"
+            // over "pets" for "can I bring my dog").
             keys.iter()
-                .filter(|k| text::holds(sentence, k))
-                .map(|k| weights.get(k.as_str()).copied().unwrap_or(0.0))
+                .map(|k| {
+                    let weight = weights.get(k.as_str()).copied().unwrap_or(0.0);
+                    if sentence.contains(k) {
+                        weight
+                    } else if text::holds(sentence, k) {
+                        0.6 * weight
+                    } else {
+                        0.0
+                    }
+                })
                 .sum::<f32>()
                 / total
         };
@@ -229,16 +301,36 @@ impl GroundedEngine {
             .filter(|t| t.norm.len() > 4 && (t.norm.ends_with("ing") || t.norm.ends_with("ed")))
             .map(text::Token::stem)
             .collect();
+        let yes_no = question::is_yes_no(&question);
         let must_state = want.filter(|w| {
-            w.is_required()
+            !yes_no && w.is_required()
                 || *w == Want::Address
                     && (subject.is_empty() || question.to_lowercase().contains("address"))
         });
+        // The days a question about times names ("open on Saturday?"): a sentence naming
+        // one of them answers it better than one about other days or dates.
+        let days: HashSet<String> = if want == Some(Want::Time) {
+            text::tokens(&question)
+                .into_iter()
+                .filter(|t| question::WEEKDAYS.contains(&t.norm.as_str()))
+                .map(|t| t.norm)
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        let names_day = |unit: &units::Unit| {
+            text::tokens(&unit.speak())
+                .iter()
+                .any(|t| days.contains(&t.norm))
+        };
         let mut scored: Vec<(f32, usize)> = unit_vectors
             .iter()
             .zip(&units)
             .enumerate()
             .filter_map(|(i, (v, unit))| {
+                if unit.spoken.iter().all(|s| said.contains(s)) {
+                    return None;
+                }
                 // Whether the sentence states the kind of fact asked for.
                 let states = want.map(|w| w.found_in(&unit.speak()));
                 if must_state.is_some() && states != Some(true) {
@@ -252,7 +344,21 @@ impl GroundedEngine {
                     Some(false) => -self.config.entity_bonus,
                     None => 0.0,
                 };
+                let day = match (days.is_empty(), names_day(&units[i])) {
+                    (true, _) => 0.0,
+                    (false, true) => self.config.entity_bonus,
+                    (false, false) => -self.config.entity_bonus / 2.0,
+                };
+                // A table row whose label the question names in full ("the long range
+                // Lumen" and the row "Lumen Long Range — …") is the row asked about.
+                let row = if units[i].is_record() && names_label(&units[i], &keys) {
+                    self.config.entity_bonus
+                } else {
+                    0.0
+                };
                 let score = cosine(&q, v)
+                    + day
+                    + row
                     + own_weight * weighted(&stems[i])
                     + 0.15 * overlap(&context, &stems[i])
                     + fits;
@@ -557,6 +663,16 @@ impl AnswerEngine for GroundedEngine {
     }
 }
 
+/// Every word of a table record's label ("Lumen Long Range" of "Lumen Long Range — Range:
+/// 318 miles.") is among the question's word stems `keys`.
+fn names_label(unit: &units::Unit, keys: &HashSet<String>) -> bool {
+    let Some((label, _)) = unit.spoken.first().and_then(|s| s.split_once(" — ")) else {
+        return false;
+    };
+    let label = text::content_stems(label);
+    !label.is_empty() && label.iter().all(|w| keys.contains(w))
+}
+
 /// Share of `keys` among a sentence's word stems.
 fn overlap(keys: &HashSet<String>, sentence: &HashSet<String>) -> f32 {
     if keys.is_empty() {
@@ -717,6 +833,8 @@ const GENERIC: &[&str] = &[
     "month",
     "minute",
     "many",
+    // "How far" asks for a distance, like "how many" for a count.
+    "far",
     "set",
     "book",
     "schedule",
@@ -728,6 +846,11 @@ const GENERIC: &[&str] = &[
     "department",
     "desk",
     "office",
+    // Like "department": "body shop", "collision center", "parts counter".
+    "shop",
+    "center",
+    "centre",
+    "counter",
     "boss",
     "head",
     "manager",

@@ -25,6 +25,8 @@ pub enum Want {
     Time,
     /// How long: a duration.
     Duration,
+    /// How far: a distance ("100 miles", "two blocks").
+    Distance,
 }
 
 impl Want {
@@ -77,6 +79,8 @@ impl Want {
             "how many days",
         ]) {
             Some(Self::Duration)
+        } else if has(&["how far", "distance"]) {
+            Some(Self::Distance)
         } else if has(&[
             "capacity",
             "tow",
@@ -174,6 +178,23 @@ impl Want {
                     || lower.contains("p.m")
                     || toks.iter().any(|t| t.norm.contains(':'))
             }
+            Self::Distance => toks.iter().any(|t| {
+                matches!(
+                    t.norm.as_str(),
+                    "mile"
+                        | "miles"
+                        | "km"
+                        | "kilometer"
+                        | "kilometers"
+                        | "kilometre"
+                        | "kilometres"
+                        | "feet"
+                        | "foot"
+                        | "yards"
+                        | "block"
+                        | "blocks"
+                )
+            }),
             Self::Duration => toks.iter().any(|t| {
                 matches!(
                     t.norm.as_str(),
@@ -398,7 +419,11 @@ const ROLES: &[&str] = &[
     "coordinator",
     "representative",
     "runs ",
+    "run by",
     "leads ",
+    "led by",
+    "manages ",
+    "managed by",
     "oversees",
     "in charge",
     "heads ",
@@ -441,6 +466,121 @@ const GREETINGS: &[&str] = &[
     "ok",
     "well",
 ];
+
+/// Letters spelled one by one, as a speech recogniser or a customer writes a trim or a
+/// model ("the kestrel g t", "an s u v"), joined into the capitalised name they spell
+/// ("GT", "SUV"), so that a name asked about is checked like any other. "a" and "I" alone
+/// are words; the letters must be two or more in a row.
+pub fn spelled_letters_joined(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let letter = |w: &str| {
+        let core = w.trim_end_matches(['.', ',', '?', '!']);
+        core.len() == 1
+            && core.chars().all(|c| c.is_ascii_alphabetic())
+            && !matches!(core, "a" | "A" | "i" | "I")
+    };
+    let mut out: Vec<String> = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        let run = words[i..].iter().take_while(|w| letter(w)).count();
+        if run >= 2 {
+            let last = words[i + run - 1];
+            let tail: String = last.chars().skip(1).collect();
+            let name: String = words[i..i + run]
+                .iter()
+                .filter_map(|w| w.chars().next())
+                .map(|c| c.to_ascii_uppercase())
+                .collect();
+            out.push(format!("{name}{tail}"));
+            i += run;
+        } else {
+            out.push(words[i].to_owned());
+            i += 1;
+        }
+    }
+    out.join(" ")
+}
+
+/// A question answered by yes or no ("do you …", "can I …", "is there …"): the kind of
+/// fact it mentions ("do you mark up the sticker price?") is welcome in the answer but
+/// not required of it.
+pub fn is_yes_no(question: &str) -> bool {
+    let lower = without_greeting(question).to_lowercase();
+    [
+        "do you ",
+        "does ",
+        "can i ",
+        "can you ",
+        "can we ",
+        "is there ",
+        "are there ",
+        "is it ",
+        "are you ",
+        "will you ",
+        "could i ",
+        "may i ",
+        "do i ",
+        "should i ",
+    ]
+    .iter()
+    .any(|o| lower.starts_with(o))
+}
+
+/// Words that open a question of their own after "and" ("… and what's their number?").
+const OPENERS: &[&str] = &[
+    "what", "what's", "whats", "how", "how's", "who", "who's", "whos", "when", "where", "where's",
+    "which", "is", "are", "do", "does", "can", "could", "will", "would", "should",
+];
+
+/// Words pointing back at the first question's subject ("their number", "is it open").
+const POINTS_BACK: &[&str] = &[
+    "their", "they", "them", "it", "its", "it's", "his", "her", "he", "she", "there", "that",
+];
+
+/// Two questions asked as one ("who runs the body shop and what's their number?"): the
+/// first, and the second with the first's subject words added when it points back at them
+/// ("what's their number? body shop"). `None` for one question ("are you open Monday and
+/// Tuesday?"), or when either part is under three words.
+pub fn two_questions(question: &str) -> Option<(String, String)> {
+    let question = without_greeting(question);
+    let lower = question.to_lowercase().replace('’', "'");
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    let originals: Vec<&str> = question.split_whitespace().collect();
+    if words.len() != originals.len() {
+        return None;
+    }
+    let at = (3..words.len().saturating_sub(3)).find(|&i| {
+        words[i].trim_matches(|c: char| !c.is_alphanumeric()) == "and"
+            && OPENERS
+                .contains(&words[i + 1].trim_matches(|c: char| !c.is_alphanumeric() && c != '\''))
+    })?;
+    let first = originals[..at]
+        .join(" ")
+        .trim_end_matches([',', ';', ' '])
+        .to_owned();
+    let mut second = originals[at + 1..].join(" ");
+    let points_back = words[at + 1..].iter().any(|w| {
+        POINTS_BACK.contains(&w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\''))
+    });
+    if points_back {
+        let opener: std::collections::HashSet<&str> = OPENERS.iter().copied().collect();
+        let subject: Vec<&str> = originals[..at]
+            .iter()
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '-'))
+            .filter(|w| {
+                let l = w.to_lowercase();
+                w.len() > 2
+                    && !opener.contains(l.as_str())
+                    && !super::text::STOP.contains(&l.as_str())
+                    && !super::text::COMMON.contains(&l.as_str())
+            })
+            .collect();
+        if !subject.is_empty() {
+            second = format!("{} {}", second.trim_end_matches('?'), subject.join(" "));
+        }
+    }
+    Some((first, second))
+}
 
 /// The question without a greeting or filler in front ("Hi, when do you open?" → "when do
 /// you open?"); the whole text when nothing is left after it.
@@ -509,7 +649,8 @@ fn small_number(word: &str) -> Option<u64> {
 /// "twenty twenty one" (a year) is 2021, "two thousand and five" is 2005, "three hundred"
 /// is 300. "one" alone is left as a word ("the one with a sunroof").
 pub fn digits_for_words(text: &str) -> String {
-    let words: Vec<&str> = text.split_whitespace().collect();
+    let joined = spelled_letters_joined(text);
+    let words: Vec<&str> = joined.split_whitespace().collect();
     let mut out: Vec<String> = Vec::with_capacity(words.len());
     let mut i = 0;
     while i < words.len() {
@@ -668,7 +809,17 @@ pub fn day_synonyms(question: &str) -> Vec<String> {
     if lower.contains(" weekend ") || lower.contains(" weekends ") {
         out.push("saturday sunday".into());
     }
-    if lower.contains(" weekday ") || lower.contains(" weekdays ") {
+    if [
+        " weekday ",
+        " weekdays ",
+        " weeknight ",
+        " weeknights ",
+        " during the week ",
+        " in the week ",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
+    {
         out.push("monday friday".into());
     }
     if lower.contains(" saturday ") || lower.contains(" sunday ") {
@@ -762,6 +913,65 @@ pub fn local_today(timezone: &str) -> jiff::civil::Date {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_questions_joined_by_and_are_split_and_the_second_gets_the_subject() {
+        let (first, second) =
+            two_questions("Who manages the paint shop and what's their extension?")
+                .expect("two questions");
+        assert_eq!(first, "Who manages the paint shop");
+        assert!(
+            second.starts_with("what's their extension") && second.ends_with("paint shop"),
+            "{second}"
+        );
+        assert_eq!(
+            two_questions("How much is a wheel alignment and how long does it take?"),
+            Some((
+                "How much is a wheel alignment".to_owned(),
+                "how long does it take wheel alignment".to_owned()
+            ))
+        );
+        // One question naming two days, or two things, stays one.
+        assert_eq!(two_questions("Are you open on Monday and Tuesday?"), None);
+        assert_eq!(two_questions("Do you sell tyres and batteries?"), None);
+    }
+
+    #[test]
+    fn spelled_letters_become_the_name_they_spell() {
+        assert_eq!(
+            spelled_letters_joined("how much is the corvo s t"),
+            "how much is the corvo ST"
+        );
+        assert_eq!(
+            spelled_letters_joined("any e v. models?"),
+            "any EV. models?"
+        );
+        // "a" and "I" are words, and one letter alone is left.
+        assert_eq!(
+            spelled_letters_joined("can i get a x ray"),
+            "can i get a x ray"
+        );
+        assert_eq!(digits_for_words("the twenty twenty two r s"), "the 2022 RS");
+    }
+
+    #[test]
+    fn yes_no_questions_and_distances_are_recognised() {
+        assert!(is_yes_no("Hi, do you charge for a car wash?"));
+        assert!(is_yes_no("Is there a playground?"));
+        assert!(!is_yes_no("How much is a car wash?"));
+        assert_eq!(
+            Want::of("How far is the ferry from you?"),
+            Some(Want::Distance)
+        );
+        assert!(Want::Distance.found_in("The ferry is two blocks away."));
+        assert!(!Want::Distance.found_in("The ferry leaves at 9 am."));
+    }
+
+    #[test]
+    fn during_the_week_means_monday_to_friday() {
+        let n = normalised("when do you open during the week");
+        assert!(n.contains("monday") && n.contains("friday"), "{n}");
+    }
 
     #[test]
     fn questions_say_what_kind_of_fact_answers_them() {

@@ -35,6 +35,12 @@ pub fn stem(word: &str) -> String {
         return word.trim_start_matches('$').replace(',', "");
     }
     let word = word.strip_suffix("'s").unwrap_or(word);
+    // An adverb meets its adjective ("directly" → "direct", "weekly" → "week"); short
+    // words ending in "ly" ("only", "early", "apply", "family") are left to the stemmer.
+    let word = match word.strip_suffix("ly") {
+        Some(base) if word.len() > 6 && !base.ends_with(['i', 'l', 'p']) => base,
+        _ => word,
+    };
     STEMMER.stem(word).into_owned()
 }
 
@@ -48,6 +54,17 @@ const MONTHS: &[(&str, &str)] = &[
     ("oct", "october"),
     ("nov", "november"),
     ("dec", "december"),
+    // Days as hours tables print them ("Mon - Fri", "Sat").
+    ("mon", "monday"),
+    ("tue", "tuesday"),
+    ("tues", "tuesday"),
+    ("wed", "wednesday"),
+    ("thu", "thursday"),
+    ("thur", "thursday"),
+    ("thurs", "thursday"),
+    ("fri", "friday"),
+    ("sat", "saturday"),
+    ("sun", "sunday"),
 ];
 
 /// The tokens of `text`.
@@ -599,6 +616,20 @@ pub fn speakable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn adverbs_meet_their_adjectives_and_hours_tables_name_days() {
+        assert_eq!(stem("directly"), stem("direct"));
+        assert_eq!(stem("monthly"), stem("month"));
+        // Short words ending in "ly" are not adverbs of a shorter word.
+        assert_ne!(stem("only"), stem("on"));
+        assert_ne!(stem("family"), stem("fami"));
+        let days: Vec<String> = tokens("Mon - Fri, Sat")
+            .into_iter()
+            .map(|t| t.norm)
+            .collect();
+        assert_eq!(days, ["monday", "friday", "saturday"]);
+    }
 
     #[test]
     fn splits_sentences_but_not_abbreviations_or_prices() {
