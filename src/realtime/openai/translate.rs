@@ -81,6 +81,9 @@ pub struct Translator {
     current: Option<Current>,
     /// Recent assistant items and their audio length, ms.
     assistant_items: VecDeque<(String, u64)>,
+    /// Recent items as last sent in `conversation.item.done`, for
+    /// `conversation.item.retrieve`.
+    done_items: VecDeque<(String, Value)>,
     /// `metadata` of the next `response.create`, echoed on its response.
     next_metadata: Value,
     /// `session.updated` answers to the opening update, which the client did not send.
@@ -107,6 +110,7 @@ impl Translator {
             speech_secs: HashMap::new(),
             current: None,
             assistant_items: VecDeque::new(),
+            done_items: VecDeque::new(),
             next_metadata: Value::Null,
             unasked_updates: 0,
         }
@@ -125,6 +129,16 @@ impl Translator {
     }
 
     fn event(&mut self, kind: &str, fields: Value) -> Value {
+        if kind == "conversation.item.done"
+            && let Some(id) = fields["item"]["id"].as_str()
+        {
+            let item = fields["item"].clone();
+            self.done_items.retain(|(known, _)| known != id);
+            self.done_items.push_back((id.to_owned(), item));
+            if self.done_items.len() > REMEMBERED_ITEMS {
+                self.done_items.pop_front();
+            }
+        }
         self.events += 1;
         let mut event = json!({
             "type": kind,
@@ -241,9 +255,8 @@ impl Translator {
                 }
             }
             "conversation.item.truncate" => self.truncate(&value, event_id, &mut out),
-            "conversation.item.retrieve"
-            | "conversation.item.delete"
-            | "output_audio_buffer.clear" => {
+            "conversation.item.retrieve" => self.retrieve(&value, event_id, &mut out),
+            "conversation.item.delete" | "output_audio_buffer.clear" => {
                 let error = self.error(
                     "invalid_request_error",
                     "unsupported_event",
@@ -257,7 +270,7 @@ impl Translator {
                 let error = self.error(
                     "invalid_request_error",
                     "invalid_value",
-                    format!("Invalid value: '{other}'. Supported values are: 'session.update', 'input_audio_buffer.append', 'input_audio_buffer.commit', 'input_audio_buffer.clear', 'conversation.item.create', 'conversation.item.truncate', 'response.create', and 'response.cancel'."),
+                    format!("Invalid value: '{other}'. Supported values are: 'session.update', 'input_audio_buffer.append', 'input_audio_buffer.commit', 'input_audio_buffer.clear', 'conversation.item.create', 'conversation.item.truncate', 'conversation.item.retrieve', 'response.create', and 'response.cancel'."),
                     Some("type"),
                     event_id,
                 );
@@ -446,6 +459,28 @@ impl Translator {
             }));
     }
 
+    /// `conversation.item.retrieve`: one of the recent items as its `conversation.item.done`
+    /// last showed it (the last 64 are kept).
+    fn retrieve(&mut self, value: &Value, event_id: Option<&str>, out: &mut Outcome) {
+        let item_id = value.get("item_id").and_then(Value::as_str).unwrap_or("");
+        let found = self
+            .done_items
+            .iter()
+            .find(|(id, _)| id == item_id)
+            .map(|(_, item)| item.clone());
+        let reply = match found {
+            Some(item) => self.event("conversation.item.retrieved", json!({"item": item})),
+            None => self.error(
+                "invalid_request_error",
+                "item_retrieve_invalid_item_id",
+                format!("Item with item_id not found: {item_id}"),
+                Some("item_id"),
+                event_id,
+            ),
+        };
+        out.replies.push(reply);
+    }
+
     fn truncate(&mut self, value: &Value, event_id: Option<&str>, out: &mut Outcome) {
         let item_id = value.get("item_id").and_then(Value::as_str).unwrap_or("");
         let content_index = value
@@ -600,6 +635,51 @@ mod tests {
         });
         assert_eq!(completed[0]["item_id"], item.as_str());
         assert_eq!(completed[1]["item"]["content"][0]["transcript"], "hi");
+    }
+
+    #[test]
+    fn a_completed_item_can_be_retrieved_and_an_unknown_one_is_an_error() {
+        let mut t = translator();
+        let typed = t.client(
+            r#"{"type":"conversation.item.create","item":{"type":"message","role":"user","content":[{"type":"input_text","text":"When do you open?"}]}}"#,
+        );
+        let id = typed.replies[1]["item"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        let found = t.client(
+            &json!({"type": "conversation.item.retrieve", "item_id": id, "event_id": "e1"})
+                .to_string(),
+        );
+        assert_eq!(kinds(&found.replies), ["conversation.item.retrieved"]);
+        assert_eq!(found.replies[0]["item"]["id"], id.as_str());
+        assert_eq!(
+            found.replies[0]["item"]["content"][0]["text"],
+            "When do you open?"
+        );
+        assert!(found.to_session.is_empty());
+
+        // The assistant's item is kept as its last `conversation.item.done` showed it.
+        t.server(&created("r1"));
+        let finished = t.server(&done("r1", ResponseStatus::Completed));
+        let answer = finished
+            .iter()
+            .find(|e| e["type"] == "conversation.item.done")
+            .expect("the answer's item")["item"]
+            .clone();
+        let again = t.client(
+            &json!({"type": "conversation.item.retrieve", "item_id": answer["id"]}).to_string(),
+        );
+        assert_eq!(again.replies[0]["item"], answer);
+
+        let missing = t.client(
+            r#"{"type":"conversation.item.retrieve","item_id":"item_nope","event_id":"e2"}"#,
+        );
+        assert_eq!(kinds(&missing.replies), ["error"]);
+        let error = &missing.replies[0]["error"];
+        assert_eq!(error["code"], "item_retrieve_invalid_item_id");
+        assert_eq!(error["param"], "item_id");
+        assert_eq!(error["event_id"], "e2");
     }
 
     #[test]
