@@ -172,7 +172,7 @@ async fn read_turn(ws: &mut Ws) -> Turn {
 /// Lower-case words without punctuation, numbers as digits ("forty five" and "45" are
 /// the same words, "$49" is "49 dollars"), so WER counts recognition errors, not spelling.
 fn normalise(text: &str) -> Vec<String> {
-    use adam_providers::grounded::question::{TENS, UNITS};
+    use adam_actors::speech_text::{ONES as UNITS, TENS};
     let mut out: Vec<String> = Vec::new();
     let mut pending_tens: Option<usize> = None;
     for raw in text.split(|c: char| c.is_whitespace() || c == '-') {

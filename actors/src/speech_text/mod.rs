@@ -20,7 +20,7 @@
 
 mod numbers;
 
-pub use numbers::{cardinal, ordinal, year};
+pub use numbers::{ONES, TENS, cardinal, ordinal, year};
 
 /// The words a voice should say for `text` (one sentence or a few).
 pub fn for_speech(text: &str) -> String {

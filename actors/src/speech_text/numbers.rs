@@ -1,6 +1,7 @@
 //! Numbers as English words: cardinals, ordinals, years, decimals and digit strings.
 
-const ONES: [&str; 20] = [
+/// Number words below twenty, by value.
+pub const ONES: [&str; 20] = [
     "zero",
     "one",
     "two",
@@ -22,7 +23,8 @@ const ONES: [&str; 20] = [
     "eighteen",
     "nineteen",
 ];
-const TENS: [&str; 10] = [
+/// Tens as words, by value / 10 ("" below twenty).
+pub const TENS: [&str; 10] = [
     "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
 ];
 const SCALES: [&str; 7] = [

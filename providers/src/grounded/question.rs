@@ -4,6 +4,8 @@
 //! Sunday), and the kind of fact that answers it (an address, a phone number, a person,
 //! a price …).
 
+use adam_actors::speech_text::{ONES, TENS};
+
 use super::text::tokens;
 
 /// The kind of fact a question asks for.
@@ -151,7 +153,7 @@ impl Want {
             }
             Self::Count => toks.iter().any(|t| {
                 t.is_number()
-                    || UNITS.contains(&t.norm.as_str())
+                    || ONES.contains(&t.norm.as_str())
                     || TENS.contains(&t.norm.as_str()) && !t.norm.is_empty()
                     || matches!(t.norm.as_str(), "dozen" | "none" | "hundred")
             }),
@@ -608,36 +610,8 @@ pub fn without_greeting(question: &str) -> &str {
     rest
 }
 
-/// Number words below twenty, by value.
-pub const UNITS: &[&str] = &[
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-];
-/// Tens as words, by value / 10 ("" below twenty).
-pub const TENS: &[&str] = &[
-    "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-];
-
 fn small_number(word: &str) -> Option<u64> {
-    if let Some(i) = UNITS.iter().position(|u| *u == word) {
+    if let Some(i) = ONES.iter().position(|u| *u == word) {
         return Some(i as u64);
     }
     TENS.iter()
