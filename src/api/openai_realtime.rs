@@ -17,7 +17,6 @@ use utoipa::{IntoParams, ToSchema};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{ClientIp, Json};
 use crate::api::realtime::{self as routes, Admission};
-use crate::auth::Role;
 use crate::auth::principal::{authenticate, bearer_in};
 use crate::db::{Tenant, api_keys, dealerships, new_id};
 use crate::realtime::openai::config::Config;
@@ -117,19 +116,7 @@ async fn caller(
         });
     }
     let principal = authenticate(state, token).await?;
-    let dealership_id = match (principal.role, requested) {
-        (Role::SuperAdmin, Some(id)) => id,
-        (Role::SuperAdmin, None) => {
-            return Err(ApiError::validation(
-                "dealership_id",
-                "a super_admin must choose a dealership",
-            ));
-        }
-        (_, _) => principal.dealership_id.clone().ok_or(ApiError::Forbidden)?,
-    };
-    let dealership = dealerships::get(&state.db, principal.tenant(), &dealership_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let dealership = routes::principal_dealership(state, &principal, requested).await?;
     Ok(Caller {
         dealership,
         user_id: (principal.api_key_id.is_none()).then_some(principal.user_id),

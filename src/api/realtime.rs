@@ -17,8 +17,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{ClientIp, Json};
+use crate::auth::Principal;
 use crate::auth::Role;
-use crate::auth::principal::authenticate;
+use crate::auth::principal::{authenticate, bearer_in};
 use crate::db::{dealerships, new_id};
 use crate::realtime::quota;
 use crate::realtime::socket;
@@ -97,27 +98,9 @@ pub async fn create(
             }
         })?
     };
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned());
-    let (dealership, user_id, allowed_origins) = if let Some(token) = bearer {
-        let principal = authenticate(&state, &token).await?;
-        let dealership_id = match (principal.role, body.dealership_id) {
-            (Role::SuperAdmin, Some(id)) => id,
-            (Role::SuperAdmin, None) => {
-                return Err(ApiError::validation(
-                    "dealership_id",
-                    "a super_admin must choose a dealership",
-                ));
-            }
-            (_, _) => principal.dealership_id.clone().ok_or(ApiError::Forbidden)?,
-        };
-        let d = dealerships::get(&state.db, principal.tenant(), &dealership_id)
-            .await?
-            .ok_or(ApiError::NotFound)?;
+    let (dealership, user_id, allowed_origins) = if let Some(token) = bearer_in(&headers) {
+        let principal = authenticate(&state, token).await?;
+        let d = principal_dealership(&state, &principal, body.dealership_id).await?;
         // Signed-in users come from Adam's own pages: the CORS allowlist applies.
         (
             d,
@@ -169,6 +152,28 @@ pub async fn create(
             recording_notice: state.settings.privacy.recording_notice(&dealership),
         }),
     ))
+}
+
+/// The dealership a signed-in caller opens a session at: a super_admin names one, anyone
+/// else gets their own.
+pub(crate) async fn principal_dealership(
+    state: &AppState,
+    principal: &Principal,
+    requested: Option<String>,
+) -> Result<dealerships::Dealership, ApiError> {
+    let dealership_id = match (principal.role, requested) {
+        (Role::SuperAdmin, Some(id)) => id,
+        (Role::SuperAdmin, None) => {
+            return Err(ApiError::validation(
+                "dealership_id",
+                "a super_admin must choose a dealership",
+            ));
+        }
+        (_, _) => principal.dealership_id.clone().ok_or(ApiError::Forbidden)?,
+    };
+    dealerships::get(&state.db, principal.tenant(), &dealership_id)
+        .await?
+        .ok_or(ApiError::NotFound)
 }
 
 /// Who is being admitted to a new session.
